@@ -1,0 +1,56 @@
+"""axiomcam: class activation maps for any PyTorch CNN, and measures of how good they are.
+
+Example:
+    >>> import torch, torchvision, axiomcam
+    >>> model = torchvision.models.resnet18(num_classes=10)
+    >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="xgradcam")
+    >>> exp.target_layer, exp.maps.shape
+    ('layer4', torch.Size([2, 64, 64]))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import methods
+from .explanation import Explanation
+from .methods import METHOD_NAMES, AxiomCamWarning
+from .targets import TargetSpec
+
+__version__ = "0.1.0"
+
+
+def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
+            target_layer: str | nn.Module | None = None, targets: TargetSpec = None,
+            **options: object) -> Explanation:
+    """Explain a batch: which parts of each image made the model give its score.
+
+    Args:
+        model: any ``torch.nn.Module`` (put in eval mode for the call, restored after;
+            no parameter gradient is computed or stored).
+        inputs: ``(B, C, H, W)`` float tensor on the model's device, preprocessed as the
+            model expects (``(B, C, T, H, W)`` for 3D networks).
+        method: one of :data:`axiomcam.METHOD_NAMES`: ``"cam"``, ``"gradcam"``,
+            ``"gradcam++"``, ``"xgradcam"``, ``"hirescam"``, ``"layercam"``,
+            ``"ablationcam"``, ``"scorecam"``, ``"eigencam"``, ``"guided_backprop"`` and
+            ``"guided_<cam>"`` for each of them (``"guided_gradcam"``, ...).
+        target_layer: a qualified name (``"layer4"``, ``"features.18"``), a module, or
+            ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
+            (reported in ``Explanation.target_layer``).
+        targets: ``None`` (each image's top class), an int, one class per image (a
+            sequence or 1-D tensor of length ``B``), a ``(B, k)`` tensor (``k`` maps per
+            image from one forward pass), or a callable ``output -> (B,)`` scores.
+        **options: ``smooth`` (noisy copies to average, SmoothGrad-style), ``smooth_sigma``
+            (0.15 of the image's range), ``seed``, ``batch_size`` (perturbed copies per
+            forward pass), ``progress``, and method options such as Ablation-CAM's
+            ``weights="score" | "activation"``.
+
+    Returns:
+        an :class:`Explanation` (``maps``, ``raw``, ``channel_weights``, ``scores``,
+        ``targets``, ``target_layer``, ``guided``).
+    """
+    return methods.create(method, model, target_layer, **options)(inputs, targets)
+
+
+__all__ = ["METHOD_NAMES", "AxiomCamWarning", "Explanation", "explain", "methods"]

@@ -1,0 +1,68 @@
+"""The result of explaining a batch: maps, raw maps, channel weights, scores and targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """What a CAM method computed for a batch of ``B`` images.
+
+    With one target per image the shapes are the ones below; with ``k`` targets per image
+    (a ``(B, k)`` target tensor) every per-target field gains a ``k`` axis after the batch
+    axis: ``maps`` is ``(B, k, H, W)``, ``raw`` ``(B, k, h, w)``, ``channel_weights``
+    ``(B, k, K)``, ``scores`` and ``targets`` ``(B, k)``.  For 3D (video) networks every
+    spatial ``(h, w)`` becomes ``(t, h, w)``.
+
+    Attributes:
+        maps: ``(B, H, W)`` at the input's resolution, ReLU applied, each map min-max
+            scaled to ``[0, 1]`` (an all-constant map is all zeros).  For guided methods,
+            the high-resolution guided product reduced over colour channels
+            (``max_c |guided|``) and scaled the same way.
+        raw: ``(B, h, w)`` the map at the target layer's resolution *before* ReLU and
+            scaling: ``sum_k w_k A^k`` for channel-weight methods.  ``None`` for guided
+            backprop, which has no layer.
+        channel_weights: ``(B, K)`` the ``w_k`` of methods that have channel weights
+            (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, Ablation-CAM, Score-CAM), else ``None``.
+        scores: ``(B,)`` the target scores ``y^c`` the maps explain (the logit for class
+            targets, the callable's value for callable targets).  With ``smooth=n``, the
+            mean over the noisy copies.
+        targets: ``(B,)`` the class indices explained, or ``None`` for callable targets.
+        target_layer: qualified name of the layer used (``None`` for guided backprop).
+        method: the method's name, e.g. ``"xgradcam"``.
+        guided: ``(B, C, H, W)`` the signed guided-backprop product for guided methods,
+            else ``None``.
+
+    Example:
+        >>> import torch, torchvision, axiomcam
+        >>> model = torchvision.models.resnet18(num_classes=10)
+        >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam")
+        >>> exp.maps.shape, exp.raw.shape, exp.channel_weights.shape
+        (torch.Size([2, 64, 64]), torch.Size([2, 2, 2]), torch.Size([2, 512]))
+    """
+
+    maps: torch.Tensor
+    raw: torch.Tensor | None
+    channel_weights: torch.Tensor | None
+    scores: torch.Tensor
+    targets: torch.Tensor | None
+    target_layer: str | None
+    method: str
+    guided: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.maps.shape[0]
+
+    def __repr__(self) -> str:
+        def shape(tensor: torch.Tensor | None) -> str:
+            return "None" if tensor is None else str(tuple(tensor.shape))
+
+        return (
+            f"Explanation(method={self.method!r}, target_layer={self.target_layer!r}, "
+            f"maps={shape(self.maps)}, raw={shape(self.raw)}, "
+            f"channel_weights={shape(self.channel_weights)}, scores={shape(self.scores)}, "
+            f"guided={shape(self.guided)})"
+        )

@@ -1,0 +1,618 @@
+"""The machinery every method shares: hooks, forward/backward passes, targets, batching,
+smoothing, upsampling and normalisation.  A method only says how its map is computed from
+what the core hands it (:class:`LayerContext`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..explanation import Explanation
+from ..layers import find_default_layer, resolve_layer
+from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+
+logger = logging.getLogger("axiomcam")
+
+
+class AxiomCamWarning(UserWarning):
+    """Something about an explanation the user should know (an all-zero map, a fallback)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every module in eval mode and restore each module's own flag afterwards."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    if next(model.parameters(), None) is None:
+        raise ValueError(
+            f"{type(model).__name__} has no parameters: axiomcam explains trained networks"
+        )
+    return model
+
+
+def check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
+    """Reject what would crash deep inside the model or give a silent wrong answer."""
+    if not torch.is_tensor(inputs):
+        raise TypeError(
+            f"inputs must be a torch.Tensor of shape (B, C, H, W), not {type(inputs).__name__}"
+        )
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be a float tensor, got dtype {inputs.dtype}: convert and normalise "
+            "images as the model expects (e.g. the `preprocess` of axiomcam.models.load)"
+        )
+    if inputs.dim() not in (4, 5):
+        hint = " Add a batch axis with inputs.unsqueeze(0)." if inputs.dim() == 3 else ""
+        raise ValueError(
+            f"inputs must be a batch (B, C, H, W), or (B, C, T, H, W) for 3D networks; got "
+            f"shape {tuple(inputs.shape)}.{hint}"
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError("inputs is an empty batch (B = 0)")
+    parameter = next(model.parameters())
+    if inputs.device != parameter.device:
+        raise ValueError(
+            f"inputs are on {inputs.device} but the model is on {parameter.device}: move one "
+            f"of them (e.g. inputs.to('{parameter.device}'))"
+        )
+    if inputs.dtype != parameter.dtype:
+        raise TypeError(
+            f"inputs have dtype {inputs.dtype} but the model's parameters {parameter.dtype}"
+        )
+    first_conv = next(
+        (m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d)), None
+    )
+    if first_conv is not None:
+        expected_dims = 4 if isinstance(first_conv, nn.Conv2d) else 5
+        if inputs.dim() == expected_dims and inputs.shape[1] != first_conv.in_channels:
+            raise ValueError(
+                f"inputs have {inputs.shape[1]} channels but the model's first convolution "
+                f"expects {first_conv.in_channels} (inputs shape {tuple(inputs.shape)})"
+            )
+    if not torch.isfinite(inputs).all():
+        bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"inputs contain NaN or inf (images {bad})")
+    return inputs
+
+
+def check_scores(scores: torch.Tensor) -> torch.Tensor:
+    if not torch.isfinite(scores).all():
+        raise ValueError(
+            f"the model's target scores contain NaN or inf: {scores.detach().flatten().tolist()}"
+        )
+    return scores
+
+
+def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator`` with 0 where the denominator is 0 (never NaN/inf)."""
+    zero = denominator == 0
+    return torch.where(zero, torch.zeros_like(numerator),
+                       numerator / torch.where(zero, torch.ones_like(denominator), denominator))
+
+
+def weighted_sum(channel_weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """``sum_k w_k A^k``: ``(B, n, K)`` weights and ``(B, K, S)`` activations -> ``(B, n, S)``."""
+    return torch.einsum("bnk,bks->bns", channel_weights, activations)
+
+
+def minmax_scale(maps: torch.Tensor, what: str = "map") -> torch.Tensor:
+    """Scale each map of ``(B, n, *spatial)`` to ``[0, 1]``; a constant map becomes zeros."""
+    flat = maps.flatten(2)
+    low = flat.amin(-1, keepdim=True)
+    span = flat.amax(-1, keepdim=True) - low
+    constant = span <= torch.finfo(maps.dtype).tiny
+    if constant.any():
+        where = [tuple(i) for i in constant.squeeze(-1).nonzero().tolist()]
+        warnings.warn(
+            f"the {what} of (image, target) {where} is constant (all-zero activations or "
+            "gradients, or nothing positive): returned as all zeros",
+            AxiomCamWarning, stacklevel=4,
+        )
+    scaled = torch.where(constant, torch.zeros_like(flat), (flat - low) / span.clamp_min(
+        torch.finfo(maps.dtype).tiny))
+    return scaled.view_as(maps)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Bilinear (trilinear for 3D) upsampling of ``(B, n, *spatial)`` maps to ``size``."""
+    if tuple(maps.shape[2:]) == tuple(size):
+        return maps
+    mode = "bilinear" if len(size) == 2 else "trilinear"
+    return F.interpolate(maps, size=size, mode=mode, align_corners=False)
+
+
+@dataclass
+class PartialResult:
+    """One batch explained, always with a target axis ``n`` (squeezed at the end)."""
+
+    raw: torch.Tensor | None  # (B, n, *layer_spatial)
+    channel_weights: torch.Tensor | None  # (B, n, K)
+    scores: torch.Tensor  # (B, n)
+    targets: ResolvedTargets
+    target_layer: str | None
+    guided: torch.Tensor | None = None  # (B, n, C, *input_spatial)
+
+
+class _ActivationCapture:
+    """Forward hook on the target layer.
+
+    Records the output of the layer's *last* call (a module can be called several times in
+    one forward; its last call is the one closest to the output).  With ``enable_grad``
+    the model runs under ``torch.no_grad()`` and the hook switches autograd on, so only the
+    part of the network after the target layer is recorded, and the recorded activation is
+    a leaf: gradients are taken with respect to it and nothing else.  With a
+    ``replacement``, the output of the call number ``replace_at_call`` is swapped for it
+    (Ablation-CAM's ablated copies).
+    """
+
+    def __init__(self, enable_grad: bool = False, replace_at_call: int = 0,
+                 replacement: torch.Tensor | None = None) -> None:
+        self.enable_grad = enable_grad
+        self.replace_at_call = replace_at_call
+        self.replacement = replacement
+        self.calls = 0
+        self.activation: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, args: object, output: object) -> torch.Tensor | None:
+        if not torch.is_tensor(output):
+            raise TypeError(
+                f"the target layer {type(module).__name__} returns {type(output).__name__}, "
+                "not a tensor: choose a layer whose output is a (B, C, h, w) tensor"
+            )
+        self.calls += 1
+        if self.replacement is not None:
+            return self.replacement if self.calls == self.replace_at_call else None
+        if self.enable_grad:
+            torch.set_grad_enabled(True)  # restored by the caller's torch.no_grad() exit
+            self.activation = output.detach().requires_grad_(True)
+            # a copy flows on, so an in-place op after the layer (ReLU(inplace=True))
+            # cannot modify the leaf we differentiate against
+            return self.activation.clone()
+        # a copy, so an in-place op after the layer cannot change what we recorded
+        self.activation = output.detach().clone()
+        return None
+
+
+@contextmanager
+def _hooked(module: nn.Module, hook: _ActivationCapture) -> Iterator[_ActivationCapture]:
+    handle = module.register_forward_hook(hook)
+    try:
+        yield hook
+    finally:
+        handle.remove()
+
+
+# ----------------------------------------------------------------------------- context
+
+
+class LayerContext:
+    """What a CAM method may use to compute its map for one batch.
+
+    Attributes:
+        inputs: ``(B, C, H, W)`` the batch.
+        activations: ``(B, K, S)`` the target layer's output, spatial axes flattened
+            (``S = h * w``); ``spatial_shape`` holds ``(h, w)``.
+        scores: ``(B, n)`` the target scores ``y^c`` (``n`` targets per image).
+        targets: the resolved targets (``targets.classes`` is ``(B, n)`` or ``None``).
+        output: the model's output for the batch, detached.
+    """
+
+    def __init__(self, explainer: BaseCAM, inputs: torch.Tensor, layer: nn.Module,
+                 layer_calls: int, activation: torch.Tensor, scores: torch.Tensor,
+                 targets: ResolvedTargets, output: object) -> None:
+        self._explainer = explainer
+        self._layer = layer
+        self._layer_calls = layer_calls
+        self._activation_leaf = activation
+        self._scores_with_graph = scores
+        self._gradients: torch.Tensor | None = None
+        self.inputs = inputs
+        self.spatial_shape = tuple(activation.shape[2:])
+        self.activations = activation.detach().flatten(2)
+        self.scores = scores.detach()
+        self.targets = targets
+        self.output = output.detach() if torch.is_tensor(output) else output
+
+    @property
+    def batch_size(self) -> int:
+        return self.activations.shape[0]
+
+    @property
+    def num_channels(self) -> int:
+        return self.activations.shape[1]
+
+    def gradients(self) -> torch.Tensor:
+        """``(B, n, K, S)``: ``dy^c / dA`` for each target, from one backward per target
+        that stops at the target layer."""
+        if self._gradients is None:
+            scores = self._scores_with_graph
+            if not scores.requires_grad:
+                raise ValueError(
+                    "the target score does not depend differentiably on the target layer's "
+                    "output (the model or the target detaches it?)"
+                )
+            count = scores.shape[1]
+            gradients = []
+            for column in range(count):
+                (gradient,) = torch.autograd.grad(
+                    scores[:, column].sum(), self._activation_leaf,
+                    retain_graph=column < count - 1, allow_unused=True,
+                )
+                if gradient is None:
+                    raise ValueError(
+                        "the target score does not depend on the target layer's output: is "
+                        "the layer on the path from the input to the output?"
+                    )
+                gradients.append(gradient.flatten(2))
+            self._gradients = torch.stack(gradients, dim=1)
+            self._scores_with_graph = scores.detach()  # frees the graph
+        return self._gradients
+
+    # -- perturbations: the forward passes run here, batched, so methods stay small
+
+    def _chunks(self, total: int, description: str) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(image, channel_indices)`` chunks of at most ``batch_size`` channels."""
+        size = self._explainer.batch_size
+        per_image = math.ceil(total / size)
+        progress = self._explainer.progress
+        bar = tqdm(
+            total=self.batch_size * per_image, desc=description, unit="batch", leave=False,
+            disable=(not progress) if progress is not None else (
+                None if self.batch_size * per_image > 8 else True),
+        )
+        with bar:
+            for image in range(self.batch_size):
+                for start in range(0, total, size):
+                    yield image, torch.arange(start, min(start + size, total),
+                                              device=self.inputs.device)
+                    bar.update(1)
+
+    def _run_replaced(self, model_inputs: torch.Tensor, replacement: torch.Tensor) -> object:
+        capture = _ActivationCapture(replace_at_call=self._layer_calls, replacement=replacement)
+        with _hooked(self._layer, capture), torch.no_grad():
+            return self._explainer.model(model_inputs)
+
+    def _scores_with_activation(self, image: int, replacement: torch.Tensor) -> torch.Tensor:
+        """``(m, n)`` scores of image ``image`` with the target layer's output replaced by
+        each of the ``m`` tensors in ``replacement``."""
+        count = replacement.shape[0]
+        rows = torch.full((count,), image, dtype=torch.long, device=self.inputs.device)
+        one_image = self.inputs[image:image + 1]
+        if self._explainer._suffix_batches:
+            # only the part after the layer sees the m copies: the prefix runs for 1 image
+            output = self._run_replaced(one_image, replacement)
+        else:
+            output = self._run_replaced(one_image.expand(count, *one_image.shape[1:]),
+                                        replacement)
+        return self.targets.scores(output, rows)
+
+    def _check_suffix_batching(self) -> None:
+        """Can the copies be expanded inside the layer's hook (the network after the layer
+        then runs on a batch while the part before it ran on one image)?  Models that
+        reshape with the *input's* batch size cannot: fall back to expanded inputs."""
+        explainer = self._explainer
+        if explainer._suffix_batches is not None:
+            return
+        explainer._suffix_batches = True
+        probe = self._activation_leaf.detach()[:1]
+        probe = torch.cat([probe, torch.zeros_like(probe), probe])
+        try:
+            scores = self._scores_with_activation(0, probe)
+            works = scores.shape[0] == 3 and torch.allclose(
+                scores[[0, 2]], self.scores[:1].expand(2, -1), rtol=1e-4,
+                atol=1e-5 * float(self.scores[:1].abs().max().clamp_min(1.0)))
+        except Exception as error:  # any failure means "cannot batch here"
+            logger.debug("suffix batching failed: %r", error)
+            works = False
+        if not works:
+            explainer._suffix_batches = False
+            warnings.warn(
+                f"{type(explainer.model).__name__} cannot run the layers after "
+                f"{explainer.target_layer!r} on a batch of copies of one image (it reshapes "
+                "with the input's batch size?): the whole network is re-run per copy instead "
+                "(same result, slower)", AxiomCamWarning, stacklevel=5,
+            )
+
+    def channel_ablation_scores(self) -> torch.Tensor:
+        """``(B, n, K)``: ``y^c(A without channel k)`` for every image, target and channel
+        (channel ``k`` of the target layer's output set to 0, the rest of the network
+        re-run on it)."""
+        self._check_suffix_batching()
+        activations = self._activation_leaf.detach()
+        result = torch.empty(self.batch_size, self.scores.shape[1], self.num_channels,
+                             dtype=self.scores.dtype, device=self.inputs.device)
+        for image, channels in self._chunks(self.num_channels, "Ablation"):
+            copies = activations[image:image + 1].repeat(
+                channels.shape[0], *([1] * (activations.dim() - 1)))
+            copies[torch.arange(channels.shape[0], device=channels.device), channels] = 0
+            result[image, :, channels] = self._scores_with_activation(image, copies).T
+        return result
+
+    def masked_input_probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score-CAM's forward passes: ``(B, n, K)`` the target probability of
+        ``x * M_k`` (``M_k`` channel ``k`` upsampled to the input and min-max scaled to
+        [0, 1]) and ``(B, n)`` the probability of the all-zero baseline."""
+        model = self._explainer.model
+        input_size = tuple(self.inputs.shape[2:])
+        activations = self.activations.view(self.batch_size, self.num_channels,
+                                            *self.spatial_shape)
+        all_images = torch.arange(self.batch_size, device=self.inputs.device)
+        with torch.no_grad():
+            baseline = self.targets.probabilities(
+                model(torch.zeros_like(self.inputs)), all_images)
+            result = torch.empty(self.batch_size, baseline.shape[1], self.num_channels,
+                                 dtype=baseline.dtype, device=self.inputs.device)
+            for image, channels in self._chunks(self.num_channels, "Score-CAM"):
+                masks = upsample(activations[image:image + 1, channels], input_size)
+                masks = minmax_scale_quiet(masks).transpose(0, 1)  # (m, 1, *input)
+                masked = self.inputs[image:image + 1] * masks
+                rows = torch.full((channels.shape[0],), image, dtype=torch.long,
+                                  device=self.inputs.device)
+                result[image, :, channels] = self.targets.probabilities(
+                    model(masked), rows).T
+        return check_scores(result), baseline
+
+
+def minmax_scale_quiet(maps: torch.Tensor) -> torch.Tensor:
+    """:func:`minmax_scale` without the warning (constant channels are expected here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AxiomCamWarning)
+        return minmax_scale(maps)
+
+
+# ----------------------------------------------------------------------------- explainers
+
+
+class Explainer:
+    """Shared by every method: input checks, eval mode, targets, smoothing, final maps.
+
+    Args:
+        model: any ``torch.nn.Module`` (put in eval mode during each call, restored after).
+        smooth: number of noisy copies to average (SmoothGrad-style); 0 = no smoothing.
+        smooth_sigma: noise standard deviation as a fraction of each image's value range.
+        seed: seed for the smoothing noise (``None``: a fresh random seed per call).
+        batch_size: how many perturbed copies one forward pass may hold (Ablation-CAM,
+            Score-CAM).
+        progress: show a progress bar on long perturbation work (``None``: only on a
+            terminal and when there are more than a few batches).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
+                 seed: int | None = None, batch_size: int = 64,
+                 progress: bool | None = None) -> None:
+        self.model = check_model(model)
+        if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
+            raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
+        if not isinstance(smooth_sigma, int | float) or smooth_sigma < 0:
+            raise ValueError(f"smooth_sigma must be a number >= 0, got {smooth_sigma!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.smooth = smooth
+        self.smooth_sigma = float(smooth_sigma)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.progress = progress
+
+    # context-manager sugar: nothing stays registered between calls, so there is little
+    # to release, but `with` makes the object's lifetime explicit in user loops
+    def __enter__(self) -> Explainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop per-model caches (hooks never outlive a call)."""
+
+    def __call__(self, inputs: torch.Tensor, targets: TargetSpec = None) -> Explanation:
+        """Explain ``inputs`` ``(B, C, H, W)`` for ``targets`` (see :func:`axiomcam.explain`)."""
+        inputs = check_inputs(self.model, inputs)
+        with eval_mode(self.model):
+            if self.smooth:
+                partial = self._explain_smoothed(inputs, targets)
+            else:
+                partial = self.explain_batch(inputs, targets)
+            maps, guided = self.final_maps(partial, inputs)
+        return self._explanation(partial, maps, guided)
+
+    def explain_batch(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        raise NotImplementedError
+
+    def final_maps(self, partial: PartialResult,
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def _resolve_on_clean(self, inputs: torch.Tensor, targets: TargetSpec) -> ResolvedTargets:
+        if callable(targets) and not torch.is_tensor(targets):
+            return resolve_targets(targets, None, inputs.shape[0])
+        with torch.no_grad():
+            output = self.model(inputs)
+        return resolve_targets(targets, output, inputs.shape[0])
+
+    def _explain_smoothed(self, inputs: torch.Tensor, targets: TargetSpec) -> PartialResult:
+        # every noisy copy explains the class chosen on the clean image
+        resolved = self._resolve_on_clean(inputs, targets)
+        generator = torch.Generator(device=inputs.device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        dims = tuple(range(1, inputs.dim()))
+        sigma = self.smooth_sigma * (inputs.amax(dim=dims, keepdim=True)
+                                     - inputs.amin(dim=dims, keepdim=True))
+        total: PartialResult | None = None
+        for _ in range(self.smooth):
+            noise = torch.randn(inputs.shape, generator=generator, device=inputs.device,
+                                dtype=inputs.dtype)
+            partial = self.explain_batch(inputs + sigma * noise, resolved)
+            total = partial if total is None else _add(total, partial)
+        return _scale(total, 1.0 / self.smooth)
+
+    def _explanation(self, partial: PartialResult, maps: torch.Tensor,
+                     guided: torch.Tensor | None) -> Explanation:
+        several = partial.targets.several
+
+        def shaped(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            if tensor is None:
+                return None
+            tensor = tensor.detach()
+            return tensor if several else tensor.squeeze(1)
+
+        classes = partial.targets.classes
+        return Explanation(
+            maps=shaped(maps), raw=shaped(partial.raw),
+            channel_weights=shaped(partial.channel_weights), scores=shaped(partial.scores),
+            targets=shaped(classes), target_layer=partial.target_layer, method=self.name,
+            guided=shaped(guided),
+        )
+
+
+def _add(first: PartialResult, second: PartialResult) -> PartialResult:
+    def plus(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+        return None if a is None else a + b
+
+    return replace(first, raw=plus(first.raw, second.raw),
+                   channel_weights=plus(first.channel_weights, second.channel_weights),
+                   scores=first.scores + second.scores, guided=plus(first.guided, second.guided))
+
+
+def _scale(partial: PartialResult, factor: float) -> PartialResult:
+    def times(a: torch.Tensor | None) -> torch.Tensor | None:
+        return None if a is None else a * factor
+
+    return replace(partial, raw=times(partial.raw),
+                   channel_weights=times(partial.channel_weights),
+                   scores=partial.scores * factor, guided=times(partial.guided))
+
+
+class BaseCAM(Explainer):
+    """A class activation map at a target layer.  Subclasses implement :meth:`compute`.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        target_layer: a qualified name (``"layer4"``, ``"features.18"``), the module itself,
+            or ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
+            (chosen on the first call, logged, and reported as ``target_layer``).
+        **options: see :class:`Explainer` (``smooth``, ``smooth_sigma``, ``seed``,
+            ``batch_size``, ``progress``).
+    """
+
+    #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
+    #: autograd after the target layer)
+    needs_gradients: ClassVar[bool] = False
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None,
+                 **options: object) -> None:
+        super().__init__(model, **options)
+        self._layer_spec = target_layer
+        self.target_layer: str | None = None
+        self._layer: nn.Module | None = None
+        if target_layer is not None:
+            self.target_layer, self._layer = resolve_layer(self.model, target_layer)
+        # whether the network after the layer runs on batches of copies of one image
+        self._suffix_batches: bool | None = None
+
+    def close(self) -> None:
+        self._suffix_batches = None
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``raw`` ``(B, n, S)`` and ``channel_weights`` ``(B, n, K)`` (or ``None``)."""
+        raise NotImplementedError
+
+    def _target_module(self, inputs: torch.Tensor) -> nn.Module:
+        if self._layer is None:
+            self.target_layer, self._layer = resolve_layer(
+                self.model, find_default_layer(self.model, inputs))
+        return self._layer
+
+    def explain_batch(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        layer = self._target_module(inputs)
+        capture = _ActivationCapture(enable_grad=self.needs_gradients)
+        with _hooked(layer, capture), torch.no_grad():
+            output = self.model(inputs)
+        if capture.calls == 0:
+            raise ValueError(
+                f"the target layer {self.target_layer!r} was not called during the forward "
+                "pass: choose a layer the model uses"
+            )
+        activation = capture.activation
+        if activation.dim() not in (4, 5) or activation.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"the target layer {self.target_layer!r} outputs shape "
+                f"{tuple(activation.shape)}; a CAM needs a (B, C, h, w) output (or "
+                "(B, C, t, h, w) in 3D networks): choose a convolutional layer"
+            )
+        if math.prod(activation.shape[2:]) == 1:
+            warnings.warn(
+                f"the target layer {self.target_layer!r} has a 1x1 output: every map is "
+                "constant; choose an earlier layer", AxiomCamWarning, stacklevel=3,
+            )
+        batch = inputs.shape[0]
+        if not isinstance(targets, ResolvedTargets):
+            targets = resolve_targets(targets, output, batch)
+        rows = torch.arange(batch, device=inputs.device)
+        with torch.enable_grad() if self.needs_gradients else nullcontext():
+            scores = check_scores(targets.scores(output, rows))
+        context = LayerContext(self, inputs, layer, capture.calls, activation, scores,
+                               targets, output)
+        raw, channel_weights = self.compute(context)
+        return PartialResult(
+            raw=raw.detach().view(*raw.shape[:2], *context.spatial_shape),
+            channel_weights=None if channel_weights is None else channel_weights.detach(),
+            scores=context.scores, targets=targets, target_layer=self.target_layer,
+        )
+
+    def final_maps(self, partial: PartialResult,
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        maps = upsample(torch.relu(partial.raw), tuple(inputs.shape[2:]))
+        return minmax_scale(maps), None
+
+
+class GradientCAM(BaseCAM):
+    """A CAM computed from the activations ``A`` and the gradients ``G = dy^c/dA``.
+
+    Subclasses implement :meth:`channel_weights_from` (maps ``sum_k w_k A^k``) or, for
+    element-wise methods, override :meth:`raw_from`.
+    """
+
+    needs_gradients: ClassVar[bool] = True
+
+    def channel_weights_from(self, activations: torch.Tensor,
+                             gradients: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, K, S)`` activations and ``(B, n, K, S)`` gradients -> ``(B, n, K)``."""
+        raise NotImplementedError
+
+    def raw_from(self, activations: torch.Tensor,
+                 gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weights = self.channel_weights_from(activations, gradients)
+        return weighted_sum(weights, activations[:, 0]), weights
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.raw_from(context.activations[:, None], context.gradients())

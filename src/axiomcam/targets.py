@@ -1,0 +1,161 @@
+"""What a map explains: a class per image, several classes per image, or any scalar."""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+#: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor of
+#: classes, or a callable ``output -> (B,)`` scores.
+TargetSpec = int | Sequence[int] | torch.Tensor | Callable[..., torch.Tensor] | None
+
+
+@dataclass(frozen=True)
+class ResolvedTargets:
+    """Targets checked against a batch and the model's output.
+
+    ``classes`` is ``(B, k)`` (``k = 1`` unless several classes per image were asked for)
+    or ``None`` for a callable.  ``several`` says whether the caller asked for ``(B, k)``
+    and so gets a ``k`` axis back.
+    """
+
+    classes: torch.Tensor | None
+    function: Callable[..., torch.Tensor] | None
+    several: bool
+    passes_image_indices: bool = False
+
+    @property
+    def count(self) -> int:
+        return 1 if self.classes is None else self.classes.shape[1]
+
+    def scores(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
+        """``(N, k)`` target scores for output rows that belong to ``image_indices``.
+
+        Row ``i`` of ``output`` is a (possibly perturbed) copy of image
+        ``image_indices[i]``: the perturbation methods run many copies of one image.
+        """
+        if self.function is None:
+            logits = _check_logits(output)
+            return logits.gather(1, self.classes.to(logits.device)[image_indices])
+        if self.passes_image_indices:
+            values = self.function(output, image_indices)
+        else:
+            values = self.function(output)
+        return _check_function_scores(values, image_indices.shape[0])
+
+    def probabilities(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
+        """Softmax probability of each target class, ``(N, k)``; a callable's own value."""
+        if self.function is not None:
+            return self.scores(output, image_indices)
+        probabilities = torch.softmax(_check_logits(output), dim=1)
+        return probabilities.gather(1, self.classes.to(probabilities.device)[image_indices])
+
+
+def _check_logits(output: object) -> torch.Tensor:
+    if not torch.is_tensor(output) or output.dim() != 2:
+        shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+        raise ValueError(
+            f"class targets need a model that returns (B, num_classes) scores; this model "
+            f"returned {shape}. Pass a callable target, output -> (B,) scores, instead."
+        )
+    return output
+
+
+def _check_function_scores(values: object, rows: int) -> torch.Tensor:
+    if not torch.is_tensor(values):
+        raise TypeError(
+            f"a target callable must return a tensor of shape ({rows},), got "
+            f"{type(values).__name__}"
+        )
+    if values.dim() == 1 and values.shape[0] == rows:
+        return values[:, None]
+    if values.dim() == 2 and values.shape[0] == rows:
+        return values
+    raise ValueError(
+        f"a target callable must return one score per image, shape ({rows},) or "
+        f"({rows}, k); it returned {tuple(values.shape)}"
+    )
+
+
+def _accepts_two_arguments(function: Callable[..., object]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def resolve_targets(targets: TargetSpec, output: object, batch_size: int) -> ResolvedTargets:
+    """Check ``targets`` against the batch size and the model's output.
+
+    Args:
+        targets: ``None`` for each image's top class; an int for the same class in every
+            image; a sequence or 1-D tensor with one class per image; a ``(B, k)`` integer
+            tensor for ``k`` classes per image; or a callable ``output -> (B,)`` (or
+            ``(output, image_indices) -> (B,)``, for callables that need to know which
+            image each output row belongs to).
+        output: the model's output for the batch.
+        batch_size: ``B``.
+
+    Raises:
+        ValueError: a length that is not ``B``, a class outside ``[0, num_classes)``.
+        TypeError: floats, booleans or other types that are not class indices.
+    """
+    if callable(targets) and not torch.is_tensor(targets):
+        return ResolvedTargets(None, targets, several=False,
+                               passes_image_indices=_accepts_two_arguments(targets))
+    logits = _check_logits(output)
+    num_classes = logits.shape[1]
+    if targets is None:
+        classes = logits.detach().argmax(dim=1, keepdim=True)
+        return ResolvedTargets(classes, None, several=False)
+    several = False
+    if isinstance(targets, bool):
+        raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
+    if isinstance(targets, numbers.Integral):
+        classes = torch.full((batch_size, 1), int(targets), dtype=torch.long)
+    else:
+        if torch.is_tensor(targets):
+            tensor = targets.detach().cpu()
+        elif isinstance(targets, Sequence) and not isinstance(targets, str):
+            if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool)
+                       for t in targets):
+                raise TypeError(f"targets must be integer class indices, got {targets!r}")
+            tensor = torch.tensor(list(targets), dtype=torch.long)
+        elif hasattr(targets, "__array__"):
+            tensor = torch.as_tensor(targets)
+        else:
+            raise TypeError(
+                "targets must be None, an int, a sequence of ints, a tensor of class indices "
+                f"or a callable, not {type(targets).__name__}: {targets!r}"
+            )
+        if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+            raise TypeError(f"targets must be integer class indices, got dtype {tensor.dtype}")
+        if tensor.dim() == 0:
+            tensor = tensor.expand(batch_size)
+        if tensor.dim() > 2:
+            raise ValueError(
+                f"targets must be (B,) or (B, k) class indices, got shape {tuple(tensor.shape)}"
+            )
+        if tensor.shape[0] != batch_size:
+            raise ValueError(
+                f"got {tensor.shape[0]} targets for a batch of {batch_size} images: give one "
+                "class per image, one int for all, or a (B, k) tensor"
+            )
+        several = tensor.dim() == 2
+        classes = tensor.long().reshape(batch_size, -1)
+        if classes.shape[1] == 0:
+            raise ValueError("targets of shape (B, 0): ask for at least one class per image")
+    bad = (classes < 0) | (classes >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"target class {int(classes[bad][0])} is out of range: the model has "
+            f"{num_classes} classes (0..{num_classes - 1})"
+        )
+    return ResolvedTargets(classes.to(logits.device), None, several=several)
