@@ -33,7 +33,8 @@ class ResolvedTargets:
         return 1 if self.classes is None else self.classes.shape[1]
 
     def scores(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
-        """``(N, k)`` target scores for output rows that belong to ``image_indices``.
+        """``(N, k)`` target scores (``k = 1`` for a callable) for output rows that belong
+        to ``image_indices``.
 
         Row ``i`` of ``output`` is a (possibly perturbed) copy of image
         ``image_indices[i]``: the perturbation methods run many copies of one image.
@@ -71,14 +72,12 @@ def _check_function_scores(values: object, rows: int) -> torch.Tensor:
             f"a target callable must return a tensor of shape ({rows},), got "
             f"{type(values).__name__}"
         )
-    if values.dim() == 1 and values.shape[0] == rows:
-        return values[:, None]
-    if values.dim() == 2 and values.shape[0] == rows:
-        return values
-    raise ValueError(
-        f"a target callable must return one score per image, shape ({rows},) or "
-        f"({rows}, k); it returned {tuple(values.shape)}"
-    )
+    if values.shape != (rows,):
+        raise ValueError(
+            f"a target callable must return one score per image, shape ({rows},); it "
+            f"returned {tuple(values.shape)}"
+        )
+    return values[:, None]
 
 
 def _accepts_two_arguments(function: Callable[..., object]) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -26,6 +28,18 @@ logger = logging.getLogger("axiomcam")
 
 class AxiomCamWarning(UserWarning):
     """Something about an explanation the user should know (an all-zero map, a fallback)."""
+
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def warn(message: str) -> None:
+    """Warn with the location of the user's call, not of axiomcam's internals."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIRECTORY):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, AxiomCamWarning, stacklevel=level + 1)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -126,10 +140,9 @@ def minmax_scale(maps: torch.Tensor, what: str = "map") -> torch.Tensor:
     constant = span <= torch.finfo(maps.dtype).tiny
     if constant.any():
         where = [tuple(i) for i in constant.squeeze(-1).nonzero().tolist()]
-        warnings.warn(
+        warn(
             f"the {what} of (image, target) {where} is constant (all-zero activations or "
-            "gradients, or nothing positive): returned as all zeros",
-            AxiomCamWarning, stacklevel=4,
+            "gradients, or nothing positive): returned as all zeros"
         )
     scaled = torch.where(constant, torch.zeros_like(flat), (flat - low) / span.clamp_min(
         torch.finfo(maps.dtype).tiny))
@@ -329,11 +342,11 @@ class LayerContext:
             works = False
         if not works:
             explainer._suffix_batches = False
-            warnings.warn(
+            warn(
                 f"{type(explainer.model).__name__} cannot run the layers after "
                 f"{explainer.target_layer!r} on a batch of copies of one image (it reshapes "
                 "with the input's batch size?): the whole network is re-run per copy instead "
-                "(same result, slower)", AxiomCamWarning, stacklevel=5,
+                "(same result, slower)"
             )
 
     def channel_ablation_scores(self) -> torch.Tensor:
@@ -570,9 +583,9 @@ class BaseCAM(Explainer):
                 "(B, C, t, h, w) in 3D networks): choose a convolutional layer"
             )
         if math.prod(activation.shape[2:]) == 1:
-            warnings.warn(
+            warn(
                 f"the target layer {self.target_layer!r} has a 1x1 output: every map is "
-                "constant; choose an earlier layer", AxiomCamWarning, stacklevel=3,
+                "constant; choose an earlier layer"
             )
         batch = inputs.shape[0]
         if not isinstance(targets, ResolvedTargets):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import torch
@@ -10,12 +9,12 @@ from torch import nn
 
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .core import (
-    AxiomCamWarning,
     BaseCAM,
     Explainer,
     PartialResult,
     check_scores,
     minmax_scale,
+    warn,
 )
 
 
@@ -61,9 +60,9 @@ class GuidedBackprop(Explainer):
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
         relus = [m for m in self.model.modules() if isinstance(m, nn.ReLU | nn.ReLU6)]
         if not relus:
-            warnings.warn(
+            warn(
                 f"{type(self.model).__name__} has no nn.ReLU/nn.ReLU6 modules: guided "
-                "backprop is the plain input gradient here", AxiomCamWarning, stacklevel=4,
+                "backprop is the plain input gradient here"
             )
         handles = [module.register_forward_hook(_guide) for module in relus]
         leaf = inputs.detach().clone().requires_grad_(True)
