@@ -60,11 +60,11 @@ def _spatial_size(output: object) -> tuple[int, ...] | None:
 
 
 def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """Layers whose output is ``(B, C, h, w)`` (or ``(B, C, t, h, w)``), in call order.
+    """Layers whose output is ``(B, C, h, w)`` (or ``(B, C, t, h, w)``) with more than one
+    position, in call order: the layers a CAM can explain.
 
     Runs one forward pass on ``inputs`` (without autograd) and returns ``(name, shape)``
-    for every module call with a 4D/5D output; a module called several times appears at
-    its last call.
+    for every such module; a module called several times appears at its last call.
 
     Example:
         >>> import torch, torchvision
@@ -74,18 +74,24 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
         ('layer4', (1, 512, 2, 2))
     """
     return [(name, tuple(out.shape)) for name, out in _record_calls(model, inputs)
-            if _spatial_size(out) is not None]
+            if (size := _spatial_size(out)) is not None and math.prod(size) > 1]
 
 
 def _record_calls(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, object]]:
     """Each named module's output at its last call, in the order the calls ended."""
-    calls: dict[str, object] = {}
+    return [(name, output) for name, (output, _) in _record_calls_with_inputs(model, inputs)]
+
+
+def _record_calls_with_inputs(
+    model: nn.Module, inputs: torch.Tensor
+) -> list[tuple[str, tuple[object, object]]]:
+    calls: dict[str, tuple[object, object]] = {}
     handles = []
 
     def make_hook(name: str):
-        def hook(module: nn.Module, args: object, output: object) -> None:
+        def hook(module: nn.Module, args: tuple, output: object) -> None:
             calls.pop(name, None)  # re-insert so the dict keeps "last call" order
-            calls[name] = output
+            calls[name] = (output, args[0] if args else None)
 
         return hook
 
@@ -106,16 +112,17 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
 
     Several nested modules often return the very same tensor (``layer4``, ``layer4.1``
     and ``layer4.1.relu`` in a ResNet; ``features`` and ``features.18`` in MobileNetV2).
-    Among them this picks the outermost one whose inner calls all keep the final
-    resolution, i.e. the whole last stage (``layer4``) but not a container that also holds
-    earlier, larger stages (``features``).
+    Among them this picks the outermost one that holds at most one downsampling step (its
+    input is at most twice its output's size): the whole last stage (``layer4``) but not a
+    container that also holds the earlier stages (``features``).  Between modules at the
+    same depth the later call wins (an in-place ReLU after a convolution).
 
     Raises:
         ValueError: no layer has a spatial output with more than one position.
     """
-    calls = _record_calls(model, inputs[:1])
+    calls = _record_calls_with_inputs(model, inputs[:1])
     spatial = [
-        (name, out) for name, out in calls
+        name for name, (out, _) in calls
         if (size := _spatial_size(out)) is not None and math.prod(size) > 1
     ]
     if not spatial:
@@ -124,19 +131,21 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
             f"inputs of shape {tuple(inputs.shape)}: CAMs need a spatial layer; pass "
             "target_layer explicitly."
         )
-    last_name, last_output = spatial[-1]
+    order = {name: index for index, (name, _) in enumerate(calls)}
+    recorded = dict(calls)
+    last_output = recorded[spatial[-1]][0]
     final_size = _spatial_size(last_output)
-    sizes = {name: _spatial_size(out) for name, out in calls}
-    same_tensor = [name for name, out in calls if out is last_output]
-    # outermost first: fewer dots = closer to the model
-    for name in sorted(same_tensor, key=lambda n: n.count(".")):
-        inner = [size for other, size in sizes.items() if other.startswith(name + ".")]
-        if all(size == final_size for size in inner):
-            chosen = name
-            break
-    else:  # pragma: no cover - the innermost candidate has no inner calls
-        chosen = last_name
+    same_tensor = sorted(
+        (name for name, (out, _) in calls if out is last_output),
+        key=lambda name: (name.count("."), -order[name]),
+    )
+
+    def one_stage(name: str) -> bool:
+        input_size = _spatial_size(recorded[name][1])
+        return input_size is not None and len(input_size) == len(final_size) and all(
+            i <= 2 * o for i, o in zip(input_size, final_size, strict=True))
+
+    chosen = next((name for name in same_tensor if one_stage(name)), same_tensor[-1])
     logger.info("axiomcam: target layer %r chosen automatically (output %s)", chosen,
                 tuple(last_output.shape))
     return chosen
-
