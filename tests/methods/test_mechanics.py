@@ -209,6 +209,11 @@ def test_module_called_twice_uses_its_last_call():
     ablation = axiomcam.explain(model, x, method="ablationcam", target_layer="act",
                                 targets=0, weights="activation")
     torch.testing.assert_close(ablation.raw, exp.raw)  # linear head: both are exact
+    # gradient methods: autograd is switched on from the last call once the object has seen
+    # how often the layer runs; every call must give the same, exact result
+    with XGradCAM(model, "act") as cam:
+        for _ in range(3):
+            torch.testing.assert_close(cam(x, targets=0).raw, exp.raw)
 
 
 def test_ablation_falls_back_when_the_model_reshapes_with_the_input_batch():

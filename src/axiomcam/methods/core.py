@@ -182,10 +182,13 @@ class _ActivationCapture:
     """
 
     def __init__(self, enable_grad: bool = False, replace_at_call: int = 0,
-                 replacement: torch.Tensor | None = None) -> None:
+                 replacement: torch.Tensor | None = None, grad_from_call: int = 1) -> None:
         self.enable_grad = enable_grad
         self.replace_at_call = replace_at_call
         self.replacement = replacement
+        # a module called several times (EfficientNet's shared activation) needs autograd
+        # only from its last call on; the caller passes the call count it saw last time
+        self.grad_from_call = grad_from_call
         self.calls = 0
         self.activation: torch.Tensor | None = None
 
@@ -198,7 +201,7 @@ class _ActivationCapture:
         self.calls += 1
         if self.replacement is not None:
             return self.replacement if self.calls == self.replace_at_call else None
-        if self.enable_grad:
+        if self.enable_grad and self.calls >= self.grad_from_call:
             torch.set_grad_enabled(True)  # restored by the caller's torch.no_grad() exit
             self.activation = output.detach().requires_grad_(True)
             # a copy flows on, so an in-place op after the layer (ReLU(inplace=True))
@@ -550,9 +553,12 @@ class BaseCAM(Explainer):
             self.target_layer, self._layer = resolve_layer(self.model, target_layer)
         # whether the network after the layer runs on batches of copies of one image
         self._suffix_batches: bool | None = None
+        # how often the layer ran in the last forward pass (it is taken at its last call)
+        self._layer_calls = 1
 
     def close(self) -> None:
         self._suffix_batches = None
+        self._layer_calls = 1
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``raw`` ``(B, n, S)`` and ``channel_weights`` ``(B, n, K)`` (or ``None``)."""
@@ -567,9 +573,14 @@ class BaseCAM(Explainer):
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
         layer = self._target_module(inputs)
-        capture = _ActivationCapture(enable_grad=self.needs_gradients)
+        capture = _ActivationCapture(enable_grad=self.needs_gradients,
+                                     grad_from_call=self._layer_calls)
         with _hooked(layer, capture), torch.no_grad():
             output = self.model(inputs)
+        if 0 < capture.calls < self._layer_calls:  # fewer calls than last time: autograd
+            self._layer_calls = 1  # was never switched on; run again from the first call
+            return self.explain_batch(inputs, targets)
+        self._layer_calls = max(capture.calls, 1)
         if capture.calls == 0:
             raise ValueError(
                 f"the target layer {self.target_layer!r} was not called during the forward "
