@@ -577,8 +577,10 @@ class BaseCAM(Explainer):
                                      grad_from_call=self._layer_calls)
         with _hooked(layer, capture), torch.no_grad():
             output = self.model(inputs)
-        if 0 < capture.calls < self._layer_calls:  # fewer calls than last time: autograd
-            self._layer_calls = 1  # was never switched on; run again from the first call
+        if self.needs_gradients and 0 < capture.calls < self._layer_calls:
+            # fewer calls than last time: autograd was never switched on; run again with
+            # it on from the first call (forward-only methods need no second pass)
+            self._layer_calls = 1
             return self.explain_batch(inputs, targets)
         self._layer_calls = max(capture.calls, 1)
         if capture.calls == 0:
