@@ -85,6 +85,8 @@ class PretrainedModel:
         class_names: the 1000 ImageNet class names, by output index.
         default_layer: the qualified name of the layer to explain by default.
         input_size: the side of the square input, in pixels.
+        mean: the per-channel mean the inputs are normalised with (for pixels in [0, 1]).
+        std: the per-channel standard deviation the inputs are normalised with.
 
     Example:
         >>> from axiomcam import models
@@ -104,6 +106,8 @@ class PretrainedModel:
     class_names: list[str]
     default_layer: str
     input_size: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     @property
     def device(self) -> torch.device:
@@ -367,4 +371,6 @@ def load(
         class_names=list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]),
         default_layer=default_layer,
         input_size=INPUT_SIZE,
+        mean=tuple(mean),
+        std=tuple(std),
     )

@@ -30,9 +30,22 @@ CAM_METHODS: dict[str, type[BaseCAM]] = {
                 ScoreCAM, EigenCAM)
 }
 
+#: the CAM methods whose maps are ``sum_k w_k A^k`` with channel weights (the ones
+#: XGrad-CAM's conservation and sensitivity axioms apply to)
+CHANNEL_WEIGHT_METHODS: tuple[str, ...] = tuple(
+    name for name, cls in CAM_METHODS.items() if cls.has_channel_weights
+)
+
+#: method variants by name: ``"ablationcam:activation"`` is Ablation-CAM with
+#: ``weights="activation"``
+VARIANT_NAMES: tuple[str, ...] = tuple(
+    f"{name}:{variant}" for name, cls in CAM_METHODS.items() for variant in cls.variants
+)
+
 #: every name accepted by :func:`create` and :func:`axiomcam.explain`
 METHOD_NAMES: tuple[str, ...] = (
-    *CAM_METHODS, GuidedBackprop.name, *(f"guided_{name}" for name in CAM_METHODS)
+    *CAM_METHODS, *VARIANT_NAMES, GuidedBackprop.name,
+    *(f"guided_{name}" for name in CAM_METHODS)
 )
 
 # options every explainer takes; anything else is specific to one method
@@ -43,19 +56,35 @@ def create(name: str, model: nn.Module, target_layer: str | nn.Module | None = N
            **options: object) -> Explainer:
     """Build the method called ``name`` (see :data:`METHOD_NAMES`) for ``model``.
 
+    ``"name:variant"`` selects a variant (:data:`VARIANT_NAMES`):
+    ``"ablationcam:activation"`` is ``AblationCAM(..., weights="activation")``.
+
     Raises:
-        ValueError: an unknown name (the known ones are listed).
+        ValueError: an unknown name or variant (the known ones are listed).
 
     Example:
         >>> import torchvision
         >>> from axiomcam.methods import create
         >>> create("guided_gradcam", torchvision.models.resnet18(), "layer4").name
         'guided_gradcam'
+        >>> create("ablationcam:activation", torchvision.models.resnet18(), "layer4").weights
+        'activation'
     """
     if not isinstance(name, str):
         raise TypeError(f"method must be a name (str), not {type(name).__name__}")
     key = name.strip().lower().replace("-", "").replace(" ", "")
     key = {"gradcamplusplus": "gradcam++", "guidedbackprop": "guided_backprop"}.get(key, key)
+    base, _, variant = key.partition(":")
+    if variant and base in CAM_METHODS:
+        cls = CAM_METHODS[base]
+        if variant not in cls.variants:
+            known = ", ".join(f"{base}:{v}" for v in cls.variants) or "none"
+            raise ValueError(f"unknown variant {name!r}; variants of {base}: {known}")
+        option = cls.variant_option
+        if option in options and options[option] != variant:
+            raise ValueError(f"{name!r} sets {option}={variant!r} but {option}="
+                             f"{options[option]!r} was also given")
+        return cls(model, target_layer, **{**options, option: variant})
     if key == GuidedBackprop.name:
         if target_layer is not None:
             raise ValueError("guided_backprop explains the input: it takes no target_layer")
@@ -72,7 +101,8 @@ def create(name: str, model: nn.Module, target_layer: str | nn.Module | None = N
 
 
 __all__ = [
-    "CAM", "CAM_METHODS", "METHOD_NAMES", "AblationCAM", "AxiomCamWarning", "BaseCAM",
-    "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus", "GradientCAM", "Guided",
-    "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerContext", "ScoreCAM", "XGradCAM", "create",
+    "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "METHOD_NAMES", "VARIANT_NAMES",
+    "AblationCAM", "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM",
+    "GradCAMPlusPlus", "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM",
+    "LayerContext", "ScoreCAM", "XGradCAM", "create",
 ]

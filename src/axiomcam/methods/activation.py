@@ -90,6 +90,7 @@ class EigenCAM(BaseCAM):
     """
 
     name = "eigencam"
+    has_channel_weights = False
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, None]:
         positions = context.activations.transpose(1, 2)  # (B, S, K)

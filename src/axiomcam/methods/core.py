@@ -542,6 +542,13 @@ class BaseCAM(Explainer):
     #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
     #: autograd after the target layer)
     needs_gradients: ClassVar[bool] = False
+    #: whether the map is ``sum_k w_k A^k`` with channel weights (``Explanation.channel_weights``
+    #: is set); XGrad-CAM's axioms are defined for these methods only
+    has_channel_weights: ClassVar[bool] = True
+    #: a method with variants is also named ``"name:variant"``, which sets this option
+    #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
+    variant_option: ClassVar[str | None] = None
+    variants: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None,
                  **options: object) -> None:

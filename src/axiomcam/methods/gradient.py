@@ -99,6 +99,7 @@ class HiResCAM(GradientCAM):
     """
 
     name = "hirescam"
+    has_channel_weights = False
 
     def raw_from(self, activations: torch.Tensor,
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -119,6 +120,7 @@ class LayerCAM(GradientCAM):
     """
 
     name = "layercam"
+    has_channel_weights = False
 
     def raw_from(self, activations: torch.Tensor,
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:

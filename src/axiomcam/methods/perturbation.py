@@ -6,7 +6,7 @@ the classes only say how the measured scores become channel weights.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -42,6 +42,9 @@ class AblationCAM(BaseCAM):
     """
 
     name = "ablationcam"
+    #: ``"ablationcam:activation"`` names the sensitivity-exact form (see :func:`create`)
+    variant_option: ClassVar[str] = "weights"
+    variants: ClassVar[tuple[str, ...]] = ("activation",)
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
                  weights: AblationWeights = "score", **options: object) -> None:
@@ -49,6 +52,8 @@ class AblationCAM(BaseCAM):
             raise ValueError(f"weights must be 'score' or 'activation', got {weights!r}")
         super().__init__(model, target_layer, **options)
         self.weights = weights
+        if weights != "score":
+            self.name = f"ablationcam:{weights}"  # what Explanation.method reports
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
         drop = context.scores[..., None] - context.channel_ablation_scores()  # (B, n, K)

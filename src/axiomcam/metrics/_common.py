@@ -1,0 +1,158 @@
+"""Checks and batched forward passes shared by every metric.
+
+Conventions of :mod:`axiomcam.metrics`:
+
+- ``inputs`` is a ``(B, C, H, W)`` float batch, preprocessed as the model expects;
+- ``maps`` is ``(B, H, W)``, one map per image at the input's resolution with values in
+  ``[0, 1]`` (:attr:`axiomcam.Explanation.maps`);
+- ``targets`` is ``(B,)`` class indices (the class each map explains);
+- ``boxes`` is a sequence of ``B`` float tensors ``(n_i, 4)``: ``x0, y0, x1, y1`` in input
+  pixels, where pixel ``(row i, column j)`` covers ``[j, j + 1) x [i, i + 1)`` (a box over
+  columns 10..19 has ``x0 = 10, x1 = 20``);
+- results are per image, ``(B,)`` tensors (or ``(B, steps)`` curves); data-set means,
+  medians and intervals are taken over those per-image values by the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..methods.core import check_inputs, check_model, eval_mode
+
+
+def check_maps(maps: object, inputs: torch.Tensor | None = None,
+               what: str = "maps") -> torch.Tensor:
+    """``maps`` as a ``(B, H, W)`` float tensor of finite values in ``[0, 1]``, matching
+    ``inputs`` ``(B, C, H, W)`` in batch size and spatial size when given."""
+    if not torch.is_tensor(maps):
+        raise TypeError(f"{what} must be a torch.Tensor (B, H, W), not {type(maps).__name__}")
+    if maps.dim() != 3:
+        raise ValueError(f"{what} must have shape (B, H, W), got {tuple(maps.shape)}")
+    if not maps.is_floating_point():
+        raise TypeError(f"{what} must be a float tensor, got dtype {maps.dtype}")
+    if maps.numel() == 0:
+        raise ValueError(f"{what} is empty: shape {tuple(maps.shape)}")
+    if not torch.isfinite(maps).all():
+        bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"{what} contain NaN or inf (images {bad})")
+    if float(maps.min()) < 0 or float(maps.max()) > 1:
+        raise ValueError(
+            f"{what} must have values in [0, 1] (Explanation.maps), got "
+            f"[{float(maps.min()):.4g}, {float(maps.max()):.4g}]"
+        )
+    if inputs is not None:
+        if maps.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"{maps.shape[0]} {what} for a batch of {inputs.shape[0]} images"
+            )
+        if tuple(maps.shape[1:]) != tuple(inputs.shape[2:]):
+            raise ValueError(
+                f"{what} are {tuple(maps.shape[1:])} but the images are "
+                f"{tuple(inputs.shape[2:])}: use maps at the input's resolution "
+                "(Explanation.maps, not .raw)"
+            )
+    return maps
+
+
+def check_class_targets(targets: object, batch_size: int,
+                        num_classes: int | None = None) -> torch.Tensor:
+    """``targets`` as a ``(B,)`` long tensor of class indices (an int applies to all)."""
+    if isinstance(targets, bool):
+        raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
+    if isinstance(targets, int):
+        tensor = torch.full((batch_size,), targets, dtype=torch.long)
+    elif torch.is_tensor(targets):
+        tensor = targets.detach()
+    elif isinstance(targets, Sequence) and not isinstance(targets, str):
+        tensor = torch.as_tensor(list(targets))
+    else:
+        raise TypeError(
+            f"targets must be an int, a sequence or a (B,) tensor of class indices, not "
+            f"{type(targets).__name__}"
+        )
+    if tensor.is_floating_point() or tensor.dtype == torch.bool:
+        raise TypeError(f"targets must be integer class indices, got dtype {tensor.dtype}")
+    tensor = tensor.long().reshape(-1)
+    if tensor.shape[0] != batch_size:
+        raise ValueError(f"got {tensor.shape[0]} targets for a batch of {batch_size} images")
+    if num_classes is not None:
+        bad = (tensor < 0) | (tensor >= num_classes)
+        if bad.any():
+            raise ValueError(
+                f"target class {int(tensor[bad][0])} is out of range: the model has "
+                f"{num_classes} classes (0..{num_classes - 1})"
+            )
+    return tensor
+
+
+def check_boxes(boxes: object, batch_size: int, height: int, width: int,
+                what: str = "boxes") -> list[torch.Tensor]:
+    """``boxes`` as ``B`` float tensors ``(n_i, 4)`` of ``x0 < x1``, ``y0 < y1`` inside the
+    ``height x width`` image (each image needs at least one box)."""
+    if torch.is_tensor(boxes) and boxes.dim() == 2:
+        boxes = [box[None] for box in boxes]  # one box per image, (B, 4)
+    if not isinstance(boxes, Sequence) and not torch.is_tensor(boxes):
+        raise TypeError(
+            f"{what} must be a sequence of B tensors (n_i, 4), not {type(boxes).__name__}"
+        )
+    if len(boxes) != batch_size:
+        raise ValueError(f"got {len(boxes)} {what} entries for a batch of {batch_size} images")
+    checked = []
+    for image, image_boxes in enumerate(boxes):
+        tensor = torch.as_tensor(image_boxes, dtype=torch.float32).reshape(-1, 4) \
+            if not torch.is_tensor(image_boxes) else image_boxes.float().reshape(-1, 4)
+        if tensor.shape[0] == 0:
+            raise ValueError(f"image {image} has no {what}")
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{what} of image {image} contain NaN or inf: {tensor.tolist()}")
+        x0, y0, x1, y1 = tensor.unbind(1)
+        if ((x1 <= x0) | (y1 <= y0)).any():
+            raise ValueError(
+                f"{what} of image {image} must be x0, y0, x1, y1 with x0 < x1 and y0 < y1, "
+                f"got {tensor.tolist()}"
+            )
+        if (x0 < 0).any() or (y0 < 0).any() or (x1 > width).any() or (y1 > height).any():
+            raise ValueError(
+                f"a box of image {image} lies outside the {width}x{height} image: "
+                f"{tensor.tolist()}"
+            )
+        checked.append(tensor)
+    return checked
+
+
+def chunks(total: int, size: int) -> Iterator[slice]:
+    """Slices of at most ``size`` over ``range(total)``."""
+    for start in range(0, total, size):
+        yield slice(start, min(start + size, total))
+
+
+def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor,
+                        batch_size: int = 64, progress: bool | None = None,
+                        description: str = "forward") -> torch.Tensor:
+    """Softmax probability of ``classes[i]`` for ``inputs[i]``, ``(N,)``, in batches of
+    ``batch_size`` under ``torch.no_grad()`` with the model in eval mode."""
+    check_model(model)
+    check_inputs(model, inputs)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    classes = classes.to(inputs.device)
+    result = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
+    steps = list(chunks(inputs.shape[0], batch_size))
+    disable = (not progress) if progress is not None else (None if len(steps) > 8 else True)
+    with eval_mode(model), torch.no_grad():
+        for part in tqdm(steps, desc=description, unit="batch", leave=False, disable=disable):
+            logits = model(inputs[part])
+            if not torch.is_tensor(logits) or logits.dim() != 2:
+                shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits)
+                raise ValueError(
+                    f"the metrics need a model that returns (B, num_classes) logits; got {shape}"
+                )
+            probabilities = torch.softmax(logits, dim=1)
+            result[part] = probabilities.gather(1, classes[part, None]).squeeze(1)
+    if not torch.isfinite(result).all():
+        raise ValueError("the model's probabilities contain NaN or inf")
+    return result
