@@ -289,22 +289,26 @@ class LayerContext:
 
     # -- perturbations: the forward passes run here, batched, so methods stay small
 
-    def _chunks(self, total: int, description: str) -> Iterator[tuple[int, torch.Tensor]]:
-        """``(image, channel_indices)`` chunks of at most ``batch_size`` channels."""
+    def _chunks(self, channels_per_image: list[torch.Tensor],
+                description: str) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(image, channel_indices)`` chunks of at most ``batch_size`` of each image's
+        channels to run."""
         size = self._explainer.batch_size
-        per_image = math.ceil(total / size)
+        total = sum(math.ceil(channels.numel() / size) for channels in channels_per_image)
         progress = self._explainer.progress
         bar = tqdm(
-            total=self.batch_size * per_image, desc=description, unit="batch", leave=False,
-            disable=(not progress) if progress is not None else (
-                None if self.batch_size * per_image > 8 else True),
+            total=total, desc=description, unit="batch", leave=False,
+            disable=(not progress) if progress is not None else (None if total > 8 else True),
         )
         with bar:
-            for image in range(self.batch_size):
-                for start in range(0, total, size):
-                    yield image, torch.arange(start, min(start + size, total),
-                                              device=self.inputs.device)
+            for image, channels in enumerate(channels_per_image):
+                for start in range(0, channels.numel(), size):
+                    yield image, channels[start:start + size]
                     bar.update(1)
+
+    def _channels_where(self, keep: torch.Tensor) -> list[torch.Tensor]:
+        """Per image, the indices of the channels where ``keep`` ``(B, K)`` is true."""
+        return [row.nonzero().flatten() for row in keep]
 
     def _run_replaced(self, model_inputs: torch.Tensor, replacement: torch.Tensor) -> object:
         capture = _ActivationCapture(replace_at_call=self._layer_calls, replacement=replacement)
@@ -355,12 +359,13 @@ class LayerContext:
     def channel_ablation_scores(self) -> torch.Tensor:
         """``(B, n, K)``: ``y^c(A without channel k)`` for every image, target and channel
         (channel ``k`` of the target layer's output set to 0, the rest of the network
-        re-run on it)."""
+        re-run on it).  Zeroing a channel that is already all zero leaves the layer's
+        output unchanged, so its score is ``y^c`` exactly and no pass is run for it."""
         self._check_suffix_batching()
         activations = self._activation_leaf.detach()
-        result = torch.empty(self.batch_size, self.scores.shape[1], self.num_channels,
-                             dtype=self.scores.dtype, device=self.inputs.device)
-        for image, channels in self._chunks(self.num_channels, "Ablation"):
+        result = self.scores[..., None].repeat(1, 1, self.num_channels)
+        nonzero = self.activations.ne(0).any(-1)  # (B, K)
+        for image, channels in self._chunks(self._channels_where(nonzero), "Ablation"):
             copies = activations[image:image + 1].repeat(
                 channels.shape[0], *([1] * (activations.dim() - 1)))
             copies[torch.arange(channels.shape[0], device=channels.device), channels] = 0
@@ -370,7 +375,10 @@ class LayerContext:
     def masked_input_probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Score-CAM's forward passes: ``(B, n, K)`` the target probability of
         ``x * M_k`` (``M_k`` channel ``k`` upsampled to the input and min-max scaled to
-        [0, 1]) and ``(B, n)`` the probability of the all-zero baseline."""
+        [0, 1]) and ``(B, n)`` the probability of the all-zero baseline.  A channel that
+        is constant over positions has an all-zero mask ``M_k`` (see :func:`minmax_scale`):
+        its masked image *is* the baseline, so it gets the baseline's probability and no
+        pass is run for it."""
         model = self._explainer.model
         input_size = tuple(self.inputs.shape[2:])
         activations = self.activations.view(self.batch_size, self.num_channels,
@@ -379,9 +387,10 @@ class LayerContext:
         with torch.no_grad():
             baseline = self.targets.probabilities(
                 model(torch.zeros_like(self.inputs)), all_images)
-            result = torch.empty(self.batch_size, baseline.shape[1], self.num_channels,
-                                 dtype=baseline.dtype, device=self.inputs.device)
-            for image, channels in self._chunks(self.num_channels, "Score-CAM"):
+            result = baseline[..., None].repeat(1, 1, self.num_channels)
+            flat = self.activations
+            varying = (flat.amax(-1) - flat.amin(-1)) > torch.finfo(flat.dtype).tiny
+            for image, channels in self._chunks(self._channels_where(varying), "Score-CAM"):
                 masks = upsample(activations[image:image + 1, channels], input_size)
                 masks = minmax_scale_quiet(masks).transpose(0, 1)  # (m, 1, *input)
                 masked = self.inputs[image:image + 1] * masks

@@ -1,1 +1,87 @@
-"""Measures of how good an explanation is (filled in as the metric modules land)."""
+"""Measures of how good an explanation is, per image, in torch.
+
+- :mod:`~axiomcam.metrics.axioms`: XGrad-CAM's conservation and sensitivity axioms as
+  errors, with the network's bias share (Fu et al., BMVC 2020);
+- :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
+  (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018), ROAD
+  (Rong et al., ICML 2022), top-p% removal drop;
+- :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
+  its energy form, class discrimination on two-object images;
+- :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018).
+
+Every function takes a batch and returns per-image values (``(B,)`` tensors or ``(B, S)``
+curves); data-set means, medians and bootstrap intervals are taken over those values by
+:func:`axiomcam.evaluation.evaluate`, which stores every per-image value, so a data-set
+figure can always be traced to its images.  The formulas, sources and the definitions of
+degenerate cases are in each function's docstring and in ``docs/evaluation.md``.
+
+Example:
+    >>> import torch
+    >>> from axiomcam.metrics import energy_pointing_game
+    >>> maps = torch.zeros(1, 4, 4)
+    >>> maps[0, :2, :2] = 1.0                # all the mass in the top-left 2x2 block
+    >>> energy_pointing_game(maps, [torch.tensor([[0.0, 0.0, 2.0, 4.0]])])
+    tensor([1.])
+"""
+
+from __future__ import annotations
+
+from .axioms import (
+    AxiomErrors,
+    LayerProbe,
+    axiom_errors,
+    conservation_error,
+    measure_axioms,
+    probe_layer,
+    sensitivity_correlation,
+    sensitivity_error,
+)
+from .faithfulness import (
+    ConfidenceChange,
+    DeletionInsertion,
+    RoadResult,
+    confidence_change,
+    deletion_insertion,
+    noisy_linear_imputation,
+    road,
+    top_removal_drop,
+)
+from .localization import (
+    BoxLocalization,
+    ClassDiscrimination,
+    box_localization,
+    class_discrimination,
+    energy_pointing_game,
+    map_to_box,
+    pointing_game,
+)
+from .sanity import SanityCheck, cascading_randomization, spearman_correlation
+
+__all__ = [
+    "AxiomErrors",
+    "BoxLocalization",
+    "ClassDiscrimination",
+    "ConfidenceChange",
+    "DeletionInsertion",
+    "LayerProbe",
+    "RoadResult",
+    "SanityCheck",
+    "axiom_errors",
+    "box_localization",
+    "cascading_randomization",
+    "class_discrimination",
+    "confidence_change",
+    "conservation_error",
+    "deletion_insertion",
+    "energy_pointing_game",
+    "map_to_box",
+    "measure_axioms",
+    "noisy_linear_imputation",
+    "pointing_game",
+    "probe_layer",
+    "road",
+    "sensitivity_correlation",
+    "sensitivity_error",
+    "spearman_correlation",
+    "top_removal_drop",
+]

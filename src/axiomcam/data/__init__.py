@@ -1,0 +1,49 @@
+"""Data sets for evaluating explanations: image folders, CSV lists, VOC/COCO boxes, and a
+built-in localization benchmark with exact ground truth.
+
+All of them yield :class:`Sample` objects (an RGB image at its original resolution, its
+label, its boxes); bad files are reported in ``dataset.problems`` and skipped.
+
+Example:
+    >>> from torchvision.models import MobileNet_V2_Weights
+    >>> from axiomcam.data import open_dataset
+    >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
+    >>> sample = next(iter(open_dataset("composite:2", names)))
+    >>> sample.image.size, sample.boxes.shape[1]
+    ((224, 224), 4)
+"""
+
+from __future__ import annotations
+
+from .composite import OBJECTS, CompositeBenchmark, CompositeLayout, CompositeObject
+from .readers import (
+    IMAGE_EXTENSIONS,
+    BoxTable,
+    CsvImages,
+    Dataset,
+    ImageFolder,
+    Problem,
+    Sample,
+    class_index,
+    open_dataset,
+    read_coco_boxes,
+    read_voc_boxes,
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "OBJECTS",
+    "BoxTable",
+    "CompositeBenchmark",
+    "CompositeLayout",
+    "CompositeObject",
+    "CsvImages",
+    "Dataset",
+    "ImageFolder",
+    "Problem",
+    "Sample",
+    "class_index",
+    "open_dataset",
+    "read_coco_boxes",
+    "read_voc_boxes",
+]
