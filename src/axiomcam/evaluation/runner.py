@@ -1,0 +1,706 @@
+"""Evaluate CAM methods on a data set: every metric the data allows, per image, into SQLite.
+
+:func:`evaluate` runs, per batch of images:
+
+1. **Preprocessing**: the *whole* image is resized to ``input_size x input_size`` (no centre
+   crop), converted to a tensor and normalised with the model's mean and std; ground-truth
+   boxes are scaled by ``(input_size / width, input_size / height)``. The localization
+   protocols (CAM, Grad-CAM: ILSVRC boxes) resize whole images because a centre crop cuts
+   objects near the border, and a cut box no longer says where the object is. The aspect
+   ratio changes; the network copes, and the boxes stay exact.
+2. **One forward pass** for the predictions (top-1 class and its softmax probability).
+   Each image is explained for its **label** when the data set knows it (*GT-known* maps,
+   as in the localization protocols), else for the predicted class.
+3. **The axioms probe** (:func:`axiomcam.metrics.axioms.probe_layer`: activations,
+   gradients and the ``K`` channel-ablated scores) once per batch, reused by every method
+   with channel weights (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, Ablation-CAM, Score-CAM);
+   methods without channel weights get no axiom rows.
+4. **Per method**, one explainer built once per run, its maps, and every metric group
+   requested (:data:`METRIC_GROUPS`) that the image allows:
+
+   - ``axioms``: conservation error, sensitivity error and correlation, bias share;
+   - ``faithfulness``: Average Drop (``100 max(0, Y - O) / Y`` per image), Increase in
+     Confidence (100 or 0 per image, so its mean is the %), the top-20% removal drop;
+   - ``deletion``: deletion and insertion AUC (and curves), ``2 (steps + 1)`` forward
+     passes per image and method, so a group of its own;
+   - ``road``: probability after MoRF / LeRF removal, mean over the percentages (and the
+     per-percentage values as curves);
+   - ``localization`` (images with a known label and a box of that class): the IoU of the
+     box from the map (15% of the maximum, largest component), localization error (0 if
+     IoU >= 0.5, else 100), top-1 localization error (also 100 when the top-1 class is
+     not the label), pointing game (100 / 0), energy pointing game;
+   - ``discrimination`` (images with a known label whose boxes carry two or more classes):
+     mass in the label's boxes, in the other classes' boxes, and right / (right + wrong);
+   - ``sanity`` (the first ``sanity_images`` images only): cascading randomisation, the
+     per-step Spearman correlations as a curve and their mean.
+
+Results go to ``out_dir/results.sqlite`` (:mod:`axiomcam.evaluation.store`), one
+transaction per batch, then :func:`axiomcam.evaluation.summary.write_summary` writes the
+CSV, Markdown and plots.
+
+Reproducibility: everything is deterministic for a seed, a batch size and a device (the
+ROAD noise is drawn per batch from ``seed``, the sanity randomisation from ``seed``).
+
+Example:
+    >>> check_metric_groups(["axioms", "road"])
+    ['axioms', 'road']
+    >>> check_methods("gradcam,xgradcam")
+    ['gradcam', 'xgradcam']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import __version__
+from .. import methods as method_registry
+from ..data import Dataset, Problem, Sample, open_dataset
+from ..methods.core import eval_mode
+from ..metrics import axioms, faithfulness, localization, sanity
+from ..models import PretrainedModel
+from .store import CurveRow, ImageRow, ProblemRow, ResultRow, ResultStore
+from .summary import MetricSummary, SummaryFiles, summarize, write_summary
+
+__all__ = [
+    "EVALUATED_METHODS",
+    "METRIC_GROUPS",
+    "RunResult",
+    "check_methods",
+    "check_metric_groups",
+    "evaluate",
+    "evaluation_inputs",
+]
+
+#: the metric groups :func:`evaluate` can compute, in the order it computes them
+METRIC_GROUPS: tuple[str, ...] = (
+    "axioms", "faithfulness", "deletion", "road", "localization", "discrimination", "sanity",
+)
+
+#: the methods :func:`evaluate` accepts: every CAM method. Guided methods are not
+#: evaluated: their maps are pixel-level gradients, not class activation maps, and the
+#: metrics here are defined for maps of the form ReLU(sum_k w_k A^k) upsampled.
+EVALUATED_METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS,
+                                      *method_registry.VARIANT_NAMES)
+
+# fixed protocol parameters, stored in the run's configuration
+TOP_REMOVAL_PERCENT = 20.0
+LOCALIZATION_THRESHOLD = 0.15
+IOU_THRESHOLD = 0.5
+POINTING_TOLERANCE = 15.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`evaluate` did.
+
+    Attributes:
+        out_dir: the run's directory.
+        database: ``out_dir/results.sqlite``.
+        files: the summary files and plots written.
+        summaries: mean, median and bootstrap interval per method and metric.
+        images: how many images were evaluated.
+        problems: the files the data set skipped.
+        target_layer: the layer explained.
+        methods: the methods evaluated.
+        metric_groups: the metric groups requested.
+        seconds: wall time per stage (``"forward"``, ``"explain"``, one per metric group,
+            ``"total"``, ``"summary"``), summed over the run.
+        seconds_by_method: per method, wall time per stage (the axioms probe, shared by
+            the methods of a batch, counts for the first method that needed it).
+        config: the configuration stored in the database.
+    """
+
+    out_dir: Path
+    database: Path
+    files: SummaryFiles
+    summaries: list[MetricSummary]
+    images: int
+    problems: list[Problem]
+    target_layer: str
+    methods: list[str]
+    metric_groups: list[str]
+    seconds: dict[str, float]
+    seconds_by_method: dict[str, dict[str, float]]
+    config: dict[str, Any] = field(repr=False)
+
+
+def check_methods(names: str | Iterable[str]) -> list[str]:
+    """The method names to evaluate, checked: a comma list or a sequence of names.
+
+    Raises:
+        ValueError: no method, an unknown name (the evaluable ones are listed), a guided
+            method (not evaluated), or a name given twice.
+
+    Example:
+        >>> check_methods(["GradCAM++", " xgradcam"])
+        ['gradcam++', 'xgradcam']
+        >>> check_methods("guided_gradcam")
+        Traceback (most recent call last):
+        ...
+        ValueError: guided_gradcam is not evaluated (guided methods give pixel-level \
+gradient maps, not class activation maps); evaluable methods: cam, gradcam, gradcam++, \
+xgradcam, hirescam, layercam, ablationcam, scorecam, eigencam, ablationcam:activation
+    """
+    if isinstance(names, str):
+        names = names.split(",")
+    checked: list[str] = []
+    known = ", ".join(EVALUATED_METHODS)
+    for raw_name in names:
+        if not isinstance(raw_name, str):
+            raise TypeError(f"method names must be strings, not {type(raw_name).__name__}")
+        name = raw_name.strip().lower()
+        if not name:
+            continue
+        if name in method_registry.METHOD_NAMES and name not in EVALUATED_METHODS:
+            raise ValueError(
+                f"{name} is not evaluated (guided methods give pixel-level gradient maps, "
+                f"not class activation maps); evaluable methods: {known}")
+        if name not in EVALUATED_METHODS:
+            raise ValueError(f"unknown method {raw_name.strip()!r}; known methods: {known}")
+        if name in checked:
+            raise ValueError(f"method {name!r} is given twice")
+        checked.append(name)
+    if not checked:
+        raise ValueError(f"no method given; known methods: {known}")
+    return checked
+
+
+def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
+    """The metric groups to compute, checked (``None``: all of :data:`METRIC_GROUPS`).
+
+    Raises:
+        ValueError: an unknown group (the known ones are listed) or an empty selection.
+
+    Example:
+        >>> check_metric_groups("road, axioms")
+        ['axioms', 'road']
+        >>> check_metric_groups("speed")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
+road, localization, discrimination, sanity
+    """
+    if groups is None:
+        return list(METRIC_GROUPS)
+    if isinstance(groups, str):
+        groups = groups.split(",")
+    wanted = set()
+    for raw_group in groups:
+        if not isinstance(raw_group, str):
+            raise TypeError(f"metric groups must be strings, not {type(raw_group).__name__}")
+        group = raw_group.strip().lower()
+        if not group:
+            continue
+        if group not in METRIC_GROUPS:
+            raise ValueError(
+                f"unknown metric group {raw_group.strip()!r}; known: {', '.join(METRIC_GROUPS)}")
+        wanted.add(group)
+    if not wanted:
+        raise ValueError(f"no metric group given; known: {', '.join(METRIC_GROUPS)}")
+    return [group for group in METRIC_GROUPS if group in wanted]
+
+
+def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image],
+                      boxes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The evaluation preprocessing: whole images resized to ``input_size`` squared, boxes
+    scaled with them.
+
+    ``x' = x * input_size / width``, ``y' = y * input_size / height`` (clamped to the
+    image). There is no centre crop: a crop would cut objects near the border and their
+    boxes with them, which the localization protocols avoid by resizing whole images.
+
+    Args:
+        pretrained: the model (its ``input_size``, ``mean``, ``std``, device).
+        images: RGB PIL images at their original sizes.
+        boxes: per image, ``(n, 4)`` boxes ``x0, y0, x1, y1`` in the original pixels.
+
+    Returns:
+        ``(inputs (B, 3, S, S) normalised, on the model's device; boxes in input pixels)``.
+
+    Example:
+        >>> import torch
+        >>> from PIL import Image
+        >>> from axiomcam.models import PretrainedModel
+        >>> pretrained = PretrainedModel("toy", torch.nn.Conv2d(3, 2, 1), None, None, [], "",
+        ...                              input_size=8)
+        >>> inputs, boxes = evaluation_inputs(pretrained, [Image.new("RGB", (16, 4))],
+        ...                                   [torch.tensor([[0.0, 0.0, 8.0, 2.0]])])
+        >>> tuple(inputs.shape), boxes[0].tolist()
+        ((1, 3, 8, 8), [[0.0, 0.0, 4.0, 4.0]])
+    """
+    size = pretrained.input_size
+    tensors, scaled = [], []
+    for image, image_boxes in zip(images, boxes, strict=True):
+        width, height = image.size
+        resized = TF.resize(image.convert("RGB"), [size, size],
+                            interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        tensors.append(TF.normalize(TF.to_tensor(resized), list(pretrained.mean),
+                                    list(pretrained.std)))
+        factors = torch.tensor([size / width, size / height, size / width, size / height])
+        scaled.append((image_boxes.float().reshape(-1, 4) * factors).clamp(0, size))
+    return torch.stack(tensors).to(pretrained.device), scaled
+
+
+def _check_positive(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_percentages(percentages: Iterable[float]) -> list[float]:
+    values = [float(p) for p in percentages]
+    if not values or any(not (0 < p < 100) or not math.isfinite(p) for p in values):
+        raise ValueError(f"road_percentages must be numbers in (0, 100), got {values!r}")
+    return values
+
+
+def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+    while batch := list(islice(samples, size)):
+        yield batch
+
+
+class _Timer:
+    """Wall time per stage (and per method within a stage), summed over the run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.by_method: dict[str, dict[str, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, method: str | None = None) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+            if method is not None:
+                stages = self.by_method.setdefault(method, {})
+                stages[stage] = stages.get(stage, 0.0) + elapsed
+
+
+@dataclass
+class _Batch:
+    samples: list[Sample]
+    inputs: torch.Tensor
+    boxes: list[torch.Tensor]  # in input pixels
+    box_labels: list[torch.Tensor]
+    labels: list[int | None]
+    predicted: torch.Tensor
+    probabilities: torch.Tensor
+    targets: torch.Tensor
+    first_index: int  # position of the batch's first image in the run
+
+    @property
+    def ids(self) -> list[str]:
+        return [sample.id for sample in self.samples]
+
+
+class _Rows:
+    """Collects one batch's result and curve rows."""
+
+    def __init__(self) -> None:
+        self.results: list[ResultRow] = []
+        self.curves: list[CurveRow] = []
+
+    def add(self, ids: Sequence[str], method: str, metric: str, values: torch.Tensor) -> None:
+        values = values.detach().double().cpu().reshape(-1).tolist()
+        if len(values) != len(ids):
+            raise ValueError(f"{metric} of {method}: {len(values)} values for {len(ids)} images")
+        self.results += [ResultRow(image_id, method, metric, value)
+                         for image_id, value in zip(ids, values, strict=True)]
+
+    def add_curve(self, ids: Sequence[str], method: str, curve: str, x: Sequence[float],
+                  values: torch.Tensor) -> None:
+        table = values.detach().double().cpu().reshape(len(ids), -1).tolist()
+        xs = [float(value) for value in x]
+        for image_id, row in zip(ids, table, strict=True):
+            if len(row) != len(xs):
+                raise ValueError(f"{curve} of {method}: {len(row)} points for {len(xs)} x values")
+            self.curves += [CurveRow(image_id, method, curve, step, position, value)
+                            for step, (position, value) in enumerate(zip(xs, row, strict=True))]
+
+
+def _percent(flags: torch.Tensor) -> torch.Tensor:
+    return flags.to(torch.float64) * 100.0
+
+
+def evaluate(
+    pretrained: PretrainedModel,
+    dataset: Dataset | str,
+    methods: str | Sequence[str],
+    *,
+    target_layer: str | None = None,
+    out_dir: str | os.PathLike[str],
+    metrics: str | Sequence[str] | None = None,
+    batch_size: int = 16,
+    perturbation_batch_size: int = 64,
+    deletion_steps: int = 50,
+    road_percentages: Sequence[float] = (10, 30, 50, 70, 90),
+    sanity_images: int = 8,
+    sanity_steps: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> RunResult:
+    """Evaluate CAM methods on a data set and write the database, summaries and plots.
+
+    See the module's documentation for what is computed per batch and how.
+
+    Args:
+        pretrained: a :class:`axiomcam.models.PretrainedModel` (``model``, ``class_names``,
+            ``input_size``, ``mean``, ``std``, ``default_layer``, ``name``).
+        dataset: a :class:`axiomcam.data.Dataset`, or a spec for
+            :func:`axiomcam.data.open_dataset` (``"composite:200"``, a folder, a CSV).
+        methods: CAM method names (a sequence or a comma list); see
+            :data:`EVALUATED_METHODS`.
+        target_layer: the layer to explain (``None``: ``pretrained.default_layer``).
+        out_dir: the run's directory (created if missing).
+        metrics: metric groups (:data:`METRIC_GROUPS`; a sequence or a comma list);
+            ``None``: all, each where the data allows it (no boxes: no localization or
+            discrimination rows).
+        batch_size: images per batch (and per database transaction).
+        perturbation_batch_size: perturbed or ablated copies per forward pass.
+        deletion_steps: steps of the deletion / insertion curves.
+        road_percentages: the percentages ROAD removes.
+        sanity_images: how many of the first images get the sanity check (0: none).
+        sanity_steps: randomise only the first ``sanity_steps`` blocks (``None``: all).
+        seed: seeds the data set (for specs), the ROAD noise, the sanity randomisation and
+            the summary's bootstrap.
+        overwrite: replace a database already in ``out_dir``.
+        progress: a progress bar over images (``None``: on a terminal only).
+
+    Returns:
+        a :class:`RunResult`.
+
+    Raises:
+        ValueError: an unknown method or metric group, a bad parameter, a label outside
+            the model's classes, a database of another run in ``out_dir``
+            (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`), "no images to
+            evaluate" (an empty data set, or every file skipped: the problems are listed),
+            or a NaN/inf result (:class:`~axiomcam.evaluation.store.NonFiniteValueError`,
+            naming the image, method and metric: a bug upstream).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torch import nn
+        >>> from axiomcam.data import Dataset, Sample
+        >>> from axiomcam.models import PretrainedModel
+        >>> from PIL import Image
+        >>> torch.manual_seed(0) and None
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        >>> toy = PretrainedModel("toy", net.eval(), None, None, ["a", "b", "c"], "1",
+        ...                       input_size=16)
+        >>> class Two(Dataset):
+        ...     def __len__(self):
+        ...         return 2
+        ...     def __iter__(self):
+        ...         for i in range(2):
+        ...             yield Sample(f"img{i}", Image.new("RGB", (20, 10), (40 * i, 90, 9)),
+        ...                          i, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     run = evaluate(toy, Two(toy.class_names, "two toys"), "gradcam", out_dir=directory,
+        ...                    metrics="axioms", progress=False)
+        ...     [summary.metric for summary in run.summaries]
+        ['conservation_error', 'sensitivity_error', 'sensitivity_correlation', 'bias_share']
+    """
+    start = time.perf_counter()
+    method_names = check_methods(methods)
+    groups = check_metric_groups(metrics)
+    batch_size = _check_positive(batch_size, "batch_size")
+    perturbation_batch_size = _check_positive(perturbation_batch_size, "perturbation_batch_size")
+    deletion_steps = _check_positive(deletion_steps, "deletion_steps")
+    percentages = _check_percentages(road_percentages)
+    sanity_images = _check_positive(sanity_images, "sanity_images", minimum=0)
+    if sanity_steps is not None:
+        sanity_steps = _check_positive(sanity_steps, "sanity_steps")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    if not isinstance(pretrained, PretrainedModel):
+        raise TypeError(
+            f"pretrained must be an axiomcam.models.PretrainedModel, not "
+            f"{type(pretrained).__name__}: see axiomcam.models.load")
+    if isinstance(dataset, str):
+        dataset = open_dataset(dataset, pretrained.class_names, seed=seed)
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an axiomcam.data.Dataset or a spec string, not "
+                        f"{type(dataset).__name__}")
+    layer = pretrained.default_layer if target_layer is None else target_layer
+    model = pretrained.model
+
+    # explainers first: an unknown layer fails here, before anything is written
+    with contextlib.ExitStack() as stack:
+        explainers = {
+            name: stack.enter_context(method_registry.create(
+                name, model, layer, batch_size=perturbation_batch_size, progress=False))
+            for name in method_names
+        }
+        samples = iter(dataset)
+        first = next(samples, None)  # an empty data set must not leave a database behind
+        if first is None:
+            raise ValueError(_no_images_message(dataset))
+
+        config = {
+            "model": pretrained.name,
+            "data": dataset.description,
+            "methods": method_names,
+            "target_layer": layer,
+            "metric_groups": groups,
+            "parameters": {
+                "batch_size": batch_size,
+                "perturbation_batch_size": perturbation_batch_size,
+                "deletion_steps": deletion_steps,
+                "road_percentages": percentages,
+                "sanity_images": sanity_images,
+                "sanity_steps": sanity_steps,
+                "top_removal_percent": TOP_REMOVAL_PERCENT,
+                "localization_threshold": LOCALIZATION_THRESHOLD,
+                "iou_threshold": IOU_THRESHOLD,
+                "pointing_tolerance": POINTING_TOLERANCE,
+                "preprocessing": f"whole image resized to {pretrained.input_size}x"
+                                 f"{pretrained.input_size} (bilinear, antialiased), "
+                                 f"normalised with mean {list(pretrained.mean)} and std "
+                                 f"{list(pretrained.std)}",
+                "explained_class": "label if known, else the top-1 class",
+            },
+            "seed": seed,
+            "device": str(pretrained.device),
+            "axiomcam_version": __version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+        }
+        store = stack.enter_context(ResultStore.create(out_dir, config, overwrite=overwrite))
+        timer = _Timer()
+        sanity_layers: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        problems_written = 0
+        evaluated = 0
+        bar = stack.enter_context(tqdm(
+            total=len(dataset), unit="image", desc="evaluate", dynamic_ncols=True,
+            disable=(None if progress is None else not progress)))
+        for batch_samples in _batches(chain([first], samples), batch_size):
+            unique = []
+            for sample in batch_samples:
+                if sample.id in seen:
+                    dataset.problems.append(Problem(
+                        str(sample.path or sample.id), "duplicate image id, evaluated once"))
+                else:
+                    seen.add(sample.id)
+                    unique.append(sample)
+            rows = _Rows()
+            image_rows: list[ImageRow] = []
+            if unique:
+                batch = _prepare_batch(pretrained, unique, evaluated, timer)
+                _evaluate_batch(batch, model, explainers, groups, rows, timer, layer=layer,
+                                perturbation_batch_size=perturbation_batch_size,
+                                deletion_steps=deletion_steps, percentages=percentages,
+                                sanity_images=sanity_images, sanity_steps=sanity_steps,
+                                sanity_layers=sanity_layers, seed=seed)
+                image_rows = [
+                    ImageRow(sample.id, None if sample.path is None else str(sample.path),
+                             label, int(predicted), float(probability), *sample.image.size)
+                    for sample, label, predicted, probability in zip(
+                        batch.samples, batch.labels, batch.predicted.tolist(),
+                        batch.probabilities.tolist(), strict=True)
+                ]
+            new_problems = [ProblemRow(p.path, p.reason)
+                            for p in dataset.problems[problems_written:]]
+            store.write_batch(images=image_rows, results=rows.results, curves=rows.curves,
+                              problems=new_problems)
+            problems_written += len(new_problems)
+            evaluated += len(unique)
+            bar.update(len(batch_samples))
+        # problems met after the last good image (trailing bad files)
+        store.write_batch(problems=[ProblemRow(p.path, p.reason)
+                                    for p in dataset.problems[problems_written:]])
+        timer.seconds["total"] = time.perf_counter() - start
+        store.finish({"images": evaluated, "seconds": timer.seconds,
+                      "seconds_by_method": timer.by_method, "sanity_layers": sanity_layers})
+        database = store.path
+    with_summary = time.perf_counter()
+    files = write_summary(out_dir)
+    timer.seconds["summary"] = time.perf_counter() - with_summary
+    return RunResult(
+        out_dir=Path(out_dir), database=database, files=files, summaries=summarize(out_dir),
+        images=evaluated, problems=list(dataset.problems), target_layer=layer,
+        methods=method_names, metric_groups=groups, seconds=dict(timer.seconds),
+        seconds_by_method=timer.by_method,
+        config=config,
+    )
+
+
+def _no_images_message(dataset: Dataset) -> str:
+    problems = "; ".join(f"{p.path}: {p.reason}" for p in dataset.problems)
+    detail = f" ({len(dataset.problems)} skipped: {problems})" if problems else \
+        " (the data set is empty)"
+    return f"no images to evaluate in {dataset.description}{detail}"
+
+
+def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_index: int,
+                   timer: _Timer) -> _Batch:
+    num_classes = len(pretrained.class_names)
+    labels = []
+    for sample in samples:
+        label = None if sample.label is None else int(sample.label)
+        if label is not None and not 0 <= label < num_classes:
+            raise ValueError(f"image {sample.id!r} has label {label}, outside the model's "
+                             f"{num_classes} classes")
+        labels.append(label)
+    with timer("forward"):
+        inputs, boxes = evaluation_inputs(pretrained, [s.image for s in samples],
+                                          [s.boxes for s in samples])
+        with eval_mode(pretrained.model), torch.no_grad():
+            logits = pretrained.model(inputs)
+        probabilities, predicted = torch.softmax(logits.double(), dim=1).max(dim=1)
+    targets = torch.tensor([predicted[i].item() if label is None else label
+                            for i, label in enumerate(labels)], dtype=torch.long)
+    return _Batch(samples=samples, inputs=inputs, boxes=boxes,
+                  box_labels=[s.box_labels.long().reshape(-1) for s in samples], labels=labels,
+                  predicted=predicted.cpu(), probabilities=probabilities.cpu(),
+                  targets=targets.to(inputs.device), first_index=first_index)
+
+
+def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
+                    explainers: dict[str, method_registry.Explainer], groups: list[str],
+                    rows: _Rows, timer: _Timer, *, layer: str, perturbation_batch_size: int,
+                    deletion_steps: int, percentages: list[float], sanity_images: int,
+                    sanity_steps: int | None, sanity_layers: dict[str, list[str]],
+                    seed: int) -> None:
+    inputs, targets, ids = batch.inputs, batch.targets, batch.ids
+    options = {"batch_size": perturbation_batch_size, "progress": False}
+    probe: axioms.LayerProbe | None = None
+    localized = _localization_subset(batch) if "localization" in groups else None
+    discriminated = _discrimination_subset(batch) if "discrimination" in groups else None
+    sanity_count = max(0, min(len(ids), sanity_images - batch.first_index))
+
+    for name, explainer in explainers.items():
+        with timer("explain", name):
+            explanation = explainer(inputs, targets)
+        maps = explanation.maps
+
+        if "axioms" in groups and explanation.channel_weights is not None:
+            with timer("axioms", name):
+                if probe is None:  # once per batch, shared by every method
+                    probe = axioms.probe_layer(model, inputs, targets, layer,
+                                               batch_size=perturbation_batch_size,
+                                               progress=False)
+                errors = axioms.axiom_errors(probe, explanation)
+                for metric in ("conservation_error", "sensitivity_error",
+                               "sensitivity_correlation", "bias_share"):
+                    rows.add(ids, name, metric, getattr(errors, metric))
+
+        if "faithfulness" in groups:
+            with timer("faithfulness", name):
+                change = faithfulness.confidence_change(model, inputs, maps, targets, **options)
+                rows.add(ids, name, "average_drop", change.drop)  # already in %
+                rows.add(ids, name, "increase_in_confidence", _percent(change.increase))
+                drop = faithfulness.top_removal_drop(model, inputs, maps, targets,
+                                                     percent=TOP_REMOVAL_PERCENT, **options)
+                rows.add(ids, name, "top_removal_drop", drop)
+
+        if "deletion" in groups:  # its own group: 2 (steps + 1) forward passes per image
+            with timer("deletion", name):
+                curves = faithfulness.deletion_insertion(model, inputs, maps, targets,
+                                                         steps=deletion_steps, **options)
+                rows.add(ids, name, "deletion_auc", curves.deletion_auc)
+                rows.add(ids, name, "insertion_auc", curves.insertion_auc)
+                fractions = curves.fractions.tolist()
+                rows.add_curve(ids, name, "deletion", fractions, curves.deletion)
+                rows.add_curve(ids, name, "insertion", fractions, curves.insertion)
+
+        if "road" in groups:
+            with timer("road", name):
+                road = faithfulness.road(model, inputs, maps, targets,
+                                         percentages=tuple(percentages), seed=seed, **options)
+                xs = [float(p) for p in road.percentages]
+                rows.add(ids, name, "road_morf", road.morf.mean(dim=1))
+                rows.add(ids, name, "road_lerf", road.lerf.mean(dim=1))
+                rows.add_curve(ids, name, "road_morf", xs, road.morf)
+                rows.add_curve(ids, name, "road_lerf", xs, road.lerf)
+
+        if localized:
+            with timer("localization", name):
+                _localization_rows(batch, localized, maps, name, rows)
+
+        if discriminated:
+            with timer("discrimination", name):
+                indices, right, wrong = discriminated
+                result = localization.class_discrimination(maps[indices], right, wrong)
+                chosen = [ids[i] for i in indices]
+                rows.add(chosen, name, "discrimination_right", result.right)
+                rows.add(chosen, name, "discrimination_wrong", result.wrong)
+                rows.add(chosen, name, "discrimination_share", result.share)
+
+        if "sanity" in groups and sanity_count:
+            with timer("sanity", name):
+                check = sanity.cascading_randomization(
+                    model, inputs[:sanity_count], name, targets[:sanity_count],
+                    target_layer=layer, max_steps=sanity_steps, seed=seed, **options)
+                sanity_layers[name] = list(check.layers)
+                chosen = ids[:sanity_count]
+                rows.add(chosen, name, "sanity_spearman", check.correlations.mean(dim=1))
+                rows.add_curve(chosen, name, "sanity",
+                               list(range(1, len(check.layers) + 1)), check.correlations)
+
+
+def _localization_subset(batch: _Batch) -> tuple[list[int], list[torch.Tensor]] | None:
+    """Images with a known label and at least one box of that class, and those boxes."""
+    indices, boxes = [], []
+    for index, label in enumerate(batch.labels):
+        if label is None:
+            continue
+        mine = batch.boxes[index][batch.box_labels[index] == label]
+        if mine.shape[0]:
+            indices.append(index)
+            boxes.append(mine)
+    return (indices, boxes) if indices else None
+
+
+def _discrimination_subset(
+        batch: _Batch) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]] | None:
+    """Images with a known label whose boxes carry that class and at least one other."""
+    indices, right, wrong = [], [], []
+    for index, label in enumerate(batch.labels):
+        if label is None:
+            continue
+        classes = batch.box_labels[index]
+        is_label = classes == label
+        if is_label.any() and (~is_label).any():
+            indices.append(index)
+            right.append(batch.boxes[index][is_label])
+            wrong.append(batch.boxes[index][~is_label])
+    return (indices, right, wrong) if indices else None
+
+
+def _localization_rows(batch: _Batch, subset: tuple[list[int], list[torch.Tensor]],
+                       maps: torch.Tensor, method: str, rows: _Rows) -> None:
+    indices, boxes = subset
+    chosen_maps = maps[indices]
+    chosen = [batch.ids[i] for i in indices]
+    boxed = localization.box_localization(chosen_maps, boxes, threshold=LOCALIZATION_THRESHOLD,
+                                          iou_threshold=IOU_THRESHOLD)
+    correct = boxed.correct.cpu()
+    right_class = torch.tensor([int(batch.predicted[i]) == batch.labels[i] for i in indices])
+    rows.add(chosen, method, "localization_iou", boxed.iou)
+    rows.add(chosen, method, "localization_error", _percent(~correct))
+    rows.add(chosen, method, "top1_localization_error", _percent(~(correct & right_class)))
+    rows.add(chosen, method, "pointing_game", _percent(localization.pointing_game(
+        chosen_maps, boxes, tolerance=POINTING_TOLERANCE).cpu()))
+    rows.add(chosen, method, "energy_pointing_game",
+             localization.energy_pointing_game(chosen_maps, boxes))
+

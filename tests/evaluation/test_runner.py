@@ -1,0 +1,292 @@
+"""The evaluation runner: hand-checkable runs on a toy colour classifier, then a tiny real
+run of the pretrained MobileNetV2 that must write everything and repeat exactly."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import Counter
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from axiomcam.data import Dataset, Problem, Sample, open_dataset
+from axiomcam.evaluation.runner import (
+    METRIC_GROUPS,
+    check_methods,
+    check_metric_groups,
+    evaluate,
+    evaluation_inputs,
+)
+from axiomcam.evaluation.store import ConfigurationMismatchError, ResultStore
+from axiomcam.models import PretrainedModel
+
+GROUP_METRICS = {
+    "axioms": ("conservation_error", "sensitivity_error", "sensitivity_correlation",
+               "bias_share"),
+    "faithfulness": ("average_drop", "increase_in_confidence", "top_removal_drop"),
+    "deletion": ("deletion_auc", "insertion_auc"),
+    "road": ("road_morf", "road_lerf"),
+    "localization": ("localization_iou", "localization_error", "top1_localization_error",
+                     "pointing_game", "energy_pointing_game"),
+    "discrimination": ("discrimination_right", "discrimination_wrong",
+                       "discrimination_share"),
+    "sanity": ("sanity_spearman",),
+}
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+# ---------------------------------------------------------------- a toy colour classifier
+def colour_classifier() -> PretrainedModel:
+    """Class c = colour channel c: a 1x1 identity convolution, ReLU, global average pooling
+    and 10 * identity, no biases. Inputs are normalised with mean 0, std 1 (pixels in
+    [0, 1]), so the logit of class c is 10 x the mean of channel c, and the layer "1"
+    activation of class c's channel is exactly where that colour is."""
+    convolution = nn.Conv2d(3, 3, 1, bias=False)
+    linear = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        convolution.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        linear.weight.copy_(10 * torch.eye(3))
+    model = nn.Sequential(convolution, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          linear).eval()
+    return PretrainedModel("colours", model, None, None, ["red", "green", "blue"], "1",
+                           input_size=16, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def painted(background, squares) -> Image.Image:
+    """A 32 x 32 image of ``background`` with (colour, x0, y0, x1, y1) squares."""
+    image = Image.new("RGB", (32, 32), background)
+    draw = ImageDraw.Draw(image)
+    for colour, x0, y0, x1, y1 in squares:
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=colour)  # PIL's corners are inclusive
+    return image
+
+
+class Listed(Dataset):
+    """Samples from a list; ``bad`` paths are reported as problems, as the readers do."""
+
+    def __init__(self, samples, bad=()):
+        super().__init__(["red", "green", "blue"], "hand-made colours")
+        self.samples, self.bad = samples, list(bad)
+
+    def __len__(self):
+        return len(self.samples) + len(self.bad)
+
+    def __iter__(self):
+        for path in self.bad:
+            self._report(path, "cannot identify image file")
+        yield from self.samples
+
+
+def toy_samples() -> list[Sample]:
+    boxes = torch.tensor
+    return [
+        # mostly red, a green square, labelled green: predicted red (wrong), map on the square
+        Sample("wrong-class", painted(RED, [(GREEN, 8, 8, 24, 24)]), 1,
+               boxes([[8.0, 8.0, 24.0, 24.0]]), torch.tensor([1])),
+        # green and blue squares on black, labelled blue: two classes -> discrimination
+        Sample("two-objects", painted((0, 0, 0), [(GREEN, 0, 0, 12, 12), (BLUE, 16, 16, 32, 32)]),
+               2, boxes([[0.0, 0.0, 12.0, 12.0], [16.0, 16.0, 32.0, 32.0]]),
+               torch.tensor([1, 2])),
+        # no label: explained for its predicted class (blue), no localization rows
+        Sample("unlabelled", painted((0, 0, 0), [(BLUE, 4, 4, 20, 20)]), None,
+               boxes([[4.0, 4.0, 20.0, 20.0]]), torch.tensor([2])),
+    ]
+
+
+def values(store: ResultStore) -> dict[tuple[str, str, str], float]:
+    return {(r.image_id, r.method, r.metric): r.value for r in store.results()}
+
+
+def test_toy_run_computes_what_each_image_allows(tmp_path):
+    pretrained = colour_classifier()
+    run = evaluate(pretrained, Listed(toy_samples(), bad=["broken.png"]), "gradcam,layercam",
+                   out_dir=tmp_path, metrics="axioms,localization,discrimination",
+                   batch_size=2, progress=False)
+    assert run.images == 3 and run.target_layer == "1"
+    assert run.problems == [Problem("broken.png", "cannot identify image file")]
+    with ResultStore.open(tmp_path) as store:
+        stored = values(store)
+        images = {row.image_id: row for row in store.images()}
+        assert store.problems()[0].path == "broken.png"
+    # predictions: 10 x the mean colour; "wrong-class" is 3/4 red
+    assert (images["wrong-class"].label, images["wrong-class"].predicted) == (1, 0)
+    assert images["unlabelled"].label is None and images["unlabelled"].predicted == 2
+    assert (images["wrong-class"].width, images["wrong-class"].height) == (32, 32)
+    red_share = torch.softmax(torch.tensor([7.5, 2.5, 0.0], dtype=torch.float64), 0)[0]
+    assert images["wrong-class"].predicted_probability == pytest.approx(float(red_share))
+
+    counts = Counter((image, method) for image, method, _ in stored)
+    axioms, local, discrimination = (len(GROUP_METRICS[g]) for g in
+                                     ("axioms", "localization", "discrimination"))
+    assert counts == {
+        ("wrong-class", "gradcam"): axioms + local,
+        ("two-objects", "gradcam"): axioms + local + discrimination,
+        ("unlabelled", "gradcam"): axioms,  # no label: no localization
+        ("wrong-class", "layercam"): local,  # no channel weights: no axioms
+        ("two-objects", "layercam"): local + discrimination,
+    }
+    # the green map explains the green square exactly: located, but the top-1 class is red
+    for method in ("gradcam", "layercam"):
+        assert stored[("wrong-class", method, "localization_iou")] == pytest.approx(1.0)
+        assert stored[("wrong-class", method, "localization_error")] == 0.0
+        assert stored[("wrong-class", method, "top1_localization_error")] == 100.0
+        assert stored[("wrong-class", method, "pointing_game")] == 100.0
+        # (the antialiased 2x downscale blurs the square's edges by one pixel: a little
+        # of the map leaks out of the box)
+        assert stored[("wrong-class", method, "energy_pointing_game")] == \
+            pytest.approx(1.0, abs=0.1)
+        # the blue map of the two-object image lies in the blue box, none in the green one
+        assert stored[("two-objects", method, "discrimination_right")] == \
+            pytest.approx(1.0, abs=0.1)
+        assert stored[("two-objects", method, "discrimination_wrong")] == 0.0
+        assert stored[("two-objects", method, "top1_localization_error")] == 0.0
+    # a bias-free ReLU -> GAP -> linear head: Grad-CAM conserves the score exactly
+    for image in ("wrong-class", "two-objects", "unlabelled"):
+        assert stored[(image, "gradcam", "conservation_error")] == pytest.approx(0, abs=1e-6)
+        assert stored[(image, "gradcam", "bias_share")] == pytest.approx(0, abs=1e-6)
+    assert (tmp_path / "summary.csv").is_file() and (tmp_path / "summary.md").is_file()
+
+
+def test_boxes_scale_with_the_whole_image_resize():
+    pretrained = colour_classifier()  # input 16 x 16
+    image = Image.new("RGB", (64, 32), RED)
+    inputs, boxes = evaluation_inputs(pretrained, [image], [torch.tensor([[8.0, 4.0, 40.0, 32.0]])])
+    assert tuple(inputs.shape) == (1, 3, 16, 16)
+    assert boxes[0].tolist() == [[2.0, 2.0, 10.0, 16.0]]  # x / 4, y / 2
+    # no crop: the whole red image is still red, normalised with mean 0 and std 1
+    assert torch.allclose(inputs[0, 0], torch.ones(16, 16))
+    assert torch.allclose(inputs[0, 1:], torch.zeros(2, 16, 16))
+
+
+def test_no_images_is_an_error_naming_the_data_and_problems(tmp_path):
+    pretrained = colour_classifier()
+    with pytest.raises(ValueError, match=r"no images to evaluate in hand-made colours "
+                                         r"\(2 skipped: a.png: cannot.*; b.png: cannot"):
+        evaluate(pretrained, Listed([], bad=["a.png", "b.png"]), "gradcam", out_dir=tmp_path,
+                 progress=False)
+    with pytest.raises(ValueError, match=r"no images to evaluate.*empty"):
+        evaluate(pretrained, Listed([]), "gradcam", out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_label_outside_the_model_is_an_error(tmp_path):
+    sample = toy_samples()[0]
+    bad = Sample("far", sample.image, 7, sample.boxes, sample.box_labels)
+    with pytest.raises(ValueError, match="'far' has label 7, outside the model's 3 classes"):
+        evaluate(colour_classifier(), Listed([bad]), "gradcam", out_dir=tmp_path,
+                 metrics="localization", progress=False)
+
+
+def test_method_and_metric_names_are_checked():
+    assert check_methods("gradcam, XGradCAM") == ["gradcam", "xgradcam"]
+    with pytest.raises(ValueError, match=r"unknown method 'gradkam'; known methods: cam, "
+                                         r"gradcam, gradcam\+\+"):
+        check_methods("gradkam")
+    with pytest.raises(ValueError, match="guided_backprop is not evaluated"):
+        check_methods(["gradcam", "guided_backprop"])
+    with pytest.raises(ValueError, match="given twice"):
+        check_methods("gradcam,gradcam")
+    assert check_metric_groups(None) == list(METRIC_GROUPS)
+    assert check_metric_groups(["sanity", "axioms"]) == ["axioms", "sanity"]
+    with pytest.raises(ValueError, match="unknown metric group 'speed'; known: axioms, "):
+        check_metric_groups("axioms,speed")
+
+
+def test_a_run_refuses_another_configuration_in_the_same_directory(tmp_path):
+    pretrained = colour_classifier()
+    dataset = Listed(toy_samples()[:1])
+    evaluate(pretrained, dataset, "gradcam", out_dir=tmp_path, metrics="axioms", progress=False)
+    with pytest.raises(ConfigurationMismatchError, match="seed: 0 -> 1"):
+        evaluate(pretrained, dataset, "gradcam", out_dir=tmp_path, metrics="axioms", seed=1,
+                 progress=False)
+    run = evaluate(pretrained, dataset, "gradcam", out_dir=tmp_path, metrics="axioms", seed=1,
+                   overwrite=True, progress=False)
+    assert run.config["seed"] == 1
+
+
+# ---------------------------------------------------------------- the real model, tiny
+# two images in two batches of one (so batching and per-batch transactions are exercised);
+# the axioms probe (960 channel ablations per image), ROAD's imputation and the deletion
+# curves dominate the time
+TINY_DATA = "composite:2"
+TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_size=480,
+            deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
+            progress=False)
+TINY_METHODS = ["gradcam", "xgradcam"]
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    from axiomcam import models
+
+    return models.load("mobilenet_v2")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(mobilenet, tmp_path_factory):
+    first = tmp_path_factory.mktemp("first")
+    second = tmp_path_factory.mktemp("second")
+    runs = [evaluate(mobilenet, TINY_DATA, TINY_METHODS, out_dir=directory, **TINY)
+            for directory in (first, second)]
+    return runs
+
+
+def expected_counts(mobilenet) -> tuple[int, int]:
+    """(result rows, curve rows) of the tiny run, counted from the data set itself."""
+    results = curves = 0
+    for index, sample in enumerate(open_dataset(TINY_DATA, mobilenet.class_names)):
+        per_method = sum(len(GROUP_METRICS[g]) for g in ("axioms", "faithfulness", "deletion",
+                                                         "road", "localization"))
+        per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
+        if len(set(sample.box_labels.tolist())) > 1:
+            per_method += len(GROUP_METRICS["discrimination"])
+        if index < TINY["sanity_images"]:
+            per_method += 1
+            per_method_curves += TINY["sanity_steps"]
+        results += per_method * len(TINY_METHODS)
+        curves += per_method_curves * len(TINY_METHODS)
+    return results, curves
+
+
+def test_tiny_real_run_writes_every_row_summary_and_plot(tiny_runs, mobilenet):
+    run = tiny_runs[0]
+    results, curves = expected_counts(mobilenet)
+    with ResultStore.open(run.out_dir) as store:
+        assert store.count("images") == 2
+        assert store.count("results") == results
+        assert store.count("curves") == curves
+        assert store.finished is not None
+        assert store.config["target_layer"] == "features.17.conv.1"
+        assert store.config["methods"] == TINY_METHODS
+        assert set(store.config) >= {"model", "data", "metric_groups", "parameters", "seed",
+                                     "axiomcam_version", "torch_version"}
+        assert all(math.isfinite(row.value) for row in store.results())
+        assert all(math.isfinite(row.value) for row in store.curves())
+    connection = sqlite3.connect(run.database)
+    duplicates = connection.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY image_id, method, metric "
+        "HAVING COUNT(*) > 1)").fetchone()[0]
+    connection.close()
+    assert duplicates == 0
+    csv_lines = (run.out_dir / "summary.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in csv_lines] == ["method", *TINY_METHODS]
+    assert "## conservation_error" in (run.out_dir / "summary.md").read_text()
+    for name in ("deletion.png", "insertion.png", "road.png", "sanity.png",
+                 "bars/conservation_error.png", "bars/insertion_auc.png"):
+        assert (run.out_dir / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_a_second_identical_run_gives_identical_numbers(tiny_runs):
+    first, second = (ResultStore.open(run.out_dir) for run in tiny_runs)
+    try:
+        assert first.results() == second.results()
+        assert first.curves() == second.curves()
+        assert first.images() == second.images()
+        assert first.config == second.config
+    finally:
+        first.close()
+        second.close()
+    assert tiny_runs[0].summaries == tiny_runs[1].summaries
