@@ -209,3 +209,45 @@ def test_xgradcam_of_the_pretrained_mobilenet_on_chelsea_is_a_real_map(mobilenet
     g_early = axiomcam.explain(mobilenet.model, inputs, method="gradcam",
                                target_layer="features.16")
     assert float((x_early.maps - g_early.maps).abs().max()) > 0.1
+
+
+def test_efficientnet_runs_the_suffix_alone_on_copies_with_the_same_outputs(efficientnet, photos):
+    # axiomcam gives EfficientNet-Lite a forward that flattens by the features' own batch
+    # size: the outputs must be the library's, and ablation must not fall back to re-running
+    # the whole network (it would warn)
+    import warnings
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from axiomcam.metrics import probe_layer
+
+    inputs = efficientnet.prepare(photos[1])
+    with torch.no_grad():
+        assert torch.equal(efficientnet.model(inputs), EfficientNet.forward(efficientnet.model,
+                                                                            inputs))
+    layer = "_blocks.15._swish"  # called twice per forward: after expansion, after depthwise
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", axiomcam.AxiomCamWarning)
+        probe = probe_layer(efficientnet.model, inputs, ESPRESSO, layer, batch_size=256)
+    assert probe.activations.shape == (1, 1152, 7, 7)
+    module = dict(efficientnet.model.named_modules())[layer]
+    live = probe.activations[0].flatten(1).ne(0).any(1).nonzero().flatten()
+    for channel in [int(live[0]), int(live[len(live) // 2]), int(live[-1])]:
+        calls = []
+
+        def zero_at_last_call(mod, args, output, channel=channel, calls=calls):
+            calls.append(1)
+            if len(calls) == 2:  # the depthwise output, the call the probe explains
+                output = output.clone()
+                output[:, channel] = 0
+                return output
+            return None
+
+        handle = module.register_forward_hook(zero_at_last_call)
+        try:
+            with torch.no_grad():
+                expected = float(efficientnet.model(inputs)[0, ESPRESSO])
+        finally:
+            handle.remove()
+        assert float(probe.ablated_scores[0, channel]) == pytest.approx(expected, rel=1e-4,
+                                                                        abs=1e-4)

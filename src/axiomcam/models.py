@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +288,9 @@ def _load_efficientnet_lite0(weights_path: Path | None) -> tuple[nn.Module, tupl
     # from_name builds the architecture only; from_pretrained prints and may download
     model = architecture.EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(_read_state_dict(weights_path), strict=True)
+    if model._global_params.local_pooling:  # not the case for lite0; guards a version change
+        raise RuntimeError("efficientnet-lite0 with local pooling is not supported")
+    model.forward = types.MethodType(_batch_agnostic_efficientnet_forward, model)
     # Normalisation, measured (skimage images, Resize 256 / CenterCrop 224):
     # - the stem BatchNorm's running statistics match the first conv's outputs far better
     #   with (x - 127) / 128 than with ImageNet mean/std: mean |log(batch var / running var)|
@@ -302,6 +306,18 @@ def _load_efficientnet_lite0(weights_path: Path | None) -> tuple[nn.Module, tupl
     # `_swish` means the head activation. (Each block's own `_swish` is also called twice:
     # after the expansion conv and after the depthwise conv.)
     return model, TFLITE_MEAN, TFLITE_STD, "_swish"
+
+
+def _batch_agnostic_efficientnet_forward(self: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """EfficientNet-Lite's own forward (global pooling, dropout, linear), except that the
+    pooled features are flattened by *their* batch size (``flatten(1)``) rather than by the
+    input's (``view(inputs.size(0), -1)``).  Same function, same outputs; but the network
+    after a layer can now run on a batch of copies of one image's activation, so
+    Ablation-CAM and the sensitivity axiom re-run only that part (about 1000x less work
+    per image than re-running the whole network for each of the 1152 channels)."""
+    features = self.extract_features(inputs)
+    pooled = self._avg_pooling(features).flatten(1)
+    return self._fc(self._dropout(pooled))
 
 
 _LOADERS: dict[str, Callable[[Path | None], tuple[nn.Module, tuple, tuple, str]]] = {
