@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Reproduce the numbers of docs/evaluation.md (run from the repository after `make setup`).
+#
+#   bash scripts/reproduce_evaluation.sh [OUT]     # OUT defaults to results/evaluation
+#
+# Eight `axiomcam evaluate` runs on the built-in benchmark (seed 0), each with one thread
+# (OMP_NUM_THREADS=1) and all in parallel: on 2 cores, more threads per process make
+# OpenMP spin and slow everything down. About 50 minutes on 2 cores in all.
+# Then prints the tables of docs/evaluation.md (scripts/evaluation_tables.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-results/evaluation}"
+AXIOMCAM=.venv/bin/axiomcam
+export OMP_NUM_THREADS=1
+mkdir -p "$OUT"
+
+METHODS="gradcam,gradcam++,xgradcam,ablationcam,ablationcam:activation,layercam"
+# 200 images: the axioms, Average Drop / Increase in Confidence, top-20% removal,
+# localization and class discrimination (CAM only at the last layers: it needs GAP + linear)
+MAIN="--data composite:200 --metrics axioms,faithfulness,localization,discrimination"
+# the first 30 images: deletion / insertion, ROAD and the sanity check (many forward passes)
+SUBSET="--data composite:30 --metrics deletion,road,sanity --deletion-steps 20
+        --road-percentages 20,50,80 --sanity-images 8 --sanity-steps 8"
+# the first 8 images: Score-CAM (one forward pass of the whole network per channel)
+SCORECAM="--data composite:8 --methods gradcam,xgradcam,scorecam
+          --metrics axioms,faithfulness,localization,discrimination"
+
+run() {  # run NAME ARGS...: one evaluation in the background, its log in OUT/NAME.log
+    local name="$1"; shift
+    "$AXIOMCAM" evaluate "$@" --perturbation-batch-size 128 --out "$OUT/$name" --overwrite \
+        > "$OUT/$name.log" 2>&1 &
+}
+# shellcheck disable=SC2086  # the option lists are meant to split
+{
+run mobilenet_v2-features.18 --model mobilenet_v2 --layer features.18 --methods "cam,$METHODS" $MAIN
+run mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 --methods "$METHODS" $MAIN
+run efficientnet_lite0-_swish --model efficientnet_lite0 --layer _swish --methods "cam,$METHODS" $MAIN
+run efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish --methods "$METHODS" $MAIN
+run subset-mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 --methods "$METHODS" $SUBSET
+run subset-efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish --methods "$METHODS" $SUBSET
+run scorecam-mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 $SCORECAM
+run scorecam-efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish $SCORECAM
+}
+wait
+.venv/bin/python scripts/evaluation_tables.py "$OUT"
