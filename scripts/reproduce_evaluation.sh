@@ -3,9 +3,9 @@
 #
 #   bash scripts/reproduce_evaluation.sh [OUT]     # OUT defaults to results/evaluation
 #
-# Eight `axiomcam evaluate` runs on the built-in benchmark (seed 0), each with one thread
+# Ten `axiomcam evaluate` runs on the built-in benchmark (seed 0), each with one thread
 # (OMP_NUM_THREADS=1) and all in parallel: on 2 cores, more threads per process make
-# OpenMP spin and slow everything down. About 45 minutes on 2 cores in all.
+# OpenMP spin and slow everything down. About an hour on 2 cores in all.
 # Then prints the tables of docs/evaluation.md (scripts/evaluation_tables.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,9 @@ MAIN="--data composite:200 --metrics axioms,faithfulness,localization,discrimina
 # cost many forward passes per image and method
 SUBSET="--data composite:8 --metrics deletion,road,sanity --deletion-steps 20
         --road-percentages 20,50,80 --sanity-images 4 --sanity-steps 6"
+# the first 16 images: deletion / insertion and ROAD alone (about 20 s of CPU per image)
+DELETION="--data composite:16 --metrics deletion,road --deletion-steps 20
+          --road-percentages 20,50,80"
 # the first 8 images: Score-CAM (one forward pass of the whole network per channel)
 SCORECAM="--data composite:8 --methods gradcam,xgradcam,scorecam
           --metrics axioms,faithfulness,localization,discrimination"
@@ -39,6 +42,8 @@ run efficientnet_lite0-_swish --model efficientnet_lite0 --layer _swish --method
 run efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish --methods "$METHODS" $MAIN
 run subset-mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 --methods "$METHODS" $SUBSET
 run subset-efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish --methods "$METHODS" $SUBSET
+run deletion-mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 --methods "$METHODS" $DELETION
+run deletion-efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish --methods "$METHODS" $DELETION
 run scorecam-mobilenet_v2-features.17.conv.1 --model mobilenet_v2 --layer features.17.conv.1 $SCORECAM
 run scorecam-efficientnet_lite0-_blocks.15._swish --model efficientnet_lite0 --layer _blocks.15._swish $SCORECAM
 }
