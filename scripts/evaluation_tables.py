@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from axiomcam.evaluation.store import ResultStore
-from axiomcam.evaluation.summary import summarize
+from axiomcam.evaluation.summary import bootstrap_interval, summarize
 
 COLUMNS = {
     "conservation_error": "CE",
@@ -102,7 +102,6 @@ def paired(run: Path, reference: str = "xgradcam") -> str:
              "(mean [95% bootstrap interval]), and where it is the lower", "",
              "| other method | CE difference | CE lower on | SE difference | SE lower on |",
              "|---|---|---|---|---|"]
-    generator = np.random.default_rng(0)
     for other in methods:
         if other == reference:
             continue
@@ -112,8 +111,7 @@ def paired(run: Path, reference: str = "xgradcam") -> str:
                              and (i, reference, metric) in values})
             difference = np.array([values[i, reference, metric] - values[i, other, metric]
                                    for i in images])
-            draws = generator.integers(0, len(difference), (2000, len(difference)))
-            low, high = np.percentile(difference[draws].mean(axis=1), [2.5, 97.5])
+            low, high = bootstrap_interval(difference, seed=0)
             cells += [f"{number(difference.mean())} [{number(low)}, {number(high)}]",
                       f"{100 * (difference < 0).mean():.0f}% of {len(difference)}"]
         lines.append(f"| {other} | " + " | ".join(cells) + " |")

@@ -313,8 +313,8 @@ def _batch_agnostic_efficientnet_forward(self: nn.Module, inputs: torch.Tensor) 
     pooled features are flattened by *their* batch size (``flatten(1)``) rather than by the
     input's (``view(inputs.size(0), -1)``).  Same function, same outputs; but the network
     after a layer can now run on a batch of copies of one image's activation, so
-    Ablation-CAM and the sensitivity axiom re-run only that part (about 1000x less work
-    per image than re-running the whole network for each of the 1152 channels)."""
+    Ablation-CAM and the sensitivity axiom re-run only that part instead of the whole
+    network once per channel."""
     features = self.extract_features(inputs)
     pooled = self._avg_pooling(features).flatten(1)
     return self._fc(self._dropout(pooled))

@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 from tqdm.auto import tqdm
 
-from ..methods.core import check_inputs, check_model, eval_mode
+from ..methods.core import check_inputs, check_model, eval_mode, safe_divide
 from ._common import check_class_targets, check_maps, chunks, class_probabilities
 
 # ---------------------------------------------------------------------------------------
@@ -115,8 +115,7 @@ def _chunked_probabilities(model: nn.Module, total: int,
 
 def _relative_drop(original: torch.Tensor, perturbed: torch.Tensor) -> torch.Tensor:
     """``(original - perturbed) / original``, 0 where ``original == 0``."""
-    positive = original > 0
-    return torch.where(positive, (original - perturbed) / torch.where(positive, original, 1), 0)
+    return safe_divide(original - perturbed, original)  # probabilities: never negative
 
 
 # ---------------------------------------------------------------------------------------

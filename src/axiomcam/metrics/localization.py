@@ -25,6 +25,7 @@ import torch
 from scipy import ndimage
 from torchvision.ops import box_iou
 
+from ..methods.core import safe_divide
 from ._common import check_boxes, check_maps
 
 # 8-connectivity: diagonal neighbours belong to the same component
@@ -62,10 +63,8 @@ def _union_masks(boxes: list[torch.Tensor], height: int, width: int,
 
 def _mass_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """``(B,)`` share of each map's total mass inside its mask, 0 for an all-zero map."""
-    total = maps.sum(dim=(1, 2))
-    inside = (maps * masks).sum(dim=(1, 2))
-    share = inside / torch.where(total > 0, total, torch.ones_like(total))
-    return torch.where(total > 0, share, torch.zeros_like(share)).clamp(0, 1)
+    # maps are non-negative: a zero total is an all-zero map, whose share is 0
+    return safe_divide((maps * masks).sum(dim=(1, 2)), maps.sum(dim=(1, 2))).clamp(0, 1)
 
 
 def map_to_box(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
@@ -332,8 +331,7 @@ def class_discrimination(maps: torch.Tensor, right_boxes: object,
     right = _mass_inside(maps, _union_masks(right_checked, height, width, maps.device))
     wrong = _mass_inside(maps, _union_masks(wrong_checked, height, width, maps.device))
     both = right + wrong
-    share = right / torch.where(both > 0, both, torch.ones_like(both))
-    share = torch.where(both > 0, share, torch.full_like(share, 0.5))
+    share = torch.where(both > 0, safe_divide(right, both), torch.full_like(right, 0.5))
     return ClassDiscrimination(right=right, wrong=wrong, share=share)
 
 
