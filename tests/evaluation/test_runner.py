@@ -277,6 +277,18 @@ def test_tiny_real_run_writes_every_row_summary_and_plot(tiny_runs, mobilenet):
     for name in ("deletion.png", "insertion.png", "road.png", "sanity.png",
                  "bars/conservation_error.png", "bars/insertion_auc.png"):
         assert (run.out_dir / name).read_bytes()[:4] == b"\x89PNG", name
+    # the self-contained report: every plot inlined, each method's best and worst image
+    # (2 images: one of each) by insertion - deletion AUC
+    assert run.report == run.out_dir / "report.html"
+    report = run.report.read_text(encoding="utf-8")
+    assert "http://" not in report and "https://" not in report and "<link" not in report
+    assert report.count("data:image/png;base64,") == len(run.files.plots)
+    assert report.count("data:image/jpeg;base64,") == 2 * len(TINY_METHODS)
+    for method in TINY_METHODS:
+        for rank in ("best", "worst"):
+            assert f'data-method="{method}" data-rank="{rank}"' in report
+    assert report.count('data-metric="insertion_minus_deletion"') == 2 * len(TINY_METHODS)
+    assert {"gallery", "summary", "report"} <= set(run.seconds)
 
 
 def test_a_second_identical_run_gives_identical_numbers(tiny_runs):

@@ -36,7 +36,10 @@
 
 Results go to ``out_dir/results.sqlite`` (:mod:`axiomcam.evaluation.store`), one
 transaction per batch, then :func:`axiomcam.evaluation.summary.write_summary` writes the
-CSV, Markdown and plots.
+CSV, Markdown and plots, and :func:`axiomcam.evaluation.report.write_report` writes
+``out_dir/report.html`` (one self-contained file) with a gallery of each method's best and
+worst images, whose maps :func:`build_gallery` recomputes at the end of the run (only
+those ``2 k`` images per method).
 
 Reproducibility: everything is deterministic for a seed, a batch size and a device (the
 ROAD noise is drawn per batch from ``seed``, the sanity randomisation from ``seed``).
@@ -55,7 +58,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -63,7 +66,7 @@ from typing import Any
 
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -72,6 +75,8 @@ from ..data import Dataset, Problem, Sample, open_dataset
 from ..methods.core import eval_mode
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
+from ..utils import overlay
+from .report import GALLERY_SIZE, THUMBNAIL_SIZE, GalleryItem, select_gallery, write_report
 from .store import CurveRow, ImageRow, ProblemRow, ResultRow, ResultStore
 from .summary import MetricSummary, SummaryFiles, summarize, write_summary
 
@@ -79,6 +84,7 @@ __all__ = [
     "EVALUATED_METHODS",
     "METRIC_GROUPS",
     "RunResult",
+    "build_gallery",
     "check_methods",
     "check_metric_groups",
     "evaluate",
@@ -111,6 +117,7 @@ class RunResult:
         out_dir: the run's directory.
         database: ``out_dir/results.sqlite``.
         files: the summary files and plots written.
+        report: ``out_dir/report.html``, the self-contained HTML report.
         summaries: mean, median and bootstrap interval per method and metric.
         images: how many images were evaluated.
         problems: the files the data set skipped.
@@ -118,7 +125,8 @@ class RunResult:
         methods: the methods evaluated.
         metric_groups: the metric groups requested.
         seconds: wall time per stage (``"forward"``, ``"explain"``, one per metric group,
-            ``"total"``, ``"summary"``), summed over the run.
+            ``"total"``; then ``"gallery"``, ``"summary"``, ``"report"``, which come after
+            the run's end and are not in the database's details), summed over the run.
         seconds_by_method: per method, wall time per stage (the axioms probe, shared by
             the methods of a batch, counts for the first method that needed it).
         config: the configuration stored in the database.
@@ -127,6 +135,7 @@ class RunResult:
     out_dir: Path
     database: Path
     files: SummaryFiles
+    report: Path
     summaries: list[MetricSummary]
     images: int
     problems: list[Problem]
@@ -356,8 +365,10 @@ def evaluate(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool | None = None,
+    gallery_images: int = GALLERY_SIZE,
 ) -> RunResult:
-    """Evaluate CAM methods on a data set and write the database, summaries and plots.
+    """Evaluate CAM methods on a data set and write the database, summaries, plots and
+    the HTML report.
 
     See the module's documentation for what is computed per batch and how.
 
@@ -383,6 +394,9 @@ def evaluate(
             the summary's bootstrap.
         overwrite: replace a database already in ``out_dir``.
         progress: a progress bar over images (``None``: on a terminal only).
+        gallery_images: best (and worst) images per method in the report's gallery
+            (:func:`build_gallery`; 0: no gallery). Not part of the run's configuration:
+            it changes no stored number.
 
     Returns:
         a :class:`RunResult`.
@@ -431,6 +445,7 @@ def evaluate(
         sanity_steps = _check_positive(sanity_steps, "sanity_steps")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
+    gallery_images = _check_positive(gallery_images, "gallery_images", minimum=0)
     if not isinstance(pretrained, PretrainedModel):
         raise TypeError(
             f"pretrained must be an axiomcam.models.PretrainedModel, not "
@@ -532,16 +547,184 @@ def evaluate(
         store.finish({"images": evaluated, "seconds": timer.seconds,
                       "seconds_by_method": timer.by_method, "sanity_layers": sanity_layers})
         database = store.path
-    with_summary = time.perf_counter()
-    files = write_summary(out_dir)
-    timer.seconds["summary"] = time.perf_counter() - with_summary
+        with timer("gallery"):  # while the explainers' hooks are still in place
+            gallery = build_gallery(pretrained, dataset, out_dir, k=gallery_images,
+                                    explainers=explainers, batch_size=batch_size)
+    with timer("summary"):
+        files = write_summary(out_dir)
+        summaries = summarize(out_dir)
+    with timer("report"):
+        report = write_report(out_dir, gallery, summaries=summaries, files=files)
     return RunResult(
-        out_dir=Path(out_dir), database=database, files=files, summaries=summarize(out_dir),
+        out_dir=Path(out_dir), database=database, files=files, report=report,
+        summaries=summaries,
         images=evaluated, problems=list(dataset.problems), target_layer=layer,
         methods=method_names, metric_groups=groups, seconds=dict(timer.seconds),
         seconds_by_method=timer.by_method,
         config=config,
     )
+
+
+def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
+                  out_dir: str | os.PathLike[str], *, k: int = GALLERY_SIZE,
+                  explainers: Mapping[str, method_registry.Explainer] | None = None,
+                  batch_size: int = 16,
+                  perturbation_batch_size: int = 64) -> dict[str, list[GalleryItem]]:
+    """The report's gallery of a finished run: each method's map over its ``k`` best and
+    ``k`` worst images by the ranking metric.
+
+    The images are chosen from the stored results by
+    :func:`axiomcam.evaluation.report.select_gallery` (the ranking metric, per method, is
+    the first of insertion - deletion AUC, Average Drop, energy pointing game and
+    conservation error that it has values of). Only those images are looked up in the
+    data set (iterated again, up to the last one needed) and explained again, as in the
+    run: whole image resized to ``input_size``, for the label if known, else the stored
+    top-1 class. Each picture is the map (``utils.overlay``, jet, alpha 0.5) over the image
+    scaled to :data:`~axiomcam.evaluation.report.THUMBNAIL_SIZE` on its longest side,
+    with the explained class's ground-truth boxes drawn in white.
+
+    Args:
+        pretrained: the run's model.
+        dataset: the run's data set (or its spec, opened with the run's seed).
+        out_dir: the run's directory (holding ``results.sqlite``).
+        k: best (and worst) images per method; 0: an empty gallery.
+        explainers: the run's explainers by method (``None``: created for the stored
+            methods at the stored layer, and closed again).
+        batch_size: images per explainer call.
+        perturbation_batch_size: for explainers created here.
+
+    Returns:
+        ``{method: [GalleryItem, ...]}`` (best first, then worst first); an image the
+        data set no longer yields is left out.
+
+    Raises:
+        FileNotFoundError: no database in ``out_dir``.
+        ValueError: ``k`` or ``batch_size`` out of range.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torch import nn
+        >>> from axiomcam.data import Dataset, Sample
+        >>> from axiomcam.models import PretrainedModel
+        >>> from PIL import Image
+        >>> torch.manual_seed(0) and None
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        >>> toy = PretrainedModel("toy", net.eval(), None, None, ["a", "b", "c"], "1",
+        ...                       input_size=16)
+        >>> ramp = Image.linear_gradient("L").resize((20, 10))
+        >>> class Four(Dataset):
+        ...     def __len__(self):
+        ...         return 4
+        ...     def __iter__(self):
+        ...         for i in range(4):
+        ...             image = Image.merge("RGB", (ramp, Image.new("L", (20, 10), 60 * i),
+        ...                                         ramp.transpose(0)))
+        ...             yield Sample(f"img{i}", image, i % 3, torch.zeros(0, 4),
+        ...                          torch.zeros(0, dtype=torch.long))
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     run = evaluate(toy, Four(toy.class_names, "four toys"), "gradcam",
+        ...                    out_dir=directory, metrics="faithfulness", progress=False,
+        ...                    gallery_images=0)
+        ...     items = build_gallery(toy, Four(toy.class_names, "four toys"), directory, k=1)
+        ...     [(item.rank, item.image_id, item.metric, item.picture.size)
+        ...      for item in items["gradcam"]]
+        [('best', 'img0', 'average_drop', (224, 112)), ('worst', 'img3', 'average_drop', \
+(224, 112))]
+    """
+    k = _check_positive(k, "k", minimum=0)
+    batch_size = _check_positive(batch_size, "batch_size")
+    with ResultStore.open(out_dir) as store:
+        selections = select_gallery(store, k)
+        rows = {row.image_id: row for row in store.images()}
+        config = store.config
+    wanted = {ranked.image_id for selection in selections.values()
+              for ranked in (*selection.best, *selection.worst)}
+    if not wanted:
+        return {}
+    if isinstance(dataset, str):
+        seed = config.get("seed", 0)
+        dataset = open_dataset(dataset, pretrained.class_names,
+                               seed=seed if isinstance(seed, int) else 0)
+    samples = _find_samples(dataset, wanted & set(rows))
+    names = pretrained.class_names
+    gallery: dict[str, list[GalleryItem]] = {}
+    with contextlib.ExitStack() as stack:
+        for method, selection in selections.items():
+            chosen = [(rank, ranked) for rank, ranking in (("best", selection.best),
+                                                          ("worst", selection.worst))
+                      for ranked in ranking if ranked.image_id in samples]
+            if not chosen:
+                continue
+            explainer = (explainers or {}).get(method)
+            if explainer is None:
+                layer = config.get("target_layer") or pretrained.default_layer
+                explainer = stack.enter_context(method_registry.create(
+                    method, pretrained.model, layer, batch_size=perturbation_batch_size,
+                    progress=False))
+            items = gallery.setdefault(method, [])
+            for start in range(0, len(chosen), batch_size):
+                part = chosen[start:start + batch_size]
+                part_samples = [samples[ranked.image_id] for _, ranked in part]
+                part_rows = [rows[ranked.image_id] for _, ranked in part]
+                targets = [row.predicted if row.label is None else row.label
+                           for row in part_rows]
+                inputs, _ = evaluation_inputs(pretrained, [s.image for s in part_samples],
+                                              [s.boxes for s in part_samples])
+                maps = explainer(inputs, torch.tensor(targets, dtype=torch.long,
+                                                      device=inputs.device)).maps.cpu()
+                for (rank, ranked), sample, row, target, cam_map in zip(
+                        part, part_samples, part_rows, targets, maps, strict=True):
+                    items.append(GalleryItem(
+                        image_id=ranked.image_id, rank=rank, metric=selection.metric,
+                        value=ranked.value, picture=_gallery_picture(sample, cam_map, target),
+                        class_name=_class_name(names, target), note=_gallery_note(row, names)))
+    return gallery
+
+
+def _find_samples(dataset: Dataset, wanted: set[str]) -> dict[str, Sample]:
+    """The first sample of each wanted id (as the run evaluated the first of duplicates),
+    iterating only as far as needed."""
+    found: dict[str, Sample] = {}
+    if not wanted:
+        return found
+    for sample in dataset:
+        if sample.id in wanted and sample.id not in found:
+            found[sample.id] = sample
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+def _class_name(names: Sequence[str], index: int) -> str:
+    return names[index] if 0 <= index < len(names) else f"class {index}"
+
+
+def _gallery_note(row: ImageRow, names: Sequence[str]) -> str:
+    top1 = f"{_class_name(names, row.predicted)} ({row.predicted_probability:.2f})"
+    if row.label is None:
+        return f"no label: explains the top-1 class, {top1}"
+    return f"the label; top-1: {top1}"
+
+
+def _gallery_picture(sample: Sample, cam_map: torch.Tensor, target: int) -> Image.Image:
+    """The map over the whole image at thumbnail size, the target's boxes in white."""
+    width, height = sample.image.size
+    scale = THUMBNAIL_SIZE / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR
+    # the run resized the whole image (no crop), so the map covers the whole thumbnail
+    picture = overlay(sample.image.convert("RGB").resize(size, resample),
+                      cam_map.clamp(0, 1))
+    boxes = sample.boxes.reshape(-1, 4)[sample.box_labels.reshape(-1) == target]
+    if boxes.numel():
+        draw = ImageDraw.Draw(picture)
+        factors = torch.tensor([size[0] / width, size[1] / height] * 2)
+        for x0, y0, x1, y1 in (boxes.float() * factors).tolist():
+            # PIL's rectangle corners are inclusive; x1, y1 are exclusive
+            draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline="white",
+                           width=2)
+    return picture
 
 
 def _no_images_message(dataset: Dataset) -> str:
