@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -45,7 +46,8 @@ def test_unknown_method_is_a_usage_error_listing_the_known_ones(tmp_path):
     ("--methods", "guided_gradcam", "guided_gradcam is not evaluated"),
     ("--metrics", "axioms,speed", "unknown metric group 'speed'; known: axioms, faithfulness"),
     ("--road-percentages", "10,100", "--road-percentages must be numbers in (0, 100)"),
-    ("--model", "resnet9000", "unknown model 'resnet9000'; known: mobilenet_v2"),
+    ("--model", "resnet9000", "unknown model 'resnet9000'. --model takes a built-in "
+                             "pretrained model (mobilenet_v2, efficientnet_lite0)"),
 ])
 def test_bad_choices_are_usage_errors(tmp_path, option, value, expected):
     result = invoke("evaluate", "--data", "composite:2", "--out", str(tmp_path), option, value)
@@ -64,8 +66,8 @@ def test_unknown_layer_is_a_usage_error_with_near_matches(tmp_path):
     result = invoke("evaluate", "--data", "composite:2", "--out", str(tmp_path),
                     "--methods", "gradcam", "--layer", "features.17.conv.9")
     assert result.exit_code == 2
-    assert "mobilenet_v2 has no layer 'features.17.conv.9'; did you mean" in \
-        one_line_error(result)
+    assert "target_layer 'features.17.conv.9' does not exist in MobileNetV2. Near matches: " \
+        "features.17.conv.3" in one_line_error(result)
 
 
 def test_missing_folder_is_a_one_line_failure(tmp_path):
@@ -111,3 +113,201 @@ def test_tiny_real_run_writes_the_files_and_prints_a_table(tmp_path):
     assert again.exit_code == 1
     assert "different configuration" in one_line_error(again)
     assert "--overwrite" in again.stderr
+
+
+# ------------------------------------------------------------- explain, compare, layers
+
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """chelsea written in several formats and modes (and coffee), as a user's folder would
+    hold them; returns (folder, {file name: (width, height) upright})."""
+    from PIL import Image
+
+    from axiomcam.utils import sample_image
+
+    folder = tmp_path_factory.mktemp("photos")
+    cat = sample_image("chelsea")  # 451 x 300
+    sizes = {}
+
+    def save(name, image, **options):
+        image.save(folder / name, **options)
+        sizes[name] = image.size
+
+    save("cat.jpg", cat, quality=92)
+    save("cat_rgba.png", cat.convert("RGBA"))
+    save("cat.bmp", cat)
+    save("cat.tiff", cat)
+    save("cat.webp", cat, quality=90)
+    sixteen = Image.fromarray(np.asarray(cat.convert("L"), dtype=np.uint16) * 257)
+    assert sixteen.mode in ("I;16", "I")
+    save("cat_16bit.png", sixteen)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to display
+    cat.transpose(Image.Transpose.ROTATE_90).save(folder / "cat_exif.jpg", exif=exif)
+    sizes["cat_exif.jpg"] = cat.size  # upright it is the original again
+    save("coffee_grey.png", sample_image("coffee").convert("L"))
+    return folder, sizes
+
+
+def test_every_subcommand_has_help_with_an_example():
+    for command in ("explain", "compare", "layers", "samples", "evaluate"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0, command
+        assert "Example" in result.output and f"axiomcam {command} " in result.output
+
+
+def test_explain_writes_overlays_at_the_original_size_and_results_json(photo_folder, tmp_path):
+    import json
+
+    from PIL import Image
+
+    folder, sizes = photo_folder
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder), "--method", "gradcam", "--out", str(out))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"explained {len(sizes)} images ({len(sizes)} maps, gradcam at features.18)" \
+        in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "mobilenet_v2" and results["layer"] == "features.18"
+    assert results["failures"] == []
+    by_name = {record["path"].rsplit("/", 1)[-1]: record for record in results["images"]}
+    assert set(by_name) == set(sizes)
+    for name, record in by_name.items():
+        assert record["size"] == list(sizes[name])
+        (entry,) = record["maps"]
+        overlay_file = Image.open(out / entry["overlay"])
+        assert overlay_file.size == sizes[name], name
+        assert overlay_file.text["class"] == entry["class_name"]
+        assert entry["class_index"] == record["top_classes"][0]["index"]
+        assert np.load(out / entry["raw"]).shape == (7, 7)
+        if name.startswith("cat") and name != "cat_16bit.png":
+            assert entry["class_index"] in CAT_CLASSES, (name, entry["class_name"])
+    assert by_name["coffee_grey.png"]["top_classes"][0]["index"] == ESPRESSO
+
+
+def test_explain_top3_and_named_targets(photo_folder, tmp_path):
+    import json
+
+    folder, _ = photo_folder
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder / "cat.jpg"), "--target", "top3", "--out", str(out),
+                    "--method", "guided_gradcam", "--layer", "features.17")
+    assert result.exit_code == 0, result.stderr
+    (record,) = json.loads((out / "results.json").read_text())["images"]
+    assert [m["class_index"] for m in record["maps"]] == \
+        [t["index"] for t in record["top_classes"][:3]]
+    assert all((out / m["guided"]).is_file() for m in record["maps"])
+    named = invoke("explain", str(folder / "cat.jpg"), "--target", "Tabby,282",
+                   "--out", str(out))
+    assert named.exit_code == 0
+    (record,) = json.loads((out / "results.json").read_text())["images"]
+    assert [m["class_name"] for m in record["maps"]] == ["tabby", "tiger cat"]
+
+
+def test_bad_images_are_listed_and_the_good_ones_still_written(photo_folder, tmp_path):
+    import json
+
+    folder, _ = photo_folder
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (tmp_path / "notes.png").write_text("just text")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder / "cat.jpg"), str(tmp_path / "missing.png"),
+                    str(tmp_path / "corrupt.jpg"), str(tmp_path / "notes.png"),
+                    str(tmp_path / "empty"), "--method", "gradcam", "--out", str(out))
+    assert result.exit_code == 1
+    failed = result.stderr.strip().splitlines()
+    assert len(failed) == 4 and all(line.startswith("axiomcam: failed: ") for line in failed)
+    for bad, reason in [("missing.png", "no such file"), ("corrupt.jpg", "corrupt"),
+                        ("notes.png", "not an image"), ("empty", "no image files")]:
+        assert any(bad in line and reason in line for line in failed), (bad, failed)
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["images"]) == 1 and len(results["failures"]) == 4
+    assert (out / results["images"][0]["maps"][0]["overlay"]).is_file()
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["--method", "gradkam"], "unknown method 'gradkam'; did you mean gradcam"),
+    (["--model", "resnet9000"], "resnet9000"),
+    (["--target", "tabbby"], "--target: unknown class name 'tabbby'; did you mean 'tabby'"),
+    (["--target", "1000"], "target class 1000 is out of range"),
+    (["--target", "crane bird,cranes"], "unknown class name 'cranes'; did you mean 'crane'"),
+    (["--layer", "features.99"], "'features.99' does not exist"),
+    (["--layer", "classifier.1"], "layer 'classifier.1' has no (B, C, h, w) output"),
+    (["--colormap", "jett"], "unknown matplotlib colormap 'jett'; did you mean jet"),
+    (["--device", "cuda:0"], "no GPU is available"),
+    (["--mean", "0.5,0.5"], "--mean takes 1 or 3 numbers"),
+])
+def test_explain_usage_errors_exit_2_with_one_line(photo_folder, tmp_path, arguments,
+                                                   expected):
+    import torch
+
+    if "cuda:0" in arguments and torch.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    folder, _ = photo_folder
+    result = invoke("explain", str(folder / "cat.jpg"), "--out", str(tmp_path / "o"),
+                    *arguments)
+    assert result.exit_code == 2, result.output
+    assert expected in one_line_error(result)
+    assert not (tmp_path / "o").exists()
+
+
+def test_weights_that_do_not_fit_name_the_keys(photo_folder, tmp_path):
+    import torch
+    import torchvision
+
+    folder, _ = photo_folder
+    weights = tmp_path / "resnet.pth"
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), weights)
+    result = invoke("explain", str(folder / "cat.jpg"), "--weights", str(weights),
+                    "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert str(weights) in line and "missing" in line and "unexpected" in line
+
+
+def test_layers_lists_shapes_and_marks_the_default():
+    result = invoke("layers", "--model", "mobilenet_v2")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    marked = [line for line in lines if line.startswith("*")]
+    assert len(marked) == 1 and marked[0].split()[1:] == ["features.18", "1280x7x7"]
+    assert any(line.split()[:2] == ["features.17.conv.1", "960x7x7"] for line in lines)
+    assert lines[-1].endswith("* = default (features.18)")
+
+
+def test_compare_writes_one_figure_with_axiom_errors(photo_folder, tmp_path):
+    from PIL import Image
+
+    folder, _ = photo_folder
+    figure = tmp_path / "cmp.png"
+    result = invoke("compare", str(folder / "cat.jpg"), str(folder / "coffee_grey.png"),
+                    "--methods", "gradcam,xgradcam,layercam", "--layer", "features.17.conv.1",
+                    "--axioms", "--out", str(figure))
+    assert result.exit_code == 0, result.stderr
+    assert "compared 3 methods on 2 images at features.17.conv.1" in result.stdout
+    width, height = Image.open(figure).size
+    assert width > height > 0  # 4 columns, 2 rows
+    several = invoke("compare", str(folder / "cat.jpg"), "--target", "top3", "--out",
+                     str(tmp_path / "x.png"))
+    assert several.exit_code == 2
+    assert "compare shows one class per image" in one_line_error(several)
+
+
+def test_samples_writes_the_bundled_photographs(tmp_path):
+    from PIL import Image
+
+    from axiomcam.utils import SAMPLE_IMAGES, sample_image
+
+    result = invoke("samples", str(tmp_path / "photos"))
+    assert result.exit_code == 0, result.stderr
+    for name in SAMPLE_IMAGES:
+        written = Image.open(tmp_path / "photos" / f"{name}.png")
+        assert np.array_equal(np.asarray(written), np.asarray(sample_image(name)))
+    (tmp_path / "file").write_text("")
+    blocked = invoke("samples", str(tmp_path / "file" / "photos"))
+    assert blocked.exit_code == 1 and "file" in one_line_error(blocked)

@@ -26,31 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image
 
 import axiomcam
 from axiomcam import models
+from axiomcam.figures import method_title, save_grid
 from axiomcam.models import MissingWeightsError, PretrainedModel
 from axiomcam.utils import overlay, sample_image
 
 IMAGE_NAMES = ("chelsea", "coffee")
 DEFAULT_METHODS = ("gradcam", "xgradcam")
-# how the figure titles spell the methods; any other method shows its own name
-METHOD_TITLES = {
-    "gradcam": "Grad-CAM",
-    "xgradcam": "XGrad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "hirescam": "HiRes-CAM",
-    "layercam": "LayerCAM",
-    "scorecam": "Score-CAM",
-    "ablationcam": "Ablation-CAM",
-    "eigencam": "Eigen-CAM",
-    "cam": "CAM",
-}
-
-
 def parse_methods(text: str) -> list[str]:
     """Split ``"gradcam,xgradcam"`` into method names, checked against axiomcam's.
 
@@ -112,25 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _method_title(method: str) -> str:
-    return METHOD_TITLES.get(method, method)
-
-
-def _save_grid(path: Path, pictures: list[list[Image.Image]], titles: list[list[str]]) -> None:
-    rows, columns = len(pictures), len(pictures[0])
-    # the object-oriented API draws with Agg without touching pyplot's global backend
-    figure = Figure(figsize=(3.2 * columns, 3.4 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for row in range(rows):
-        for column in range(columns):
-            axis = axes[row][column]
-            axis.imshow(pictures[row][column])
-            axis.set_title(titles[row][column], fontsize=10)
-            axis.set_axis_off()
-    figure.savefig(path, dpi=100)
-
-
 def run(
     pretrained: PretrainedModel, out: Path, methods: Sequence[str], layer: str | None = None
 ) -> list[Path]:
@@ -182,7 +147,7 @@ def run(
             written.append(path)
             grid_pictures[index].append(picture)
             grid_titles[index].append(
-                f"{_method_title(method)}\n{pretrained.class_names[target]} ({probability:.2f})"
+                f"{method_title(method)}\n{pretrained.class_names[target]} ({probability:.2f})"
             )
             print(f"  {name} {method}: layer {explanation.target_layer} -> {path}")
         for earlier, earlier_maps in maps_by_method.items():
@@ -196,7 +161,7 @@ def run(
         maps_by_method[method] = explanation.maps
 
     grid_path = out / "quickstart.png"
-    _save_grid(grid_path, grid_pictures, grid_titles)
+    save_grid(grid_path, grid_pictures, grid_titles)
     written.append(grid_path)
     print(f"wrote {grid_path}")
     return written
