@@ -18,19 +18,18 @@ cd "$WORK"
 "$AXIOMCAM" samples photos
 "$AXIOMCAM" explain photos/chelsea.png photos/motorcycle.png \
     --method xgradcam --target top2 --layer features.17.conv.1 --out maps
-# the maps under fixed names (the names written carry the probability)
+# chelsea's two maps under fixed names (the names written carry the probability)
 "$REPO/.venv/bin/python" - maps/results.json "$DOCS" <<'PY'
 import json, shutil, sys
 from pathlib import Path
 results, docs = Path(sys.argv[1]), Path(sys.argv[2])
-for image in json.loads(results.read_text())["images"]:
-    stem = Path(image["path"]).stem
-    for rank, entry in enumerate(image["maps"], start=1):
-        shutil.copy(results.parent / entry["overlay"], docs / f"explain_{stem}_top{rank}.png")
+first = json.loads(results.read_text())["images"][0]
+for rank, entry in enumerate(first["maps"], start=1):
+    shutil.copy(results.parent / entry["overlay"], docs / f"explain_chelsea_top{rank}.png")
 shutil.copy(results, docs / "explain_results.json")
 PY
 "$AXIOMCAM" compare photos/{chelsea,coffee,motorcycle,camera}.png \
     --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam \
-    --layer features.17.conv.1 --axioms --out "$DOCS/compare.png"
+    --layer features.17.conv.1 --axioms --out "$DOCS/compare.jpg"
 "$AXIOMCAM" layers --model mobilenet_v2 > "$DOCS/layers.txt"
 ls -l "$DOCS"

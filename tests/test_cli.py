@@ -311,3 +311,50 @@ def test_samples_writes_the_bundled_photographs(tmp_path):
     (tmp_path / "file").write_text("")
     blocked = invoke("samples", str(tmp_path / "file" / "photos"))
     assert blocked.exit_code == 1 and "file" in one_line_error(blocked)
+
+
+def test_explain_a_users_own_architecture_weights_and_classes(photo_folder, tmp_path):
+    import json
+
+    import torch
+    import torchvision
+
+    folder, _ = photo_folder
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18_3.pth"
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), weights)
+    names = tmp_path / "names.txt"
+    names.write_text("apple\nbanana\ncherry\n")
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder / "cat.jpg"), "--model", "resnet18", "--weights",
+                    str(weights), "--classes", str(names), "--size", "96", "--mean", "0.5",
+                    "--std", "0.25", "--target", "cherry", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["layer"] == "layer4" and results["model"] == "resnet18"
+    assert results["preprocessing"] == {"resize": [96, 96], "crop": None,
+                                        "mean": [0.5] * 3, "std": [0.25] * 3}
+    (record,) = results["images"]
+    assert {t["name"] for t in record["top_classes"]} == {"apple", "banana", "cherry"}
+    (entry,) = record["maps"]
+    assert entry["class_name"] == "cherry" and entry["class_index"] == 2
+    assert np.load(out / entry["raw"]).shape == (3, 3)  # 96 / 32
+    layers = invoke("layers", "--model", "resnet18", "--weights", str(weights), "--size", "96")
+    assert "* layer4" in layers.stdout
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated, still loadable
+def test_a_torchscript_model_gets_a_clear_message(photo_folder, tmp_path):
+    import torch
+    from torch import nn
+
+    folder, _ = photo_folder
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    scripted = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(net), scripted)
+    result = invoke("explain", str(folder / "cat.jpg"), "--model", str(scripted),
+                    "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "TorchScript" in line and "torch.save(model" in line
