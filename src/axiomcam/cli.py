@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from .methods import CAM_METHODS
 
 __all__ = ["main"]
 
@@ -155,6 +156,21 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def picture_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Batching and how maps are drawn: the options of explain and compare."""
+    options = [
+        click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Images per forward/backward pass."),
+        click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Opacity of the map over the image."),
+        click.option("--colormap", default="jet", show_default=True,
+                     help="A matplotlib colormap name."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _load_model(model_spec: str, weights: str | None, classes_file: str | None,
                 size: int | None, mean: str | None, std: str | None, device: str,
                 debug: bool):
@@ -235,7 +251,8 @@ def _plural(count: int, word: str) -> str:
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @model_options
 @click.option("--method", default="xgradcam", show_default=True,
-              help="The CAM method (axiomcam.METHOD_NAMES; guided_<method> too).")
+              help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
+                   "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--layer", default=None, metavar="NAME",
               help="Layer to explain (default: the model's last convolutional stage; "
                    "'axiomcam layers' lists them).")
@@ -245,12 +262,7 @@ def _plural(count: int, word: str) -> str:
                    "name, comma-separated (281,tabby).")
 @click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Images per forward/backward pass.")
-@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Opacity of the map over the image.")
-@click.option("--colormap", default="jet", show_default=True,
-              help="A matplotlib colormap name.")
+@picture_options
 def explain(images: tuple[str, ...], model_spec: str, weights: str | None,
             classes_file: str | None, size: int | None, mean: str | None, std: str | None,
             device: str, debug: bool, method: str, layer: str | None, target_spec: str,
@@ -314,12 +326,7 @@ def _check_colormap(colormap: str) -> None:
                    "axioms under each map (methods with channel weights).")
 @click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Images per forward/backward pass.")
-@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Opacity of the maps over the images.")
-@click.option("--colormap", default="jet", show_default=True,
-              help="A matplotlib colormap name.")
+@picture_options
 def compare(images: tuple[str, ...], model_spec: str, weights: str | None,
             classes_file: str | None, size: int | None, mean: str | None, std: str | None,
             device: str, debug: bool, method_list: str, layer: str | None, target_spec: str,
