@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 RUFF := $(VENV)/bin/ruff
 
-.PHONY: setup quickstart test lint
+.PHONY: setup quickstart test lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -19,3 +19,9 @@ lint: setup
 test: setup
 	$(RUFF) check src tests
 	$(PYTHON) -m pytest -q
+
+# axiomcam vs pytorch-grad-cam and torchcam (issue 5): installs the peers (the `bench` extra)
+# and prints the timing/memory table; takes 15-20 minutes on 2 cores
+bench: setup
+	$(VENV)/bin/pip install --quiet -e ".[bench]"
+	$(PYTHON) -m benchmarks.run

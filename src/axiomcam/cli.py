@@ -449,8 +449,9 @@ def samples(folder: str, debug: bool) -> None:
                    "localization, discrimination, sanity (default: all that the data allows).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per batch.")
-@click.option("--perturbation-batch-size", type=click.IntRange(min=1), default=64,
-              show_default=True, help="Perturbed copies per forward pass.")
+@click.option("--perturbation-batch-size", type=click.IntRange(min=1), default=None,
+              help="Perturbed copies per forward pass (default: Score-CAM 64 images; "
+                   "ablation as many copies of the layer's output as fit in 128 MB).")
 @click.option("--deletion-steps", type=click.IntRange(min=1), default=50, show_default=True,
               help="Steps of the deletion/insertion curves.")
 @click.option("--road-percentages", default="10,30,50,70,90", show_default=True,
@@ -468,7 +469,7 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
              mean: str | None, std: str | None, device: str, debug: bool, data_spec: str,
              method_list: str, layer: str | None, out_dir: str,
              boxes: tuple[str, str] | None, metric_list: str | None,
-             batch_size: int, perturbation_batch_size: int, deletion_steps: int,
+             batch_size: int, perturbation_batch_size: int | None, deletion_steps: int,
              road_percentages: str, sanity_images: int, sanity_steps: int | None, seed: int,
              gallery_images: int, overwrite: bool) -> None:
     """Measure CAM methods on a data set: XGrad-CAM's axioms, faithfulness, ROAD,

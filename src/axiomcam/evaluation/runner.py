@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
-from ..methods.core import eval_mode
+from ..methods.core import DEFAULT_BATCH_SIZE, eval_mode
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
 from ..utils import overlay
@@ -357,7 +357,7 @@ def evaluate(
     out_dir: str | os.PathLike[str],
     metrics: str | Sequence[str] | None = None,
     batch_size: int = 16,
-    perturbation_batch_size: int = 64,
+    perturbation_batch_size: int | None = None,
     deletion_steps: int = 50,
     road_percentages: Sequence[float] = (10, 30, 50, 70, 90),
     sanity_images: int = 8,
@@ -385,7 +385,8 @@ def evaluate(
             ``None``: all, each where the data allows it (no boxes: no localization or
             discrimination rows).
         batch_size: images per batch (and per database transaction).
-        perturbation_batch_size: perturbed or ablated copies per forward pass.
+        perturbation_batch_size: perturbed or ablated copies per forward pass (``None``:
+            each method's default, see :class:`axiomcam.methods.Explainer`).
         deletion_steps: steps of the deletion / insertion curves.
         road_percentages: the percentages ROAD removes.
         sanity_images: how many of the first images get the sanity check (0: none).
@@ -437,7 +438,9 @@ def evaluate(
     method_names = check_methods(methods)
     groups = check_metric_groups(metrics)
     batch_size = _check_positive(batch_size, "batch_size")
-    perturbation_batch_size = _check_positive(perturbation_batch_size, "perturbation_batch_size")
+    if perturbation_batch_size is not None:
+        perturbation_batch_size = _check_positive(perturbation_batch_size,
+                                                  "perturbation_batch_size")
     deletion_steps = _check_positive(deletion_steps, "deletion_steps")
     percentages = _check_percentages(road_percentages)
     sanity_images = _check_positive(sanity_images, "sanity_images", minimum=0)
@@ -569,7 +572,8 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
                   out_dir: str | os.PathLike[str], *, k: int = GALLERY_SIZE,
                   explainers: Mapping[str, method_registry.Explainer] | None = None,
                   batch_size: int = 16,
-                  perturbation_batch_size: int = 64) -> dict[str, list[GalleryItem]]:
+                  perturbation_batch_size: int | None = None
+                  ) -> dict[str, list[GalleryItem]]:
     """The report's gallery of a finished run: each method's map over its ``k`` best and
     ``k`` worst images by the ranking metric.
 
@@ -760,12 +764,14 @@ def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_ind
 
 def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
                     explainers: dict[str, method_registry.Explainer], groups: list[str],
-                    rows: _Rows, timer: _Timer, *, layer: str, perturbation_batch_size: int,
+                    rows: _Rows, timer: _Timer, *, layer: str, perturbation_batch_size: int | None,
                     deletion_steps: int, percentages: list[float], sanity_images: int,
                     sanity_steps: int | None, sanity_layers: dict[str, list[str]],
                     seed: int) -> None:
     inputs, targets, ids = batch.inputs, batch.targets, batch.ids
-    options = {"batch_size": perturbation_batch_size, "progress": False}
+    # the metrics' own forward passes (whole perturbed images) take a number; explainers
+    # and the probe take None too (their defaults)
+    options = {"batch_size": perturbation_batch_size or DEFAULT_BATCH_SIZE, "progress": False}
     probe: axioms.LayerProbe | None = None
     localized = _localization_subset(batch) if "localization" in groups else None
     discriminated = _discrimination_subset(batch) if "discrimination" in groups else None
@@ -833,7 +839,8 @@ def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
             with timer("sanity", name):
                 check = sanity.cascading_randomization(
                     model, inputs[:sanity_count], name, targets[:sanity_count],
-                    target_layer=layer, max_steps=sanity_steps, seed=seed, **options)
+                    target_layer=layer, max_steps=sanity_steps, seed=seed,
+                    batch_size=perturbation_batch_size, progress=False)
                 sanity_layers[name] = list(check.layers)
                 chosen = ids[:sanity_count]
                 rows.add(chosen, name, "sanity_spearman", check.correlations.mean(dim=1))

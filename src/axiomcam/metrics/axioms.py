@@ -146,14 +146,14 @@ class _Probe(GradientCAM):
 
 
 def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
-                target_layer: str | nn.Module | None = None, *, batch_size: int = 64,
+                target_layer: str | nn.Module | None = None, *, batch_size: int | None = None,
                 progress: bool | None = None) -> LayerProbe:
     """Activations, gradients, scores and channel-ablated scores of a batch at a layer.
 
     One forward pass (autograd only after the layer), one backward pass that stops at the
     layer, and ``K`` ablated copies per image run through the network *after* the layer
-    only, ``batch_size`` at a time (the whole network for models that reshape with the
-    input's batch size, with a warning).
+    only, in chunks (the whole network for models that reshape with the input's batch
+    size, with a warning).
 
     Args:
         model: the network.
@@ -161,7 +161,8 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
         targets: one target per image, as for :func:`axiomcam.explain` (``None``: the top
             class; an int; ``B`` classes; a callable ``output -> (B,)``).
         target_layer: as for :func:`axiomcam.explain` (``None``: the default layer).
-        batch_size: ablated copies per forward pass.
+        batch_size: ablated copies per forward pass (``None``: as many as fit in
+            :data:`axiomcam.methods.core.ABLATION_COPY_BYTES`, as for Ablation-CAM).
         progress: progress bar over the ablation passes (``None``: on a terminal, when long).
 
     Raises:
@@ -327,7 +328,7 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
 
 def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
                    target_layer: str | nn.Module | None = None, targets: TargetSpec = None,
-                   *, batch_size: int = 64, progress: bool | None = None,
+                   *, batch_size: int | None = None, progress: bool | None = None,
                    **method_options: object) -> dict[str, AxiomErrors]:
     """The axiom errors of several methods on one batch, sharing one :func:`probe_layer`.
 
@@ -337,7 +338,8 @@ def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str
         methods: names of methods with channel weights (``"gradcam"``, ``"xgradcam"``, ...).
         target_layer: the layer (``None``: the default layer).
         targets: one target per image (``None``: each image's top class).
-        batch_size: perturbed copies per forward pass (ablation, Score-CAM).
+        batch_size: perturbed copies per forward pass (ablation, Score-CAM; ``None``: each
+            method's default).
         progress: progress bars on long perturbation work.
         **method_options: passed to every method (e.g. Ablation-CAM's ``weights``).
 
