@@ -5,9 +5,9 @@
 Each run directory (holding results.sqlite) becomes one table: a row per method, a column
 per metric, "mean (median)" with the run's 95% bootstrap interval of the mean for the
 axioms. Only metrics the run computed are shown. Then, for runs with XGrad-CAM, paired
-per-image comparisons of its axiom errors with every other method's: the mean difference
-with its 95% bootstrap interval (2000 resamples, seed 0) and the share of images where
-XGrad-CAM's error is the lower.
+per-image comparisons of its axiom errors, deletion / insertion AUC and ROAD with every
+other method's: the mean difference with its 95% bootstrap interval (2000 resamples,
+seed 0) and the share of images where XGrad-CAM's value is the lower.
 """
 
 from __future__ import annotations
@@ -84,31 +84,44 @@ def table(run: Path) -> str:
     return "\n".join(lines)
 
 
+#: metrics compared image by image with the reference method, when a run has them
+PAIRED_METRICS = {"conservation_error": "CE", "sensitivity_error": "SE",
+                  "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
+                  "road_morf": "ROAD MoRF", "road_lerf": "ROAD LeRF"}
+
+
 def paired(run: Path, reference: str = "xgradcam") -> str:
-    """Paired comparisons of ``reference``'s conservation and sensitivity errors with the
-    other methods', image by image."""
+    """Paired comparisons of ``reference``'s per-image values with the other methods',
+    for the metrics of :data:`PAIRED_METRICS` the run has."""
     connection = sqlite3.connect(f"file:{run / 'results.sqlite'}?mode=ro", uri=True)
     try:
+        marks = ", ".join("?" * len(PAIRED_METRICS))
         rows = connection.execute(
-            "SELECT image_id, method, metric, value FROM results WHERE metric IN "
-            "('conservation_error', 'sensitivity_error')").fetchall()
+            f"SELECT image_id, method, metric, value FROM results WHERE metric IN ({marks})",
+            list(PAIRED_METRICS)).fetchall()
     finally:
         connection.close()
     values = {(image, method, metric): value for image, method, metric, value in rows}
     methods = list(dict.fromkeys(method for _, method, _, _ in rows))
+    metrics = [m for m in PAIRED_METRICS if any(k == m for _, _, k in values)]
     if reference not in methods:
         return ""
-    lines = [f"Paired with {reference}, `{run.name}`: {reference}'s error minus the other's "
+    lines = [f"Paired with {reference}, `{run.name}`: {reference}'s value minus the other's "
              "(mean [95% bootstrap interval]), and where it is the lower", "",
-             "| other method | CE difference | CE lower on | SE difference | SE lower on |",
-             "|---|---|---|---|---|"]
+             "| other method | " + " | ".join(f"{PAIRED_METRICS[m]} difference | "
+                                          f"{PAIRED_METRICS[m]} lower on" for m in metrics)
+             + " |",
+             "|---" * (2 * len(metrics) + 1) + "|"]
     for other in methods:
         if other == reference:
             continue
         cells = []
-        for metric in ("conservation_error", "sensitivity_error"):
+        for metric in metrics:
             images = sorted({i for i, m, k in values if m == other and k == metric
                              and (i, reference, metric) in values})
+            if not images:
+                cells += ["", ""]
+                continue
             difference = np.array([values[i, reference, metric] - values[i, other, metric]
                                    for i in images])
             low, high = bootstrap_interval(difference, seed=0)
