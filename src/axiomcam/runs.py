@@ -54,7 +54,7 @@ from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
     "IMAGE_SUFFIXES", "CompareRun", "ExplainRun", "Failure", "TargetChoice", "check_layer",
-    "collect_images", "compare_files", "explain_files", "parse_targets",
+    "collect_images", "compare_files", "explain_files", "parse_targets", "print_failures",
 ]
 
 #: file suffixes taken from a directory (any file given by name is tried, whatever its suffix)
