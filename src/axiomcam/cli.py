@@ -196,7 +196,7 @@ def _load_model(model_spec: str, weights: str | None, classes_file: str | None,
         _fail(error, debug)
 
 
-def _check_method(name: str, debug: bool) -> str:
+def _check_method(name: str) -> str:
     from . import METHOD_NAMES
 
     key = name.strip().lower()
@@ -223,12 +223,6 @@ def _check_targets(text: str, pretrained, debug: bool):
         return parse_targets(text, pretrained.class_names)
     except ValueError as error:
         _bad_usage(ValueError(f"--target: {error}"), debug)
-
-
-def _collect(images: Sequence[str]):
-    from .runs import collect_images
-
-    return collect_images(images)
 
 
 def _finish(failures: Sequence[Any]) -> None:
@@ -279,13 +273,14 @@ def explain(images: tuple[str, ...], model_spec: str, weights: str | None,
       axiomcam explain photos/ "more/**/*.png" --target tabby --layer features.16
       axiomcam explain x.png --model resnet50 --weights resnet50.pth --classes names.txt
     """
-    method = _check_method(method, debug)
+    method = _check_method(method)
     _check_colormap(colormap)
     pretrained = _load_model(model_spec, weights, classes_file, size, mean, std, device, debug)
     targets = _check_targets(target_spec, pretrained, debug)
     layer_name = None if method == "guided_backprop" else _check_layer(pretrained, layer, debug)
-    paths, failures = _collect(images)
-    from .runs import explain_files
+    from .runs import collect_images, explain_files
+
+    paths, failures = collect_images(images)
 
     try:
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
@@ -338,7 +333,7 @@ def compare(images: tuple[str, ...], model_spec: str, weights: str | None,
       axiomcam compare cat.jpg dog.jpg --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam
       axiomcam compare photos/ --methods gradcam,xgradcam --layer features.17.conv.1 --axioms
     """
-    methods = list(dict.fromkeys(_check_method(name, debug)
+    methods = list(dict.fromkeys(_check_method(name)
                                  for name in method_list.split(",") if name.strip()))
     if not methods:
         raise _BadUsage(f"--methods names no method: {method_list!r}")
@@ -349,8 +344,9 @@ def compare(images: tuple[str, ...], model_spec: str, weights: str | None,
         raise _BadUsage(f"--target {target_spec!r}: compare shows one class per image "
                         "(use top1, an index or a name)")
     layer_name = _check_layer(pretrained, layer, debug)
-    paths, failures = _collect(images)
-    from .runs import compare_files
+    from .runs import collect_images, compare_files
+
+    paths, failures = collect_images(images)
 
     try:
         run = compare_files(pretrained, paths, methods, figure, layer=layer_name,

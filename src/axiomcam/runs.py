@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import glob
 import json
-import math
 import os
 import re
 import time
@@ -45,6 +44,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import methods as method_registry
+from .data.readers import IMAGE_EXTENSIONS
 from .evaluation.runner import evaluation_inputs
 from .figures import method_title, save_grid
 from .layers import candidate_layers, resolve_layer
@@ -53,13 +53,10 @@ from .models import PretrainedModel
 from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
-    "IMAGE_SUFFIXES", "CompareRun", "ExplainRun", "Failure", "TargetChoice", "check_layer",
+    "CompareRun", "ExplainRun", "Failure", "TargetChoice", "check_layer",
     "collect_images", "compare_files", "explain_files", "parse_targets", "print_failures",
 ]
 
-#: file suffixes taken from a directory (any file given by name is tried, whatever its suffix)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
-                  ".pgm")
 # more images than this get a progress bar
 _PROGRESS_FROM = 4
 # the largest side of a picture in the comparison figure (the overlay is made at full size)
@@ -174,10 +171,10 @@ def collect_images(arguments: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
         path = Path(text)
         if path.is_dir():
             found = sorted(child for child in path.iterdir()
-                           if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
+                           if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
                 failures.append(Failure(text, "directory has no image files ("
-                                        f"{', '.join(IMAGE_SUFFIXES)})"))
+                                        f"{', '.join(IMAGE_EXTENSIONS)})"))
             paths.extend(found)
         elif path.exists():
             paths.append(path)
@@ -266,6 +263,13 @@ class ExplainRun:
     written: list[Path] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def _network_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
+                    ) -> torch.Tensor:
+    """The whole images resized to the input size and normalised (no boxes to scale)."""
+    inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * len(images))
+    return inputs
 
 
 def _probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor
@@ -397,7 +401,7 @@ def _explain_batch(pretrained: PretrainedModel, explainer: method_registry.Expla
                    colormap: str, run: ExplainRun, model_spec: str | None
                    ) -> list[dict[str, object]]:
     images = [image for _, image in loaded]
-    inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * len(images))
+    inputs = _network_inputs(pretrained, images)
     probabilities, logits = _probabilities_and_logits(pretrained.model, inputs)
     classes = targets.for_batch(logits)  # (B, k)
     explanation = explainer(inputs, classes)
@@ -532,24 +536,27 @@ def _compare_batch(pretrained: PretrainedModel,
                    ) -> list[tuple[list[Image.Image], list[str], list[str]]]:
     """The figure's rows for one batch: (pictures, titles, captions) per image."""
     images = [image for _, image in loaded]
-    inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * len(images))
+    inputs = _network_inputs(pretrained, images)
     probabilities, logits = _probabilities_and_logits(pretrained.model, inputs)
     classes = target.for_batch(logits)[:, 0]
     # one probe (activations, gradients, K ablated scores) serves every method
     probe = (probe_layer(pretrained.model, inputs, classes, layer)
              if axioms and any(map(_has_channel_weights, explainers)) else None)
-    rows = [([_thumbnail(image)],
+    # the overlays are drawn on the thumbnails: the figure shows nothing finer
+    thumbnails = [_thumbnail(image) for image in images]
+    rows = [([thumbnail],
              [f"{path.name}\n{pretrained.class_names[c]}: p {float(probabilities[i, c]):.2f}, "
               f"logit {float(logits[i, c]):.2f}"],
              [""])
-            for i, ((path, image), c) in enumerate(zip(loaded, classes.tolist(), strict=True))]
+            for i, ((path, _), c, thumbnail) in enumerate(
+                zip(loaded, classes.tolist(), thumbnails, strict=True))]
     for method, explainer in explainers.items():
         explanation = explainer(inputs, classes)
         errors = (axiom_errors(probe, explanation)
                   if probe is not None and explanation.channel_weights is not None else None)
         for i, (row_pictures, row_titles, row_captions) in enumerate(rows):
-            row_pictures.append(_thumbnail(overlay(images[i], explanation.maps[i],
-                                                   alpha=alpha, colormap=colormap)))
+            row_pictures.append(overlay(thumbnails[i], explanation.maps[i], alpha=alpha,
+                                        colormap=colormap))
             row_titles.append(method_title(method))
             if errors is None:
                 run.axiom_errors[method].append(None)
@@ -563,12 +570,10 @@ def _compare_batch(pretrained: PretrainedModel,
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:
-    scale = _THUMBNAIL / max(image.size)
-    if scale >= 1:
-        return image
-    size = (max(1, math.floor(image.width * scale)), max(1, math.floor(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
+    """A copy no larger than :data:`_THUMBNAIL` on its longest side (PIL keeps the aspect)."""
+    small = image.copy()
+    small.thumbnail((_THUMBNAIL, _THUMBNAIL), Image.Resampling.LANCZOS)
+    return small
 
 def print_failures(failures: Sequence[Failure], echo: Callable[[str], None]) -> None:
     """One line per failure: ``PATH: reason``."""

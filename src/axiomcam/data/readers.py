@@ -59,8 +59,10 @@ __all__ = [
 
 logger = logging.getLogger("axiomcam")
 
-#: file name endings (compared case-insensitively) that the readers treat as images
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: file name endings (compared case-insensitively) taken as images from a folder, by the
+#: readers and by `axiomcam explain` / `compare` (formats `utils.load_image` reads)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
+                    ".pgm")
 
 #: ground-truth boxes by file name: ``(boxes (n, 4) float, box_labels (n,) long)``
 BoxTable = dict[str, tuple[torch.Tensor, torch.Tensor]]
