@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -460,7 +461,10 @@ def samples(folder: str, debug: bool) -> None:
               help="Seed for the benchmark, ROAD noise, randomisation and bootstrap.")
 @click.option("--gallery-images", type=click.IntRange(min=0), default=3, show_default=True,
               help="Best and worst images per method shown in report.html (0: none).")
-@click.option("--overwrite", is_flag=True, help="Replace the results already in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the results already in --out and start again (without it, a run "
+                   "of the same configuration continues where it stopped, and a run of "
+                   "another configuration is refused).")
 def evaluate(model_spec: str, weights: str | None, classes_file: str | None, size: int | None,
              mean: str | None, std: str | None, device: str, debug: bool, data_spec: str,
              method_list: str, layer: str | None, out_dir: str,
@@ -481,6 +485,11 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
     \b
     Your own images, with Pascal VOC boxes:
       axiomcam evaluate --data photos/ --boxes voc photos/annotations --out results/mine
+    \b
+    Interrupted? Run the same command again: it continues where it stopped.
+    On 4 processes (or machines: docs/scaling.md):
+      torchrun --nproc_per_node 4 $(which axiomcam) evaluate --data composite:200 \\
+          --out results/mobilenet_v2
     """
     # checks that need nothing loaded come first, so that a typo fails at once
     from .evaluation.runner import check_methods, check_metric_groups
@@ -499,7 +508,10 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
         raise _BadUsage(f"--boxes takes a format (voc or coco) and a file, got "
                         f"{boxes_format!r}")
 
-    pretrained = _load_model(model_spec, weights, classes_file, size, mean, std, device, debug)
+    from .evaluation.distributed import rank_device
+
+    pretrained = _load_model(model_spec, weights, classes_file, size, mean, std,
+                             rank_device(device), debug)
     if layer is not None:
         layer = _check_layer(pretrained, layer, debug)
 
@@ -528,15 +540,23 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
             road_percentages=percentages, sanity_images=sanity_images,
             sanity_steps=sanity_steps, seed=seed, overwrite=overwrite, progress=None,
             gallery_images=gallery_images)
+    except KeyboardInterrupt:
+        click.echo(f"\naxiomcam: interrupted; the finished batches are kept in {out_dir}: "
+                   "run the same command again to continue", err=True)
+        raise SystemExit(130) from None
     except Exception as error:
         _fail(error, debug)
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # rank 0 of a distributed run reports for every rank
     click.echo(format_table(run.summaries))
     seconds = run.seconds.get("total", 0.0)
+    if run.resumed:
+        click.echo(f"\ncontinued an interrupted run: {run.resumed} images were already done")
     click.echo(
         f"\n{run.images} image{'' if run.images == 1 else 's'} x {len(run.methods)} "
-        f"method{'' if len(run.methods) == 1 else 's'} at {run.target_layer} in "
-        f"{seconds:.1f} s; {len(run.problems)} files skipped")
+        f"method{'' if len(run.methods) == 1 else 's'} at {run.target_layer} "
+        f"({run.computed} computed in {seconds:.1f} s); {len(run.problems)} files skipped")
     click.echo(f"wrote {run.database}, {run.files.csv}, {run.files.markdown} and "
                f"{len(run.files.plots)} plots")
     click.echo(f"report: {run.report}")

@@ -3,6 +3,7 @@ run of the pretrained MobileNetV2 that must write everything and repeat exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 from collections import Counter
@@ -205,6 +206,89 @@ def test_a_run_refuses_another_configuration_in_the_same_directory(tmp_path):
     run = evaluate(pretrained, dataset, "gradcam", out_dir=tmp_path, metrics="axioms", seed=1,
                    overwrite=True, progress=False)
     assert run.config["seed"] == 1
+
+
+class Interrupted(Exception):
+    """Stands for a crash (Ctrl-C, a killed machine) in the middle of a run."""
+
+
+class Crashing(Listed):
+    """Listed, but raising :class:`Interrupted` when asked for sample number ``at``."""
+
+    def __init__(self, samples, at, bad=()):
+        super().__init__(samples, bad)
+        self.at = at
+
+    def __iter__(self):
+        for index, sample in enumerate(super().__iter__()):
+            if index == self.at:
+                raise Interrupted
+            yield sample
+
+
+def many_samples() -> list[Sample]:
+    """Nine labelled images of one coloured square each (repeated ids once: a duplicate)."""
+    colours = (RED, GREEN, BLUE)
+    samples = [Sample(f"img{i}", painted((20 * i, 30, 60), [(colours[i % 3], 2 * i, 4, 2 * i + 12,
+                                                                     20)]),
+                      i % 3, torch.tensor([[2.0 * i, 4.0, 2.0 * i + 12, 20.0]]),
+                      torch.tensor([i % 3])) for i in range(9)]
+    return [*samples[:5], samples[1], *samples[5:]]
+
+
+def test_an_interrupted_run_resumes_computing_only_the_missing_batches(tmp_path, monkeypatch):
+    from axiomcam.evaluation import runner
+
+    pretrained = colour_classifier()
+    options = dict(metrics="axioms,faithfulness,road,sanity", batch_size=2, sanity_images=3,
+                   road_percentages=(50,), progress=False, gallery_images=0)
+    reference = evaluate(pretrained, Listed(many_samples(), bad=["x.png"]), "gradcam,xgradcam",
+                         out_dir=tmp_path / "reference", **options)
+    prepared = []
+    real_prepare = runner._prepare_batch
+
+    def spying_prepare(pretrained, samples, first_index, timer):
+        prepared.append([sample.id for sample in samples])
+        return real_prepare(pretrained, samples, first_index, timer)
+
+    monkeypatch.setattr(runner, "_prepare_batch", spying_prepare)
+    with pytest.raises(Interrupted):  # dies while reading sample 6 (batch 3)
+        evaluate(pretrained, Crashing(many_samples(), at=6, bad=["x.png"]), "gradcam,xgradcam",
+                 out_dir=tmp_path / "run", **options)
+    assert prepared == [["img0", "img1"], ["img2", "img3"], ["img4"]]  # img1 twice: once
+    with ResultStore.open(tmp_path / "run") as store:
+        assert store.finished is None and store.done_batches() == {
+            0: ["img0", "img1"], 1: ["img2", "img3"], 2: ["img4"]}
+    prepared.clear()
+    run = evaluate(pretrained, Listed(many_samples(), bad=["x.png"]), "gradcam,xgradcam",
+                   out_dir=tmp_path / "run", **options)
+    assert prepared == [["img5", "img6"], ["img7", "img8"]]
+    assert (run.resumed, run.computed, run.images) == (5, 4, 9)
+    assert run.problems == reference.problems == [
+        Problem("x.png", "cannot identify image file"),
+        Problem("img1", "duplicate image id, evaluated once")]
+    with ResultStore.open(reference.out_dir) as expected, ResultStore.open(run.out_dir) as got:
+        assert got.images() == expected.images()
+        assert got.results() == expected.results()  # same values, same order
+        assert got.curves() == expected.curves()
+        assert got.problems() == expected.problems()
+        assert got.details["sanity_layers"] == expected.details["sanity_layers"]
+        assert got.details["images"] == 9
+    assert (run.out_dir / "summary.csv").read_text() == \
+        (reference.out_dir / "summary.csv").read_text()
+
+
+def test_resuming_on_a_changed_data_set_is_refused(tmp_path):
+    pretrained = colour_classifier()
+    options = dict(metrics="axioms", batch_size=2, progress=False, gallery_images=0)
+    with pytest.raises(Interrupted):
+        evaluate(pretrained, Crashing(many_samples(), at=4), "gradcam", out_dir=tmp_path,
+                 **options)
+    changed = many_samples()
+    changed[2] = dataclasses.replace(changed[2], id="new")
+    with pytest.raises(ValueError, match=r"changed since this run started: batch 1 held 2 "
+                                         r"images \(img2, img3...\) and now holds 2 \(new, img3"):
+        evaluate(pretrained, Listed(changed), "gradcam", out_dir=tmp_path, **options)
 
 
 # ---------------------------------------------------------------- the real model, tiny

@@ -76,13 +76,26 @@ from ..methods.core import DEFAULT_BATCH_SIZE, eval_mode
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
 from ..utils import overlay
+from . import distributed
 from .report import GALLERY_SIZE, THUMBNAIL_SIZE, GalleryItem, select_gallery, write_report
-from .store import CurveRow, ImageRow, ProblemRow, ResultRow, ResultStore
+from .store import (
+    DATABASE_NAME,
+    CurveRow,
+    ImageRow,
+    ProblemRow,
+    ResultRow,
+    ResultStore,
+    check_resumable,
+    merge_details,
+    merge_runs,
+    remove_database,
+)
 from .summary import MetricSummary, SummaryFiles, summarize, write_summary
 
 __all__ = [
     "EVALUATED_METHODS",
     "METRIC_GROUPS",
+    "PARTS_FOLDER",
     "RunResult",
     "build_gallery",
     "check_methods",
@@ -101,6 +114,9 @@ METRIC_GROUPS: tuple[str, ...] = (
 #: metrics here are defined for maps of the form ReLU(sum_k w_k A^k) upsampled.
 EVALUATED_METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS,
                                       *method_registry.VARIANT_NAMES)
+
+#: where each process of a distributed run keeps its database until rank 0 merges them
+PARTS_FOLDER = "parts"
 
 # fixed protocol parameters, stored in the run's configuration
 TOP_REMOVAL_PERCENT = 20.0
@@ -130,6 +146,9 @@ class RunResult:
         seconds_by_method: per method, wall time per stage (the axioms probe, shared by
             the methods of a batch, counts for the first method that needed it).
         config: the configuration stored in the database.
+        resumed: images an earlier, interrupted run of this configuration had stored (not
+            computed again).
+        computed: images this process computed.
     """
 
     out_dir: Path
@@ -145,6 +164,8 @@ class RunResult:
     seconds: dict[str, float]
     seconds_by_method: dict[str, dict[str, float]]
     config: dict[str, Any] = field(repr=False)
+    resumed: int = 0
+    computed: int = 0
 
 
 def check_methods(names: str | Iterable[str]) -> list[str]:
@@ -497,21 +518,45 @@ def evaluate(
                 "explained_class": "label if known, else the top-1 class",
             },
             "seed": seed,
-            "device": str(pretrained.device),
+            "device": pretrained.device.type,
             "axiomcam_version": __version__,
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
         }
-        store = stack.enter_context(ResultStore.create(out_dir, config, overwrite=overwrite))
+        group = distributed.join(pretrained.device)
+        stack.callback(group.leave)
+        if group.world_size > len(dataset):
+            raise ValueError(
+                f"{group.world_size} processes for {len(dataset)} images in "
+                f"{dataset.description}: start at most one process per image")
+        store, done = _open_run(out_dir, config, group, overwrite=overwrite)
+        stack.enter_context(store)
+        resumed = sum(len(ids) for ids in done.values())
         timer = _Timer()
         sanity_layers: dict[str, list[str]] = {}
+        previous_details = store.details
+        computed = 0
+
+        def details() -> dict[str, Any]:  # this database's details, over every session
+            timer.seconds["total"] = time.perf_counter() - start
+            return merge_details([previous_details, {
+                "images": computed, "seconds": timer.seconds,
+                "seconds_by_method": timer.by_method, "sanity_layers": sanity_layers}])
+
         seen: set[str] = set()
         problems_written = 0
-        evaluated = 0
+        evaluated = 0  # images before the current batch, whoever computes them
+        batch_index = 0
+        everything_done = store.finished is not None and group.world_size == 1 and \
+            not _part_paths(out_dir)
         bar = stack.enter_context(tqdm(
-            total=len(dataset), unit="image", desc="evaluate", dynamic_ncols=True,
-            disable=(None if progress is None else not progress)))
-        for batch_samples in _batches(chain([first], samples), batch_size):
+            total=len(dataset), initial=len(dataset) if everything_done else 0, unit="image",
+            desc="evaluate" if group.world_size == 1 else f"evaluate (rank {group.rank})",
+            dynamic_ncols=True,
+            disable=(None if progress is None else not progress) or
+            (progress is None and not group.is_main)))
+        raw_batches = [] if everything_done else _batches(chain([first], samples), batch_size)
+        for batch_index, batch_samples in enumerate(raw_batches):
             unique = []
             for sample in batch_samples:
                 if sample.id in seen:
@@ -520,52 +565,129 @@ def evaluate(
                 else:
                     seen.add(sample.id)
                     unique.append(sample)
-            rows = _Rows()
-            image_rows: list[ImageRow] = []
-            if unique:
-                batch = _prepare_batch(pretrained, unique, evaluated, timer)
-                _evaluate_batch(batch, model, explainers, groups, rows, timer, layer=layer,
-                                perturbation_batch_size=perturbation_batch_size,
-                                deletion_steps=deletion_steps, percentages=percentages,
-                                sanity_images=sanity_images, sanity_steps=sanity_steps,
-                                sanity_layers=sanity_layers, seed=seed)
-                image_rows = [
-                    ImageRow(sample.id, None if sample.path is None else str(sample.path),
-                             label, int(predicted), float(probability), *sample.image.size)
-                    for sample, label, predicted, probability in zip(
-                        batch.samples, batch.labels, batch.predicted.tolist(),
-                        batch.probabilities.tolist(), strict=True)
-                ]
             new_problems = [ProblemRow(p.path, p.reason)
                             for p in dataset.problems[problems_written:]]
-            store.write_batch(images=image_rows, results=rows.results, curves=rows.curves,
-                              problems=new_problems)
-            problems_written += len(new_problems)
-            evaluated += len(unique)
+            problems_written = len(dataset.problems)
+            first_index, evaluated = evaluated, evaluated + len(unique)
+            if batch_index in done:
+                _check_unchanged(batch_index, done[batch_index], unique, dataset)
+            elif group.owns(batch_index):
+                rows = _Rows()
+                image_rows: list[ImageRow] = []
+                if unique:
+                    batch = _prepare_batch(pretrained, unique, first_index, timer)
+                    _evaluate_batch(batch, model, explainers, groups, rows, timer, layer=layer,
+                                    perturbation_batch_size=perturbation_batch_size,
+                                    deletion_steps=deletion_steps, percentages=percentages,
+                                    sanity_images=sanity_images, sanity_steps=sanity_steps,
+                                    sanity_layers=sanity_layers, seed=seed)
+                    image_rows = _image_rows(batch)
+                computed += len(unique)
+                store.write_batch(images=image_rows, results=rows.results, curves=rows.curves,
+                                  problems=new_problems, batch=batch_index, details=details())
             bar.update(len(batch_samples))
-        # problems met after the last good image (trailing bad files)
-        store.write_batch(problems=[ProblemRow(p.path, p.reason)
-                                    for p in dataset.problems[problems_written:]])
-        timer.seconds["total"] = time.perf_counter() - start
-        store.finish({"images": evaluated, "seconds": timer.seconds,
-                      "seconds_by_method": timer.by_method, "sanity_layers": sanity_layers})
-        database = store.path
-        with timer("gallery"):  # while the explainers' hooks are still in place
-            gallery = build_gallery(pretrained, dataset, out_dir, k=gallery_images,
-                                    explainers=explainers, batch_size=batch_size)
-    with timer("summary"):
-        files = write_summary(out_dir)
-        summaries = summarize(out_dir)
-    with timer("report"):
-        report = write_report(out_dir, gallery, summaries=summaries, files=files)
+        if not everything_done:
+            # problems met after the last good image (trailing bad files): one more batch
+            trailing = batch_index + 1
+            if trailing not in done and group.owns(trailing):
+                store.write_batch(problems=[ProblemRow(p.path, p.reason)
+                                            for p in dataset.problems[problems_written:]],
+                                  batch=trailing, details=details())
+        bar.close()
+        store.close()
+        group.barrier()  # every rank's batches are stored
+        shared = None
+        if group.is_main:
+            database = _finish_run(out_dir)
+            with timer("gallery"):  # while the explainers' hooks are still in place
+                gallery = build_gallery(pretrained, dataset, out_dir, k=gallery_images,
+                                        explainers=explainers, batch_size=batch_size)
+            with timer("summary"):
+                files = write_summary(out_dir)
+                summaries = summarize(out_dir)
+            with timer("report"):
+                report = write_report(out_dir, gallery, summaries=summaries, files=files)
+            with ResultStore.open(out_dir) as merged:
+                shared = (database, files, report, summaries, merged.count("images"),
+                          [Problem(row.path, row.reason) for row in merged.problems()])
+        # the other ranks learn what rank 0 wrote, once it has written everything
+        database, files, report, summaries, images, problems = group.from_main(shared)
     return RunResult(
         out_dir=Path(out_dir), database=database, files=files, report=report,
-        summaries=summaries,
-        images=evaluated, problems=list(dataset.problems), target_layer=layer,
+        summaries=summaries, images=images, problems=problems, target_layer=layer,
         methods=method_names, metric_groups=groups, seconds=dict(timer.seconds),
-        seconds_by_method=timer.by_method,
-        config=config,
+        seconds_by_method=timer.by_method, config=config, resumed=resumed, computed=computed,
     )
+
+
+def _image_rows(batch: _Batch) -> list[ImageRow]:
+    return [
+        ImageRow(sample.id, None if sample.path is None else str(sample.path), label,
+                 int(predicted), float(probability), *sample.image.size)
+        for sample, label, predicted, probability in zip(
+            batch.samples, batch.labels, batch.predicted.tolist(),
+            batch.probabilities.tolist(), strict=True)
+    ]
+
+
+def _part_paths(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The per-process databases of a distributed run (deleted once merged)."""
+    return sorted((Path(out_dir) / PARTS_FOLDER).glob("rank-*.sqlite"))
+
+
+def _open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
+              group: distributed.ProcessGroup, *,
+              overwrite: bool) -> tuple[ResultStore, dict[int, list[str]]]:
+    """This process's database (``results.sqlite`` on one process, ``parts/rank-R.sqlite``
+    on several) and the batches already done by any earlier run of the configuration.
+
+    Every process checks every database of the directory before anything is written (so a
+    refusal happens on all ranks alike); rank 0 deletes them when overwriting; the done
+    batches are read before any process writes.
+    """
+    existing = [path for path in (Path(out_dir) / DATABASE_NAME, *_part_paths(out_dir))
+                if path.exists()]
+    if not overwrite:
+        for path in existing:
+            check_resumable(path, config)
+    elif group.is_main:
+        for path in existing:
+            remove_database(path)
+    group.barrier()
+    done: dict[int, list[str]] = {}
+    for path in (Path(out_dir) / DATABASE_NAME, *_part_paths(out_dir)):
+        if path.exists():
+            with ResultStore.open(path.parent, name=path.name) as previous:
+                for batch, ids in previous.done_batches().items():
+                    done.setdefault(batch, ids)
+    group.barrier()  # nobody writes before everybody has read
+    name = DATABASE_NAME if group.world_size == 1 else \
+        f"{PARTS_FOLDER}/rank-{group.rank:05d}.sqlite"
+    return ResultStore.create(out_dir, config, resume=True, name=name), done
+
+
+def _check_unchanged(batch: int, stored: list[str], unique: list[Sample],
+                     dataset: Dataset) -> None:
+    ids = [sample.id for sample in unique]
+    if ids != stored:
+        raise ValueError(
+            f"{dataset.description} changed since this run started: batch {batch} held "
+            f"{len(stored)} images ({', '.join(stored[:3])}...) and now holds {len(ids)} "
+            f"({', '.join(ids[:3])}...); resuming would mix two data sets: use another "
+            "output directory, or --overwrite")
+
+
+def _finish_run(out_dir: str | os.PathLike[str]) -> Path:
+    """Merge the processes' databases into ``results.sqlite`` (if the run had several) and
+    mark it finished, with its image count."""
+    parts = _part_paths(out_dir)
+    if parts:
+        merge_runs(out_dir, parts)
+        (Path(out_dir) / PARTS_FOLDER).rmdir()
+    with ResultStore.open(out_dir) as store:
+        if store.finished is None:
+            store.finish({**store.details, "images": store.count("images")})
+        return store.path
 
 
 def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,

@@ -6,13 +6,24 @@ Tables:
   learned on the way, JSON: layers randomised by the sanity check, seconds per metric
   group, ...), ``started`` and ``finished`` (ISO 8601 UTC times; ``finished`` is ``NULL``
   until the run ends).
-- ``images``: ``image_id, path, label, predicted, predicted_probability, width, height``
-  (``label`` is ``NULL`` when unknown; width and height of the original image).
+- ``images``: ``image_id, path, label, predicted, predicted_probability, width, height,
+  batch`` (``label`` is ``NULL`` when unknown; width and height of the original image;
+  ``batch``: the index of the run's batch that held the image).
 - ``results``: ``image_id, method, metric, value``: one row per image x method x metric,
   primary key ``(image_id, method, metric)``.
 - ``curves``: ``image_id, method, curve, step, x, value``: the per-image curves (deletion,
   insertion, ROAD, sanity), primary key ``(image_id, method, curve, step)``.
-- ``problems``: ``path, reason``: the files the data set skipped.
+- ``problems``: ``path, reason, batch``: the files the data set skipped (while reading
+  that batch).
+- ``batches``: ``batch, images, finished``: one row per batch whose rows are all stored.
+  A batch's rows and its ``batches`` row are written in one transaction, so a run killed
+  at any moment (even ``kill -9``) leaves whole batches only, and :meth:`ResultStore.
+  done_batches` tells a resumed run what not to compute again.
+
+The database runs in SQLite's write-ahead-log mode (``PRAGMA journal_mode=WAL``): a crash
+never corrupts it, and readers do not block the writer. Its schema version is
+``PRAGMA user_version`` (:data:`SCHEMA_VERSION`); a run is resumed only from a database of
+the same version and configuration.
 
 Every value is checked before it is written: a NaN or infinite value is a bug upstream,
 and :class:`NonFiniteValueError` names the image, method and metric instead of storing it.
@@ -35,6 +46,7 @@ import json
 import math
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +55,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "DATABASE_NAME",
+    "SCHEMA_VERSION",
     "ConfigurationMismatchError",
     "CurveRow",
     "ImageRow",
@@ -50,11 +63,17 @@ __all__ = [
     "ProblemRow",
     "ResultRow",
     "ResultStore",
+    "check_resumable",
+    "merge_details",
+    "merge_runs",
+    "remove_database",
     "rows_by",
 ]
 
 #: the database's file name inside the output directory
 DATABASE_NAME = "results.sqlite"
+#: the layout version of the database (``PRAGMA user_version``); 0 and 1: before resuming
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE run (
@@ -71,7 +90,8 @@ CREATE TABLE images (
     predicted INTEGER NOT NULL,
     predicted_probability REAL NOT NULL,
     width INTEGER NOT NULL,
-    height INTEGER NOT NULL
+    height INTEGER NOT NULL,
+    batch INTEGER NOT NULL
 );
 CREATE TABLE results (
     image_id TEXT NOT NULL,
@@ -91,13 +111,23 @@ CREATE TABLE curves (
 );
 CREATE TABLE problems (
     path TEXT NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    batch INTEGER NOT NULL
 );
+CREATE TABLE batches (
+    batch INTEGER PRIMARY KEY,
+    images INTEGER NOT NULL,
+    finished TEXT NOT NULL
+);
+CREATE INDEX images_by_batch ON images (batch);
 """
+_TABLES = ("run", "images", "results", "curves", "problems", "batches")
+_IMAGE_COLUMNS = "image_id, path, label, predicted, predicted_probability, width, height, batch"
 
 
 class ImageRow(NamedTuple):
-    """One evaluated image (``label`` is ``None`` when the data set does not know it)."""
+    """One evaluated image (``label`` is ``None`` when the data set does not know it;
+    ``batch`` is the run's batch index)."""
 
     image_id: str
     path: str | None
@@ -106,6 +136,7 @@ class ImageRow(NamedTuple):
     predicted_probability: float
     width: int
     height: int
+    batch: int = 0
 
 
 class ResultRow(NamedTuple):
@@ -130,10 +161,11 @@ class CurveRow(NamedTuple):
 
 
 class ProblemRow(NamedTuple):
-    """A file the data set skipped, and why."""
+    """A file the data set skipped, and why (met while reading batch ``batch``)."""
 
     path: str
     reason: str
+    batch: int = 0
 
 
 class NonFiniteValueError(ValueError):
@@ -155,6 +187,18 @@ class ConfigurationMismatchError(ValueError):
     """
 
 
+#: how long a connection waits for another process's write lock before giving up
+_BUSY_SECONDS = 60.0
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection for writing, in write-ahead-log mode: a killed writer leaves the
+    database consistent (its last transaction is either whole or absent)."""
+    connection = sqlite3.connect(path, timeout=_BUSY_SECONDS)
+    connection.execute("PRAGMA journal_mode = WAL")
+    return connection
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -167,10 +211,17 @@ def _canonical(config: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(f"the run configuration must be JSON data: {error}") from error
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
-            for key in keys if old.get(key) != new.get(key)]
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
+                 prefix: str = "") -> list[str]:
+    """``key: old -> new`` per differing value, nested keys spelled ``parameters.seed``."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            lines += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            lines.append(f"{prefix}{key}: {before!r} -> {after!r}")
+    return lines
 
 
 def _check_finite(value: object, where: str) -> float:
@@ -188,67 +239,166 @@ def _check_finite(value: object, where: str) -> float:
     return value
 
 
+def _run_directory(out_dir: str | os.PathLike[str], name: str) -> Path:
+    """``out_dir`` (and the database's sub-folder), created if missing and checked to be
+    writable before anything is written: root passes every permission bit, so the check
+    writes and removes a probe file."""
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"output directory {str(directory)!r} is a file")
+    folder = (directory / name).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, probe = tempfile.mkstemp(prefix=".axiomcam-write-test-", dir=folder)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write to output directory {str(folder)!r}: "
+            f"{error.strerror or error}") from error
+    return directory
+
+
+def remove_database(path: str | os.PathLike[str]) -> None:
+    """Delete an SQLite database and its journal / write-ahead-log files, if present."""
+    path = Path(path)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _read_header(path: Path) -> tuple[int, dict[str, Any], bool]:
+    """``(schema version, configuration, finished)`` of an existing database, or
+    :class:`ConfigurationMismatchError` when it is not a readable axiomcam database."""
+    try:
+        with ResultStore.open(path.parent, name=path.name) as existing:
+            return existing.schema_version, existing.config, existing.finished is not None
+    except (sqlite3.DatabaseError, ValueError) as error:
+        raise ConfigurationMismatchError(
+            f"{str(path)!r} exists but is not a readable axiomcam database ({error}); "
+            "use another output directory or overwrite=True (--overwrite) to replace it"
+        ) from error
+
+
+def check_resumable(path: str | os.PathLike[str], config: Mapping[str, Any]) -> bool:
+    """Check that the database at ``path`` holds a run of ``config`` that can be continued.
+
+    Returns:
+        whether that run had finished.
+
+    Raises:
+        ConfigurationMismatchError: not an axiomcam database, one of another schema
+            version (written by another axiomcam version), or of another configuration
+            (the message lists the differences: model, methods, versions, ...).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     ResultStore.create(directory, {"seed": 0}).close()
+        ...     check_resumable(Path(directory) / DATABASE_NAME, {"seed": 0})
+        False
+    """
+    path = Path(path)
+    config = _canonical(config)
+    version, old, finished = _read_header(path)
+    if version != SCHEMA_VERSION:
+        raise ConfigurationMismatchError(
+            f"{str(path)!r} was written by another axiomcam version (database schema "
+            f"{version}; this version writes schema {SCHEMA_VERSION}), so its run cannot be "
+            "continued: use another output directory, or overwrite=True (--overwrite) to "
+            "delete the old results")
+    differences = _differences(old, config)
+    if differences:
+        raise ConfigurationMismatchError(
+            f"{str(path)!r} holds a run with a different configuration:\n"
+            + "\n".join(differences)
+            + "\nuse another output directory, or overwrite=True (--overwrite) to "
+            "delete the old results"
+        )
+    return finished
+
+
 class ResultStore:
     """An open results database (use :meth:`create` or :meth:`open`, not the constructor).
 
     Each :meth:`write_batch` is one transaction: either every row of the batch is stored or
     none is. Use it as a context manager (``with ResultStore.create(...) as store``) so the
     connection is closed.
+
+    Attributes:
+        path: the database file.
+        resumed: whether :meth:`create` continued an existing run instead of starting one.
+        schema_version: the database's layout version (:data:`SCHEMA_VERSION` for new ones).
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, *,
+                 resumed: bool = False) -> None:
         self._connection = connection
         self.path = path
+        self.resumed = resumed
+        self.schema_version = connection.execute("PRAGMA user_version").fetchone()[0]
 
     # ---------------------------------------------------------------- opening
     @classmethod
     def create(cls, out_dir: str | os.PathLike[str], config: Mapping[str, Any], *,
-               overwrite: bool = False) -> ResultStore:
-        """Create ``out_dir/results.sqlite`` for a new run of ``config``.
+               overwrite: bool = False, resume: bool = False,
+               name: str = DATABASE_NAME) -> ResultStore:
+        """Create ``out_dir/name`` for a run of ``config``, or continue the one there.
 
         Args:
             out_dir: the run's directory (created if missing).
             config: the run's configuration (JSON data: model, data, methods, layer,
                 metric groups, parameters, seed, versions), stored in the ``run`` table.
             overwrite: delete an existing database first.
+            resume: an existing database of the same configuration and schema version is
+                opened to be continued (:attr:`resumed` is then true; its rows stay).
+            name: the database's file name (or path) inside ``out_dir``.
 
         Returns:
-            the open store, with the ``run`` row written (``started`` = now).
+            the open store, in WAL mode, with the ``run`` row written (``started`` = now)
+            unless resumed.
 
         Raises:
             ConfigurationMismatchError: the directory already holds a database and
-                ``overwrite`` is false; the message lists how the configurations differ
-                (resuming a run is not supported yet).
+                ``overwrite`` is false: one of another configuration (the message lists
+                how the configurations differ) or schema version, not a database at all,
+                or (without ``resume``) any run.
             NotADirectoryError: ``out_dir`` exists and is a file.
+            PermissionError: ``out_dir`` cannot be created or written to (checked before
+                anything is written).
 
         Example:
             >>> import tempfile
             >>> with tempfile.TemporaryDirectory() as directory:
             ...     ResultStore.create(directory, {"seed": 0}).close()
             ...     try:
-            ...         ResultStore.create(directory, {"seed": 1})
+            ...         ResultStore.create(directory, {"seed": 1}, resume=True)
             ...     except ConfigurationMismatchError as error:
             ...         print(str(error).splitlines()[1])
+            ...     ResultStore.create(directory, {"seed": 0}, resume=True).resumed
             seed: 0 -> 1
+            True
         """
-        directory = Path(out_dir)
-        if directory.exists() and not directory.is_dir():
-            raise NotADirectoryError(f"output directory {str(directory)!r} is a file")
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / DATABASE_NAME
         config = _canonical(config)
+        directory = _run_directory(out_dir, name)
+        path = directory / name
         if path.exists():
-            if not overwrite:
-                cls._refuse_existing(path, config)
-            path.unlink()
-            for suffix in ("-journal", "-wal", "-shm"):
-                leftover = path.with_name(path.name + suffix)
-                if leftover.exists():
-                    leftover.unlink()
-        connection = sqlite3.connect(path)
+            if overwrite:
+                remove_database(path)
+            else:
+                finished = check_resumable(path, config)
+                if not resume:
+                    state = "a finished" if finished else "an unfinished"
+                    raise ConfigurationMismatchError(
+                        f"{str(path)!r} already holds {state} run of this configuration: "
+                        "use resume=True to continue it, or overwrite=True (--overwrite) to "
+                        "run it again from scratch")
+                return cls(_connect(path), path, resumed=True)
+        connection = _connect(path)
         try:
             with connection:
                 connection.executescript(_SCHEMA)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 connection.execute(
                     "INSERT INTO run (id, config, started) VALUES (1, ?, ?)",
                     (json.dumps(config, sort_keys=True), _now()),
@@ -258,37 +408,15 @@ class ResultStore:
             raise
         return cls(connection, path)
 
-    @staticmethod
-    def _refuse_existing(path: Path, config: Mapping[str, Any]) -> None:
-        try:
-            with ResultStore.open(path.parent) as existing:
-                old = existing.config
-                finished = existing.finished
-        except (sqlite3.DatabaseError, ValueError) as error:
-            raise ConfigurationMismatchError(
-                f"{str(path)!r} exists but is not a readable axiomcam database ({error}); "
-                "use another output directory or overwrite=True (--overwrite) to replace it"
-            ) from error
-        differences = _differences(old, config)
-        if differences:
-            raise ConfigurationMismatchError(
-                f"{str(path)!r} holds a run with a different configuration:\n"
-                + "\n".join(differences)
-                + "\nuse another output directory, or overwrite=True (--overwrite) to "
-                "delete the old results"
-            )
-        state = "a finished" if finished else "an unfinished"
-        raise ConfigurationMismatchError(
-            f"{str(path)!r} already holds {state} run of this configuration; resuming is "
-            "not supported yet: use overwrite=True (--overwrite) to run it again from scratch"
-        )
-
     @classmethod
-    def open(cls, out_dir: str | os.PathLike[str]) -> ResultStore:
+    def open(cls, out_dir: str | os.PathLike[str], *,
+             name: str = DATABASE_NAME) -> ResultStore:
         """Open the database of an existing run for reading (and writing).
 
+        Databases of earlier schema versions open too (for reading their results).
+
         Raises:
-            FileNotFoundError: ``out_dir`` holds no ``results.sqlite``.
+            FileNotFoundError: ``out_dir`` holds no ``results.sqlite`` (or ``name``).
             ValueError: the file is not an axiomcam results database.
 
         Example:
@@ -299,17 +427,17 @@ class ResultStore:
             ...         store.config
             {'seed': 3}
         """
-        path = Path(out_dir) / DATABASE_NAME
+        path = Path(out_dir) / name
         if not path.is_file():
             raise FileNotFoundError(f"no results database {str(path)!r}: run evaluate first")
-        connection = sqlite3.connect(path)
+        connection = sqlite3.connect(path, timeout=_BUSY_SECONDS)
         try:
-            tables = {name for (name,) in connection.execute(
+            tables = {table for (table,) in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as error:
             connection.close()
             raise ValueError(f"{str(path)!r} is not an SQLite database: {error}") from error
-        missing = {"run", "images", "results", "curves", "problems"} - tables
+        missing = set(_TABLES[:5]) - tables
         if missing:
             connection.close()
             raise ValueError(
@@ -332,15 +460,24 @@ class ResultStore:
     # ---------------------------------------------------------------- writing
     def write_batch(self, images: Iterable[ImageRow] = (), results: Iterable[ResultRow] = (),
                     curves: Iterable[CurveRow] = (),
-                    problems: Iterable[ProblemRow] = ()) -> None:
+                    problems: Iterable[ProblemRow] = (), *, batch: int | None = None,
+                    details: Mapping[str, Any] | None = None) -> None:
         """Store one batch's rows in one transaction (all or nothing).
+
+        Args:
+            images, results, curves, problems: the batch's rows.
+            batch: the batch's index in the run: the image and problem rows are stored
+                with it and the batch is recorded as done (:meth:`done_batches`) in the
+                same transaction. ``None``: rows as given, no batch recorded.
+            details: the run's details so far (JSON data), replaced in the same
+                transaction, so that they survive a crash with the rows they describe.
 
         Raises:
             NonFiniteValueError: a value (or curve abscissa, or probability) is NaN or
                 infinite; the message names the image, method and metric, nothing of the
                 batch is stored.
             sqlite3.IntegrityError: a row repeats an ``(image_id, method, metric)`` already
-                stored (a bug in the caller).
+                stored, or the batch is already recorded (a bug in the caller).
 
         Example:
             >>> import math, tempfile
@@ -355,8 +492,9 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
         image_rows = []
         for row in images:
             where = f"image {row.image_id!r}, predicted_probability"
-            image_rows.append(row._replace(
-                predicted_probability=_check_finite(row.predicted_probability, where)))
+            row = row._replace(
+                predicted_probability=_check_finite(row.predicted_probability, where))
+            image_rows.append(row if batch is None else row._replace(batch=batch))
         result_rows = [
             row._replace(value=_check_finite(
                 row.value,
@@ -369,15 +507,26 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
                      f"step {row.step}")
             curve_rows.append(row._replace(x=_check_finite(row.x, where + " x"),
                                            value=_check_finite(row.value, where)))
-        problem_rows = [ProblemRow(str(row.path), str(row.reason)) for row in problems]
+        problem_rows = [ProblemRow(str(row.path), str(row.reason),
+                                   row.batch if batch is None else batch) for row in problems]
+        details_text = None if details is None else json.dumps(_canonical(details),
+                                                               sort_keys=True)
         with self._connection:  # one transaction; rolled back if anything raises
             self._connection.executemany(
-                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)", image_rows)
+                f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                image_rows)
             self._connection.executemany(
                 "INSERT INTO results VALUES (?, ?, ?, ?)", result_rows)
             self._connection.executemany(
                 "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)", curve_rows)
-            self._connection.executemany("INSERT INTO problems VALUES (?, ?)", problem_rows)
+            self._connection.executemany(
+                "INSERT INTO problems (path, reason, batch) VALUES (?, ?, ?)", problem_rows)
+            if batch is not None:
+                self._connection.execute("INSERT INTO batches VALUES (?, ?, ?)",
+                                         (batch, len(image_rows), _now()))
+            if details_text is not None:
+                self._connection.execute("UPDATE run SET details = ? WHERE id = 1",
+                                         (details_text,))
 
     def finish(self, details: Mapping[str, Any] | None = None) -> None:
         """Mark the run finished (now) and store ``details`` (JSON data) with it."""
@@ -401,7 +550,7 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
 
     @property
     def details(self) -> dict[str, Any]:
-        """What the run recorded when it finished (``{}`` before)."""
+        """What the run recorded: updated with every batch, completed when it finished."""
         return json.loads(self._run_field("details"))
 
     @property
@@ -416,8 +565,10 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
 
     def images(self) -> list[ImageRow]:
         """Every image row, in the order stored."""
+        columns = _IMAGE_COLUMNS if self.schema_version >= 2 else \
+            _IMAGE_COLUMNS.replace("batch", "0")
         return [ImageRow(*row) for row in self._connection.execute(
-            "SELECT * FROM images ORDER BY rowid")]
+            f"SELECT {columns} FROM images ORDER BY rowid")]
 
     def results(self, method: str | None = None, metric: str | None = None) -> list[ResultRow]:
         """The result rows (of one method and/or metric if given), in the order stored."""
@@ -444,8 +595,21 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
 
     def problems(self) -> list[ProblemRow]:
         """The files the data set skipped, in the order met."""
+        batch = "batch" if self.schema_version >= 2 else "0"
         return [ProblemRow(*row) for row in self._connection.execute(
-            "SELECT path, reason FROM problems ORDER BY rowid")]
+            f"SELECT path, reason, {batch} FROM problems ORDER BY rowid")]
+
+    def done_batches(self) -> dict[int, list[str]]:
+        """The batches whose rows are all stored: ``{batch: [image ids in order]}``
+        (empty for databases of schema versions before 2, which did not record them)."""
+        if self.schema_version < 2:
+            return {}
+        done: dict[int, list[str]] = {batch: [] for (batch,) in self._connection.execute(
+            "SELECT batch FROM batches ORDER BY batch")}
+        for image_id, batch in self._connection.execute(
+                "SELECT image_id, batch FROM images ORDER BY rowid"):
+            done.setdefault(batch, []).append(image_id)
+        return done
 
     def methods(self) -> list[str]:
         """The methods with results, in the order first stored."""
@@ -462,10 +626,143 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
 
     def count(self, table: str) -> int:
         """The number of rows of ``table`` (``images``, ``results``, ``curves``,
-        ``problems``)."""
-        if table not in {"images", "results", "curves", "problems"}:
+        ``problems``, ``batches``)."""
+        if table not in {"images", "results", "curves", "problems", "batches"}:
             raise ValueError(f"unknown table {table!r}")
         return self._connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def merge_details(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The details of several parts of one run combined: numbers summed (seconds, image
+    counts), mappings merged key by key the same way, anything else taken from the first
+    part that has it.
+
+    Example:
+        >>> merge_details([{"seconds": {"explain": 1.5}, "layers": {"a": ["x"]}},
+        ...                {"seconds": {"explain": 2.0, "road": 1.0}, "layers": {"b": ["y"]}}])
+        {'seconds': {'explain': 3.5, 'road': 1.0}, 'layers': {'a': ['x'], 'b': ['y']}}
+    """
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in merged:
+                merged[key] = merge_details([value]) if isinstance(value, Mapping) else value
+            elif isinstance(value, Mapping) and isinstance(merged[key], Mapping):
+                merged[key] = merge_details([merged[key], value])
+            elif (isinstance(value, int | float) and not isinstance(value, bool)
+                  and isinstance(merged[key], int | float)):
+                merged[key] = merged[key] + value
+    return merged
+
+
+def merge_runs(out_dir: str | os.PathLike[str],
+               parts: Sequence[str | os.PathLike[str]]) -> Path:
+    """Merge the databases of a run's parts (one per process of a distributed run) into
+    ``out_dir/results.sqlite``, in batch order, and delete the parts.
+
+    The result is the database one process would have written: rows ordered by batch,
+    and within a batch in the order the part stored them (summaries that depend on the
+    order, such as the bootstrap intervals, come out identical). A batch stored in several
+    parts (it cannot happen in a run, whose batches each belong to one process) is taken
+    from the first. ``out_dir/results.sqlite`` itself, when it exists, is the first part:
+    batches of an earlier one-process run of the same configuration are kept.
+
+    The merged database is written beside it and moved into place (:func:`os.replace`), so
+    a crash while merging leaves every part as it was; the parts are deleted after.
+
+    Args:
+        out_dir: the run's directory.
+        parts: the other databases (schema :data:`SCHEMA_VERSION`, same configuration).
+
+    Returns:
+        the merged database's path.
+
+    Raises:
+        ConfigurationMismatchError: a part of another configuration or schema version.
+        FileNotFoundError: a part that does not exist.
+    """
+    directory = Path(out_dir)
+    target = directory / DATABASE_NAME
+    sources = ([target] if target.exists() else []) + [Path(part) for part in parts]
+    for source in sources:
+        if not source.is_file():
+            raise FileNotFoundError(f"no results database {str(source)!r} to merge")
+    with ResultStore.open(sources[0].parent, name=sources[0].name) as first:
+        config = first.config
+    details, started, owners = [], [], {}
+    for index, source in enumerate(sources):
+        check_resumable(source, config)
+        with ResultStore.open(source.parent, name=source.name) as store:
+            details.append(store.details)
+            started.append(store.started)
+            for batch in store.done_batches():
+                owners.setdefault(batch, index)
+    merging = directory / (DATABASE_NAME + ".merging")
+    remove_database(merging)
+    connection = sqlite3.connect(merging)
+    try:
+        with connection:
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute(
+                "INSERT INTO run (id, config, details, started) VALUES (1, ?, ?, ?)",
+                (json.dumps(config, sort_keys=True),
+                 json.dumps(merge_details(details), sort_keys=True), min(started)))
+            connection.executescript(_STAGING)
+            connection.executemany("INSERT INTO temp.owners VALUES (?, ?)",
+                                   [(batch, index) for batch, index in owners.items()])
+        # sources one at a time (SQLite attaches at most 10 databases at once)
+        for index, source in enumerate(sources):
+            connection.execute("ATTACH DATABASE ? AS part", (str(source),))
+            with connection:
+                for statement in _STAGE_PART:
+                    connection.execute(statement, (index,))
+            connection.execute("DETACH DATABASE part")
+        with connection:
+            for statement in _FROM_STAGING:
+                connection.execute(statement)
+    except BaseException:
+        connection.close()
+        remove_database(merging)
+        raise
+    connection.close()
+    os.replace(merging, target)
+    for source in sources[1:] if sources[0] == target else sources:
+        remove_database(source)
+    return target
+
+
+# merge_runs' staging tables: each row with its batch and its rowid in its part, so that
+# the merged tables can be filled in (batch, rowid) order
+_STAGING = """
+CREATE TEMP TABLE owners (batch INTEGER PRIMARY KEY, part INTEGER NOT NULL);
+CREATE TEMP TABLE staged_images AS SELECT *, 0 AS position FROM images WHERE 0;
+CREATE TEMP TABLE staged_results AS SELECT *, 0 AS batch, 0 AS position FROM results WHERE 0;
+CREATE TEMP TABLE staged_curves AS SELECT *, 0 AS batch, 0 AS position FROM curves WHERE 0;
+CREATE TEMP TABLE staged_problems AS SELECT *, 0 AS position FROM problems WHERE 0;
+CREATE TEMP TABLE staged_batches AS SELECT * FROM batches WHERE 0;
+"""
+_OWNED = "batch IN (SELECT batch FROM temp.owners WHERE part = ?)"
+_STAGE_PART = (
+    f"INSERT INTO temp.staged_images SELECT *, rowid FROM part.images WHERE {_OWNED}",
+    "INSERT INTO temp.staged_results SELECT r.*, i.batch, r.rowid FROM part.results r "
+    f"JOIN part.images i ON i.image_id = r.image_id WHERE i.{_OWNED}",
+    "INSERT INTO temp.staged_curves SELECT c.*, i.batch, c.rowid FROM part.curves c "
+    f"JOIN part.images i ON i.image_id = c.image_id WHERE i.{_OWNED}",
+    f"INSERT INTO temp.staged_problems SELECT *, rowid FROM part.problems WHERE {_OWNED}",
+    f"INSERT INTO temp.staged_batches SELECT * FROM part.batches WHERE {_OWNED}",
+)
+_FROM_STAGING = (
+    f"INSERT INTO main.images SELECT {_IMAGE_COLUMNS} FROM temp.staged_images "
+    "ORDER BY batch, position",
+    "INSERT INTO main.results SELECT image_id, method, metric, value "
+    "FROM temp.staged_results ORDER BY batch, position",
+    "INSERT INTO main.curves SELECT image_id, method, curve, step, x, value "
+    "FROM temp.staged_curves ORDER BY batch, position",
+    "INSERT INTO main.problems SELECT path, reason, batch FROM temp.staged_problems "
+    "ORDER BY batch, position",
+    "INSERT INTO main.batches SELECT * FROM temp.staged_batches ORDER BY batch",
+)
 
 
 def rows_by(rows: Sequence[ResultRow], *keys: str) -> dict[tuple, list[float]]:
