@@ -196,7 +196,7 @@ def test_more_processes_than_images_is_refused_before_writing(data, tmp_path):
     refused = _run(_arguments(small, out), launcher=(
         *TORCHRUN, "--nproc_per_node", "2", "-m", "axiomcam"))
     assert refused.returncode != 0
-    assert "2 processes for 1 images" in refused.stderr
+    assert "2 processes for 1 image in" in refused.stderr
     assert not (out / "results.sqlite").exists() and not (out / "parts").exists()
 
 

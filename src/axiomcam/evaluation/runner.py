@@ -44,6 +44,18 @@ those ``2 k`` images per method).
 Reproducibility: everything is deterministic for a seed, a batch size and a device (the
 ROAD noise is drawn per batch from ``seed``, the sanity randomisation from ``seed``).
 
+**Resuming**: each batch's rows are stored with a record that the batch is done, in one
+transaction. A run of the same configuration in the same ``out_dir`` skips the batches
+done and computes the others in the same batches, so an interrupted run (``kill -9``
+included) continued gives the rows, in order, of an uninterrupted one. Another
+configuration is refused (``overwrite=True`` deletes the old results).
+
+**Distributed** (:mod:`axiomcam.evaluation.distributed`): under ``torchrun`` batch ``b``
+is computed by rank ``b mod N`` into ``out_dir/parts/rank-R.sqlite``; when all are done,
+rank 0 merges the parts in batch order (:func:`~axiomcam.evaluation.store.merge_runs`)
+and writes the summaries and report, identical to a one-process run's. See
+``docs/scaling.md``.
+
 Example:
     >>> check_metric_groups(["axioms", "road"])
     ['axioms', 'road']
@@ -414,7 +426,9 @@ def evaluate(
         sanity_steps: randomise only the first ``sanity_steps`` blocks (``None``: all).
         seed: seeds the data set (for specs), the ROAD noise, the sanity randomisation and
             the summary's bootstrap.
-        overwrite: replace a database already in ``out_dir``.
+        overwrite: delete the results already in ``out_dir`` (and any per-process parts)
+            and start again. Without it, a run of the same configuration there is
+            continued: its finished batches are kept, the others computed.
         progress: a progress bar over images (``None``: on a terminal only).
         gallery_images: best (and worst) images per method in the report's gallery
             (:func:`build_gallery`; 0: no gallery). Not part of the run's configuration:
@@ -426,10 +440,13 @@ def evaluate(
     Raises:
         ValueError: an unknown method or metric group, a bad parameter, a label outside
             the model's classes, a database of another run in ``out_dir``
-            (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`), "no images to
+            (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`: another
+            configuration or schema version), a data set that changed since the run in
+            ``out_dir`` started, more processes than images, "no images to
             evaluate" (an empty data set, or every file skipped: the problems are listed),
             or a NaN/inf result (:class:`~axiomcam.evaluation.store.NonFiniteValueError`,
             naming the image, method and metric: a bug upstream).
+        PermissionError: ``out_dir`` cannot be created or written to.
 
     Example:
         >>> import tempfile, torch
@@ -526,9 +543,10 @@ def evaluate(
         group = distributed.join(pretrained.device)
         stack.callback(group.leave)
         if group.world_size > len(dataset):
+            count = len(dataset)
             raise ValueError(
-                f"{group.world_size} processes for {len(dataset)} images in "
-                f"{dataset.description}: start at most one process per image")
+                f"{group.world_size} processes for {count} image{'' if count == 1 else 's'} "
+                f"in {dataset.description}: start at most one process per image")
         store, done = _open_run(out_dir, config, group, overwrite=overwrite)
         stack.enter_context(store)
         resumed = sum(len(ids) for ids in done.values())
