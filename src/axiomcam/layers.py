@@ -53,8 +53,54 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     )
 
 
-def _spatial_size(output: object) -> tuple[int, ...] | None:
-    if torch.is_tensor(output) and output.dim() in (4, 5):
+#: names of a transformer block's first norm (before attention): torchvision ViT ``ln_1``,
+#: timm and Swin ``norm1``, Hugging Face ``layernorm_before``
+BLOCK_FIRST_NORMS = ("ln_1", "norm1", "norm_1", "ln1", "layernorm_before")
+
+
+def _last_block_norm(model: nn.Module,
+                     calls: list[tuple[str, tuple[object, object]]]) -> str | None:
+    """A vision transformer's default layer: the first norm of its last block, when that
+    runs after every convolutional layer (the patch embedding).
+
+    Not the final norm: the classifier reads only the class token there, so the patch
+    tokens get no gradient; in the last block the class token still attends to them.
+    """
+    modules = dict(model.named_modules())
+    norms = [name for name, (out, _) in calls
+             if name.rsplit(".", 1)[-1] in BLOCK_FIRST_NORMS
+             and isinstance(modules.get(name), nn.LayerNorm)
+             and torch.is_tensor(out) and out.dim() == 3]
+    if not norms:
+        return None
+    order = [name for name, _ in calls]
+    convolutions = [name for name in order
+                    if isinstance(modules.get(name), nn.Conv1d | nn.Conv2d | nn.Conv3d)]
+    if convolutions and order.index(convolutions[-1]) > order.index(norms[-1]):
+        return None  # a convolutional stage comes after the blocks: a CNN
+    logger.info("axiomcam: target layer %r (the last transformer block's first norm) chosen "
+                "automatically", norms[-1])
+    return norms[-1]
+
+
+def _backbone_scope(model: nn.Module) -> str:
+    """``"backbone.body."`` (a torchvision detector's feature extractor under its FPN),
+    ``"backbone."`` (segmentation models, detectors without FPN), or ``""``: where the
+    default layer is looked for. A detector's region-proposal and box heads run after the
+    backbone on detached proposals, so the score of a detection has no gradient there."""
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        return ""
+    return "backbone.body." if isinstance(getattr(backbone, "body", None), nn.Module) \
+        else "backbone."
+
+
+def _spatial_size(output: object, batch: int | None = None) -> tuple[int, ...] | None:
+    """The spatial size of a ``(B, C, h, w)`` / ``(B, C, t, h, w)`` output; ``None`` for
+    anything else, and for outputs whose first axis is not the batch's ``batch`` images (a
+    detector's per-proposal features: one row per box, not per image)."""
+    if torch.is_tensor(output) and output.dim() in (4, 5) and (
+            batch is None or output.shape[0] == batch):
         return tuple(output.shape[2:])
     return None
 
@@ -74,7 +120,7 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
         ('layer4', (1, 512, 2, 2))
     """
     return [(name, tuple(out.shape)) for name, out in _record_calls(model, inputs)
-            if (size := _spatial_size(out)) is not None and math.prod(size) > 1]
+            if (size := _spatial_size(out, inputs.shape[0])) is not None and math.prod(size) > 1]
 
 
 def _record_calls(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, object]]:
@@ -108,7 +154,10 @@ def _record_calls_with_inputs(
 
 
 def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
-    """The last layer whose output is ``(B, C, h, w)`` with ``h * w > 1``.
+    """The last layer whose output is ``(B, C, h, w)`` with ``h * w > 1``; in a vision
+    transformer (blocks after the patch embedding), the first norm of its last block; in a
+    model with a ``backbone`` (torchvision detection and segmentation models), the last
+    such layer of the backbone (of ``backbone.body`` under a feature pyramid).
 
     Several nested modules often return the very same tensor (``layer4``, ``layer4.1``
     and ``layer4.1.relu`` in a ResNet; ``features`` and ``features.18`` in MobileNetV2).
@@ -121,10 +170,15 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
         ValueError: no layer has a spatial output with more than one position.
     """
     calls = _record_calls_with_inputs(model, inputs[:1])
+    scope = _backbone_scope(model)
     spatial = [
         name for name, (out, _) in calls
-        if (size := _spatial_size(out)) is not None and math.prod(size) > 1
+        if (size := _spatial_size(out, 1)) is not None and math.prod(size) > 1
+        and name.startswith(scope)
     ]
+    block_norm = _last_block_norm(model, calls)
+    if block_norm is not None:
+        return block_norm
     if not spatial:
         raise ValueError(
             f"{type(model).__name__} has no layer with a (B, C, h, w) output with h*w > 1 for "
@@ -149,3 +203,152 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
     logger.info("axiomcam: target layer %r chosen automatically (output %s)", chosen,
                 tuple(last_output.shape))
     return chosen
+
+
+# ----------------------------------------------------------------------------- layouts
+
+#: how a layer's output is turned into the ``(B, C, *spatial)`` grid a CAM works on
+RESHAPES = ("channels_first", "channels_last", "tokens")
+#: most leading tokens (class token, distillation token, registers) a token grid may have
+MAX_EXTRA_TOKENS = 16
+
+
+class LayerLayout:
+    """How a target layer's output maps to the ``(B, C, *spatial)`` grid CAMs use, and
+    back (Ablation-CAM replaces the grid, the network then runs on the layer's own form).
+
+    - ``channels_first``: convolutional outputs ``(B, C, h, w)`` / ``(B, C, t, h, w)``, as is.
+    - ``channels_last``: ``(B, h, w, C)`` (Swin Transformer blocks, LayerNorm outputs):
+      permuted.
+    - ``tokens``: ``(B, extra + h*w, C)`` (ViT blocks): the ``extra`` leading tokens (class
+      token, distillation token, registers) are set aside, the others laid on the
+      ``(h, w)`` grid row by row; going back puts the set-aside tokens in front again.
+
+    Example:
+        >>> import torch
+        >>> layout = LayerLayout("tokens", grid=(2, 3), extra_tokens=1)
+        >>> tokens = torch.arange(7.0).view(1, 7, 1)  # class token 0, then patches 1..6
+        >>> grid, rest = layout.to_grid(tokens)
+        >>> grid[0, 0].tolist(), rest.flatten().tolist()
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [0.0])
+        >>> torch.equal(layout.from_grid(grid, rest), tokens)
+        True
+    """
+
+    def __init__(self, kind: str, *, grid: tuple[int, ...] | None = None,
+                 extra_tokens: int = 0) -> None:
+        if kind not in RESHAPES:
+            raise ValueError(f"unknown reshape {kind!r}; known: {', '.join(RESHAPES)}")
+        self.kind = kind
+        self.grid = grid
+        self.extra_tokens = extra_tokens
+
+    def __repr__(self) -> str:
+        if self.kind == "tokens":
+            return f"LayerLayout('tokens', grid={self.grid}, extra_tokens={self.extra_tokens})"
+        return f"LayerLayout({self.kind!r})"
+
+    def to_grid(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(grid (B, C, *spatial), set-aside tokens or None)``."""
+        if self.kind == "channels_first":
+            return output, None
+        if self.kind == "channels_last":
+            return output.movedim(-1, 1), None
+        rest = output[:, :self.extra_tokens]
+        patches = output[:, self.extra_tokens:]
+        grid = patches.transpose(1, 2).reshape(output.shape[0], output.shape[2], *self.grid)
+        return grid, rest
+
+    def from_grid(self, grid: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
+        """The layer's own form of ``grid``; ``rest`` (batch 1 or the grid's batch) is put
+        back in front for tokens."""
+        if self.kind == "channels_first":
+            return grid
+        if self.kind == "channels_last":
+            return grid.movedim(1, -1)
+        patches = grid.flatten(2).transpose(1, 2)
+        if rest is None or rest.shape[1] == 0:
+            return patches
+        rest = rest.expand(grid.shape[0], *rest.shape[1:])
+        return torch.cat([rest.to(patches.dtype), patches], dim=1)
+
+
+def infer_token_grid(tokens: int, input_size: tuple[int, ...]) -> tuple[tuple[int, int], int]:
+    """``((h, w), extra)`` with ``extra + h * w = tokens`` and ``h / w`` the input's aspect
+    ratio, for the fewest leading extra tokens (at most :data:`MAX_EXTRA_TOKENS`).
+
+    On square inputs this is unambiguous for the usual grids: ``k**2 + e`` is not a square
+    for ``0 < e <= 2k``, so a class token (or up to 16 registers on grids of 8 x 8 and more)
+    is never mistaken for patches.
+
+    Raises:
+        ValueError: no grid fits (the message gives the token count: pass ``grid=``).
+
+    Example:
+        >>> infer_token_grid(197, (224, 224))  # ViT-B/16: a class token and 14 x 14 patches
+        ((14, 14), 1)
+        >>> infer_token_grid(33, (64, 128))     # a class token and 4 x 8 patches
+        ((4, 8), 1)
+        >>> infer_token_grid(2, (32, 96))
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot lay 2 tokens on a grid with the input's 32 x 96 aspect ratio \
+(after up to 16 leading class/register tokens): pass grid=(h, w)
+    """
+    height, width = input_size[-2], input_size[-1]
+    for extra in range(min(MAX_EXTRA_TOKENS, tokens - 1) + 1):
+        count = tokens - extra
+        rows = round(math.sqrt(count * height / width))
+        for h in (rows - 1, rows, rows + 1):
+            if h > 0 and count % h == 0 and h * width == (count // h) * height:
+                return (h, count // h), extra
+    raise ValueError(
+        f"cannot lay {tokens} tokens on a grid with the input's {height} x {width} aspect "
+        f"ratio (after up to {MAX_EXTRA_TOKENS} leading class/register tokens): pass "
+        "grid=(h, w)")
+
+
+def layer_layout(module: nn.Module, output: torch.Tensor, input_size: tuple[int, ...], *,
+                 reshape: str | None = None, grid: tuple[int, int] | None = None,
+                 name: str | None = None) -> LayerLayout:
+    """The :class:`LayerLayout` of ``module``'s ``output``.
+
+    ``reshape=None`` decides from the output: a 3-D output ``(B, N, C)`` is tokens (grid
+    inferred from the input's aspect ratio, or ``grid``); a 4-D output of a ``LayerNorm``
+    (which normalises the last, channel, axis) is channels-last; anything else is
+    channels-first.
+
+    Raises:
+        ValueError: an unknown ``reshape``; a ``grid`` that does not fit the token count
+            (the message gives both); tokens whose grid cannot be inferred.
+    """
+    where = f"the target layer {name!r}" if name else "the target layer"
+    if reshape is not None and reshape not in RESHAPES:
+        raise ValueError(f"unknown reshape {reshape!r}; known: {', '.join(RESHAPES)}")
+    kind = reshape
+    if kind is None:
+        if output.dim() == 3:
+            kind = "tokens"
+        elif output.dim() == 4 and isinstance(module, nn.LayerNorm):
+            kind = "channels_last"
+        else:
+            kind = "channels_first"
+    if kind != "tokens":
+        return LayerLayout(kind)
+    if output.dim() != 3:
+        raise ValueError(f"reshape='tokens' needs a (B, tokens, C) output; {where} outputs "
+                         f"{tuple(output.shape)}")
+    tokens = output.shape[1]
+    if grid is None:
+        grid, extra = infer_token_grid(tokens, input_size)
+    else:
+        if (not isinstance(grid, tuple | list) or len(grid) != 2
+                or not all(isinstance(g, int) and g > 0 for g in grid)):
+            raise ValueError(f"grid must be (h, w) positive ints, got {grid!r}")
+        grid = (int(grid[0]), int(grid[1]))
+        extra = tokens - grid[0] * grid[1]
+        if not 0 <= extra <= MAX_EXTRA_TOKENS:
+            raise ValueError(
+                f"{where} outputs {tokens} tokens but grid {grid} needs {grid[0] * grid[1]} "
+                f"(plus up to {MAX_EXTRA_TOKENS} leading class/register tokens)")
+    return LayerLayout("tokens", grid=grid, extra_tokens=extra)

@@ -13,6 +13,11 @@
 5. a timm architecture (``resnet10t``, ``timm:resnet10t``; needs ``pip install
    "axiomcam[timm]"``), both with ``weights``: a state-dict file.
 
+Before forms 2 to 5, a path ending in ``.onnx`` is an ONNX model file, converted to torch by
+onnx2torch (``pip install "axiomcam[onnx]"``; see :func:`axiomcam.models.from_onnx`): its
+layers are named by their ONNX node names (``--layer /layer4/layer4.1/relu_1/Relu``), its
+input size is the file's when fixed, and ``weights`` does not apply.
+
 Nothing is downloaded, ever: an architecture name without ``weights`` is an error, since a
 network with random weights has nothing to explain.
 
@@ -181,6 +186,14 @@ def load_model(
 
     if spec in models.available():
         return _builtin(spec, weights_path, class_names, size, mean, std, torch_device)
+    if Path(spec).suffix.lower() == ".onnx":  # converted by onnx2torch: see the module doc
+        if weights_path is not None:
+            raise ModelSpecError(
+                f"--weights does not apply to the ONNX model {spec!r}: its weights are in the file"
+            )
+        return models.from_onnx(spec, class_names=class_names, input_size=size,
+                                mean=mean or IMAGENET_MEAN, std=std or IMAGENET_STD,
+                                device=torch_device)
 
     built = _build(spec, weights_path)
     model = built.model
@@ -855,8 +868,8 @@ def _forms_help() -> str:
     return (
         f"--model takes a built-in pretrained model ({', '.join(models.available())}); a "
         f"torchvision or timm architecture name with --weights FILE{timm_note}, e.g. resnet18, "
-        "timm:resnet10t; a TorchScript or pickled model file; or package.module:factory "
-        "for your own code"
+        "timm:resnet10t; an ONNX file (FILE.onnx); a TorchScript or pickled model file; or "
+        "package.module:factory for your own code"
     )
 
 

@@ -1,4 +1,6 @@
-"""What a map explains: a class per image, several classes per image, or any scalar."""
+"""What a map explains: a class per image, several classes per image, or any scalar; with
+ready-made targets for segmentation regions, detected boxes, embeddings and token sequences
+(:mod:`axiomcam.target_functions`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from .outputs import OutputSelector, describe_output, select_output
 
 #: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor of
 #: classes, or a callable ``output -> (B,)`` scores.
@@ -27,6 +31,9 @@ class ResolvedTargets:
     function: Callable[..., torch.Tensor] | None
     several: bool
     passes_image_indices: bool = False
+    #: where the class scores are in the model's output (:func:`select_output`); given
+    #: explicitly, also what a callable receives
+    select: OutputSelector = None
 
     @property
     def count(self) -> int:
@@ -40,8 +47,10 @@ class ResolvedTargets:
         ``image_indices[i]``: the perturbation methods run many copies of one image.
         """
         if self.function is None:
-            logits = _check_logits(output)
+            logits = _check_logits(output, self.select)
             return logits.gather(1, self.classes.to(logits.device)[image_indices])
+        if self.select is not None:
+            output = select_output(output, self.select)
         if self.passes_image_indices:
             values = self.function(output, image_indices)
         else:
@@ -52,18 +61,22 @@ class ResolvedTargets:
         """Softmax probability of each target class, ``(N, k)``; a callable's own value."""
         if self.function is not None:
             return self.scores(output, image_indices)
-        probabilities = torch.softmax(_check_logits(output), dim=1)
+        probabilities = torch.softmax(_check_logits(output, self.select), dim=1)
         return probabilities.gather(1, self.classes.to(probabilities.device)[image_indices])
 
 
-def _check_logits(output: object) -> torch.Tensor:
-    if not torch.is_tensor(output) or output.dim() != 2:
-        shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+def _check_logits(output: object, select: OutputSelector = None) -> torch.Tensor:
+    logits = select_output(output, select)
+    if not torch.is_tensor(logits) or logits.dim() != 2:
+        found = describe_output(logits)
+        if logits is not output:
+            found += f" (taken from its {describe_output(output)})"
         raise ValueError(
-            f"class targets need a model that returns (B, num_classes) scores; this model "
-            f"returned {shape}. Pass a callable target, output -> (B,) scores, instead."
+            f"class targets need (B, num_classes) scores; the model returned {found}. Pass "
+            "output=KEY to say where the scores are, or a target callable (e.g. from "
+            "axiomcam.targets) that turns the output into (B,) scores."
         )
-    return output
+    return logits
 
 
 def _check_function_scores(values: object, rows: int) -> torch.Tensor:
@@ -90,7 +103,8 @@ def _accepts_two_arguments(function: Callable[..., object]) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
 
 
-def resolve_targets(targets: TargetSpec, output: object, batch_size: int) -> ResolvedTargets:
+def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
+                    select: OutputSelector = None) -> ResolvedTargets:
     """Check ``targets`` against the batch size and the model's output.
 
     Args:
@@ -101,6 +115,8 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int) -> Res
             image each output row belongs to).
         output: the model's output for the batch.
         batch_size: ``B``.
+        select: where the class scores are in ``output`` (see
+            :func:`axiomcam.outputs.select_output`; ``None``: found automatically).
 
     Raises:
         ValueError: a length that is not ``B``, a class outside ``[0, num_classes)``.
@@ -108,12 +124,13 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int) -> Res
     """
     if callable(targets) and not torch.is_tensor(targets):
         return ResolvedTargets(None, targets, several=False,
-                               passes_image_indices=_accepts_two_arguments(targets))
-    logits = _check_logits(output)
+                               passes_image_indices=_accepts_two_arguments(targets),
+                               select=select)
+    logits = _check_logits(output, select)
     num_classes = logits.shape[1]
     if targets is None:
         classes = logits.detach().argmax(dim=1, keepdim=True)
-        return ResolvedTargets(classes, None, several=False)
+        return ResolvedTargets(classes, None, several=False, select=select)
     several = False
     if isinstance(targets, bool):
         raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
@@ -157,4 +174,31 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int) -> Res
             f"target class {int(classes[bad][0])} is out of range: the model has "
             f"{num_classes} classes (0..{num_classes - 1})"
         )
-    return ResolvedTargets(classes.to(logits.device), None, several=several)
+    return ResolvedTargets(classes.to(logits.device), None, several=several, select=select)
+
+
+# the ready-made target callables (segmentation regions, detections, embeddings, tokens)
+from .target_functions import (  # noqa: E402  (they use select_output, imported above)
+    IGNORE_TOKEN,
+    ClassScore,
+    DetectionBox,
+    EmbeddingSimilarity,
+    SegmentationRegion,
+    TokenLogProbability,
+    box_iou,
+    predicted_mask,
+)
+
+__all__ = [
+    "IGNORE_TOKEN",
+    "ClassScore",
+    "DetectionBox",
+    "EmbeddingSimilarity",
+    "ResolvedTargets",
+    "SegmentationRegion",
+    "TargetSpec",
+    "TokenLogProbability",
+    "box_iou",
+    "predicted_mask",
+    "resolve_targets",
+]

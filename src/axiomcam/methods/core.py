@@ -9,7 +9,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -20,7 +20,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..explanation import Explanation
-from ..layers import find_default_layer, resolve_layer
+from ..layers import (
+    RESHAPES,
+    LayerLayout,
+    find_default_layer,
+    layer_layout,
+    resolve_layer,
+)
+from ..outputs import OutputSelector
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 
 logger = logging.getLogger("axiomcam")
@@ -182,22 +189,29 @@ class _ActivationCapture:
     """Forward hook on the target layer.
 
     Records the output of the layer's *last* call (a module can be called several times in
-    one forward; its last call is the one closest to the output).  With ``enable_grad``
-    the model runs under ``torch.no_grad()`` and the hook switches autograd on, so only the
-    part of the network after the target layer is recorded, and the recorded activation is
-    a leaf: gradients are taken with respect to it and nothing else.  With a
-    ``replacement``, the output of the call number ``replace_at_call`` is swapped for it
-    (Ablation-CAM's ablated copies).
+    one forward; its last call is the one closest to the output), as the ``(B, C,
+    *spatial)`` grid of its :class:`~axiomcam.layers.LayerLayout` (transformer tokens laid
+    on their grid, channels-last outputs permuted; convolutional outputs as they are).
+    With ``enable_grad`` the model runs under ``torch.no_grad()`` and the hook switches
+    autograd on, so only the part of the network after the target layer is recorded, and
+    the recorded grid is a leaf: gradients are taken with respect to it and nothing else.
+    With a ``replacement`` grid, the output of the call number ``replace_at_call`` is
+    swapped for it, put back in the layer's own form (Ablation-CAM's ablated copies; a
+    transformer's class token is kept as it was).
     """
 
     def __init__(self, enable_grad: bool = False, replace_at_call: int = 0,
-                 replacement: torch.Tensor | None = None, grad_from_call: int = 1) -> None:
+                 replacement: torch.Tensor | None = None, grad_from_call: int = 1,
+                 layout_for: Callable[[nn.Module, torch.Tensor], LayerLayout] | None = None
+                 ) -> None:
         self.enable_grad = enable_grad
         self.replace_at_call = replace_at_call
         self.replacement = replacement
         # a module called several times (EfficientNet's shared activation) needs autograd
         # only from its last call on; the caller passes the call count it saw last time
         self.grad_from_call = grad_from_call
+        self.layout_for = layout_for
+        self.layout = _CHANNELS_FIRST
         self.calls = 0
         self.activation: torch.Tensor | None = None
 
@@ -208,17 +222,27 @@ class _ActivationCapture:
                 "not a tensor: choose a layer whose output is a (B, C, h, w) tensor"
             )
         self.calls += 1
+        layout = _CHANNELS_FIRST if self.layout_for is None else self.layout_for(module, output)
+        self.layout = layout
         if self.replacement is not None:
-            return self.replacement if self.calls == self.replace_at_call else None
+            if self.calls != self.replace_at_call:
+                return None
+            _, rest = layout.to_grid(output)
+            return layout.from_grid(self.replacement, None if rest is None else rest.detach())
+        grid, rest = layout.to_grid(output)
         if self.enable_grad and self.calls >= self.grad_from_call:
             torch.set_grad_enabled(True)  # restored by the caller's torch.no_grad() exit
-            self.activation = output.detach().requires_grad_(True)
+            self.activation = grid.detach().requires_grad_(True)
             # a copy flows on, so an in-place op after the layer (ReLU(inplace=True))
             # cannot modify the leaf we differentiate against
-            return self.activation.clone()
+            return layout.from_grid(self.activation.clone(),
+                                    None if rest is None else rest.detach())
         # a copy, so an in-place op after the layer cannot change what we recorded
-        self.activation = output.detach().clone()
+        self.activation = grid.detach().clone()
         return None
+
+
+_CHANNELS_FIRST = LayerLayout("channels_first")
 
 
 @contextmanager
@@ -318,10 +342,12 @@ class LayerContext:
         """Per image, the indices of the channels where ``keep`` ``(B, K)`` is true."""
         return [row.nonzero().flatten() for row in keep]
 
-    def _run_replaced(self, model_inputs: torch.Tensor, replacement: torch.Tensor) -> object:
-        capture = _ActivationCapture(replace_at_call=self._layer_calls, replacement=replacement)
+    def _run_replaced(self, model_inputs: torch.Tensor, replacement: torch.Tensor,
+                      rows: torch.Tensor) -> object:
+        capture = self._explainer._capture(replace_at_call=self._layer_calls,
+                                           replacement=replacement)
         with _hooked(self._layer, capture), torch.no_grad():
-            return self._explainer.model(model_inputs)
+            return self._explainer.forward(model_inputs, rows)
 
     def _scores_with_activation(self, image: int, replacement: torch.Tensor) -> torch.Tensor:
         """``(m, n)`` scores of image ``image`` with the target layer's output replaced by
@@ -331,12 +357,14 @@ class LayerContext:
                           device=self.inputs.device)
         if self._explainer._suffix_batches:
             # only the part after the layer sees the m copies: the prefix runs for 1 image
-            return self.targets.scores(self._run_replaced(one_image, replacement), rows)
+            return self.targets.scores(
+                self._run_replaced(one_image, replacement, rows[:1]), rows)
         # the whole network per copy, in whole-network batches of at most batch_size
         size = self._explainer.batch_size or DEFAULT_BATCH_SIZE
         return torch.cat([
             self.targets.scores(self._run_replaced(
-                one_image.expand(part.shape[0], *one_image.shape[1:]), part), part_rows)
+                one_image.expand(part.shape[0], *one_image.shape[1:]), part, part_rows),
+                part_rows)
             for part, part_rows in zip(replacement.split(size), rows.split(size), strict=True)
         ])
 
@@ -403,14 +431,14 @@ class LayerContext:
         is constant over positions has an all-zero mask ``M_k`` (see :func:`minmax_scale`):
         its masked image *is* the baseline, so it gets the baseline's probability and no
         pass is run for it."""
-        model = self._explainer.model
+        forward = self._explainer.forward
         input_size = tuple(self.inputs.shape[2:])
         activations = self.activations.view(self.batch_size, self.num_channels,
                                             *self.spatial_shape)
         all_images = torch.arange(self.batch_size, device=self.inputs.device)
         with torch.no_grad():
             baseline = self.targets.probabilities(
-                model(torch.zeros_like(self.inputs)), all_images)
+                forward(torch.zeros_like(self.inputs)), all_images)
             result = baseline[..., None].repeat(1, 1, self.num_channels)
             flat = self.activations
             varying = (flat.amax(-1) - flat.amin(-1)) > torch.finfo(flat.dtype).tiny
@@ -423,7 +451,7 @@ class LayerContext:
                 rows = torch.full((channels.shape[0],), image, dtype=torch.long,
                                   device=self.inputs.device)
                 result[image, :, channels] = self.targets.probabilities(
-                    model(masked), rows).T
+                    forward(masked, rows), rows).T
         return check_scores(result), baseline
 
 
@@ -451,13 +479,24 @@ class Explainer:
             layers after the target run on them).
         progress: show a progress bar on long perturbation work (``None``: only on a
             terminal and when there are more than a few batches).
+        output: where class targets find the ``(B, num_classes)`` scores in the model's
+            output (:func:`axiomcam.outputs.select_output`): ``None`` finds them (a
+            tensor; a dict's, dataclass's or ``ModelOutput``'s ``"logits"`` or ``"out"``;
+            a tuple's first tensor), a key or attribute name, a tuple position, or a
+            callable. When given, target callables receive the selected part too.
+        extra_inputs: more positional inputs of the model, after the image batch (text
+            tokens of a visual-question-answering model, say): the model is called as
+            ``model(images, *extra_inputs)`` and only the images are explained. A tensor
+            whose first axis has the batch's length (or 1) pairs its rows with the images,
+            and follows them into the perturbation passes; anything else is passed as is.
     """
 
     name: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, output: OutputSelector = None,
+                 extra_inputs: Sequence[object] = ()) -> None:
         self.model = check_model(model)
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
             raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
@@ -466,11 +505,21 @@ class Explainer:
         if batch_size is not None and (isinstance(batch_size, bool)
                                        or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        if output is not None and (isinstance(output, bool)
+                                   or not (isinstance(output, str | int) or callable(output))):
+            raise TypeError(f"output must be None, a key or attribute name, a position or a "
+                            f"callable, not {type(output).__name__}: {output!r}")
+        if isinstance(extra_inputs, str | bytes) or not isinstance(extra_inputs, Sequence):
+            raise TypeError(f"extra_inputs must be a tuple or list of the model's other "
+                            f"inputs, not {type(extra_inputs).__name__}")
         self.smooth = smooth
         self.smooth_sigma = float(smooth_sigma)
         self.seed = seed
         self.batch_size = batch_size
         self.progress = progress
+        self.output = output
+        self.extra_inputs = tuple(extra_inputs)
+        self._paired_inputs: tuple[object, ...] = self.extra_inputs
 
     # context-manager sugar: nothing stays registered between calls, so there is little
     # to release, but `with` makes the object's lifetime explicit in user loops
@@ -483,9 +532,36 @@ class Explainer:
     def close(self) -> None:
         """Drop per-model caches (hooks never outlive a call)."""
 
+    def forward(self, inputs: torch.Tensor, rows: torch.Tensor | None = None) -> object:
+        """The model's output for ``inputs``, with the extra inputs of ``rows`` (the image
+        each row of ``inputs`` is a copy of; ``None``: the batch itself)."""
+        if not self._paired_inputs:
+            return self.model(inputs)
+        extras = [
+            extra.index_select(0, rows.to(extra.device))
+            if rows is not None and torch.is_tensor(extra) and extra.dim() > 0 else extra
+            for extra in self._paired_inputs
+        ]
+        return self.model(inputs, *extras)
+
+    def _pair_extra_inputs(self, batch: int) -> None:
+        """Expand batch-1 extra tensors to the batch, and check the others' length."""
+        paired = []
+        for position, extra in enumerate(self.extra_inputs):
+            if torch.is_tensor(extra) and extra.dim() > 0:
+                if extra.shape[0] == 1 and batch > 1:
+                    extra = extra.expand(batch, *extra.shape[1:])
+                elif extra.shape[0] != batch:
+                    raise ValueError(
+                        f"extra_inputs[{position}] has {extra.shape[0]} rows for a batch of "
+                        f"{batch} images: give one row per image, or one for all")
+            paired.append(extra)
+        self._paired_inputs = tuple(paired)
+
     def __call__(self, inputs: torch.Tensor, targets: TargetSpec = None) -> Explanation:
         """Explain ``inputs`` ``(B, C, H, W)`` for ``targets`` (see :func:`axiomcam.explain`)."""
         inputs = check_inputs(self.model, inputs)
+        self._pair_extra_inputs(inputs.shape[0])
         with eval_mode(self.model):
             if self.smooth:
                 partial = self._explain_smoothed(inputs, targets)
@@ -504,10 +580,10 @@ class Explainer:
 
     def _resolve_on_clean(self, inputs: torch.Tensor, targets: TargetSpec) -> ResolvedTargets:
         if callable(targets) and not torch.is_tensor(targets):
-            return resolve_targets(targets, None, inputs.shape[0])
+            return resolve_targets(targets, None, inputs.shape[0], select=self.output)
         with torch.no_grad():
-            output = self.model(inputs)
-        return resolve_targets(targets, output, inputs.shape[0])
+            output = self.forward(inputs)
+        return resolve_targets(targets, output, inputs.shape[0], select=self.output)
 
     def _explain_smoothed(self, inputs: torch.Tensor, targets: TargetSpec) -> PartialResult:
         # every noisy copy explains the class chosen on the clean image
@@ -573,8 +649,16 @@ class BaseCAM(Explainer):
         target_layer: a qualified name (``"layer4"``, ``"features.18"``), the module itself,
             or ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
             (chosen on the first call, logged, and reported as ``target_layer``).
+        reshape: how the layer's output becomes the ``(B, C, *spatial)`` grid the map is
+            computed on (:class:`~axiomcam.layers.LayerLayout`): ``None`` decides from the
+            output (``(B, N, C)`` tokens of a vision transformer are laid on their grid,
+            the class token set aside; a LayerNorm's ``(B, h, w, C)`` output, as in Swin,
+            is channels-last; convolutional outputs are used as they are);
+            ``"tokens"``, ``"channels_last"`` or ``"channels_first"`` force one.
+        grid: ``(h, w)`` of a token layer (``None``: inferred from the token count and the
+            input's aspect ratio).
         **options: see :class:`Explainer` (``smooth``, ``smooth_sigma``, ``seed``,
-            ``batch_size``, ``progress``).
+            ``batch_size``, ``progress``, ``output``, ``extra_inputs``).
     """
 
     #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
@@ -588,9 +672,15 @@ class BaseCAM(Explainer):
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None,
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
+                 reshape: str | None = None, grid: tuple[int, int] | None = None,
                  **options: object) -> None:
         super().__init__(model, **options)
+        if reshape is not None and reshape not in RESHAPES:
+            raise ValueError(f"unknown reshape {reshape!r}; known: {', '.join(RESHAPES)}")
+        self.reshape = reshape
+        self.grid = grid
+        self._input_size: tuple[int, ...] = ()
         self._layer_spec = target_layer
         self.target_layer: str | None = None
         self._layer: nn.Module | None = None
@@ -609,6 +699,14 @@ class BaseCAM(Explainer):
         """Return ``raw`` ``(B, n, S)`` and ``channel_weights`` ``(B, n, K)`` (or ``None``)."""
         raise NotImplementedError
 
+    def _layout_for(self, module: nn.Module, output: torch.Tensor) -> LayerLayout:
+        return layer_layout(module, output, self._input_size, reshape=self.reshape,
+                            grid=self.grid, name=self.target_layer)
+
+    def _capture(self, **options: object) -> _ActivationCapture:
+        """A hook on the target layer that sees its output through this method's layout."""
+        return _ActivationCapture(layout_for=self._layout_for, **options)
+
     def _target_module(self, inputs: torch.Tensor) -> nn.Module:
         if self._layer is None:
             self.target_layer, self._layer = resolve_layer(
@@ -618,10 +716,11 @@ class BaseCAM(Explainer):
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
         layer = self._target_module(inputs)
-        capture = _ActivationCapture(enable_grad=self.needs_gradients,
-                                     grad_from_call=self._layer_calls)
+        self._input_size = tuple(inputs.shape[2:])
+        capture = self._capture(enable_grad=self.needs_gradients,
+                                grad_from_call=self._layer_calls)
         with _hooked(layer, capture), torch.no_grad():
-            output = self.model(inputs)
+            output = self.forward(inputs)
         if self.needs_gradients and 0 < capture.calls < self._layer_calls:
             # fewer calls than last time: autograd was never switched on; run again with
             # it on from the first call (forward-only methods need no second pass)
@@ -638,7 +737,8 @@ class BaseCAM(Explainer):
             raise ValueError(
                 f"the target layer {self.target_layer!r} outputs shape "
                 f"{tuple(activation.shape)}; a CAM needs a (B, C, h, w) output (or "
-                "(B, C, t, h, w) in 3D networks): choose a convolutional layer"
+                "(B, C, t, h, w) in 3D networks, or (B, tokens, C) in transformers): choose "
+                "a convolutional or transformer-block layer"
             )
         if math.prod(activation.shape[2:]) == 1:
             warn(
@@ -647,7 +747,7 @@ class BaseCAM(Explainer):
             )
         batch = inputs.shape[0]
         if not isinstance(targets, ResolvedTargets):
-            targets = resolve_targets(targets, output, batch)
+            targets = resolve_targets(targets, output, batch, select=self.output)
         rows = torch.arange(batch, device=inputs.device)
         with torch.enable_grad() if self.needs_gradients else nullcontext():
             scores = check_scores(targets.scores(output, rows))

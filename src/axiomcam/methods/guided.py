@@ -68,9 +68,10 @@ class GuidedBackprop(Explainer):
         leaf = inputs.detach().clone().requires_grad_(True)
         try:
             with torch.enable_grad():
-                output = self.model(leaf)
+                output = self.forward(leaf)
                 if not isinstance(targets, ResolvedTargets):
-                    targets = resolve_targets(targets, output, inputs.shape[0])
+                    targets = resolve_targets(targets, output, inputs.shape[0],
+                                              select=self.output)
                 rows = torch.arange(inputs.shape[0], device=inputs.device)
                 scores = check_scores(targets.scores(output, rows))
         finally:

@@ -1,0 +1,339 @@
+"""Models beyond CNN classifiers: vision transformers (torchvision ViT and Swin, timm ViT),
+3D networks, outputs that are not a tensor, models with several inputs, and the default
+layer of detection and segmentation models. Each map is checked against a reference
+computed here by hand (a forward hook that keeps the layer's output, autograd, the
+formula)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import axiomcam
+from axiomcam.layers import LayerLayout, find_default_layer, infer_token_grid, layer_layout
+from axiomcam.metrics.axioms import probe_layer
+from axiomcam.outputs import select_output
+
+torch.manual_seed(0)
+
+
+def hand_maps(model, layer, inputs, classes, to_grid):
+    """Grad-CAM and XGrad-CAM raw maps ``(B, h, w)`` from a hook and autograd."""
+    kept = {}
+
+    def keep(module, args, output):
+        output.retain_grad()
+        kept["output"] = output
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        output = model(inputs)
+        logits = select_output(output)
+        logits.gather(1, classes[:, None]).sum().backward()
+    finally:
+        handle.remove()
+    activations = to_grid(kept["output"].detach()).flatten(2)  # (B, K, S)
+    gradients = to_grid(kept["output"].grad).flatten(2)
+    gradcam = gradients.mean(-1)
+    sums = activations.sum(-1)
+    xgradcam = torch.where(sums == 0, torch.zeros_like(sums),
+                           (activations * gradients).sum(-1) / sums)
+    spatial = to_grid(kept["output"]).shape[2:]
+    return {name: torch.einsum("bk,bks->bs", weights, activations).view(-1, *spatial)
+            for name, weights in (("gradcam", gradcam), ("xgradcam", xgradcam))}
+
+
+def check_against_hand(model, layer_name, inputs, to_grid, **options):
+    model.eval()
+    layer = dict(model.named_modules())[layer_name]
+    with torch.no_grad():
+        classes = select_output(model(inputs)).argmax(1)
+    expected = hand_maps(model, layer, inputs, classes, to_grid)
+    for method, raw in expected.items():
+        explanation = axiomcam.explain(model, inputs, method, target_layer=layer_name,
+                                       targets=classes, **options)
+        assert explanation.raw.shape == raw.shape
+        torch.testing.assert_close(explanation.raw, raw, rtol=1e-4, atol=1e-6)
+        assert raw.flatten(1).std(1).min() > 0  # not a constant map
+        assert explanation.maps.shape == (inputs.shape[0], *inputs.shape[2:])
+    return expected
+
+
+def vit_tokens_to_grid(grid):
+    def to_grid(tokens):  # drop the class token, patches row by row
+        return tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
+    return to_grid
+
+
+def tiny_torchvision_vit():
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+        num_classes=5)
+    # torchvision initialises the head to zero: every gradient would be zero
+    nn.init.normal_(model.heads.head.weight, std=0.5)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- token layouts
+def test_a_known_token_pattern_lands_on_the_right_grid_cells():
+    grid_h, grid_w, channels = 3, 4, 2
+    tokens = torch.zeros(1, 1 + grid_h * grid_w, channels)
+    tokens[0, 0] = -1.0  # the class token
+    for row in range(grid_h):
+        for column in range(grid_w):
+            tokens[0, 1 + row * grid_w + column] = torch.tensor([row, column])
+    layout = layer_layout(nn.Identity(), tokens, (30, 40))
+    assert (layout.kind, layout.grid, layout.extra_tokens) == ("tokens", (3, 4), 1)
+    grid, rest = layout.to_grid(tokens)
+    assert grid.shape == (1, channels, grid_h, grid_w)
+    rows, columns = torch.meshgrid(torch.arange(3.0), torch.arange(4.0), indexing="ij")
+    assert torch.equal(grid[0, 0], rows) and torch.equal(grid[0, 1], columns)
+    assert torch.equal(rest, tokens[:, :1])
+    assert torch.equal(layout.from_grid(grid, rest), tokens)  # round trip
+    # a batch of replaced grids gets the one image's class token back in front
+    copies = layout.from_grid(torch.zeros(5, channels, grid_h, grid_w), rest)
+    assert copies.shape == (5, 13, channels)
+    assert torch.equal(copies[:, 0], tokens[0, :1].expand(5, 2))
+
+
+def test_channels_last_layouts_permute_and_back():
+    output = torch.arange(24.0).view(1, 2, 3, 4)  # (B, h, w, C)
+    layout = layer_layout(nn.LayerNorm(4), output, (8, 12))
+    grid, rest = layout.to_grid(output)
+    assert layout.kind == "channels_last" and rest is None
+    assert grid.shape == (1, 4, 2, 3) and grid[0, 1, 1, 2] == output[0, 1, 2, 1]
+    assert torch.equal(layout.from_grid(grid, None), output)
+    # a convolution's 4-D output is channels-first
+    assert layer_layout(nn.Conv2d(1, 1, 1), output, (8, 12)).kind == "channels_first"
+
+
+def test_token_grids_are_inferred_or_refused_with_the_counts():
+    assert infer_token_grid(197, (224, 224)) == ((14, 14), 1)
+    assert infer_token_grid(198, (224, 224)) == ((14, 14), 2)  # class + distillation tokens
+    assert infer_token_grid(64, (128, 128)) == ((8, 8), 0)     # no class token
+    assert infer_token_grid(1 + 6 * 8, (96, 128)) == ((6, 8), 1)
+    tokens = torch.zeros(1, 197, 8)
+    with pytest.raises(ValueError, match=r"outputs 197 tokens but grid \(15, 15\) needs 225"):
+        layer_layout(nn.Identity(), tokens, (224, 224), grid=(15, 15), name="blocks.11")
+    with pytest.raises(ValueError, match="cannot lay 2 tokens on a grid"):
+        layer_layout(nn.Identity(), torch.zeros(1, 2, 8), (32, 96))
+    with pytest.raises(ValueError, match="reshape='tokens' needs a"):
+        layer_layout(nn.Identity(), torch.zeros(1, 8, 4, 4), (32, 32), reshape="tokens")
+    with pytest.raises(ValueError, match="unknown reshape 'grid'"):
+        axiomcam.explain(tiny_torchvision_vit(), torch.rand(1, 3, 32, 32), reshape="grid")
+    assert repr(LayerLayout("tokens", grid=(2, 2), extra_tokens=1)) == \
+        "LayerLayout('tokens', grid=(2, 2), extra_tokens=1)"
+
+
+def test_a_given_grid_that_does_not_fit_is_a_clear_error_when_explaining():
+    model = tiny_torchvision_vit()
+    with pytest.raises(ValueError, match=r"outputs 17 tokens but grid \(5, 5\) needs 25"):
+        axiomcam.explain(model, torch.rand(1, 3, 32, 32), "gradcam", grid=(5, 5))
+
+
+# ---------------------------------------------------------------- vision transformers
+def test_torchvision_vit_default_layer_and_maps_equal_the_hand_reference():
+    model = tiny_torchvision_vit()
+    inputs = torch.rand(2, 3, 32, 32)
+    layer = "encoder.layers.encoder_layer_1.ln_1"  # the last block's first norm
+    assert find_default_layer(model, inputs) == layer
+    check_against_hand(model, layer, inputs, vit_tokens_to_grid((4, 4)))
+    assert axiomcam.explain(model, inputs).target_layer == layer
+
+
+def test_vit_ablation_keeps_the_class_token_and_equals_a_slow_loop():
+    model = tiny_torchvision_vit()
+    inputs = torch.rand(1, 3, 32, 32)
+    layer_name = "encoder.layers.encoder_layer_1.ln_1"
+    layer = dict(model.named_modules())[layer_name]
+    probe = probe_layer(model, inputs, 2, layer_name)
+    channels = probe.activations.shape[1]
+    slow = []
+    for channel in range(channels):
+        def ablate(module, args, output, channel=channel):
+            output = output.clone()
+            output[:, 1:, channel] = 0  # the patch tokens' channel; the class token stays
+            return output
+        handle = layer.register_forward_hook(ablate)
+        with torch.no_grad():
+            slow.append(model(inputs)[0, 2])
+        handle.remove()
+    torch.testing.assert_close(probe.ablated_scores.flatten(), torch.stack(slow),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_swin_channels_last_norm_maps_equal_the_hand_reference():
+    model = torchvision.models.SwinTransformer(
+        patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=[2, 2],
+        num_classes=5).eval()
+    inputs = torch.rand(2, 3, 32, 32)
+    check_against_hand(model, "features.3.1.norm1", inputs, lambda out: out.movedim(-1, 1))
+    # its default: the last stage, after the final norm, channels-first (GAP + linear head)
+    assert find_default_layer(model, inputs) == "permute"
+
+
+def test_timm_vit_default_layer_and_maps_equal_the_hand_reference():
+    timm = pytest.importorskip("timm")  # the dev extra installs it
+    model = timm.models.vision_transformer.VisionTransformer(
+        img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=5).eval()
+    inputs = torch.rand(2, 3, 32, 32)
+    assert find_default_layer(model, inputs) == "blocks.1.norm1"
+    check_against_hand(model, "blocks.1.norm1", inputs, vit_tokens_to_grid((4, 4)))
+
+
+# ---------------------------------------------------------------- 3D networks
+def test_r3d_maps_over_time_and_space_equal_the_hand_reference():
+    model = torchvision.models.video.r3d_18(num_classes=5).eval()
+    clip = torch.rand(1, 3, 4, 32, 32)  # (B, C, T, H, W)
+    expected = check_against_hand(model, "layer3", clip, lambda out: out)
+    assert expected["gradcam"].shape == (1, 1, 4, 4)  # (B, t, h, w) at layer3
+    maps = axiomcam.explain(model, clip, "xgradcam", target_layer="layer3").maps
+    assert maps.shape == (1, 4, 32, 32)
+    for method in ("layercam", "gradcam++", "ablationcam", "hirescam", "scorecam",
+                   "eigencam", "guided_xgradcam"):
+        assert axiomcam.explain(model, clip, method, target_layer="layer3").maps.shape == \
+            (1, 4, 32, 32)
+    # layer4 feeds global average pooling and the linear layer: CAM = Grad-CAM = XGrad-CAM
+    maps = [axiomcam.explain(model, clip, method, target_layer="layer4").maps
+            for method in ("cam", "gradcam", "xgradcam")]
+    torch.testing.assert_close(maps[0], maps[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(maps[0], maps[2], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- outputs and inputs
+class Net(nn.Module):
+    """A small CNN whose forward returns its logits wrapped by ``wrap``."""
+
+    def __init__(self, wrap=lambda logits: logits):
+        super().__init__()
+        torch.manual_seed(3)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(6, 4)
+        self.wrap = wrap
+
+    def forward(self, images):
+        return self.wrap(self.head(self.features(images).mean((2, 3))))
+
+
+@dataclasses.dataclass
+class Output:
+    hidden: torch.Tensor
+    logits: torch.Tensor
+
+
+class ModelOutputLike(OrderedDict):
+    """Like Hugging Face's ModelOutput: a dict whose entries are also attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as error:
+            raise AttributeError(name) from error
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda logits: {"logits": logits, "hidden": logits * 2},
+    lambda logits: (logits, "auxiliary"),
+    lambda logits: Output(hidden=logits * 0, logits=logits),
+    lambda logits: ModelOutputLike(loss=None, logits=logits),
+], ids=["dict", "tuple", "dataclass", "model-output"])
+@pytest.mark.parametrize("method", ["gradcam", "xgradcam", "scorecam", "ablationcam"])
+def test_class_targets_find_the_logits_in_any_output(wrap, method):
+    inputs = torch.rand(2, 3, 8, 8)
+    plain = axiomcam.explain(Net(), inputs, method, "features.1", targets=[1, 3])
+    wrapped = axiomcam.explain(Net(wrap), inputs, method, "features.1", targets=[1, 3])
+    torch.testing.assert_close(wrapped.raw, plain.raw)
+    torch.testing.assert_close(wrapped.scores, plain.scores)
+
+
+def test_output_names_what_to_explain_and_says_what_is_there():
+    inputs = torch.rand(2, 3, 8, 8)
+    net = Net(lambda logits: {"scores": logits, "extra": logits.flip(1)})
+    plain = axiomcam.explain(Net(), inputs, "gradcam", "features.1", targets=[0, 2])
+    flipped = axiomcam.explain(net, inputs, "gradcam", "features.1", targets=[3, 1],
+                               output="extra")
+    torch.testing.assert_close(flipped.raw, plain.raw)
+    chosen = axiomcam.explain(net, inputs, "gradcam", "features.1",
+                              output=lambda out: out["scores"])
+    torch.testing.assert_close(chosen.raw, axiomcam.explain(Net(), inputs, "gradcam",
+                                                            "features.1").raw)
+    with pytest.raises(ValueError, match=r"class targets need \(B, num_classes\) scores; the "
+                                         r"model returned dict with keys \['scores', 'extra'\]"):
+        axiomcam.explain(net, inputs, "gradcam", "features.1")
+    with pytest.raises(ValueError, match="the model's output has no 'logits': it is a dict"):
+        axiomcam.explain(net, inputs, "gradcam", "features.1", output="logits")
+    with pytest.raises(TypeError, match="output must be None, a key"):
+        axiomcam.explain(net, inputs, "gradcam", "features.1", output=2.5)
+
+
+class ImageAndWords(nn.Module):
+    """A VQA-style model: image features gated by a bag of word ids, fused after the
+    convolution (so the words act on the layers after the target layer)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU())
+        self.words = nn.EmbeddingBag(10, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, images, word_ids):
+        gate = torch.sigmoid(self.words(word_ids))[:, :, None, None]
+        return self.head((self.features(images) * gate).mean((2, 3)))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "xgradcam", "scorecam", "ablationcam"])
+def test_only_the_image_of_a_two_input_model_is_explained_each_with_its_words(method):
+    model = ImageAndWords().eval()
+    images = torch.rand(3, 3, 8, 8)
+    words = torch.tensor([[1, 2], [3, 4], [5, 9]])
+    together = axiomcam.explain(model, images, method, "features.1", targets=[0, 1, 2],
+                                extra_inputs=(words,))
+    for index in range(3):  # each image alone with its own words: the same map
+        alone = axiomcam.explain(model, images[index:index + 1], method, "features.1",
+                                 targets=[index], extra_inputs=(words[index:index + 1],))
+        torch.testing.assert_close(together.raw[index], alone.raw[0], rtol=1e-5, atol=1e-6)
+    if method in ("gradcam", "xgradcam"):
+        class Bound(nn.Module):  # the hand reference: the words bound into the model
+            def __init__(self, row):
+                super().__init__()
+                self.inner, self.row = model, row
+
+            def forward(self, images):
+                return self.inner(images, words[self.row:self.row + 1])
+
+        bound = Bound(1)
+        hand = hand_maps(bound, model.features[1], images[1:2], torch.tensor([1]),
+                         lambda out: out)[method]
+        torch.testing.assert_close(together.raw[1:2], hand, rtol=1e-4, atol=1e-6)
+    # the same words for every image: one row is enough
+    shared = axiomcam.explain(model, images, method, "features.1", targets=[0, 1, 2],
+                              extra_inputs=(words[:1],))
+    alone = axiomcam.explain(model, images[2:], method, "features.1", targets=[2],
+                             extra_inputs=(words[:1],))
+    torch.testing.assert_close(shared.raw[2], alone.raw[0], rtol=1e-5, atol=1e-6)
+
+
+def test_extra_inputs_of_another_length_are_refused():
+    with pytest.raises(ValueError, match=r"extra_inputs\[0\] has 2 rows for a batch of 3"):
+        axiomcam.explain(ImageAndWords(), torch.rand(3, 3, 8, 8), "gradcam", "features.1",
+                         extra_inputs=(torch.zeros(2, 2, dtype=torch.long),))
+    with pytest.raises(TypeError, match="extra_inputs must be a tuple or list"):
+        axiomcam.explain(ImageAndWords(), torch.rand(3, 3, 8, 8), "gradcam", "features.1",
+                         extra_inputs=torch.zeros(3, 2, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- default layers
+def test_detection_and_segmentation_default_to_the_backbones_last_layer():
+    detector = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=3).eval()
+    # not the box head's per-proposal features, not the proposal network (detached)
+    assert find_default_layer(detector, torch.rand(1, 3, 64, 96)) == "backbone.body.16"
+    segmenter = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=3).eval()
+    assert find_default_layer(segmenter, torch.rand(1, 3, 64, 64)) == "backbone.16"
