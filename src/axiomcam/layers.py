@@ -107,7 +107,8 @@ def _spatial_size(output: object, batch: int | None = None) -> tuple[int, ...] |
 
 def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
     """Layers whose output is ``(B, C, h, w)`` (or ``(B, C, t, h, w)``) with more than one
-    position, in call order: the layers a CAM can explain.
+    position, or a transformer's ``(B, tokens, C)`` that lays on a grid, in call order: the
+    layers a CAM can explain.
 
     Runs one forward pass on ``inputs`` (without autograd) and returns ``(name, shape)``
     for every such module; a module called several times appears at its last call.
@@ -119,8 +120,25 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
         >>> layers[-1]
         ('layer4', (1, 512, 2, 2))
     """
+    def usable(output: object) -> bool:
+        size = _spatial_size(output, inputs.shape[0])
+        return (size is not None and math.prod(size) > 1) or \
+            _token_grid(output, inputs) is not None
+
     return [(name, tuple(out.shape)) for name, out in _record_calls(model, inputs)
-            if (size := _spatial_size(out, inputs.shape[0])) is not None and math.prod(size) > 1]
+            if usable(out)]
+
+
+def _token_grid(output: object, inputs: torch.Tensor) -> tuple[int, int] | None:
+    """The grid of a transformer's ``(B, tokens, C)`` output (more than one cell), or
+    ``None`` when it is not one."""
+    if not torch.is_tensor(output) or output.dim() != 3 or output.shape[0] != inputs.shape[0]:
+        return None
+    try:
+        grid, _ = infer_token_grid(output.shape[1], tuple(inputs.shape[2:]))
+    except ValueError:
+        return None
+    return grid if math.prod(grid) > 1 else None
 
 
 def _record_calls(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, object]]:

@@ -207,8 +207,9 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
     if name not in usable:
         near = difflib.get_close_matches(name, usable, n=3, cutoff=0.5)
         hint = f"; layers near it that can: {', '.join(near)}" if near else ""
-        raise ValueError(f"layer {name!r} has no (B, C, h, w) output with h*w > 1, so a CAM "
-                         f"cannot explain it{hint} (axiomcam layers lists them all)")
+        raise ValueError(f"layer {name!r} has no (B, C, h, w) output with h*w > 1 (nor "
+                         f"transformer tokens on a grid), so a CAM cannot explain it{hint} "
+                         "(axiomcam layers lists them all)")
     return name
 
 

@@ -337,3 +337,37 @@ def test_detection_and_segmentation_default_to_the_backbones_last_layer():
     segmenter = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
         weights=None, weights_backbone=None, num_classes=3).eval()
     assert find_default_layer(segmenter, torch.rand(1, 3, 64, 64)) == "backbone.16"
+
+
+def test_token_layers_are_candidates_and_the_command_line_explains_a_vit(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from axiomcam.cli import main
+    from axiomcam.layers import candidate_layers
+
+    model = tiny_torchvision_vit()
+    names = [name for name, _ in candidate_layers(model, torch.rand(1, 3, 32, 32))]
+    assert "encoder.layers.encoder_layer_1.ln_1" in names and "conv_proj" in names
+    assert "heads.head" not in names  # (B, classes): no grid
+    weights = tmp_path / "vit.pth"
+    torch.save(model.state_dict(), weights)
+    Image.new("RGB", (40, 32), (200, 30, 10)).save(tmp_path / "red.png")
+    # torchvision's vit builder with --weights: the tiny configuration is not a builder, so
+    # explain through a factory module written here
+    (tmp_path / "tinyvit.py").write_text(
+        "import torch, torchvision\n"
+        "def build():\n"
+        "    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, "
+        "num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5)\n"
+        f"    model.load_state_dict(torch.load({str(weights)!r}))\n"
+        "    return model\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(tmp_path))
+        result = CliRunner().invoke(main, [
+            "explain", str(tmp_path / "red.png"), "--model", "tinyvit:build", "--size", "32",
+            "--method", "xgradcam", "--layer", "encoder.layers.encoder_layer_1.ln_1",
+            "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    overlays = list((tmp_path / "out").glob("*.png"))
+    assert len(overlays) == 1 and Image.open(overlays[0]).size == (40, 32)
