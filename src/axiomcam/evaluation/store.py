@@ -199,6 +199,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _write_schema(connection: sqlite3.Connection, config: Mapping[str, Any],
+                  details: Mapping[str, Any], started: str) -> None:
+    """The tables, the schema version and the ``run`` row of a new database."""
+    connection.executescript(_SCHEMA)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    connection.execute(
+        "INSERT INTO run (id, config, details, started) VALUES (1, ?, ?, ?)",
+        (json.dumps(config, sort_keys=True), json.dumps(details, sort_keys=True), started))
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -397,12 +407,7 @@ class ResultStore:
         connection = _connect(path)
         try:
             with connection:
-                connection.executescript(_SCHEMA)
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                connection.execute(
-                    "INSERT INTO run (id, config, started) VALUES (1, ?, ?)",
-                    (json.dumps(config, sort_keys=True), _now()),
-                )
+                _write_schema(connection, config, {}, _now())
         except BaseException:
             connection.close()
             raise
@@ -702,12 +707,7 @@ def merge_runs(out_dir: str | os.PathLike[str],
     connection = sqlite3.connect(merging)
     try:
         with connection:
-            connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute(
-                "INSERT INTO run (id, config, details, started) VALUES (1, ?, ?, ?)",
-                (json.dumps(config, sort_keys=True),
-                 json.dumps(merge_details(details), sort_keys=True), min(started)))
+            _write_schema(connection, config, merge_details(details), min(started))
             connection.executescript(_STAGING)
             connection.executemany("INSERT INTO temp.owners VALUES (?, ?)",
                                    [(batch, index) for batch, index in owners.items()])
