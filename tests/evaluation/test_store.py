@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 
 import numpy as np
@@ -19,6 +20,7 @@ from axiomcam.evaluation.store import (
     ProblemRow,
     ResultRow,
     ResultStore,
+    RunInProgressError,
     merge_runs,
 )
 
@@ -239,3 +241,17 @@ def test_configuration_must_be_json(tmp_path):
         ResultStore.create(tmp_path, {"model": object()})
     with pytest.raises(TypeError, match="JSON"):
         ResultStore.create(tmp_path, {"threshold": math.nan})
+
+
+def test_a_second_writer_of_the_same_database_is_refused(tmp_path):
+    first = ResultStore.create(tmp_path, CONFIG)
+    try:
+        with pytest.raises(RunInProgressError, match=rf"another process \(pid {os.getpid()}\) "
+                                                     "is writing"):
+            ResultStore.create(tmp_path, CONFIG, resume=True)
+        with pytest.raises(RunInProgressError):
+            merge_runs(tmp_path, [])
+    finally:
+        first.close()
+    assert not (tmp_path / (DATABASE_NAME + ".lock")).exists()
+    ResultStore.create(tmp_path, CONFIG, resume=True).close()  # free again

@@ -701,7 +701,10 @@ def _finish_run(out_dir: str | os.PathLike[str]) -> Path:
     parts = _part_paths(out_dir)
     if parts:
         merge_runs(out_dir, parts)
-        (Path(out_dir) / PARTS_FOLDER).rmdir()
+        folder = Path(out_dir) / PARTS_FOLDER
+        for stale in folder.glob("*.lock"):  # left by killed ranks; every rank is done now
+            stale.unlink()
+        folder.rmdir()
     with ResultStore.open(out_dir) as store:
         if store.finished is None:
             store.finish({**store.details, "images": store.count("images")})

@@ -53,6 +53,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "DATABASE_NAME",
     "SCHEMA_VERSION",
@@ -63,6 +68,7 @@ __all__ = [
     "ProblemRow",
     "ResultRow",
     "ResultStore",
+    "RunInProgressError",
     "check_resumable",
     "merge_details",
     "merge_runs",
@@ -177,6 +183,16 @@ class NonFiniteValueError(ValueError):
     """
 
 
+class RunInProgressError(RuntimeError):
+    """Another process is writing the same database (a second ``evaluate`` of the same run
+    started while the first still runs).
+
+    Example:
+        >>> issubclass(RunInProgressError, RuntimeError)
+        True
+    """
+
+
 class ConfigurationMismatchError(ValueError):
     """The output directory already holds a run (of another configuration, or an unfinished
     or finished run of this one) and overwriting was not asked for.
@@ -189,6 +205,41 @@ class ConfigurationMismatchError(ValueError):
 
 #: how long a connection waits for another process's write lock before giving up
 _BUSY_SECONDS = 60.0
+
+
+class _WriterLock:
+    """An exclusive ``flock`` on ``DATABASE.lock`` while a process writes ``DATABASE``, so a
+    second writer is refused at once instead of failing later on a batch the first one
+    stored (no locking where ``fcntl`` does not exist)."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        self._file = None
+        if fcntl is None:
+            return
+        handle = open(self.path, "a+")  # noqa: SIM115  (held until release)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunInProgressError(
+                f"another process (pid {holder}) is writing {str(database)!r}: wait for it "
+                "to finish or stop it; two runs of one configuration in one directory would "
+                "compute the same batches") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -342,8 +393,9 @@ class ResultStore:
     """
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *,
-                 resumed: bool = False) -> None:
+                 resumed: bool = False, lock: _WriterLock | None = None) -> None:
         self._connection = connection
+        self._lock = lock
         self.path = path
         self.resumed = resumed
         self.schema_version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -376,6 +428,7 @@ class ResultStore:
             NotADirectoryError: ``out_dir`` exists and is a file.
             PermissionError: ``out_dir`` cannot be created or written to (checked before
                 anything is written).
+            RunInProgressError: another process has this database open for writing.
 
         Example:
             >>> import tempfile
@@ -392,26 +445,31 @@ class ResultStore:
         config = _canonical(config)
         directory = _run_directory(out_dir, name)
         path = directory / name
-        if path.exists():
-            if overwrite:
-                remove_database(path)
-            else:
-                finished = check_resumable(path, config)
-                if not resume:
-                    state = "a finished" if finished else "an unfinished"
-                    raise ConfigurationMismatchError(
-                        f"{str(path)!r} already holds {state} run of this configuration: "
-                        "use resume=True to continue it, or overwrite=True (--overwrite) to "
-                        "run it again from scratch")
-                return cls(_connect(path), path, resumed=True)
-        connection = _connect(path)
+        lock = _WriterLock(path)
         try:
-            with connection:
-                _write_schema(connection, config, {}, _now())
+            if path.exists():
+                if overwrite:
+                    remove_database(path)
+                else:
+                    finished = check_resumable(path, config)
+                    if not resume:
+                        state = "a finished" if finished else "an unfinished"
+                        raise ConfigurationMismatchError(
+                            f"{str(path)!r} already holds {state} run of this configuration: "
+                            "use resume=True to continue it, or overwrite=True (--overwrite) "
+                            "to run it again from scratch")
+                    return cls(_connect(path), path, resumed=True, lock=lock)
+            connection = _connect(path)
+            try:
+                with connection:
+                    _write_schema(connection, config, {}, _now())
+            except BaseException:
+                connection.close()
+                raise
         except BaseException:
-            connection.close()
+            lock.release()
             raise
-        return cls(connection, path)
+        return cls(connection, path, lock=lock)
 
     @classmethod
     def open(cls, out_dir: str | os.PathLike[str], *,
@@ -452,8 +510,10 @@ class ResultStore:
         return cls(connection, path)
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection and release the writer's lock (idempotent)."""
         self._connection.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> ResultStore:
         return self
@@ -702,7 +762,17 @@ def merge_runs(out_dir: str | os.PathLike[str],
             started.append(store.started)
             for batch in store.done_batches():
                 owners.setdefault(batch, index)
-    merging = directory / (DATABASE_NAME + ".merging")
+    lock = _WriterLock(target)
+    try:
+        return _merge_into(target, sources, config, details, started, owners)
+    finally:
+        lock.release()
+
+
+def _merge_into(target: Path, sources: list[Path], config: dict[str, Any],
+                details: list[dict[str, Any]], started: list[str],
+                owners: dict[int, int]) -> Path:
+    merging = target.with_name(DATABASE_NAME + ".merging")
     remove_database(merging)
     connection = sqlite3.connect(merging)
     try:
