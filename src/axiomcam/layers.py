@@ -60,8 +60,9 @@ BLOCK_FIRST_NORMS = ("ln_1", "norm1", "norm_1", "ln1", "layernorm_before")
 
 def _last_block_norm(model: nn.Module,
                      calls: list[tuple[str, tuple[object, object]]]) -> str | None:
-    """A vision transformer's default layer: the first norm of its last block, when that
-    runs after every convolutional layer (the patch embedding).
+    """A vision transformer's default layer: the first norm of its last block (tokens
+    ``(B, N, C)`` in a ViT, ``(B, h, w, C)`` in a Swin Transformer), when that runs after
+    every convolutional layer (the patch embedding).
 
     Not the final norm: the classifier reads only the class token there, so the patch
     tokens get no gradient; in the last block the class token still attends to them.
@@ -70,7 +71,7 @@ def _last_block_norm(model: nn.Module,
     norms = [name for name, (out, _) in calls
              if name.rsplit(".", 1)[-1] in BLOCK_FIRST_NORMS
              and isinstance(modules.get(name), nn.LayerNorm)
-             and torch.is_tensor(out) and out.dim() == 3]
+             and torch.is_tensor(out) and out.dim() in (3, 4)]  # ViT tokens, Swin grids
     if not norms:
         return None
     order = [name for name, _ in calls]

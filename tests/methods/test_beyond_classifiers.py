@@ -173,8 +173,7 @@ def test_swin_channels_last_norm_maps_equal_the_hand_reference():
         num_classes=5).eval()
     inputs = torch.rand(2, 3, 32, 32)
     check_against_hand(model, "features.3.1.norm1", inputs, lambda out: out.movedim(-1, 1))
-    # its default: the last stage, after the final norm, channels-first (GAP + linear head)
-    assert find_default_layer(model, inputs) == "permute"
+    assert find_default_layer(model, inputs) == "features.3.1.norm1"  # the last block's
 
 
 def test_timm_vit_default_layer_and_maps_equal_the_hand_reference():

@@ -1,0 +1,212 @@
+"""The runnable examples in ``examples/``: each script runs to the end in a fresh Python
+process (``OMP_NUM_THREADS=1``, its pictures written to a temporary folder), writes the PNG
+files it promises, and every overlay in them shows a map that is not all zero.
+
+How an overlay is checked: ``axiomcam.utils.overlay`` blends ``0.5 * photo + 0.5 *
+colour``, so ``2 * overlay - photo`` recovers the coloured map.  It must lie in [0, 255]
+(the overlay is of this photo) and vary over the picture: an all-zero map is the single
+colour ``jet(0)`` everywhere.  The photo is rebuilt with the example's own helper, or found
+in the same figure (the first picture of a grid row, the frame above in the video strip).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as transforms
+from PIL import Image
+from scipy import ndimage
+
+from axiomcam.figures import save_grid
+from axiomcam.utils import overlay, sample_image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: the spread (in 8-bit levels) a recovered map colour must exceed: real maps give about 160
+#: to 257 here, an all-zero map 1 to 2 (rounding)
+MIN_COLOUR_SPREAD = 40.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def run_example(name: str, out_dir: Path, *arguments: str) -> str:
+    """Run ``examples/<name>.py out_dir *arguments``; its stdout. Fails on a non-zero exit
+    or an axiomcam warning (a constant map, a box without a match, ...)."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), str(out_dir), *arguments],
+        capture_output=True, text=True, env=environment, timeout=600, check=False)
+    assert result.returncode == 0, f"{name}.py failed:\n{result.stdout}\n{result.stderr}"
+    assert "AxiomCamWarning" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def load_example(name: str) -> ModuleType:
+    """The example script as a module (its helpers rebuild the photos it overlaid)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def open_png(path: Path) -> np.ndarray:
+    assert path.is_file(), f"{path.name} was not written"
+    assert path.stat().st_size > 0
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        assert picture.width > 0 and picture.height > 0
+        return np.asarray(picture.convert("RGB"))
+
+
+def map_colours(overlaid: np.ndarray, photo: np.ndarray, blur: float = 2.0) -> np.ndarray:
+    """``2 * overlay - photo`` (the coloured map, in 8-bit levels) inside a 4-pixel margin,
+    blurred a little: pictures taken from a figure may be resampled half a pixel apart."""
+    height = min(overlaid.shape[0], photo.shape[0])
+    width = min(overlaid.shape[1], photo.shape[1])
+    inner = (slice(4, height - 4), slice(4, width - 4))
+    colours = 2.0 * overlaid[inner].astype(np.float64) - photo[inner].astype(np.float64)
+    return ndimage.gaussian_filter(colours, sigma=(blur, blur, 0))
+
+
+def assert_overlay_shows_a_map(overlaid: np.ndarray, photo: np.ndarray, what: str) -> None:
+    colours = map_colours(overlaid, photo)
+    low, high = np.percentile(colours, [2, 98], axis=(0, 1))
+    # the recovered colours are those of a colour map: the overlay is of this photo
+    assert low.min() > -30 and high.max() < 285, f"{what}: not an overlay of this photo"
+    spread = float((np.percentile(colours, 99, axis=(0, 1))
+                    - np.percentile(colours, 1, axis=(0, 1))).max())
+    assert spread > MIN_COLOUR_SPREAD, f"{what}: the map is constant (spread {spread:.1f})"
+
+
+def _runs(flags: np.ndarray, minimum: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of the runs of True at least ``minimum`` long."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)
+            if b - a >= minimum]
+
+
+def grid_cells(pixels: np.ndarray) -> list[list[np.ndarray]]:
+    """The pictures of a ``save_grid`` figure, row by row: the blocks of non-white pixels
+    (titles are the short blocks above the pictures, left out)."""
+    ink = (pixels < 245).any(axis=2)
+    columns = []
+    for left, right in _runs(ink.any(axis=0), 40):
+        rows = _runs(ink[:, left:right].any(axis=1), (right - left) // 2)
+        columns.append([pixels[top:bottom, left:right] for top, bottom in rows])
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def test_the_overlay_check_tells_a_map_from_an_all_zero_map(tmp_path):
+    """The check itself can fail: an all-zero map's overlay, alone or in a grid, fails it;
+    a ramp's passes; an overlay of another photo is refused."""
+    photo = transforms.CenterCrop(96)(sample_image("chelsea"))
+    pixels = np.asarray(photo)
+    flat = overlay(photo, torch.zeros(96, 96))
+    ramp = overlay(photo, torch.linspace(0, 1, 96).expand(96, 96))
+    assert_overlay_shows_a_map(np.asarray(ramp), pixels, "ramp")
+    with pytest.raises(AssertionError, match="the map is constant"):
+        assert_overlay_shows_a_map(np.asarray(flat), pixels, "zero")
+    with pytest.raises(AssertionError, match="not an overlay of this photo"):
+        assert_overlay_shows_a_map(np.asarray(ramp), np.asarray(
+            transforms.CenterCrop(96)(sample_image("coffee"))), "other photo")
+    path = tmp_path / "grid.png"
+    save_grid(path, [[photo, ramp, flat]] * 2, [["photo", "ramp", "zero"]] * 2)
+    cells = grid_cells(open_png(path))
+    assert [len(row) for row in cells] == [3, 3]
+    for row in cells:
+        assert_overlay_shows_a_map(row[1], row[0], "ramp in a grid")
+        with pytest.raises(AssertionError, match="the map is constant"):
+            assert_overlay_shows_a_map(row[2], row[0], "zero in a grid")
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def test_segmentation_example(tmp_path):
+    stdout = run_example("segmentation", tmp_path)
+    photo = np.asarray(load_example("segmentation").prepare(sample_image("chelsea"))[0])
+    region = open_png(tmp_path / "segmentation_region.png")
+    assert region.shape == photo.shape
+    # inside the region the photo as it is, outside darkened to a third; both exist
+    kept = (region == photo).all(axis=2)
+    assert 0.01 < kept.mean() < 0.99
+    darkened = np.abs(region.astype(int) - np.round(photo / 3)).max(axis=2) <= 1
+    assert (kept | darkened).all()
+    for method in ("gradcam", "xgradcam"):
+        overlaid = open_png(tmp_path / f"segmentation_{method}.png")
+        assert overlaid.shape == photo.shape
+        assert_overlay_shows_a_map(overlaid, photo, method)
+        assert str(tmp_path / f"segmentation_{method}.png") in stdout
+
+
+def test_detection_example(tmp_path):
+    stdout = run_example("detection", tmp_path)
+    photo = np.asarray(load_example("detection").prepare(sample_image("chelsea"))[0])
+    for method in ("gradcam", "xgradcam"):
+        overlaid = open_png(tmp_path / f"detection_{method}.png")
+        assert overlaid.shape == photo.shape
+        assert_overlay_shows_a_map(overlaid, photo, method)
+        # the box is drawn in white: pure white pixels, which a jet overlay never has
+        assert (overlaid == 255).all(axis=2).sum() > 100
+    assert "target score + IoU" in stdout
+
+
+def test_vision_transformer_example(tmp_path):
+    stdout = run_example("vision_transformer", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "vision_transformer.png"))
+    # a row per model: the photo, then Grad-CAM, XGrad-CAM, Layer-CAM
+    assert [len(row) for row in cells] == [4, 4]
+    for model, row in zip(("ViT-B/16", "Swin-T"), cells, strict=True):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"{model}, picture {position}")
+    assert "encoder.layers.encoder_layer_11.ln_1" in stdout  # ViT's default layer
+    assert "14 x 14 grid" in stdout and "7 x 7 grid" in stdout
+
+
+def test_video_3d_example(tmp_path):
+    stdout = run_example("video_3d", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "video_3d.png"))
+    # the frames, then a row per method, one picture per frame
+    assert [len(row) for row in cells] == [8, 8, 8]
+    for method, row in zip(("Grad-CAM", "XGrad-CAM"), cells[1:], strict=True):
+        for frame, (cell, photo) in enumerate(zip(row, cells[0], strict=True)):
+            assert_overlay_shows_a_map(cell, photo, f"{method}, frame {frame}")
+    assert "maps (1, 8, 112, 112)" in stdout
+
+
+def test_two_inputs_example(tmp_path):
+    stdout = run_example("two_inputs", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "two_inputs.png"))
+    # a row per question: the photo, then Grad-CAM, XGrad-CAM, Score-CAM
+    assert [len(row) for row in cells] == [4, 4]
+    for question, row in enumerate(cells):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"question {question}, picture {position}")
+    # the last image explained alone gets its row's map: the questions are paired with
+    # the images, in Score-CAM's perturbed copies too
+    differences = re.findall(r"last row vs that image alone (\S+)", stdout)
+    assert len(differences) == 3 and all(float(d) < 1e-5 for d in differences), stdout
+
+
+def test_onnx_model_example(tmp_path):
+    stdout = run_example("onnx_model", tmp_path)
+    # what from_onnx's display shows: the shorter side resized to 256, a 224 centre crop
+    photo = np.asarray(transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)])(
+        sample_image("chelsea")))
+    for method in ("gradcam", "xgradcam"):
+        overlaid = open_png(tmp_path / f"onnx_{method}.png")
+        assert overlaid.shape == photo.shape
+        assert_overlay_shows_a_map(overlaid, photo, method)
+    assert "largest output difference, ONNX vs torch" in stdout
