@@ -210,3 +210,19 @@ def test_onnx_model_example(tmp_path):
         assert overlaid.shape == photo.shape
         assert_overlay_shows_a_map(overlaid, photo, method)
     assert "largest output difference, ONNX vs torch" in stdout
+
+
+def test_embeddings_and_captions_example(tmp_path):
+    stdout = run_example("embeddings_and_captions", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "embeddings_and_captions.png"))
+    # a row per target (class from a dict output, embedding similarity, caption
+    # log-probability): the photo, then Grad-CAM and XGrad-CAM
+    assert [len(row) for row in cells] == [3, 3, 3]
+    for target, row in enumerate(cells):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"target {target}, picture {position}")
+    similarity = re.findall(r"similarity to the eye crop: \S+ score ([-0-9.]+)", stdout)
+    log_probability = re.findall(r"log p\(.a cat with green eyes.\): \S+ score ([-0-9.]+)",
+                                 stdout)
+    assert len(similarity) == 2 and all(-1 <= float(s) <= 1 for s in similarity)
+    assert len(log_probability) == 2 and all(float(s) < 0 for s in log_probability)

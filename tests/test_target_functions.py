@@ -650,3 +650,27 @@ def test_reprs_name_their_data():
         "EmbeddingSimilarity(reference=(2, 512) tensor)"
     assert repr(TokenLogProbability([5, -100, -100])) == \
         "TokenLogProbability(tokens=[5, -100, -100], 2 ignored)"
+
+
+@pytest.mark.parametrize("builder", ["retinanet_resnet50_fpn", "fcos_resnet50_fpn"])
+def test_detection_box_explains_retinanet_and_fcos_outputs_too(builder):
+    """One-stage detectors return the same list of dicts; their scores come from the
+    classification head on the FPN levels, so the map at the backbone's last stage is
+    non-trivial and the default layer (``backbone.body.layer4``) is used."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models.detection, builder)(
+        weights=None, weights_backbone=None, num_classes=3, score_thresh=0.0,
+        min_size=96, max_size=128)
+    model.eval()
+    inputs = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        detections = model(inputs)
+    target = DetectionBox.from_detection(detections, 0)
+    for method in ("gradcam", "xgradcam"):
+        explanation = axiomcam.explain(model, inputs, method=method, targets=target)
+        assert explanation.target_layer == "backbone.body.layer4"
+        expected = float(detections[0]["scores"][0]) + 1.0  # its own box: IoU 1
+        assert float(explanation.scores[0]) == pytest.approx(expected, rel=1e-5)
+        assert explanation.raw.flatten().std() > 0
+    with pytest.raises(ValueError, match=r"there is no detection \d+"):
+        DetectionBox.from_detection(detections, len(detections[0]["boxes"]) + 5)
