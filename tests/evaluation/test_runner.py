@@ -386,3 +386,29 @@ def test_a_second_identical_run_gives_identical_numbers(tiny_runs):
         first.close()
         second.close()
     assert tiny_runs[0].summaries == tiny_runs[1].summaries
+
+
+def test_ablation_forms_and_the_axioms_probe_share_one_sweep_per_batch(tmp_path, monkeypatch):
+    from axiomcam.evaluation import runner
+    from axiomcam.methods.core import LayerContext
+
+    sweeps = []
+    real_sweep = LayerContext._ablate_every_channel
+
+    def counting_sweep(self):
+        sweeps.append(self.batch_size)
+        return real_sweep(self)
+
+    monkeypatch.setattr(LayerContext, "_ablate_every_channel", counting_sweep)
+    options = dict(metrics="axioms", batch_size=2, progress=False, gallery_images=0)
+    methods = "ablationcam,ablationcam:activation,gradcam"
+    shared = evaluate(colour_classifier(), Listed(toy_samples()), methods,
+                      out_dir=tmp_path / "shared", **options)
+    assert sweeps == [2, 1]  # one per batch (3 images in batches of 2), not three
+    sweeps.clear()
+    monkeypatch.setattr(runner, "AblationCache", lambda: None)  # no sharing
+    alone = evaluate(colour_classifier(), Listed(toy_samples()), methods,
+                     out_dir=tmp_path / "alone", **options)
+    assert sweeps == [2, 2, 2, 1, 1, 1]
+    with ResultStore.open(shared.out_dir) as first, ResultStore.open(alone.out_dir) as second:
+        assert first.results() == second.results()

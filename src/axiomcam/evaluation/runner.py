@@ -84,7 +84,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
-from ..methods.core import DEFAULT_BATCH_SIZE, eval_mode
+from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache, eval_mode
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
 from ..utils import overlay
@@ -594,11 +594,16 @@ def evaluate(
                 image_rows: list[ImageRow] = []
                 if unique:
                     batch = _prepare_batch(pretrained, unique, first_index, timer)
-                    _evaluate_batch(batch, model, explainers, groups, rows, timer, layer=layer,
-                                    perturbation_batch_size=perturbation_batch_size,
-                                    deletion_steps=deletion_steps, percentages=percentages,
-                                    sanity_images=sanity_images, sanity_steps=sanity_steps,
-                                    sanity_layers=sanity_layers, seed=seed)
+                    try:
+                        _evaluate_batch(batch, model, explainers, groups, rows, timer,
+                                        layer=layer,
+                                        perturbation_batch_size=perturbation_batch_size,
+                                        deletion_steps=deletion_steps, percentages=percentages,
+                                        sanity_images=sanity_images, sanity_steps=sanity_steps,
+                                        sanity_layers=sanity_layers, seed=seed)
+                    finally:  # the cache keys on tensor ids, which later tensors reuse
+                        for explainer in explainers.values():
+                            explainer.ablation_cache = None
                     image_rows = _image_rows(batch)
                 computed += len(unique)
                 store.write_batch(images=image_rows, results=rows.results, curves=rows.curves,
@@ -916,6 +921,10 @@ def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
     # and the probe take None too (their defaults)
     options = {"batch_size": perturbation_batch_size or DEFAULT_BATCH_SIZE, "progress": False}
     probe: axioms.LayerProbe | None = None
+    # one sweep of the K channel ablations for Ablation-CAM's two forms and the probe
+    ablations = AblationCache()
+    for explainer in explainers.values():
+        explainer.ablation_cache = ablations
     localized = _localization_subset(batch) if "localization" in groups else None
     discriminated = _discrimination_subset(batch) if "discrimination" in groups else None
     sanity_count = max(0, min(len(ids), sanity_images - batch.first_index))
@@ -930,7 +939,7 @@ def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
                 if probe is None:  # once per batch, shared by every method
                     probe = axioms.probe_layer(model, inputs, targets, layer,
                                                batch_size=perturbation_batch_size,
-                                               progress=False)
+                                               progress=False, ablation_cache=ablations)
                 errors = axioms.axiom_errors(probe, explanation)
                 for metric in ("conservation_error", "sensitivity_error",
                                "sensitivity_correlation", "bias_share"):

@@ -412,7 +412,22 @@ class LayerContext:
         """``(B, n, K)``: ``y^c(A without channel k)`` for every image, target and channel
         (channel ``k`` of the target layer's output set to 0, the rest of the network
         re-run on it).  Zeroing a channel that is already all zero leaves the layer's
-        output unchanged, so its score is ``y^c`` exactly and no pass is run for it."""
+        output unchanged, so its score is ``y^c`` exactly and no pass is run for it.
+        With the explainer's :class:`AblationCache`, a batch already ablated by another
+        explainer (same inputs tensor, layer and classes) is not ablated again."""
+        cache = self._explainer.ablation_cache
+        key = None
+        if cache is not None and self.targets.classes is not None:
+            key = (self._explainer.target_layer, id(self.inputs), self.inputs._version,
+                   tuple(self.targets.classes.flatten().tolist()))
+            if key in cache:
+                return cache[key].clone()
+        result = self._ablate_every_channel()
+        if key is not None:
+            cache[key] = result.clone()
+        return result
+
+    def _ablate_every_channel(self) -> torch.Tensor:
         activations = self._activation_leaf.detach()
         result = self.scores[..., None].repeat(1, 1, self.num_channels)
         nonzero = self.activations.ne(0).any(-1)  # (B, K)
@@ -463,6 +478,28 @@ def minmax_scale_quiet(maps: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- explainers
+
+
+class AblationCache(dict):
+    """Channel-ablated scores of one batch, shared by the explainers given it (set
+    ``explainer.ablation_cache``): ``evaluate`` runs Ablation-CAM's two weight forms and
+    the axioms probe on the same batch, and one sweep of the ``K`` ablations serves all
+    three. Entries are keyed by the layer, the inputs tensor (identity and version) and
+    the target classes; use a new cache per batch, since a freed tensor's id is reused.
+
+    Example:
+        >>> import torch, torchvision
+        >>> from axiomcam.methods import AblationCAM
+        >>> model = torchvision.models.resnet18(num_classes=4).eval()
+        >>> inputs, cache = torch.rand(1, 3, 32, 32), AblationCache()
+        >>> score_form = AblationCAM(model, "layer4")
+        >>> activation_form = AblationCAM(model, "layer4", weights="activation")
+        >>> score_form.ablation_cache = activation_form.ablation_cache = cache
+        >>> maps = [cam(inputs, 2).maps for cam in (score_form, activation_form)]
+        >>> len(cache)  # one sweep for both
+        1
+    """
+
 
 
 class Explainer:
@@ -519,6 +556,8 @@ class Explainer:
         self.progress = progress
         self.output = output
         self.extra_inputs = tuple(extra_inputs)
+        #: channel-ablated scores shared with other explainers of the same batch
+        self.ablation_cache: AblationCache | None = None
         self._paired_inputs: tuple[object, ...] = self.extra_inputs
 
     # context-manager sugar: nothing stays registered between calls, so there is little

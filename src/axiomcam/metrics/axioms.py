@@ -53,6 +53,7 @@ from torch import nn
 from ..explanation import Explanation
 from ..methods import CAM_METHODS, CHANNEL_WEIGHT_METHODS, create
 from ..methods.core import (
+    AblationCache,
     GradientCAM,
     LayerContext,
     check_inputs,
@@ -147,7 +148,8 @@ class _Probe(GradientCAM):
 
 def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
                 target_layer: str | nn.Module | None = None, *, batch_size: int | None = None,
-                progress: bool | None = None) -> LayerProbe:
+                progress: bool | None = None,
+                ablation_cache: AblationCache | None = None) -> LayerProbe:
     """Activations, gradients, scores and channel-ablated scores of a batch at a layer.
 
     One forward pass (autograd only after the layer), one backward pass that stops at the
@@ -164,6 +166,8 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
         batch_size: ablated copies per forward pass (``None``: as many as fit in
             :data:`axiomcam.methods.core.ABLATION_COPY_BYTES`, as for Ablation-CAM).
         progress: progress bar over the ablation passes (``None``: on a terminal, when long).
+        ablation_cache: shares the channel-ablated scores with Ablation-CAM explainers of
+            the same batch (:class:`axiomcam.methods.core.AblationCache`).
 
     Raises:
         ValueError: ``(B, k)`` targets (one target per image is measured at a time), and
@@ -185,6 +189,7 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
             f"{tuple(targets.shape)}: measure each column separately"
         )
     probe = _Probe(model, target_layer, batch_size=batch_size, progress=progress)
+    probe.ablation_cache = ablation_cache
     inputs = check_inputs(probe.model, inputs)
     with eval_mode(probe.model):
         partial = probe.explain_batch(inputs, targets)
