@@ -567,12 +567,12 @@ def evaluate(
         batch_index = 0
         everything_done = store.finished is not None and group.world_size == 1 and \
             not _part_paths(out_dir)
+        # progress=None: a bar on a terminal (None lets tqdm decide), from rank 0 only
+        quiet = not progress if progress is not None else (None if group.is_main else True)
         bar = stack.enter_context(tqdm(
             total=len(dataset), initial=len(dataset) if everything_done else 0, unit="image",
             desc="evaluate" if group.world_size == 1 else f"evaluate (rank {group.rank})",
-            dynamic_ncols=True,
-            disable=(None if progress is None else not progress) or
-            (progress is None and not group.is_main)))
+            dynamic_ncols=True, disable=quiet))
         raw_batches = [] if everything_done else _batches(chain([first], samples), batch_size)
         for batch_index, batch_samples in enumerate(raw_batches):
             unique = []
