@@ -6,6 +6,7 @@
   optionally with XGrad-CAM's axiom errors under each map (:func:`axiomcam.runs.compare_files`);
 - ``axiomcam layers``: the layers a CAM can explain, with their output shapes;
 - ``axiomcam samples``: scikit-image's bundled photographs as files, to try it on;
+- ``axiomcam serve``: the explorer in the browser (:mod:`axiomcam.app`);
 - ``axiomcam evaluate``: every metric on a data set (:func:`axiomcam.evaluation.evaluate`),
   into SQLite, summaries, plots and ``report.html``.
 
@@ -103,6 +104,7 @@ def main() -> None:
       axiomcam compare photos/ --methods gradcam,xgradcam,ablationcam --axioms
       axiomcam layers --model mobilenet_v2
       axiomcam samples photos
+      axiomcam serve --model mobilenet_v2 --port 7860
       axiomcam evaluate --data composite:200 --out results/mobilenet_v2
     """
 
@@ -393,6 +395,43 @@ def layers(model_spec: str, weights: str | None, classes_file: str | None, size:
         mark = "*" if name == pretrained.default_layer else " "
         click.echo(f"{mark} {name.ljust(width)}  {'x'.join(map(str, shape[1:]))}")
     click.echo(f"{_plural(len(found), 'layer')}; * = default ({pretrained.default_layer})")
+
+
+# -------------------------------------------------------------------------------- serve
+
+
+@main.command()
+@model_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the default is this machine only; 0.0.0.0 "
+                   "opens the app to the network, with no login).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
+              help="Port to listen on (0: any free port).")
+def serve(model_spec: str, weights: str | None, classes_file: str | None, size: int | None,
+          mean: str | None, std: str | None, device: str, debug: bool, host: str,
+          port: int) -> None:
+    """Start the explorer in the browser: upload an image or pick a sample, pick a class,
+    a layer and several methods, and see the maps side by side with their axiom errors
+    and deletion / insertion areas. Runs offline; Ctrl-C stops it.
+
+    \b
+    Examples:
+      axiomcam serve
+      axiomcam serve --model efficientnet_lite0 --port 8080
+    """
+    from .app.explorer import Explorer
+    from .app.server import serve as serve_app
+
+    pretrained = _load_model(model_spec, weights, classes_file, size, mean, std, device, debug)
+    try:
+        explorer = Explorer(pretrained)
+    except Exception as error:
+        _fail(error, debug)
+    try:
+        serve_app(explorer, host, port, ready=lambda url: click.echo(
+            f"axiomcam explorer for {pretrained.name}: open {url} (Ctrl-C stops it)"))
+    except OSError as error:
+        _fail(OSError(f"cannot listen on {host}:{port}: {error.strerror or error}"), debug)
 
 
 # ------------------------------------------------------------------------------ samples

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["guided_to_image", "load_image", "overlay", "sample_image", "to_rgb"]
+__all__ = ["guided_to_image", "image_from_bytes", "load_image", "overlay", "sample_image",
+           "to_rgb"]
 
 # modes whose pixels are one 8-bit value or 8-bit channels that PIL converts to RGB exactly
 _DIRECT_TO_RGB = {"1", "L", "P", "CMYK", "YCbCr", "HSV"}
@@ -114,16 +116,47 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         raise FileNotFoundError(f"no image file at {str(file_path)!r}")
     if file_path.is_dir():
         raise IsADirectoryError(f"{str(file_path)!r} is a directory, not an image file")
+    return _decode(file_path, repr(str(file_path)))
+
+
+def image_from_bytes(data: bytes, name: str = "the upload") -> Image.Image:
+    """Decode an image file's bytes (an upload) as :func:`load_image` decodes a file.
+
+    Raises:
+        ValueError: empty bytes, not an image PIL can read, corrupt or truncated; the
+            message names ``name``.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> from axiomcam.utils import image_from_bytes
+        >>> buffer = io.BytesIO()
+        >>> Image.new("RGBA", (5, 2)).save(buffer, format="PNG")
+        >>> image_from_bytes(buffer.getvalue()).mode
+        'RGB'
+        >>> image_from_bytes(b"%PDF-1.4", "report.pdf")
+        Traceback (most recent call last):
+        ...
+        ValueError: 'report.pdf' is not an image PIL can read (cannot identify image file)
+    """
+    if not data:
+        raise ValueError(f"{name!r} is empty (0 bytes)")
+    return _decode(io.BytesIO(data), repr(name))
+
+
+def _decode(source: Path | io.BytesIO, label: str) -> Image.Image:
     try:
-        with Image.open(file_path) as opened:
+        with Image.open(source) as opened:
             # load() decodes every pixel now, so a truncated file fails here, not later
             opened.load()
             upright = ImageOps.exif_transpose(opened)
     except UnidentifiedImageError as error:
-        raise ValueError(f"{str(file_path)!r} is not an image PIL can read ({error})") from error
+        # for bytes PIL's message names a BytesIO object: say only what it means
+        reason = error if isinstance(source, Path) else "cannot identify image file"
+        raise ValueError(f"{label} is not an image PIL can read ({reason})") from error
     except (OSError, SyntaxError) as error:  # PIL reports corrupt data as either
         raise ValueError(
-            f"{str(file_path)!r} is corrupt or truncated: {type(error).__name__}: {error}"
+            f"{label} is corrupt or truncated: {type(error).__name__}: {error}"
         ) from error
     rgb = to_rgb(upright)
     # a copy detached from the closed file, whatever path to_rgb took

@@ -60,6 +60,44 @@ def warn(message: str) -> None:
 
 # ----------------------------------------------------------------------------- helpers
 
+#: what ``progress=`` takes: ``None`` (a bar on a terminal when the work is long), a bool
+#: (always / never a bar), or a callable ``(done, total, description)`` told after each
+#: step (a web page's progress, a log line)
+Progress = bool | Callable[[int, int, str], object] | None
+
+
+class _CallbackProgress:
+    """tqdm's ``update`` / context protocol, reporting to a callable instead of a bar."""
+
+    def __init__(self, report: Callable[[int, int, str], object], total: int,
+                 description: str) -> None:
+        self.report, self.total, self.description, self.done = report, total, description, 0
+
+    def __enter__(self) -> _CallbackProgress:
+        self.report(0, self.total, self.description)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def update(self, steps: int = 1) -> None:
+        self.done += steps
+        self.report(self.done, self.total, self.description)
+
+
+def progress_bar(progress: Progress, total: int, description: str, unit: str = "batch"
+                 ) -> tqdm | _CallbackProgress:
+    """A progress reporter over ``total`` steps, used as ``with ...: bar.update(1)``.
+
+    ``progress``: ``None`` shows a tqdm bar on a terminal when there are more than 8 steps,
+    ``True`` / ``False`` always / never, a callable gets ``(done, total, description)``
+    at the start and after every step.
+    """
+    if callable(progress):
+        return _CallbackProgress(progress, total, description)
+    disable = (not progress) if progress is not None else (None if total > 8 else True)
+    return tqdm(total=total, desc=description, unit=unit, leave=False, disable=disable)
+
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
@@ -327,12 +365,7 @@ class LayerContext:
         """``(image, channel_indices)`` chunks of at most ``size`` of each image's channels
         to run."""
         total = sum(math.ceil(channels.numel() / size) for channels in channels_per_image)
-        progress = self._explainer.progress
-        bar = tqdm(
-            total=total, desc=description, unit="batch", leave=False,
-            disable=(not progress) if progress is not None else (None if total > 8 else True),
-        )
-        with bar:
+        with progress_bar(self._explainer.progress, total, description) as bar:
             for image, channels in enumerate(channels_per_image):
                 for start in range(0, channels.numel(), size):
                     yield image, channels[start:start + size]
@@ -515,7 +548,8 @@ class Explainer:
             of the layer's output as fit in :data:`ABLATION_COPY_BYTES`, since only the
             layers after the target run on them).
         progress: show a progress bar on long perturbation work (``None``: only on a
-            terminal and when there are more than a few batches).
+            terminal and when there are more than a few batches), or a callable
+            ``(done, total, description)`` told after every batch of perturbed copies.
         output: where class targets find the ``(B, num_classes)`` scores in the model's
             output (:func:`axiomcam.outputs.select_output`): ``None`` finds them (a
             tensor; a dict's, dataclass's or ``ModelOutput``'s ``"logits"`` or ``"out"``;
@@ -532,7 +566,7 @@ class Explainer:
 
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
-                 progress: bool | None = None, output: OutputSelector = None,
+                 progress: Progress = None, output: OutputSelector = None,
                  extra_inputs: Sequence[object] = ()) -> None:
         self.model = check_model(model)
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:

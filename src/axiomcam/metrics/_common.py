@@ -19,9 +19,8 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..methods.core import check_inputs, check_model, eval_mode
+from ..methods.core import Progress, check_inputs, check_model, eval_mode, progress_bar
 
 
 def check_maps(maps: object, inputs: torch.Tensor | None = None,
@@ -131,7 +130,7 @@ def chunks(total: int, size: int) -> Iterator[slice]:
 
 
 def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor,
-                        batch_size: int = 64, progress: bool | None = None,
+                        batch_size: int = 64, progress: Progress = None,
                         description: str = "forward") -> torch.Tensor:
     """Softmax probability of ``classes[i]`` for ``inputs[i]``, ``(N,)``, in batches of
     ``batch_size`` under ``torch.no_grad()`` with the model in eval mode."""
@@ -142,9 +141,9 @@ def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.T
     classes = classes.to(inputs.device)
     result = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
     steps = list(chunks(inputs.shape[0], batch_size))
-    disable = (not progress) if progress is not None else (None if len(steps) > 8 else True)
-    with eval_mode(model), torch.no_grad():
-        for part in tqdm(steps, desc=description, unit="batch", leave=False, disable=disable):
+    with (eval_mode(model), torch.no_grad(),
+          progress_bar(progress, len(steps), description) as bar):
+        for part in steps:
             logits = model(inputs[part])
             if not torch.is_tensor(logits) or logits.dim() != 2:
                 shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits)
@@ -153,6 +152,7 @@ def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.T
                 )
             probabilities = torch.softmax(logits, dim=1)
             result[part] = probabilities.gather(1, classes[part, None]).squeeze(1)
+            bar.update(1)
     if not torch.isfinite(result).all():
         raise ValueError("the model's probabilities contain NaN or inf")
     return result

@@ -56,6 +56,7 @@ from ..methods.core import (
     AblationCache,
     GradientCAM,
     LayerContext,
+    Progress,
     check_inputs,
     eval_mode,
     safe_divide,
@@ -148,7 +149,7 @@ class _Probe(GradientCAM):
 
 def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
                 target_layer: str | nn.Module | None = None, *, batch_size: int | None = None,
-                progress: bool | None = None,
+                progress: Progress = None,
                 ablation_cache: AblationCache | None = None) -> LayerProbe:
     """Activations, gradients, scores and channel-ablated scores of a batch at a layer.
 
@@ -333,7 +334,7 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
 
 def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
                    target_layer: str | nn.Module | None = None, targets: TargetSpec = None,
-                   *, batch_size: int | None = None, progress: bool | None = None,
+                   *, batch_size: int | None = None, progress: Progress = None,
                    **method_options: object) -> dict[str, AxiomErrors]:
     """The axiom errors of several methods on one batch, sharing one :func:`probe_layer`.
 

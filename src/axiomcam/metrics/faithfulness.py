@@ -28,9 +28,15 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
-from tqdm.auto import tqdm
 
-from ..methods.core import check_inputs, check_model, eval_mode, safe_divide
+from ..methods.core import (
+    Progress,
+    check_inputs,
+    check_model,
+    eval_mode,
+    progress_bar,
+    safe_divide,
+)
 from ._common import check_class_targets, check_maps, chunks, class_probabilities
 
 # ---------------------------------------------------------------------------------------
@@ -99,17 +105,18 @@ def _saliency_rank(maps: torch.Tensor) -> torch.Tensor:
 
 def _chunked_probabilities(model: nn.Module, total: int,
                            build: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                           batch_size: int, progress: bool | None, description: str,
+                           batch_size: int, progress: Progress, description: str,
                            device: torch.device) -> torch.Tensor:
     """``(total,)`` class probabilities of perturbed images built ``batch_size`` at a time:
     ``build(indices)`` returns the images and the classes of those flat item indices."""
     parts = list(chunks(total, batch_size))
-    disable = (not progress) if progress is not None else (None if len(parts) > 8 else True)
     results = []
-    for part in tqdm(parts, desc=description, unit="batch", leave=False, disable=disable):
-        images, classes = build(torch.arange(part.start, part.stop, device=device))
-        results.append(class_probabilities(model, images, classes, batch_size=batch_size,
-                                           progress=False))
+    with progress_bar(progress, len(parts), description) as bar:
+        for part in parts:
+            images, classes = build(torch.arange(part.start, part.stop, device=device))
+            results.append(class_probabilities(model, images, classes, batch_size=batch_size,
+                                               progress=False))
+            bar.update(1)
     return torch.cat(results)
 
 
@@ -143,7 +150,7 @@ class ConfidenceChange:
 
 def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
                       targets: object, *, batch_size: int = 64,
-                      progress: bool | None = None) -> ConfidenceChange:
+                      progress: Progress = None) -> ConfidenceChange:
     """Average Drop and Increase in Confidence (Chattopadhyay et al., Grad-CAM++, WACV
     2018, section 5).
 
@@ -162,7 +169,8 @@ def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor
         maps: ``(B, H, W)`` maps in ``[0, 1]`` at the input's resolution.
         targets: ``(B,)`` class indices (or one int for all images).
         batch_size: images per forward pass.
-        progress: show a progress bar (``None``: only for many batches).
+        progress: show a progress bar (``None``: only for many batches), or a callable
+            ``(done, total, description)`` told after every batch.
 
     Returns:
         A :class:`ConfidenceChange` of ``(B,)`` tensors.
@@ -283,7 +291,7 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
                        targets: object, *, steps: int = 50,
                        baseline: float | torch.Tensor = 0.0, blur_sigma: float = 5.0,
                        blur_kernel_size: int = 11, batch_size: int = 64,
-                       progress: bool | None = None) -> DeletionInsertion:
+                       progress: Progress = None) -> DeletionInsertion:
     """Deletion and insertion curves and their areas (Petsiuk et al., RISE, BMVC 2018).
 
     Pixels are ordered by decreasing saliency (ties: row-major index first). At step
@@ -314,7 +322,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
             inputs.
         blur_sigma, blur_kernel_size: the insertion blur (RISE: sigma 5, kernel 11).
         batch_size: images per forward pass.
-        progress: show a progress bar (``None``: only for many batches).
+        progress: show a progress bar (``None``: only for many batches), or a callable
+            ``(done, total, description)`` told after every batch.
 
     Returns:
         A :class:`DeletionInsertion`.
@@ -583,7 +592,7 @@ def _check_percentages(percentages: object) -> tuple[float, ...]:
 
 def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: object, *,
          percentages: Sequence[float] = (10, 30, 50, 70, 90), noise_std: float = 0.01,
-         seed: int = 0, batch_size: int = 64, progress: bool | None = None) -> RoadResult:
+         seed: int = 0, batch_size: int = 64, progress: Progress = None) -> RoadResult:
     """ROAD, RemOve And Debias (Rong et al., ICML 2022).
 
     For every percentage ``p``, the ``k = round(p / 100 * H * W)`` pixels (halves up, at
@@ -607,7 +616,8 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         noise_std: standard deviation of the imputation noise (``0`` for none).
         seed: seed of the noise.
         batch_size: images per forward pass (also how many imputations are held at once).
-        progress: show a progress bar (``None``: only for many batches).
+        progress: show a progress bar (``None``: only for many batches), or a callable
+            ``(done, total, description)`` told after every batch.
 
     Returns:
         A :class:`RoadResult`.
@@ -676,7 +686,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
 
 def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
                      targets: object, *, percent: float = 20.0, batch_size: int = 64,
-                     progress: bool | None = None) -> torch.Tensor:
+                     progress: Progress = None) -> torch.Tensor:
     """Relative confidence drop when the most salient ``percent`` % of the pixels are
     replaced by the image's mean colour.
 
@@ -693,7 +703,8 @@ def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
         targets: ``(B,)`` class indices (or one int for all images).
         percent: share of the pixels to replace, in ``(0, 100]``.
         batch_size: images per forward pass.
-        progress: show a progress bar (``None``: only for many batches).
+        progress: show a progress bar (``None``: only for many batches), or a callable
+            ``(done, total, description)`` told after every batch.
 
     Returns:
         ``(B,)`` relative drops.

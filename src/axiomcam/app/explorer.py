@@ -1,0 +1,351 @@
+"""What the browser app computes, without any HTTP: open an image, classify it, explain one
+class with several methods at one layer, and measure each map (XGrad-CAM's conservation and
+sensitivity errors, the deletion and insertion curves' areas).
+
+The server (:mod:`axiomcam.app.server`) only moves these results to and from the page, so
+everything here is tested directly.
+
+Example:
+    >>> import torch, torchvision
+    >>> from axiomcam.app.explorer import Explorer
+    >>> from axiomcam.models import PretrainedModel
+    >>> from PIL import Image
+    >>> model = torchvision.models.resnet18(num_classes=3).eval()
+    >>> pretrained = PretrainedModel("toy", model, None, None, ["ant", "bee", "cat"],
+    ...                              "layer4", input_size=64)
+    >>> explorer = Explorer(pretrained)
+    >>> opened = explorer.open_image(Image.new("RGB", (80, 60), (90, 140, 30)))
+    >>> top = opened.top_classes
+    >>> len(top), top[0]["probability"] >= top[1]["probability"] >= top[2]["probability"]
+    (3, True)
+    >>> results = explorer.explain(opened, "bee", "layer4", ["gradcam", "xgradcam"])
+    >>> [(result.method, result.error) for result in results]
+    [('gradcam', None), ('xgradcam', None)]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from .. import methods as method_registry
+from ..evaluation.runner import evaluation_inputs
+from ..figures import method_title
+from ..layers import candidate_layers
+from ..metrics.axioms import LayerProbe, axiom_errors, probe_layer
+from ..metrics.faithfulness import deletion_insertion
+from ..models import PretrainedModel
+from ..runs import check_layer, parse_targets
+from ..utils import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "MAX_SIDE",
+    "MAX_UPLOAD_BYTES",
+    "METHODS",
+    "Explorer",
+    "MethodResult",
+    "OpenedImage",
+]
+
+#: the methods the app offers (every CAM, and Ablation-CAM's sensitivity-exact form)
+METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, "ablationcam:activation")
+#: ticked when the page opens: the two the axioms tell apart
+DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam")
+#: an image larger than this on its longer side is downscaled to it (the network sees a few
+#: hundred pixels; overlays at this size still show every detail a screen can)
+MAX_SIDE = 2048
+#: uploads larger than this are refused before decoding
+MAX_UPLOAD_BYTES = 50 * 2**20
+#: steps of the deletion / insertion curves (the evaluation runner's default is 50; 20 keeps
+#: a page's answer within seconds)
+DELETION_STEPS = 20
+#: perturbed images per forward pass of the curves: small enough for the progress bar to move
+DELETION_BATCH_SIZE = 16
+
+#: ``(fraction done in [0, 1], what is running)``
+ProgressReport = Callable[[float, str], object]
+
+
+@dataclass
+class OpenedImage:
+    """An image ready to explain.
+
+    Attributes:
+        image: the RGB image, downscaled to at most :data:`MAX_SIDE` on its longer side.
+        name: where it came from (the file's name or the sample's).
+        notice: what was done to it that the user should know (a downscale), or ``None``.
+        inputs: ``(1, 3, S, S)`` the network's input (the whole image resized).
+        probabilities: ``(num_classes,)`` softmax of the model's output.
+        top_classes: the 5 most probable classes: ``{"index", "name", "probability"}``.
+    """
+
+    image: Image.Image
+    name: str
+    notice: str | None
+    inputs: torch.Tensor
+    probabilities: torch.Tensor
+    top_classes: list[dict[str, object]]
+    #: layer name -> its probe (activations, gradients, ablated scores), per class index
+    probes: dict[tuple[str, int], LayerProbe] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class MethodResult:
+    """One method's map of one class and how good it is.
+
+    Attributes:
+        method: the method's name (``"xgradcam"``); ``title`` its display name.
+        heatmap: the coloured map alone at the image's size (``None`` when ``error``).
+        cam_map: ``(S, S)`` the map in ``[0, 1]`` at the network's input size.
+        conservation_error, sensitivity_error: XGrad-CAM's axioms (``None`` for a method
+            without channel weights: ``axioms_note`` says so).
+        bias_share: the share of the score no map can conserve (the network's biases).
+        deletion_auc, insertion_auc: areas under the deletion and insertion curves.
+        seconds: time to compute the map (not the measures).
+        error: why the method could not explain this (e.g. CAM at a layer that is not
+            followed by global pooling and one linear layer); the others still run.
+    """
+
+    method: str
+    title: str
+    heatmap: Image.Image | None = None
+    cam_map: torch.Tensor | None = None
+    conservation_error: float | None = None
+    sensitivity_error: float | None = None
+    bias_share: float | None = None
+    deletion_auc: float | None = None
+    insertion_auc: float | None = None
+    seconds: float = 0.0
+    axioms_note: str | None = None
+    error: str | None = None
+
+
+class Explorer:
+    """Explains images for the app with one model.
+
+    Args:
+        pretrained: the model (:func:`axiomcam.loading.load_model`).
+        deletion_steps: points of the deletion / insertion curves, minus one.
+    """
+
+    def __init__(self, pretrained: PretrainedModel, *,
+                 deletion_steps: int = DELETION_STEPS) -> None:
+        self.pretrained = pretrained
+        self.deletion_steps = deletion_steps
+        blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
+                            device=pretrained.device)
+        #: ``(name, output shape)`` of every layer a CAM can explain, in call order
+        self.layers: list[tuple[str, tuple[int, ...]]] = candidate_layers(pretrained.model,
+                                                                          blank)
+        self.default_layer = pretrained.default_layer
+
+    # -- images
+
+    def open_upload(self, data: bytes, name: str) -> OpenedImage:
+        """An uploaded file's bytes, checked, decoded and classified.
+
+        Raises:
+            ValueError: empty, larger than :data:`MAX_UPLOAD_BYTES`, or not an image
+                (the message names the file and the reason).
+        """
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{name!r} is {len(data) / 2**20:.0f} MB; the app takes images "
+                             f"up to {MAX_UPLOAD_BYTES // 2**20} MB")
+        try:
+            image = image_from_bytes(data, name)
+        except Image.DecompressionBombError as error:  # far beyond any photo
+            raise ValueError(f"{name!r} has too many pixels to open safely ({error})") from None
+        return self.open_image(image, name)
+
+    def open_sample(self, name: str) -> OpenedImage:
+        """One of the bundled sample photographs (:data:`axiomcam.utils.SAMPLE_IMAGES`)."""
+        return self.open_image(sample_image(name), name)
+
+    def open_image(self, image: Image.Image, name: str = "image") -> OpenedImage:
+        """Downscale a huge image (with a notice), then classify it."""
+        notice = None
+        if max(image.size) > MAX_SIDE:
+            scale = MAX_SIDE / max(image.size)
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            notice = (f"{name} is {image.width}\N{MULTIPLICATION SIGN}{image.height} pixels: "
+                      f"downscaled to {size[0]}\N{MULTIPLICATION SIGN}{size[1]} (the network "
+                      f"sees {self.pretrained.input_size} pixels a side)")
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        inputs, _ = evaluation_inputs(self.pretrained, [image], [torch.zeros(0, 4)])
+        with torch.no_grad():
+            logits = self.pretrained.model(inputs)
+        if not torch.is_tensor(logits) or logits.dim() != 2:
+            raise ValueError("the app explains classifiers: the model must return "
+                             "(B, num_classes) scores")
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"the model's output for {name} contains NaN or inf")
+        probabilities = logits[0].float().softmax(0).cpu()
+        values, indices = probabilities.topk(min(5, probabilities.numel()))
+        top = [{"index": int(i), "name": self.pretrained.class_names[int(i)],
+                "probability": float(p)} for p, i in zip(values, indices, strict=True)]
+        return OpenedImage(image, name, notice, inputs, probabilities, top)
+
+    # -- what to explain
+
+    def resolve_class(self, text: str) -> int:
+        """A class typed or picked on the page: an index or a name (case-insensitive).
+
+        Raises:
+            ValueError: an unknown name (near matches suggested), a name two classes share,
+                an index out of range, or more than one class.
+        """
+        choice = parse_targets(text, self.pretrained.class_names)
+        if choice.top is not None:
+            raise ValueError(f"type one class (an index or a name), not {text!r}")
+        if len(choice.classes) != 1:
+            raise ValueError(f"explain one class at a time, not {len(choice.classes)} "
+                             f"({text!r})")
+        return choice.classes[0]
+
+    def resolve_layer(self, layer: str | None) -> str:
+        """The layer, checked (near matches on a typo), or the model's default."""
+        return check_layer(self.pretrained, layer or None)
+
+    @staticmethod
+    def check_methods(methods: Sequence[str]) -> list[str]:
+        """The methods, each one the app offers, in the order given, without repeats."""
+        chosen = list(dict.fromkeys(methods))
+        if not chosen:
+            raise ValueError("pick at least one method")
+        unknown = [method for method in chosen if method not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r}; the app offers "
+                             f"{', '.join(METHODS)}")
+        return chosen
+
+    # -- explaining
+
+    def explain(self, opened: OpenedImage, target: str | int, layer: str | None,
+                methods: Sequence[str], progress: ProgressReport | None = None,
+                on_result: Callable[[MethodResult], object] | None = None
+                ) -> list[MethodResult]:
+        """Each method's map of one class at one layer, with its axiom errors and its
+        deletion / insertion areas.
+
+        The layer is probed once (activations, gradients, the ``K`` channel-ablated scores)
+        and the probe is shared by every method and kept for the next call on the same
+        image, layer and class. A method that cannot explain this (CAM at an inner layer)
+        gets its ``error``; the others still run.
+
+        Args:
+            opened: from :meth:`open_upload`, :meth:`open_sample` or :meth:`open_image`.
+            target: a class index, or text for :meth:`resolve_class`.
+            layer: a layer name (``None`` or ``""``: the model's default).
+            methods: names from :data:`METHODS`.
+            progress: told ``(fraction done, what is running)`` as the work goes on.
+            on_result: given each method's result as soon as it is complete (a page shows
+                it while the next method runs).
+
+        Raises:
+            ValueError: an unknown class, layer or method.
+        """
+        class_index = target if isinstance(target, int) else self.resolve_class(target)
+        if not 0 <= class_index < len(self.pretrained.class_names):
+            raise ValueError(f"class {class_index} is out of range: the model has "
+                             f"{len(self.pretrained.class_names)} classes")
+        layer = self.resolve_layer(layer)
+        methods = self.check_methods(methods)
+        report = progress or (lambda fraction, text: None)
+        weighted = [m for m in methods if _has_channel_weights(m)]
+        # stages: the probe (when a method has channel weights), then per method its map
+        # and its deletion curves; each stage reports its own fraction of the bar
+        stages = (1 if weighted else 0) + 2 * len(methods)
+        done = 0
+
+        def stage_progress(label: str, parts: int = 1) -> Callable[[int, int, str], None]:
+            """Reports of ``parts`` bars run one after the other (each named by its
+            description) as one stage's share of the whole."""
+            start, seen = done, []
+
+            def tell(step: int, total: int, description: str) -> None:
+                if description not in seen:
+                    seen.append(description)
+                part = min(len(seen), parts) - 1
+                share = (part + (step / total if total else 1.0)) / parts
+                report((start + share) / stages, f"{label} ({step}/{total})" if total > 1
+                       else label)
+            return tell
+
+        classes = torch.tensor([class_index], device=opened.inputs.device)
+        probe = None
+        if weighted:
+            key = (layer, class_index)
+            probe = opened.probes.get(key)
+            if probe is None:
+                report(done / stages, "probing the layer")
+                probe = probe_layer(self.pretrained.model, opened.inputs, classes, layer,
+                                    progress=stage_progress("axioms: channel ablations"))
+                opened.probes[key] = probe
+            done += 1
+        results = []
+        for method in methods:
+            title = method_title(method)
+            report(done / stages, title)
+            result = MethodResult(method, title)
+            started = time.perf_counter()
+            try:
+                with method_registry.create(method, self.pretrained.model, layer,
+                                            progress=stage_progress(title)) as explainer:
+                    explanation = explainer(opened.inputs, classes)
+            except ValueError as error:
+                result.error = str(error)
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                done += 2
+                continue
+            result.seconds = time.perf_counter() - started
+            done += 1
+            result.cam_map = explanation.maps[0].detach().float().cpu()
+            result.heatmap = overlay(opened.image, result.cam_map, alpha=1.0)
+            if probe is not None and explanation.channel_weights is not None:
+                errors = axiom_errors(probe, explanation)
+                result.conservation_error = float(errors.conservation_error[0])
+                result.sensitivity_error = float(errors.sensitivity_error[0])
+                result.bias_share = float(errors.bias_share[0])
+            else:
+                result.axioms_note = "no channel weights: the axioms do not apply"
+            curves = deletion_insertion(self.pretrained.model, opened.inputs,
+                                        explanation.maps, classes,
+                                        steps=self.deletion_steps,
+                                        batch_size=DELETION_BATCH_SIZE,
+                                        progress=stage_progress(
+                                            f"{title}: deletion and insertion", parts=2))
+            result.deletion_auc = float(curves.deletion_auc[0])
+            result.insertion_auc = float(curves.insertion_auc[0])
+            done += 1
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        report(1.0, "done")
+        return results
+
+    def overlay_picture(self, opened: OpenedImage, result: MethodResult,
+                        alpha: float) -> Image.Image:
+        """The map over the image at ``alpha`` opacity, at the image's size (a download)."""
+        if result.cam_map is None:
+            raise ValueError(f"{result.title} has no map: {result.error}")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) \
+                or not math.isfinite(alpha) or not 0 <= alpha <= 1:
+            raise ValueError(f"opacity must be a number in [0, 1], not {alpha!r}")
+        return overlay(opened.image, result.cam_map, alpha=float(alpha))
+
+    @staticmethod
+    def samples() -> dict[str, str]:
+        """The bundled sample images: name -> what is in it."""
+        return dict(SAMPLE_IMAGES)
+
+
+def _has_channel_weights(method: str) -> bool:
+    return method.partition(":")[0] in method_registry.CHANNEL_WEIGHT_METHODS

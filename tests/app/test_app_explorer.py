@@ -1,0 +1,215 @@
+"""What the browser app computes (axiomcam.app.explorer), without a browser: every number
+it shows equals the public API's on the same input, and every bad input is a clear error.
+
+A tiny random conv net with a GAP + linear head stands in for a classifier."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import axiomcam
+from axiomcam.app import explorer as explorer_module
+from axiomcam.app.explorer import MAX_SIDE, Explorer
+from axiomcam.evaluation.runner import evaluation_inputs
+from axiomcam.metrics.axioms import measure_axioms
+from axiomcam.metrics.faithfulness import deletion_insertion
+from axiomcam.models import PretrainedModel
+from axiomcam.utils import overlay
+
+CLASSES = ["cat", "dog", "car", "tiger cat", "crane", "crane"]
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def explorer() -> Explorer:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(CLASSES)))
+    pretrained = PretrainedModel("tiny", model.eval(), None, None, CLASSES, "3", SIZE,
+                                 mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    return Explorer(pretrained, deletion_steps=8)
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_opening_classifies_the_whole_image_as_evaluate_does(explorer, photo):
+    opened = explorer.open_upload(png_bytes(photo), "photo.png")
+    inputs, _ = evaluation_inputs(explorer.pretrained, [photo], [torch.zeros(0, 4)])
+    assert torch.equal(opened.inputs, inputs)
+    probabilities = explorer.pretrained.model(inputs)[0].softmax(0)
+    order = probabilities.argsort(descending=True)[:5].tolist()
+    assert [row["index"] for row in opened.top_classes] == order
+    assert [row["name"] for row in opened.top_classes] == [CLASSES[i] for i in order]
+    assert [row["probability"] for row in opened.top_classes] == pytest.approx(
+        probabilities[order].tolist(), abs=1e-6)
+    assert opened.notice is None and opened.image.size == photo.size
+
+
+def test_every_number_shown_equals_the_public_api(explorer, photo):
+    opened = explorer.open_image(photo, "photo")
+    methods = ["gradcam", "xgradcam", "ablationcam:activation", "layercam"]
+    results = explorer.explain(opened, "dog", None, methods)
+    assert [result.method for result in results] == methods
+    classes = torch.tensor([1])
+    reference = measure_axioms(explorer.pretrained.model, opened.inputs, methods[:3], "3",
+                               classes)
+    for result in results:
+        assert result.error is None
+        expected = axiomcam.explain(explorer.pretrained.model, opened.inputs, result.method,
+                                    "3", classes)
+        assert torch.allclose(result.cam_map, expected.maps[0], atol=1e-6)
+        assert result.heatmap.size == photo.size
+        assert np.array_equal(np.asarray(result.heatmap),
+                              np.asarray(overlay(photo, expected.maps[0], alpha=1.0)))
+        curves = deletion_insertion(explorer.pretrained.model, opened.inputs, expected.maps,
+                                    classes, steps=8)
+        assert result.deletion_auc == pytest.approx(float(curves.deletion_auc[0]), abs=1e-6)
+        assert result.insertion_auc == pytest.approx(float(curves.insertion_auc[0]), abs=1e-6)
+        if result.method == "layercam":  # no channel weights: no axioms, and it says so
+            assert result.conservation_error is None and result.sensitivity_error is None
+            assert "no channel weights" in result.axioms_note
+            continue
+        errors = reference[result.method]
+        assert result.conservation_error == pytest.approx(
+            float(errors.conservation_error[0]), rel=1e-5, abs=1e-7)
+        assert result.sensitivity_error == pytest.approx(
+            float(errors.sensitivity_error[0]), rel=1e-5, abs=1e-7)
+        assert result.bias_share == pytest.approx(float(errors.bias_share[0]), abs=1e-7)
+    # on a GAP + linear head at the last conv layer Grad-CAM and XGrad-CAM are one map,
+    # and the activation form of Ablation-CAM meets the sensitivity axiom
+    assert torch.allclose(results[0].cam_map, results[1].cam_map, atol=1e-6)
+    assert results[2].sensitivity_error < 1e-4
+
+
+def test_a_method_that_cannot_explain_the_layer_fails_alone(explorer, photo):
+    opened = explorer.open_image(photo)
+    # CAM needs the layer to be followed by pooling and one linear layer: not layer "1"
+    results = explorer.explain(opened, 0, "1", ["cam", "gradcam"])
+    assert results[0].method == "cam" and results[0].heatmap is None
+    assert "CAM" in results[0].error or "linear" in results[0].error
+    assert results[1].error is None and results[1].heatmap is not None
+
+
+def test_progress_rises_to_one_and_results_arrive_one_by_one(explorer, photo, monkeypatch):
+    opened = explorer.open_image(photo)
+    reports, arrived = [], []
+    results = explorer.explain(opened, "car", "3", ["scorecam", "xgradcam"],
+                               progress=lambda fraction, text: reports.append((fraction, text)),
+                               on_result=arrived.append)
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] < 0.5
+    # Score-CAM's batches are reported as they run (here one batch: its start and end)
+    score_cam = sorted({fraction for fraction, text in reports if text == "Score-CAM"})
+    assert score_cam == pytest.approx([0.2, 0.4])  # stage 2 of 5 (probe, 2 per method)
+    assert arrived == results
+
+
+def test_the_layer_is_probed_once_per_image_layer_and_class(explorer, photo, monkeypatch):
+    opened = explorer.open_image(photo)
+    calls = []
+    real = explorer_module.probe_layer
+
+    def counting(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explorer_module, "probe_layer", counting)
+    explorer.explain(opened, 2, "3", ["gradcam"])
+    explorer.explain(opened, 2, "3", ["xgradcam", "gradcam++"])
+    assert calls == ["3"]
+    explorer.explain(opened, 3, "3", ["gradcam"])  # another class: another probe
+    explorer.explain(opened, 3, "3", ["layercam"])  # no channel weights: no probe
+    assert calls == ["3", "3"]
+
+
+def test_a_huge_image_is_downscaled_with_a_notice(explorer):
+    huge = Image.new("RGB", (MAX_SIDE * 2 + 10, 900), (120, 30, 200))
+    opened = explorer.open_upload(png_bytes(huge), "panorama.png")
+    assert max(opened.image.size) == MAX_SIDE
+    assert opened.image.size == (MAX_SIDE, round(900 * MAX_SIDE / (MAX_SIDE * 2 + 10)))
+    assert f"{MAX_SIDE * 2 + 10}\N{MULTIPLICATION SIGN}900" in opened.notice
+    assert "downscaled" in opened.notice
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"", "'notes.txt' is empty"),
+    (b"just some words", "'notes.txt' is not an image PIL can read"),
+    (png_bytes(Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3),
+                                                                 dtype=np.uint8)))[:5000],
+     "'notes.txt' is corrupt or truncated"),
+])
+def test_uploads_that_are_not_images_are_refused_by_name(explorer, data, message):
+    with pytest.raises(ValueError, match=message):
+        explorer.open_upload(data, "notes.txt")
+
+
+def test_a_too_large_upload_is_refused_before_decoding(explorer, monkeypatch):
+    monkeypatch.setattr(explorer_module, "MAX_UPLOAD_BYTES", 100)
+    with pytest.raises(ValueError, match=r"'big\.png' is 0 MB; the app takes images up to 0 MB"):
+        explorer.open_upload(b"x" * 101, "big.png")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tiger", r"unknown class name 'tiger'; did you mean 'tiger cat'\?"),
+    ("crane", "shared by classes 4, 5: give the index instead"),
+    ("6", "target class 6 is out of range: the model has 6 classes"),
+    ("top3", "type one class"),
+    ("cat,dog", "explain one class at a time, not 2"),
+    ("", "no target"),
+])
+def test_classes_that_do_not_exist_are_clear_errors(explorer, photo, text, message):
+    with pytest.raises(ValueError, match=message):
+        explorer.resolve_class(text)
+    with pytest.raises(ValueError, match=message):
+        explorer.explain(explorer.open_image(photo), text, None, ["gradcam"])
+
+
+def test_names_and_indices_both_resolve(explorer):
+    assert explorer.resolve_class("Tiger Cat") == 3
+    assert explorer.resolve_class(" 5 ") == 5
+
+
+def test_bad_layers_and_methods_are_clear_errors(explorer, photo):
+    opened = explorer.open_image(photo)
+    with pytest.raises(ValueError, match="'9' does not exist"):
+        explorer.explain(opened, 0, "9", ["gradcam"])
+    with pytest.raises(ValueError, match=r"no .* output with h\*w > 1"):
+        explorer.explain(opened, 0, "4", ["gradcam"])  # the pooled (B, 8, 1, 1) output
+    with pytest.raises(ValueError, match="unknown method 'guided_gradcam'; the app offers"):
+        explorer.explain(opened, 0, None, ["guided_gradcam"])
+    with pytest.raises(ValueError, match="pick at least one method"):
+        explorer.explain(opened, 0, None, [])
+
+
+def test_the_download_overlay_is_the_map_over_the_image_at_the_chosen_opacity(explorer,
+                                                                             photo):
+    opened = explorer.open_image(photo)
+    (result,) = explorer.explain(opened, 1, "3", ["xgradcam"])
+    picture = explorer.overlay_picture(opened, result, 0.3)
+    assert np.array_equal(np.asarray(picture),
+                          np.asarray(overlay(photo, result.cam_map, alpha=0.3)))
+    for alpha in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="opacity must be a number in \\[0, 1\\]"):
+            explorer.overlay_picture(opened, result, alpha)
+
+
+def test_the_layer_list_marks_the_default(explorer):
+    names = [name for name, _ in explorer.layers]
+    assert names == ["0", "1", "2", "3"] and explorer.default_layer == "3"
