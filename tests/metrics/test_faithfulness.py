@@ -136,6 +136,22 @@ def test_deletion_insertion_equal_reference_loop(steps, batch_size):
         assert torch.allclose(result.insertion[image], insertion)
 
 
+def test_deletion_alone_equals_the_full_call_and_reports_each_batch():
+    torch.manual_seed(2)
+    model = PixelSumModel(torch.randn(4, 4), scale=0.7, bias=0.2)
+    inputs, maps, targets = torch.randn(2, 2, 4, 4), torch.rand(2, 4, 4), torch.tensor([0, 1])
+    full = deletion_insertion(model, inputs, maps, targets, steps=4, blur_kernel_size=3)
+    reports = []
+    alone = deletion_insertion(model, inputs, maps, targets, steps=4, blur_kernel_size=3,
+                               insertion=False, batch_size=3,
+                               progress=lambda *report: reports.append(report))
+    assert torch.equal(alone.deletion, full.deletion)
+    assert torch.equal(alone.deletion_auc, full.deletion_auc)
+    assert alone.insertion is None and alone.insertion_auc is None
+    # 2 images x 5 steps in batches of 3: 4 batches, told at the start and after each
+    assert reports == [(done, 4, "deletion") for done in range(5)]
+
+
 def test_deletion_fractions_with_rounding():
     model = PixelSumModel(torch.ones(4, 4))
     result = deletion_insertion(model, torch.rand(1, 1, 4, 4), torch.rand(1, 4, 4), 1,

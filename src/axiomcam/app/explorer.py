@@ -1,6 +1,6 @@
 """What the browser app computes, without any HTTP: open an image, classify it, explain one
 class with several methods at one layer, and measure each map (XGrad-CAM's conservation and
-sensitivity errors, the deletion and insertion curves' areas).
+sensitivity errors, the area under the deletion curve).
 
 The server (:mod:`axiomcam.app.server`) only moves these results to and from the page, so
 everything here is tested directly.
@@ -62,8 +62,8 @@ DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam")
 MAX_SIDE = 2048
 #: uploads larger than this are refused before decoding
 MAX_UPLOAD_BYTES = 50 * 2**20
-#: steps of the deletion / insertion curves (the evaluation runner's default is 50; 20 keeps
-#: a page's answer within seconds)
+#: steps of the deletion curve (the evaluation runner's default is 50; 20 keeps a page's
+#: answer within seconds)
 DELETION_STEPS = 20
 #: perturbed images per forward pass of the curves: small enough for the progress bar to move
 DELETION_BATCH_SIZE = 16
@@ -106,7 +106,7 @@ class MethodResult:
         conservation_error, sensitivity_error: XGrad-CAM's axioms (``None`` for a method
             without channel weights: ``axioms_note`` says so).
         bias_share: the share of the score no map can conserve (the network's biases).
-        deletion_auc, insertion_auc: areas under the deletion and insertion curves.
+        deletion_auc: area under the deletion curve (lower: the map found what matters).
         seconds: time to compute the map (not the measures).
         error: why the method could not explain this (e.g. CAM at a layer that is not
             followed by global pooling and one linear layer); the others still run.
@@ -120,7 +120,6 @@ class MethodResult:
     sensitivity_error: float | None = None
     bias_share: float | None = None
     deletion_auc: float | None = None
-    insertion_auc: float | None = None
     seconds: float = 0.0
     axioms_note: str | None = None
     error: str | None = None
@@ -131,7 +130,7 @@ class Explorer:
 
     Args:
         pretrained: the model (:func:`axiomcam.loading.load_model`).
-        deletion_steps: points of the deletion / insertion curves, minus one.
+        deletion_steps: points of the deletion curve, minus one.
     """
 
     def __init__(self, pretrained: PretrainedModel, *,
@@ -230,13 +229,16 @@ class Explorer:
                 methods: Sequence[str], progress: ProgressReport | None = None,
                 on_result: Callable[[MethodResult], object] | None = None
                 ) -> list[MethodResult]:
-        """Each method's map of one class at one layer, with its axiom errors and its
-        deletion / insertion areas.
+        """Each method's map of one class at one layer, with its axiom errors and the area
+        under its deletion curve.
 
         The layer is probed once (activations, gradients, the ``K`` channel-ablated scores)
         and the probe is shared by every method and kept for the next call on the same
-        image, layer and class. A method that cannot explain this (CAM at an inner layer)
-        gets its ``error``; the others still run.
+        image, layer and class. Methods whose maps are equal to float rounding (CAM,
+        Grad-CAM and XGrad-CAM at a layer followed by global pooling and a linear layer)
+        share one deletion curve.
+        A method that cannot explain this (CAM at an inner layer) gets its ``error``; the
+        others still run.
 
         Args:
             opened: from :meth:`open_upload`, :meth:`open_sample` or :meth:`open_image`.
@@ -263,16 +265,12 @@ class Explorer:
         stages = (1 if weighted else 0) + 2 * len(methods)
         done = 0
 
-        def stage_progress(label: str, parts: int = 1) -> Callable[[int, int, str], None]:
-            """Reports of ``parts`` bars run one after the other (each named by its
-            description) as one stage's share of the whole."""
-            start, seen = done, []
+        def stage_progress(label: str) -> Callable[[int, int, str], None]:
+            """A bar's ``(step, total)`` as this stage's share of the whole."""
+            start = done
 
-            def tell(step: int, total: int, description: str) -> None:
-                if description not in seen:
-                    seen.append(description)
-                part = min(len(seen), parts) - 1
-                share = (part + (step / total if total else 1.0)) / parts
+            def tell(step: int, total: int, _description: str) -> None:
+                share = step / total if total else 1.0
                 report((start + share) / stages, f"{label} ({step}/{total})" if total > 1
                        else label)
             return tell
@@ -288,7 +286,7 @@ class Explorer:
                                     progress=stage_progress("axioms: channel ablations"))
                 opened.probes[key] = probe
             done += 1
-        results = []
+        results: list[MethodResult] = []
         for method in methods:
             title = method_title(method)
             report(done / stages, title)
@@ -316,14 +314,20 @@ class Explorer:
                 result.bias_share = float(errors.bias_share[0])
             else:
                 result.axioms_note = "no channel weights: the axioms do not apply"
-            curves = deletion_insertion(self.pretrained.model, opened.inputs,
-                                        explanation.maps, classes,
-                                        steps=self.deletion_steps,
-                                        batch_size=DELETION_BATCH_SIZE,
-                                        progress=stage_progress(
-                                            f"{title}: deletion and insertion", parts=2))
-            result.deletion_auc = float(curves.deletion_auc[0])
-            result.insertion_auc = float(curves.insertion_auc[0])
+            # equal maps up to float rounding (1e-6 of the [0, 1] range): one curve
+            same = next((earlier for earlier in results if earlier.cam_map is not None
+                         and torch.allclose(earlier.cam_map, result.cam_map, rtol=0,
+                                            atol=1e-6)), None)
+            if same is not None:
+                result.deletion_auc = same.deletion_auc
+            else:
+                curve = deletion_insertion(self.pretrained.model, opened.inputs,
+                                           explanation.maps, classes,
+                                           steps=self.deletion_steps,
+                                           batch_size=DELETION_BATCH_SIZE,
+                                           progress=stage_progress(f"{title}: deletion curve"),
+                                           insertion=False)
+                result.deletion_auc = float(curve.deletion_auc[0])
             done += 1
             results.append(result)
             if on_result is not None:

@@ -368,7 +368,6 @@ def _result_json(job: _Job, index: int, result: MethodResult) -> dict[str, objec
         "sensitivity_error": _number(result.sensitivity_error),
         "bias_share": _number(result.bias_share),
         "deletion_auc": _number(result.deletion_auc),
-        "insertion_auc": _number(result.insertion_auc),
         "axioms_note": result.axioms_note, "seconds": result.seconds,
     }
 

@@ -222,17 +222,18 @@ class DeletionInsertion:
         deletion: ``(B, steps + 1)`` ``p_c`` as the most salient pixels are set to the
             baseline (step 0: the image itself).
         insertion: ``(B, steps + 1)`` ``p_c`` as the most salient pixels are revealed over a
-            blurred copy (step 0: the blurred image; last step: the image).
+            blurred copy (step 0: the blurred image; last step: the image); ``None`` when
+            not asked for.
         deletion_auc: ``(B,)`` trapezoid area under ``deletion`` over ``fractions`` (lower
             is better).
-        insertion_auc: ``(B,)`` the same for ``insertion`` (higher is better).
+        insertion_auc: ``(B,)`` the same for ``insertion`` (higher is better), or ``None``.
     """
 
     fractions: torch.Tensor
     deletion: torch.Tensor
-    insertion: torch.Tensor
+    insertion: torch.Tensor | None
     deletion_auc: torch.Tensor
-    insertion_auc: torch.Tensor
+    insertion_auc: torch.Tensor | None
 
 
 def _baseline_images(baseline: float | torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -291,7 +292,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
                        targets: object, *, steps: int = 50,
                        baseline: float | torch.Tensor = 0.0, blur_sigma: float = 5.0,
                        blur_kernel_size: int = 11, batch_size: int = 64,
-                       progress: Progress = None) -> DeletionInsertion:
+                       progress: Progress = None, insertion: bool = True
+                       ) -> DeletionInsertion:
     """Deletion and insertion curves and their areas (Petsiuk et al., RISE, BMVC 2018).
 
     Pixels are ordered by decreasing saliency (ties: row-major index first). At step
@@ -324,6 +326,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
         batch_size: images per forward pass.
         progress: show a progress bar (``None``: only for many batches), or a callable
             ``(done, total, description)`` told after every batch.
+        insertion: also the insertion curve (``False``: deletion alone, half the passes;
+            ``insertion`` and ``insertion_auc`` are then ``None``).
 
     Returns:
         A :class:`DeletionInsertion`.
@@ -372,13 +376,15 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
     total = batch * points
     deletion = _chunked_probabilities(model, total, deleted, batch_size, progress,
                                       "deletion", inputs.device).view(batch, points)
-    insertion = _chunked_probabilities(model, total, inserted, batch_size, progress,
+    revealed = (_chunked_probabilities(model, total, inserted, batch_size, progress,
                                        "insertion", inputs.device).view(batch, points)
+                if insertion else None)
     fractions = counts.to(inputs.dtype) / pixels
     return DeletionInsertion(
-        fractions=fractions, deletion=deletion, insertion=insertion,
+        fractions=fractions, deletion=deletion, insertion=revealed,
         deletion_auc=torch.trapezoid(deletion, fractions, dim=1),
-        insertion_auc=torch.trapezoid(insertion, fractions, dim=1),
+        insertion_auc=(torch.trapezoid(revealed, fractions, dim=1)
+                       if revealed is not None else None),
     )
 
 
