@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import socket
 import sys
 import threading
 import time
@@ -212,3 +213,29 @@ def test_nothing_connects_beyond_loopback(server):
     for address in _CONNECTIONS:
         host = address[0] if isinstance(address, tuple) else None
         assert host is not None and ipaddress.ip_address(host).is_loopback, address
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(server, monkeypatch):
+    from axiomcam.app import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_UPLOAD_BYTES", 2**20)
+    status, payload, _ = call(server, "/api/images?name=big.png", b"x" * (2**20 + 1))
+    assert status == 400
+    assert payload["error"] == "the upload is 1 MB; the app takes images up to 1 MB"
+
+
+def test_the_command_line_says_when_the_port_is_taken():
+    from click.testing import CliRunner
+
+    from axiomcam.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"axiomcam: error: cannot listen on 127.0.0.1:{port}: Address already in use" \
+        in result.output
+    result = CliRunner().invoke(main, ["serve", "--port", "70000"])
+    assert result.exit_code == 2 and "70000 is not in the range 0<=x<=65535" in result.output

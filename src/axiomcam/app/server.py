@@ -115,16 +115,17 @@ class AppServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 7860) -> None:
-        super().__init__((host, port), _Handler)
         self.explorer = explorer
         self.images: _Bounded = _Bounded(KEEP_IMAGES)
         self.jobs: _Bounded = _Bounded(KEEP_JOBS)
         self.lock = threading.Lock()  # guards images and jobs
         self._ids = itertools.count(1)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self.page = resources.files(__package__).joinpath("page.html").read_bytes()
+        # binds, or closes itself and raises (a port in use): the worker starts after
+        super().__init__((host, port), _Handler)
         self._worker = threading.Thread(target=self._work, name="axiomcam-worker", daemon=True)
         self._worker.start()
-        self.page = resources.files(__package__).joinpath("page.html").read_bytes()
 
     @property
     def url(self) -> str:
