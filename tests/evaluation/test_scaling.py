@@ -244,3 +244,21 @@ def test_an_output_directory_that_cannot_be_written_is_refused(data):
     assert "cannot write to output directory '/sys/axiomcam-cannot-write-here'" in \
         refused.output
     assert not out.exists()
+
+
+def test_a_data_set_path_that_cannot_be_read_is_refused_before_writing(data, tmp_path):
+    out = tmp_path / "run"
+    missing = tmp_path / "no-such-folder"
+    arguments = _arguments(data, out)
+    arguments[arguments.index("--data") + 1] = str(missing)
+    refused = _in_process(arguments)
+    assert refused.exit_code == 1
+    assert f"no folder or .csv file at '{missing}'" in refused.output
+    assert not out.exists()
+    # a folder that holds no image (a wrong path to the data set's parent, say)
+    empty = tmp_path / "empty"
+    (empty / "red").mkdir(parents=True)
+    arguments[arguments.index("--data") + 1] = str(empty)
+    refused = _in_process(arguments)
+    assert refused.exit_code != 0 and "no image files" in refused.output
+    assert f"in '{empty}'" in refused.output and not out.exists()
