@@ -6,6 +6,8 @@ A tiny random conv net with a GAP + linear head stands in for a classifier."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -229,3 +231,28 @@ def test_the_download_overlay_is_the_map_over_the_image_at_the_chosen_opacity(ex
 def test_the_layer_list_marks_the_default(explorer):
     names = [name for name, _ in explorer.layers]
     assert names == ["0", "1", "2", "3"] and explorer.default_layer == "3"
+
+
+def test_the_model_serves_one_computation_at_a_time(explorer, photo):
+    """An explanation's hooks would catch another thread's forward pass: opening an image
+    while an explanation runs waits for it to finish."""
+    opened = explorer.open_image(photo)
+    order, started = [], threading.Event()
+
+    def report(fraction: float, text: str) -> None:
+        started.set()
+        if fraction < 1:
+            time.sleep(0.01)  # long enough for the other thread to try
+
+    def explain() -> None:
+        explorer.explain(opened, 1, "3", ["scorecam", "gradcam"], progress=report)
+        order.append("explained")
+
+    worker = threading.Thread(target=explain)
+    worker.start()
+    assert started.wait(30)
+    second = explorer.open_image(photo, "again")
+    order.append("opened")
+    worker.join(60)
+    assert order == ["explained", "opened"]
+    assert torch.equal(second.probabilities, opened.probabilities)

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,9 @@ class Explorer:
         self.layers: list[tuple[str, tuple[int, ...]]] = candidate_layers(pretrained.model,
                                                                           blank)
         self.default_layer = pretrained.default_layer
+        #: held by every use of the model: an explanation's hooks would otherwise also
+        #: catch another request's forward pass (the server answers in several threads)
+        self.model_lock = threading.RLock()
 
     # -- images
 
@@ -177,7 +181,7 @@ class Explorer:
                       f"sees {self.pretrained.input_size} pixels a side)")
             image = image.resize(size, Image.Resampling.LANCZOS)
         inputs, _ = evaluation_inputs(self.pretrained, [image], [torch.zeros(0, 4)])
-        with torch.no_grad():
+        with self.model_lock, torch.no_grad():
             logits = self.pretrained.model(inputs)
         if not torch.is_tensor(logits) or logits.dim() != 2:
             raise ValueError("the app explains classifiers: the model must return "
@@ -209,7 +213,12 @@ class Explorer:
 
     def resolve_layer(self, layer: str | None) -> str:
         """The layer, checked (near matches on a typo), or the model's default."""
-        return check_layer(self.pretrained, layer or None)
+        if not layer:
+            return self.default_layer
+        if layer in dict(self.layers):
+            return layer
+        with self.model_lock:  # raises the reason, after a forward pass to find it
+            return check_layer(self.pretrained, layer)
 
     @staticmethod
     def check_methods(methods: Sequence[str]) -> list[str]:
@@ -252,6 +261,12 @@ class Explorer:
         Raises:
             ValueError: an unknown class, layer or method.
         """
+        with self.model_lock:
+            return self._explain(opened, target, layer, methods, progress, on_result)
+
+    def _explain(self, opened: OpenedImage, target: str | int, layer: str | None,
+                 methods: Sequence[str], progress: ProgressReport | None,
+                 on_result: Callable[[MethodResult], object] | None) -> list[MethodResult]:
         class_index = target if isinstance(target, int) else self.resolve_class(target)
         if not 0 <= class_index < len(self.pretrained.class_names):
             raise ValueError(f"class {class_index} is out of range: the model has "
