@@ -191,10 +191,10 @@ def test_a_class_that_does_not_exist_shows_its_message(page, tmp_path):
     page.click("#run")
     page.wait_for_function("document.querySelector('#message').textContent.length > 0")
     assert "unknown class name 'unicorn'" in page.inner_text("#message")
-    # a name works as well as a pick from the list
-    page.fill("#target", "tabby")
+    # a name works as well as a pick from the list, and Enter explains
     page.select_option("#layer", "features.18")
-    page.click("#run")
+    page.fill("#target", "tabby")
+    page.press("#target", "Enter")
     page.wait_for_function("document.querySelector('#explaining').textContent"
                            ".startsWith('tabby (281), p ') && "
                            "document.querySelector('#progress-box').hidden")
