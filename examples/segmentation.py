@@ -1,22 +1,26 @@
 """Explain one class region of a semantic segmentation model.
 
-A random-weight torchvision LR-ASPP MobileNetV3 (4 classes) segments the bundled
-``chelsea`` photo.  Random weights with BatchNorm running statistics of mean 0 / variance 1
-make the activations of a deep network fade until every pixel gets the same scores, so the
-BatchNorm statistics are first set by forward passes in train mode on a few views of the
-photo (the photo itself, mirrored, flipped, shifted), and the BatchNorms get random scales
-and shifts (with scales 1 and shifts 0 this random network labels a speckle of small
-blobs; with random ones, larger regions).  The class the model predicts at the most pixels
-is then explained over the pixels predicted as that class,
+A random-weight torchvision segmentation model (4 classes) segments the bundled
+``chelsea`` photo: LR-ASPP MobileNetV3 (the default, the quickest) or FCN ResNet-50
+(``--model fcn``; DeepLabV3 is explained the same way, see
+``tests/test_target_functions.py``). Random weights with BatchNorm running statistics of
+mean 0 / variance 1 make the activations of a deep network fade until every pixel gets the
+same scores, so the BatchNorm statistics are first set by forward passes in train mode on
+a few views of the photo (the photo itself, mirrored, flipped, shifted), and the
+BatchNorms get random scales and shifts (with scales 1 and shifts 0 this random network
+labels a speckle of small blobs; with random ones, larger regions). The class the model
+predicts at the most pixels is then explained over the pixels predicted as that class,
 ``y^c = sum_{(u, v) in M} S[c, u, v]`` (``axiomcam.targets.SegmentationRegion`` with the
-fixed mask ``predicted_mask(output, c)``), with Grad-CAM and XGrad-CAM at the backbone layer
-``backbone.12`` (stride 16).  The script writes the region (the photo darkened outside it)
-and one overlay per method.
+fixed mask ``predicted_mask(output, c)``), with Grad-CAM and XGrad-CAM at the backbone
+layer ``backbone.12`` (stride 16; for FCN its dilated ResNet's last stage,
+``backbone.layer4``, stride 8). The script writes the region (the photo darkened outside
+it) and one overlay per method.
 
 Run (a few seconds on a CPU; nothing is downloaded)::
 
     python examples/segmentation.py              # -> examples/output/segmentation_*.png
     python examples/segmentation.py out/ --layer backbone.16
+    python examples/segmentation.py out/ --model fcn     # FCN ResNet-50 (about 20 s)
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from axiomcam.targets import SegmentationRegion, predicted_mask
 from axiomcam.utils import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
-LAYER = "backbone.12"
+#: --model: (torchvision builder, title, default layer)
+MODELS = {
+    "lraspp": ("lraspp_mobilenet_v3_large", "LR-ASPP MobileNetV3", "backbone.12"),
+    "fcn": ("fcn_resnet50", "FCN ResNet-50", "backbone.layer4"),
+}
+LAYER = MODELS["lraspp"][2]
 NUM_CLASSES = 4
 # height x width of the model input: the photo's 2 : 3 aspect ratio, small enough to be quick
 INPUT_SIZE = (224, 336)
@@ -81,14 +90,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", nargs="?", default=Path(__file__).parent / "output",
                         type=Path, help="where the PNGs go (default: examples/output/)")
-    parser.add_argument("--layer", default=LAYER,
-                        help=f"the backbone layer to explain (default: {LAYER})")
+    parser.add_argument("--model", choices=sorted(MODELS), default="lraspp",
+                        help="the segmentation model (default: lraspp)")
+    parser.add_argument("--layer", default=None,
+                        help=f"the backbone layer to explain (default: {LAYER} for lraspp, "
+                             "backbone.layer4 for fcn)")
     arguments = parser.parse_args()
     arguments.out_dir.mkdir(parents=True, exist_ok=True)
 
+    builder, title, default_layer = MODELS[arguments.model]
+    layer = arguments.layer or default_layer
     torch.manual_seed(0)
-    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
-        weights=None, weights_backbone=None, num_classes=NUM_CLASSES)
+    options = {} if arguments.model == "lraspp" else {"aux_loss": False}  # no "aux" head
+    model = getattr(torchvision.models.segmentation, builder)(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES, **options)
     image, inputs = prepare(sample_image("chelsea"))
     # a few views of the photo (as it is, mirrored, upside down, shifted): statistics of
     # its pixels, not of one arrangement of them only
@@ -99,7 +114,7 @@ def main() -> None:
         output = model(inputs)  # {"out": (1, NUM_CLASSES, H, W), at the input's resolution}
     labels = output["out"].argmax(dim=1)[0]
     shares = [f"{float((labels == c).float().mean()):.0%}" for c in range(NUM_CLASSES)]
-    print(f"LR-ASPP MobileNetV3 (random weights), input {tuple(inputs.shape)}; share of the "
+    print(f"{title} (random weights), input {tuple(inputs.shape)}; share of the "
           f"pixels predicted as each class: {', '.join(shares)}")
     class_index = int(torch.bincount(labels.flatten(), minlength=NUM_CLASSES).argmax())
     # a fixed mask: every method explains the same region (Score-CAM and Ablation-CAM
@@ -115,7 +130,7 @@ def main() -> None:
     written.append(region_path)
     print(f"region of class {class_index} -> {region_path}")
     for method in METHODS:
-        exp = axiomcam.explain(model, inputs, method=method, target_layer=arguments.layer,
+        exp = axiomcam.explain(model, inputs, method=method, target_layer=layer,
                                targets=target)
         out_path = arguments.out_dir / f"segmentation_{method}.png"
         overlay(image, exp.maps[0]).save(out_path)

@@ -134,8 +134,10 @@ def test_the_overlay_check_tells_a_map_from_an_all_zero_map(tmp_path):
 # ----------------------------------------------------------------------------- examples
 
 
-def test_segmentation_example(tmp_path):
-    stdout = run_example("segmentation", tmp_path)
+@pytest.mark.parametrize("model", ["lraspp", "fcn"])
+def test_segmentation_example(tmp_path, model):
+    stdout = run_example("segmentation", tmp_path, "--model", model)
+    assert ("FCN ResNet-50" if model == "fcn" else "LR-ASPP MobileNetV3") in stdout
     photo = np.asarray(load_example("segmentation").prepare(sample_image("chelsea"))[0])
     region = open_png(tmp_path / "segmentation_region.png")
     assert region.shape == photo.shape

@@ -19,6 +19,7 @@ from torchvision.ops import box_iou as torchvision_box_iou
 import axiomcam
 from axiomcam.methods import AxiomCamWarning
 from axiomcam.target_functions import (
+    IGNORE_TOKEN,
     ClassScore,
     DetectionBox,
     EmbeddingSimilarity,
@@ -307,6 +308,39 @@ def test_segmentation_region_matches_hand_reference_and_predicted_mask(segmentat
         assert_relative(fixed.raw, raw, 1e-5)
 
 
+@pytest.mark.parametrize("builder", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_fcn_and_deeplabv3_regions_equal_the_hand_reference(builder):
+    """The segmentation models the issue names (random weights, 64 x 64): the default layer
+    is the dilated ResNet's last stage, the maps at it equal the hand reference, and a
+    one-pixel region is that pixel's class score."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models.segmentation, builder)(
+        weights=None, weights_backbone=None, num_classes=4, aux_loss=False)
+    calibrate_batchnorm(model, torch.randn(4, 3, 64, 64))
+    inputs = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        clean = model(inputs)
+    assert clean["out"].shape == (2, 4, 64, 64)  # upsampled to the input
+    mask = predicted_mask(clean, 1)
+    assert mask.any(dim=(1, 2)).all()
+    pixel = torch.zeros(64, 64, dtype=torch.bool)
+    pixel[40, 9] = True
+    for method in ("gradcam", "xgradcam"):
+        exp = axiomcam.explain(model, inputs, method=method, targets=SegmentationRegion(1, mask))
+        assert exp.target_layer == "backbone.layer4"
+        assert exp.raw.shape == (2, 8, 8) and exp.maps.shape == (2, 64, 64)
+        assert (exp.maps.std(dim=(1, 2)) > 0.05).all()
+        weights, raw = hand_cam(model, inputs, model.backbone["layer4"],
+                                lambda out: (out["out"][:, 1] * mask).sum(dim=(1, 2)), method)
+        assert_relative(exp.channel_weights, weights, 1e-5)
+        assert_relative(exp.raw, raw, 1e-5)
+        one = axiomcam.explain(model, inputs, method=method, targets=SegmentationRegion(2, pixel))
+        score = axiomcam.explain(model, inputs, method=method,
+                                 targets=lambda out: out["out"][:, 2, 40, 9])
+        torch.testing.assert_close(one.scores, score.scores, rtol=0, atol=0)
+        torch.testing.assert_close(one.raw, score.raw, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
 def test_perturbation_methods_use_each_images_own_mask_and_class(segmentation, method):
     """Score-CAM / Ablation-CAM score batches of copies of one image: with per-image
@@ -553,6 +587,47 @@ def test_the_default_layer_of_a_detector_is_its_backbones_last(detector):
     torch.testing.assert_close(default.raw, named.raw)
 
 
+def test_mistakes_with_segmentation_and_detection_models_are_clear_errors(segmentation,
+                                                                        detector):
+    """A target callable of the wrong shape, a non-differentiable target or output, class
+    targets for a dense or list output, a layer off the differentiable path."""
+    model, inputs = segmentation
+    wrong = [
+        # the class's score map instead of one number per image
+        (lambda out: out["out"][:, 1], ValueError,
+         r"a target callable must return one score per image, shape \(2,\); it returned "
+         r"\(2, 64, 64\)"),
+        (lambda out: out["out"].argmax(1).float().sum(dim=(1, 2)), ValueError,
+         "does not depend differentiably on the target layer's output"),
+        (lambda out: out["out"][:, 1].detach().sum(dim=(1, 2)), ValueError,
+         "does not depend differentiably"),
+        (1, ValueError, r"class targets need \(B, num_classes\) scores; the model returned "
+                        r"tensor \(2, 4, 64, 64\)"),
+    ]
+    for targets, error, message in wrong:
+        for method in ("gradcam", "xgradcam"):
+            with pytest.raises(error, match=message):
+                axiomcam.explain(model, inputs, method=method, target_layer="backbone.12",
+                                 targets=targets)
+    detector_model, images, detections = detector
+    target = DetectionBox.from_detection(detections, 0)
+    wrong = [
+        ("backbone.body.16", lambda out: out, TypeError,
+         r"a target callable must return a tensor of shape \(2,\), got list"),
+        ("backbone.body.16", lambda out: torch.stack([d["scores"][:2] for d in out]),
+         ValueError, r"one score per image, shape \(2,\); it returned \(2, 2\)"),
+        ("backbone.body.16", None, ValueError, r"class targets need \(B, num_classes\) "
+                                               r"scores; the model returned list of 2"),
+        # the proposal network's proposals are detached: its layers are not on the path
+        ("rpn.head.conv", target, ValueError,
+         "does not depend on the target layer's output"),
+    ]
+    for layer, targets, error, message in wrong:
+        with pytest.raises(error, match=message):
+            axiomcam.explain(detector_model, images, method="gradcam", target_layer=layer,
+                             targets=targets)
+
+
 # ----------------------------------------------------------------------------- embeddings
 
 
@@ -636,6 +711,100 @@ def test_token_log_probability_bad_input():
         TokenLogProbability(torch.tensor([1.0]))
 
 
+class Embedder(nn.Module):
+    """TinyNet's features -> average pool -> linear: a (B, 6) embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.features = TinyNet().features
+        self.project = nn.Linear(5, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.features(x).mean(dim=(2, 3)))
+
+
+class Captioner(nn.Module):
+    """A captioning-style model: image features and the previous tokens (teacher forcing,
+    a second input) give ``(B, T, V)`` logits, returned as ``ModelOutput``-like ``.logits``."""
+
+    def __init__(self, vocabulary: int = 7) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.features = TinyNet().features
+        self.words = nn.Embedding(vocabulary, 5)
+        self.head = nn.Linear(5, vocabulary)
+
+    def forward(self, x: torch.Tensor, previous: torch.Tensor) -> dict[str, torch.Tensor]:
+        image = self.features(x).mean(dim=(2, 3))
+        return {"logits": self.head(torch.tanh(image[:, None] * 3 + self.words(previous)))}
+
+
+@pytest.mark.parametrize("method", ["gradcam", "xgradcam"])
+def test_embedding_and_token_targets_equal_the_hand_reference(method):
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    embedder = Embedder().eval()
+    references = torch.randn(2, 6)
+    target = EmbeddingSimilarity(references)
+    exp = axiomcam.explain(embedder, images, method=method, target_layer="features.2",
+                           targets=target)
+    with torch.no_grad():
+        expected = F.cosine_similarity(embedder(images), references, dim=1)
+    torch.testing.assert_close(exp.scores, expected)
+    weights, raw = hand_cam(embedder, images, embedder.features[2],
+                            lambda out: F.cosine_similarity(out, references, dim=1), method)
+    assert_relative(exp.channel_weights, weights, 1e-5)
+    assert_relative(exp.raw, raw, 1e-5)
+    assert exp.maps.shape == (2, 8, 8) and (exp.maps.std(dim=(1, 2)) > 0.05).all()
+
+    captioner = Captioner().eval()
+    previous = torch.tensor([[0, 3, 5], [0, 1, 1]])
+    caption = torch.tensor([[3, 5, IGNORE_TOKEN], [1, 1, 6]])
+    exp = axiomcam.explain(captioner, images, method=method, target_layer="features.2",
+                           targets=TokenLogProbability(caption), extra_inputs=(previous,))
+
+    def log_probability(out: dict[str, torch.Tensor]) -> torch.Tensor:
+        # by hand: sum_t log softmax(z_t)[w_t], the ignored position left out
+        logp = F.log_softmax(out["logits"], dim=-1)
+        return logp[0, 0, 3] + logp[0, 1, 5], logp[1, 0, 1] + logp[1, 1, 1] + logp[1, 2, 6]
+
+    with torch.no_grad():
+        expected = torch.stack(log_probability(captioner(images, previous)))
+    torch.testing.assert_close(exp.scores, expected)
+    weights, raw = hand_cam(lambda x: captioner(x, previous), images, captioner.features[2],
+                            lambda out: torch.stack(log_probability(out)), method)
+    assert_relative(exp.channel_weights, weights, 1e-5)
+    assert_relative(exp.raw, raw, 1e-5)
+    assert exp.maps.shape == (2, 8, 8) and (exp.maps.std(dim=(1, 2)) > 0.05).all()
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_perturbation_methods_use_each_images_reference_and_caption(method):
+    """Score-CAM and Ablation-CAM score copies of one image: image 1 of a batch gets what
+    image 1 alone gets, with its own reference embedding, caption and previous tokens."""
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    embedder, captioner = Embedder().double().eval(), Captioner().double().eval()
+    references = torch.randn(2, 6, dtype=torch.float64)
+    previous = torch.tensor([[0, 3, 5], [0, 1, 1]])
+    caption = torch.tensor([[3, 5, 2], [1, 1, 6]])
+    cases = [(embedder, lambda rows: EmbeddingSimilarity(references[rows]), lambda rows: ()),
+             (captioner, lambda rows: TokenLogProbability(caption[rows]),
+              lambda rows: (previous[rows],))]
+    for model, target, extra in cases:
+        both = axiomcam.explain(model, images, method=method, target_layer="features.2",
+                                targets=target([0, 1]), extra_inputs=extra([0, 1]))
+        assert (both.raw.flatten(1).std(1) > 0).all()
+        for image in range(2):
+            alone = axiomcam.explain(model, images[image:image + 1], method=method,
+                                     target_layer="features.2", targets=target([image]),
+                                     extra_inputs=extra([image]))
+            torch.testing.assert_close(both.channel_weights[image], alone.channel_weights[0],
+                                       rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(both.raw[image], alone.raw[0], rtol=1e-9, atol=1e-12)
+
+
 def test_reprs_name_their_data():
     assert repr(ClassScore(3)) == "ClassScore(classes=3, softmax=False)"
     assert repr(ClassScore([1, 2], softmax=True)) == "ClassScore(classes=[1, 2], softmax=True)"
@@ -666,11 +835,19 @@ def test_detection_box_explains_retinanet_and_fcos_outputs_too(builder):
     with torch.no_grad():
         detections = model(inputs)
     target = DetectionBox.from_detection(detections, 0)
+    boxes, labels = detections[0]["boxes"][:1], detections[0]["labels"][:1]
     for method in ("gradcam", "xgradcam"):
         explanation = axiomcam.explain(model, inputs, method=method, targets=target)
         assert explanation.target_layer == "backbone.body.layer4"
         expected = float(detections[0]["scores"][0]) + 1.0  # its own box: IoU 1
         assert float(explanation.scores[0]) == pytest.approx(expected, rel=1e-5)
         assert explanation.raw.flatten().std() > 0
+        # the hand reference: hook + autograd of score + IoU (torchvision's box_iou)
+        weights, raw = hand_cam(model, inputs, model.backbone.body.layer4,
+                                lambda out: _hand_detection_score(out, boxes, labels), method)
+        assert explanation.raw.shape == raw.shape == (1, 3, 4)
+        assert_relative(explanation.channel_weights, weights, 1e-4)
+        assert_relative(explanation.raw, raw, 1e-4)
+        assert explanation.maps.shape == (1, 96, 128)
     with pytest.raises(ValueError, match=r"there is no detection \d+"):
         DetectionBox.from_detection(detections, len(detections[0]["boxes"]) + 5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -185,6 +186,52 @@ def test_timm_vit_default_layer_and_maps_equal_the_hand_reference():
     check_against_hand(model, "blocks.1.norm1", inputs, vit_tokens_to_grid((4, 4)))
 
 
+def test_a_given_grid_is_used_and_a_wide_input_gets_a_wide_grid():
+    model = tiny_torchvision_vit()
+    inputs = torch.rand(1, 3, 32, 32)
+    inferred = axiomcam.explain(model, inputs, "gradcam", targets=[1])
+    given = axiomcam.explain(model, inputs, "gradcam", targets=[1], grid=(4, 4))
+    torch.testing.assert_close(given.raw, inferred.raw)
+    # any grid that fits the 16 patch tokens is the user's to choose: row by row
+    rows = axiomcam.explain(model, inputs, "gradcam", targets=[1], grid=(2, 8))
+    assert rows.raw.shape == (1, 2, 8)
+    torch.testing.assert_close(rows.raw.flatten(1), inferred.raw.flatten(1))
+    # a timm ViT on 32 x 64 inputs: 1 + 4 * 8 tokens, laid on a (4, 8) grid
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)  # weights and inputs whose maps are not all zero after the ReLU
+    wide = timm.models.vision_transformer.VisionTransformer(
+        img_size=(32, 64), patch_size=8, embed_dim=16, depth=2, num_heads=2,
+        num_classes=5).eval()
+    expected = check_against_hand(wide, "blocks.1.norm1", torch.rand(2, 3, 32, 64),
+                                  vit_tokens_to_grid((4, 8)))
+    assert expected["gradcam"].shape == (2, 4, 8)
+
+
+def test_full_size_vit_b_16_and_swin_t_default_to_the_last_blocks_norm():
+    """The real architectures (random weights): the last block's first norm, laid on the
+    14 x 14 token grid (ViT-B/16, class token set aside) or Swin-T's 7 x 7 (B, h, w, C)."""
+    inputs = torch.rand(1, 3, 224, 224)
+    for builder, layer, kind, extra in (
+            (torchvision.models.vit_b_16, "encoder.layers.encoder_layer_11.ln_1", "tokens", 1),
+            (torchvision.models.swin_t, "features.7.1.norm1", "channels_last", 0)):
+        model = builder(weights=None).eval()
+        assert find_default_layer(model, inputs) == layer
+        kept = {}
+        module = dict(model.named_modules())[layer]
+        handle = module.register_forward_hook(
+            lambda m, args, output, kept=kept: kept.update(A=output))
+        with torch.no_grad():
+            model(inputs)
+        handle.remove()
+        layout = layer_layout(module, kept["A"], (224, 224))
+        assert layout.kind == kind
+        grid, _ = layout.to_grid(kept["A"])
+        expected_grid = (14, 14) if kind == "tokens" else (7, 7)
+        assert tuple(grid.shape[2:]) == expected_grid
+        if kind == "tokens":
+            assert layout.extra_tokens == extra
+
+
 # ---------------------------------------------------------------- 3D networks
 def test_r3d_maps_over_time_and_space_equal_the_hand_reference():
     model = torchvision.models.video.r3d_18(num_classes=5).eval()
@@ -202,6 +249,167 @@ def test_r3d_maps_over_time_and_space_equal_the_hand_reference():
             for method in ("cam", "gradcam", "xgradcam")]
     torch.testing.assert_close(maps[0], maps[1], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(maps[0], maps[2], rtol=1e-4, atol=1e-5)
+
+
+def hand_gradient_maps_3d(model, layer, inputs, classes):
+    """The raw maps ``(B, t, h, w)`` of the gradient methods by hand (methods.md), every
+    sum and mean over all of ``(t, h, w)``: a hook keeps ``A``, autograd gives ``G``."""
+    kept = {}
+    handle = layer.register_forward_hook(lambda module, args, output: kept.update(A=output))
+    try:
+        output = model(inputs)
+    finally:
+        handle.remove()
+    (gradients,) = torch.autograd.grad(output.gather(1, classes[:, None]).sum(), kept["A"])
+    activations = kept["A"].detach()
+    axes = (2, 3, 4)
+    sums = activations.sum(axes)
+    denominator = 2 * gradients ** 2 + sums[..., None, None, None] * gradients ** 3
+    alpha = torch.where(denominator != 0,
+                        gradients ** 2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
+    weights = {
+        "gradcam": gradients.mean(axes),
+        "xgradcam": torch.where(sums == 0, 0.0, (activations * gradients).sum(axes)
+                                / torch.where(sums == 0, 1.0, sums)),
+        "gradcam++": (alpha * torch.relu(gradients)).sum(axes),
+    }
+    raw = {name: torch.einsum("bk,bkthw->bthw", w, activations) for name, w in weights.items()}
+    raw["hirescam"] = (gradients * activations).sum(1)
+    raw["layercam"] = (torch.relu(gradients) * activations).sum(1)
+    return raw
+
+
+def hand_final_maps_3d(raw, size):
+    """``ReLU``, trilinear upsampling to the clip, one min-max over the whole clip."""
+    maps = nn.functional.interpolate(torch.relu(raw)[:, None], size=size, mode="trilinear",
+                                     align_corners=False)[:, 0]
+    low = maps.flatten(1).amin(1)[:, None, None, None]
+    high = maps.flatten(1).amax(1)[:, None, None, None]
+    return (maps - low) / (high - low)
+
+
+def test_r3d_gradient_methods_vary_over_time_and_equal_the_hand_reference():
+    """8 frames: layer3 keeps 2 time steps, so the time axis of the map is not trivial."""
+    model = torchvision.models.video.r3d_18(num_classes=5).eval()
+    torch.manual_seed(1)
+    clip = torch.rand(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        classes = model(clip).argmax(1)
+    expected = hand_gradient_maps_3d(model, model.layer3, clip, classes)
+    for method, raw in expected.items():
+        explanation = axiomcam.explain(model, clip, method, target_layer="layer3",
+                                       targets=classes)
+        assert raw.shape == (1, 2, 4, 4)  # (B, t, h, w)
+        assert (raw[:, 0] - raw[:, 1]).abs().max() > 1e-3 * raw.abs().max(), method
+        torch.testing.assert_close(explanation.raw, raw, rtol=1e-4, atol=1e-7)
+        assert explanation.maps.shape == (1, 8, 32, 32)
+        torch.testing.assert_close(explanation.maps, hand_final_maps_3d(raw, (8, 32, 32)),
+                                   rtol=1e-4, atol=1e-5)
+        assert explanation.maps.std() > 0.05, method
+
+
+class Tiny3D(nn.Module):
+    """conv3d -> ReLU -> conv3d (stride 2) -> ReLU -> 1x1x1 conv3d -> ReLU -> mean -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(7)
+        self.features = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(),
+                                      nn.Conv3d(4, 5, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv3d(5, 6, 1), nn.ReLU())
+        self.fc = nn.Linear(6, 3)
+        nn.init.normal_(self.fc.weight, std=20.0)  # scores far apart: Score-CAM's s_k
+
+    def forward(self, clips):
+        return self.fc(self.head(self.features(clips)).mean((2, 3, 4)))
+
+
+class GuidedReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, gradient):
+        (x,) = ctx.saved_tensors
+        return gradient.clamp_min(0) * (x > 0)
+
+
+def test_perturbation_activation_and_guided_methods_in_3d_equal_slow_references():
+    """Ablation-CAM (both weight forms), Score-CAM (trilinear masks), Eigen-CAM and guided
+    XGrad-CAM on a 3D network, each against a loop or formula written here."""
+    model = Tiny3D().double().eval()
+    torch.manual_seed(2)
+    clip = torch.rand(2, 3, 6, 12, 12, dtype=torch.float64)
+    classes = torch.tensor([1, 1])  # a class whose maps are not all zero here
+    layer = model.features[3]
+    kept = {}
+    handle = layer.register_forward_hook(lambda module, args, output: kept.update(A=output))
+    with torch.no_grad():
+        logits = model(clip)
+    handle.remove()
+    activations, channels = kept["A"], kept["A"].shape[1]
+    assert activations.shape == (2, 5, 3, 6, 6)
+    score = logits.gather(1, classes[:, None])[:, 0]
+    drops = torch.zeros(2, channels, dtype=torch.float64)
+    increases = torch.zeros(2, channels, dtype=torch.float64)
+    with torch.no_grad():
+        baseline = torch.softmax(model(torch.zeros_like(clip)), 1)[range(2), classes]
+        for channel in range(channels):
+            def ablate(module, args, output, channel=channel):
+                output = output.clone()
+                output[:, channel] = 0
+                return output
+            handle = layer.register_forward_hook(ablate)
+            drops[:, channel] = score - model(clip)[range(2), classes]
+            handle.remove()
+            for image in range(2):
+                mask = nn.functional.interpolate(
+                    activations[image:image + 1, channel:channel + 1], size=(6, 12, 12),
+                    mode="trilinear", align_corners=False)
+                mask = (mask - mask.min()) / (mask.max() - mask.min())
+                probability = torch.softmax(model(clip[image:image + 1] * mask), 1)
+                increases[image, channel] = probability[0, classes[image]] - baseline[image]
+    sums = activations.sum((2, 3, 4))
+    weights = {"ablationcam": drops / score[:, None],
+               "ablationcam:activation": torch.where(sums == 0, 0.0, drops / sums),
+               "scorecam": increases}
+    for method, expected in weights.items():
+        explanation = axiomcam.explain(model, clip, method, "features.3", targets=classes)
+        torch.testing.assert_close(explanation.channel_weights, expected)
+        raw = torch.einsum("bk,bkthw->bthw", expected, activations)
+        torch.testing.assert_close(explanation.raw, raw)
+        assert explanation.maps.shape == (2, 6, 12, 12)
+        assert (explanation.maps.flatten(1).std(1) > 0.05).all(), method
+
+    # Eigen-CAM: the first principal component of the (t h w) x K positions
+    positions = activations.flatten(2).transpose(1, 2)
+    centred = positions - positions.mean(1, keepdim=True)
+    _, _, right = torch.linalg.svd(centred, full_matrices=False)
+    projection = (centred @ right[:, 0, :, None])[..., 0]
+    mean = activations.mean(1).flatten(1)
+    sign = torch.sign(((projection - projection.mean(1, keepdim=True))
+                       * (mean - mean.mean(1, keepdim=True))).sum(1))
+    eigen = axiomcam.explain(model, clip, "eigencam", "features.3", targets=classes)
+    torch.testing.assert_close(eigen.raw, (projection * sign[:, None]).view(2, 3, 6, 6))
+
+    # guided XGrad-CAM: guided backprop (ReLUs pass back only positive gradient at positive
+    # input) times the XGrad-CAM map upsampled to the clip
+    guided_model = Tiny3D().double().eval()
+    for block in (guided_model.features, guided_model.head):
+        for index, module in enumerate(block):
+            if isinstance(module, nn.ReLU):
+                block[index] = type("Guided", (nn.Module,), {
+                    "forward": lambda self, x: GuidedReLU.apply(x)})()
+    leaf = clip.clone().requires_grad_(True)
+    (backprop,) = torch.autograd.grad(guided_model(leaf)[range(2), classes].sum(), leaf)
+    assert backprop.abs().max() > 0
+    xgradcam = axiomcam.explain(model, clip, "xgradcam", "features.3", targets=classes)
+    guided = axiomcam.explain(model, clip, "guided_xgradcam", "features.3", targets=classes)
+    assert guided.guided.shape == (2, 3, 6, 12, 12)
+    torch.testing.assert_close(guided.guided, backprop * xgradcam.maps[:, None])
+    assert guided.maps.shape == (2, 6, 12, 12)
 
 
 # ---------------------------------------------------------------- outputs and inputs
@@ -243,9 +451,12 @@ class ModelOutputLike(OrderedDict):
 ], ids=["dict", "tuple", "dataclass", "model-output"])
 @pytest.mark.parametrize("method", ["gradcam", "xgradcam", "scorecam", "ablationcam"])
 def test_class_targets_find_the_logits_in_any_output(wrap, method):
+    torch.manual_seed(0)
     inputs = torch.rand(2, 3, 8, 8)
-    plain = axiomcam.explain(Net(), inputs, method, "features.1", targets=[1, 3])
-    wrapped = axiomcam.explain(Net(wrap), inputs, method, "features.1", targets=[1, 3])
+    # classes whose maps are not all zero for every method (Score-CAM's are for some)
+    plain = axiomcam.explain(Net(), inputs, method, "features.1", targets=[0, 2])
+    wrapped = axiomcam.explain(Net(wrap), inputs, method, "features.1", targets=[0, 2])
+    assert (plain.maps.flatten(1).std(1) > 0.05).all()
     torch.testing.assert_close(wrapped.raw, plain.raw)
     torch.testing.assert_close(wrapped.scores, plain.scores)
 
@@ -291,11 +502,14 @@ def test_only_the_image_of_a_two_input_model_is_explained_each_with_its_words(me
     model = ImageAndWords().eval()
     images = torch.rand(3, 3, 8, 8)
     words = torch.tensor([[1, 2], [3, 4], [5, 9]])
-    together = axiomcam.explain(model, images, method, "features.1", targets=[0, 1, 2],
+    classes = [2, 0, 2]  # every method's maps are non-trivial for these
+    together = axiomcam.explain(model, images, method, "features.1", targets=classes,
                                 extra_inputs=(words,))
+    assert (together.maps.flatten(1).std(1) > 0.05).all()
     for index in range(3):  # each image alone with its own words: the same map
         alone = axiomcam.explain(model, images[index:index + 1], method, "features.1",
-                                 targets=[index], extra_inputs=(words[index:index + 1],))
+                                 targets=[classes[index]],
+                                 extra_inputs=(words[index:index + 1],))
         torch.testing.assert_close(together.raw[index], alone.raw[0], rtol=1e-5, atol=1e-6)
     if method in ("gradcam", "xgradcam"):
         class Bound(nn.Module):  # the hand reference: the words bound into the model
@@ -307,13 +521,14 @@ def test_only_the_image_of_a_two_input_model_is_explained_each_with_its_words(me
                 return self.inner(images, words[self.row:self.row + 1])
 
         bound = Bound(1)
-        hand = hand_maps(bound, model.features[1], images[1:2], torch.tensor([1]),
+        hand = hand_maps(bound, model.features[1], images[1:2], torch.tensor([classes[1]]),
                          lambda out: out)[method]
         torch.testing.assert_close(together.raw[1:2], hand, rtol=1e-4, atol=1e-6)
     # the same words for every image: one row is enough
-    shared = axiomcam.explain(model, images, method, "features.1", targets=[0, 1, 2],
+    shared = axiomcam.explain(model, images, method, "features.1", targets=classes,
                               extra_inputs=(words[:1],))
-    alone = axiomcam.explain(model, images[2:], method, "features.1", targets=[2],
+    assert (shared.maps.flatten(1).std(1) > 0.05).all()
+    alone = axiomcam.explain(model, images[2:], method, "features.1", targets=[classes[2]],
                              extra_inputs=(words[:1],))
     torch.testing.assert_close(shared.raw[2], alone.raw[0], rtol=1e-5, atol=1e-6)
 
@@ -351,7 +566,10 @@ def test_token_layers_are_candidates_and_the_command_line_explains_a_vit(tmp_pat
     assert "heads.head" not in names  # (B, classes): no grid
     weights = tmp_path / "vit.pth"
     torch.save(model.state_dict(), weights)
-    Image.new("RGB", (40, 32), (200, 30, 10)).save(tmp_path / "red.png")
+    # a picture with structure (a solid colour makes every patch token alike: a flat map)
+    pixels = torch.Generator().manual_seed(0)
+    noise = (torch.rand(32, 40, 3, generator=pixels) * 255).to(torch.uint8).numpy()
+    Image.fromarray(noise).save(tmp_path / "noise.png")
     # torchvision's vit builder with --weights: the tiny configuration is not a builder, so
     # explain through a factory module written here
     (tmp_path / "tinyvit.py").write_text(
@@ -364,9 +582,13 @@ def test_token_layers_are_candidates_and_the_command_line_explains_a_vit(tmp_pat
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(tmp_path))
         result = CliRunner().invoke(main, [
-            "explain", str(tmp_path / "red.png"), "--model", "tinyvit:build", "--size", "32",
+            "explain", str(tmp_path / "noise.png"), "--model", "tinyvit:build", "--size", "32",
             "--method", "xgradcam", "--layer", "encoder.layers.encoder_layer_1.ln_1",
             "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     overlays = list((tmp_path / "out").glob("*.png"))
     assert len(overlays) == 1 and Image.open(overlays[0]).size == (40, 32)
+    raws = list((tmp_path / "out").rglob("*.npy"))
+    assert len(raws) == 1
+    raw = np.load(raws[0])
+    assert raw.shape == (4, 4) and raw.std() > 0  # the (4, 4) token grid, not flat
