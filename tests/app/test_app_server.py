@@ -215,7 +215,7 @@ def test_nothing_connects_beyond_loopback(server):
         assert host is not None and ipaddress.ip_address(host).is_loopback, address
 
 
-def test_an_upload_over_the_limit_is_refused_before_it_is_read(server, monkeypatch):
+def test_an_upload_over_the_limit_is_answered_with_its_size(server, monkeypatch):
     from axiomcam.app import server as server_module
 
     monkeypatch.setattr(server_module, "MAX_UPLOAD_BYTES", 2**20)

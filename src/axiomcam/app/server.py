@@ -66,6 +66,8 @@ logger = logging.getLogger("axiomcam")
 #: images and finished jobs kept in memory (the oldest are forgotten first)
 KEEP_IMAGES = 32
 KEEP_JOBS = 64
+#: an upload over the limit is read (and dropped) up to this size before the answer
+_DRAIN_LIMIT = 2**30
 
 
 class _RequestError(Exception):
@@ -192,8 +194,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, buffer.getvalue(), "image/png", headers)
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _RequestError("the request's Content-Length is not a number") from None
         if length > MAX_UPLOAD_BYTES:
+            # read what is being sent (kept nowhere) so that the browser gets this answer,
+            # not a connection reset in the middle of its upload
+            remaining = min(length, _DRAIN_LIMIT)
+            while remaining > 0 and (chunk := self.rfile.read(min(remaining, 2**20))):
+                remaining -= len(chunk)
+            self.close_connection = True
             raise _RequestError(f"the upload is {length / 2**20:.0f} MB; the app takes images "
                                 f"up to {MAX_UPLOAD_BYTES // 2**20} MB")
         return self.rfile.read(length) if length else b""
