@@ -412,7 +412,7 @@ def serve(model_spec: str, weights: str | None, classes_file: str | None, size: 
           port: int) -> None:
     """Start the explorer in the browser: upload an image or pick a sample, pick a class,
     a layer and several methods, and see the maps side by side with their axiom errors
-    and deletion / insertion areas. Runs offline; Ctrl-C stops it.
+    and deletion-curve areas. Runs offline; Ctrl-C stops it.
 
     \b
     Examples:

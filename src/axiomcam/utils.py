@@ -150,6 +150,8 @@ def _decode(source: Path | io.BytesIO, label: str) -> Image.Image:
             # load() decodes every pixel now, so a truncated file fails here, not later
             opened.load()
             upright = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError as error:  # far beyond any photograph
+        raise ValueError(f"{label} has too many pixels to open safely ({error})") from error
     except UnidentifiedImageError as error:
         # for bytes PIL's message names a BytesIO object: say only what it means
         reason = error if isinstance(source, Path) else "cannot identify image file"

@@ -178,6 +178,12 @@ def test_uploads_that_are_not_images_are_refused_by_name(explorer, data, message
         explorer.open_upload(data, "notes.txt")
 
 
+def test_a_decompression_bomb_is_refused_by_name(explorer, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL refuses twice this
+    with pytest.raises(ValueError, match=r"'bomb\.png' has too many pixels to open safely"):
+        explorer.open_upload(png_bytes(Image.new("RGB", (30, 30))), "bomb.png")
+
+
 def test_a_too_large_upload_is_refused_before_decoding(explorer, monkeypatch):
     monkeypatch.setattr(explorer_module, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(ValueError, match=r"'big\.png' is 0 MB; the app takes images up to 0 MB"):
@@ -241,12 +247,13 @@ def test_the_model_serves_one_computation_at_a_time(explorer, photo):
 
     def report(fraction: float, text: str) -> None:
         started.set()
-        if fraction < 1:
+        if text == "done":  # the last report, still inside the explanation
+            order.append("explained")
+        else:
             time.sleep(0.01)  # long enough for the other thread to try
 
     def explain() -> None:
         explorer.explain(opened, 1, "3", ["scorecam", "gradcam"], progress=report)
-        order.append("explained")
 
     worker = threading.Thread(target=explain)
     worker.start()

@@ -160,11 +160,7 @@ class Explorer:
         if len(data) > MAX_UPLOAD_BYTES:
             raise ValueError(f"{name!r} is {len(data) / 2**20:.0f} MB; the app takes images "
                              f"up to {MAX_UPLOAD_BYTES // 2**20} MB")
-        try:
-            image = image_from_bytes(data, name)
-        except Image.DecompressionBombError as error:  # far beyond any photo
-            raise ValueError(f"{name!r} has too many pixels to open safely ({error})") from None
-        return self.open_image(image, name)
+        return self.open_image(image_from_bytes(data, name), name)
 
     def open_sample(self, name: str) -> OpenedImage:
         """One of the bundled sample photographs (:data:`axiomcam.utils.SAMPLE_IMAGES`)."""

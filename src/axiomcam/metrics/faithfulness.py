@@ -352,6 +352,7 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     inputs, maps, targets = _check_all(model, inputs, maps, targets, batch_size)
     base = _baseline_images(baseline, inputs)
+    # the insertion's starting point (checks the blur parameters even when not inserting)
     start = blurred(inputs, blur_sigma, blur_kernel_size)
     batch, _, height, width = inputs.shape
     pixels = height * width
