@@ -59,12 +59,15 @@ def server():
         thread.join(10)
 
 
-def call(server, path: str, body: bytes | dict | None = None,
-         method: str | None = None) -> tuple[int, dict | bytes, dict]:
-    """(status, JSON or bytes, headers) of one request."""
+def call(server, path: str, body: bytes | dict | None = None, method: str | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict | bytes, dict]:
+    """(status, JSON or bytes, headers) of one request, sent as the app's page sends it."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
+    content_type = ("application/json" if path.startswith("/api/jobs")
+                    else "application/octet-stream")
     request = urllib.request.Request(server.url.rstrip("/") + path, data=data,
-                                     method=method or ("POST" if data is not None else "GET"))
+                                     method=method or ("POST" if data is not None else "GET"),
+                                     headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             status, raw, headers = response.status, response.read(), dict(response.headers)
@@ -239,3 +242,22 @@ def test_the_command_line_says_when_the_port_is_taken():
         in result.output
     result = CliRunner().invoke(main, ["serve", "--port", "70000"])
     assert result.exit_code == 2 and "70000 is not in the range 0<=x<=65535" in result.output
+
+
+def test_other_sites_pages_cannot_use_the_app(server):
+    """A page from elsewhere can make the browser send requests to 127.0.0.1: a form post
+    (its content type is refused) or a DNS-rebound name (its Host is refused)."""
+    status, payload, _ = call(server, "/api/jobs", b'{"image": "i1"}',
+                              headers={"Content-Type": "text/plain"})
+    assert status == 415
+    assert payload["error"] == "this request must be sent as application/json, not text/plain"
+    status, payload, _ = call(server, "/api/images?sample=coffee", b"",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 415 and "must be sent as application/octet-stream" in payload["error"]
+    port = server.server_address[1]
+    status, payload, _ = call(server, "/api/info", headers={"Host": f"evil.example:{port}"})
+    assert status == 403
+    assert payload["error"] == "the app answers only at a loopback address, not at " \
+        "'evil.example'"
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert call(server, "/api/info", headers={"Host": host})[0] == 200

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import itertools
 import json
 import logging
@@ -66,6 +67,8 @@ logger = logging.getLogger("axiomcam")
 #: images and finished jobs kept in memory (the oldest are forgotten first)
 KEEP_IMAGES = 32
 KEEP_JOBS = 64
+#: the names a page on this machine reaches a loopback-bound server by
+_LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 #: an upload over the limit is read (and dropped) up to this size before the answer
 _DRAIN_LIMIT = 2**30
 
@@ -213,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         try:
+            self._check_origin()
             for pattern, handler in routes:
                 match = re.fullmatch(pattern, parts.path)
                 if match:
@@ -227,6 +231,27 @@ class _Handler(BaseHTTPRequestHandler):
             logger.error("%s %s failed:\n%s", self.command, self.path, traceback.format_exc())
             self._json({"error": f"internal error: {type(error).__name__}: {error}"},
                        HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _check_origin(self) -> None:
+        """Only this machine's pages, when the app listens on this machine only.
+
+        Another site's page can make the browser send requests here: a ``Host`` that is not
+        a loopback name (DNS rebinding) is refused, and a POST must carry the content type
+        the app's own page sends, which a plain HTML form cannot.
+        """
+        if ipaddress.ip_address(self.server.server_address[0]).is_loopback:
+            host = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
+            if host not in _LOOPBACK_NAMES:
+                raise _RequestError(f"the app answers only at a loopback address, not at "
+                                    f"{host!r}", HTTPStatus.FORBIDDEN)
+        if self.command == "POST":
+            wanted = "application/json" if self.path.startswith("/api/jobs") \
+                else "application/octet-stream"
+            got = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if got != wanted:
+                raise _RequestError(f"this request must be sent as {wanted}, not "
+                                    f"{got or 'no content type'}",
+                                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
 
     def do_GET(self) -> None:
         self._route([
