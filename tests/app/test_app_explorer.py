@@ -133,9 +133,11 @@ def test_progress_rises_to_one_and_results_arrive_one_by_one(explorer, photo, mo
                                on_result=arrived.append)
     fractions = [fraction for fraction, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] < 0.5
-    # Score-CAM's batches are reported as they run (here one batch: its start and end)
+    # Score-CAM's batches are reported as they run (here one batch: its start and end),
+    # its share of the bar its K = 8 whole-network passes against a curve's 9
     score_cam = sorted({fraction for fraction, text in reports if text == "Score-CAM"})
-    assert score_cam == pytest.approx([0.2, 0.4])  # stage 2 of 5 (probe, 2 per method)
+    total = 1.5 + (8 / 9 + 1) + (0.1 + 1)  # probe, Score-CAM and its curve, XGrad-CAM's
+    assert score_cam == pytest.approx([1.5 / total, (1.5 + 8 / 9) / total])
     assert arrived == results
 
 

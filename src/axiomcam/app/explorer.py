@@ -66,6 +66,10 @@ MAX_UPLOAD_BYTES = 50 * 2**20
 #: steps of the deletion curve (the evaluation runner's default is 50; 20 keeps a page's
 #: answer within seconds)
 DELETION_STEPS = 20
+#: the time a probe of the layer or an Ablation-CAM takes (its K ablations run only the
+#: layers after the target), and a gradient method's map, in deletion curves (progress bar)
+ABLATION_COST = 1.5
+MAP_COST = 0.1
 #: perturbed images per forward pass of the curves: small enough for the progress bar to move
 DELETION_BATCH_SIZE = 16
 
@@ -271,19 +275,29 @@ class Explorer:
         methods = self.check_methods(methods)
         report = progress or (lambda fraction, text: None)
         weighted = [m for m in methods if _has_channel_weights(m)]
-        # stages: the probe (when a method has channel weights), then per method its map
-        # and its deletion curves; each stage reports its own fraction of the bar
-        stages = (1 if weighted else 0) + 2 * len(methods)
-        done = 0
+        # the bar's stages, in units of one deletion curve (its steps + 1 forward passes):
+        # the probe, then per method its map and its curve, so that Score-CAM's K passes
+        # of the whole network fill as much of the bar as they take time
+        channels = dict(self.layers)[layer][1]
+        passes = self.deletion_steps + 1
 
-        def stage_progress(label: str) -> Callable[[int, int, str], None]:
+        def map_cost(method: str) -> float:
+            base = method.partition(":")[0]
+            if base == "scorecam":
+                return channels / passes
+            return ABLATION_COST if base == "ablationcam" else MAP_COST
+
+        total = (ABLATION_COST if weighted else 0.0) + sum(map_cost(m) + 1 for m in methods)
+        done = 0.0
+
+        def stage_progress(label: str, cost: float) -> Callable[[int, int, str], None]:
             """A bar's ``(step, total)`` as this stage's share of the whole."""
             start = done
 
-            def tell(step: int, total: int, _description: str) -> None:
-                share = step / total if total else 1.0
-                report((start + share) / stages, f"{label} ({step}/{total})" if total > 1
-                       else label)
+            def tell(step: int, steps: int, _description: str) -> None:
+                share = step / steps if steps else 1.0
+                report(min((start + share * cost) / total, 1.0),
+                       f"{label} ({step}/{steps})" if steps > 1 else label)
             return tell
 
         classes = torch.tensor([class_index], device=opened.inputs.device)
@@ -292,30 +306,32 @@ class Explorer:
             key = (layer, class_index)
             probe = opened.probes.get(key)
             if probe is None:
-                report(done / stages, "probing the layer")
+                report(done / total, "probing the layer")
                 probe = probe_layer(self.pretrained.model, opened.inputs, classes, layer,
-                                    progress=stage_progress("axioms: channel ablations"))
+                                    progress=stage_progress("axioms: channel ablations",
+                                                            ABLATION_COST))
                 opened.probes[key] = probe
-            done += 1
+            done += ABLATION_COST
         results: list[MethodResult] = []
         for method in methods:
             title = method_title(method)
-            report(done / stages, title)
+            report(done / total, title)
             result = MethodResult(method, title)
             started = time.perf_counter()
             try:
                 with method_registry.create(method, self.pretrained.model, layer,
-                                            progress=stage_progress(title)) as explainer:
+                                            progress=stage_progress(
+                                                title, map_cost(method))) as explainer:
                     explanation = explainer(opened.inputs, classes)
             except ValueError as error:
                 result.error = str(error)
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
-                done += 2
+                done += map_cost(method) + 1
                 continue
             result.seconds = time.perf_counter() - started
-            done += 1
+            done += map_cost(method)
             result.cam_map = explanation.maps[0].detach().float().cpu()
             result.heatmap = overlay(opened.image, result.cam_map, alpha=1.0)
             if probe is not None and explanation.channel_weights is not None:
@@ -336,7 +352,8 @@ class Explorer:
                                            explanation.maps, classes,
                                            steps=self.deletion_steps,
                                            batch_size=DELETION_BATCH_SIZE,
-                                           progress=stage_progress(f"{title}: deletion curve"),
+                                           progress=stage_progress(
+                                               f"{title}: deletion curve", 1.0),
                                            insertion=False)
                 result.deletion_auc = float(curve.deletion_auc[0])
             done += 1
