@@ -24,7 +24,8 @@ MAIN="--data composite:200 --metrics axioms,faithfulness,localization,discrimina
 SUBSET="--data composite:8 --metrics deletion,road,sanity --deletion-steps 20
         --road-percentages 20,50,80 --sanity-images 4 --sanity-steps 6"
 # deletion / insertion and ROAD alone (about 20 s of CPU per image: docs/evaluation.md
-# reports the first 144 / 112 images, where these runs were stopped for time)
+# reports all 200 images for MobileNetV2 and the first 112 for EfficientNet-Lite0, where
+# that run was stopped for time)
 DELETION="--data composite:200 --metrics deletion,road --deletion-steps 20
           --road-percentages 20,50,80"
 # the first 8 images: Score-CAM (one forward pass of the whole network per channel)
