@@ -35,13 +35,20 @@ import torch
 from PIL import Image
 
 from .. import methods as method_registry
-from ..evaluation.runner import evaluation_inputs
 from ..figures import method_title
 from ..layers import candidate_layers
+from ..methods.core import AblationCache
 from ..metrics.axioms import LayerProbe, axiom_errors, probe_layer
 from ..metrics.faithfulness import deletion_insertion
 from ..models import PretrainedModel
-from ..runs import check_layer, parse_targets
+from ..runs import (
+    _has_channel_weights,
+    _network_inputs,
+    _probabilities_and_logits,
+    _top_classes,
+    check_layer,
+    parse_targets,
+)
 from ..utils import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
 
 __all__ = [
@@ -66,8 +73,8 @@ MAX_UPLOAD_BYTES = 50 * 2**20
 #: steps of the deletion curve (the evaluation runner's default is 50; 20 keeps a page's
 #: answer within seconds)
 DELETION_STEPS = 20
-#: the time a probe of the layer or an Ablation-CAM takes (its K ablations run only the
-#: layers after the target), and a gradient method's map, in deletion curves (progress bar)
+#: the time a probe of the layer takes (its K ablations run only the layers after the
+#: target), and a gradient method's map, in deletion curves (progress bar)
 ABLATION_COST = 1.5
 MAP_COST = 0.1
 #: perturbed images per forward pass of the curves: small enough for the progress bar to move
@@ -96,8 +103,11 @@ class OpenedImage:
     inputs: torch.Tensor
     probabilities: torch.Tensor
     top_classes: list[dict[str, object]]
-    #: layer name -> its probe (activations, gradients, ablated scores), per class index
+    #: ``(layer, class index)`` -> its probe (activations, gradients, ablated scores)
     probes: dict[tuple[str, int], LayerProbe] = field(default_factory=dict, repr=False)
+    #: the K channel ablations of ``inputs``, per layer and class: one sweep serves the
+    #: probe and both Ablation-CAM forms
+    ablations: AblationCache = field(default_factory=AblationCache, repr=False)
 
 
 @dataclass
@@ -180,18 +190,11 @@ class Explorer:
                       f"downscaled to {size[0]}\N{MULTIPLICATION SIGN}{size[1]} (the network "
                       f"sees {self.pretrained.input_size} pixels a side)")
             image = image.resize(size, Image.Resampling.LANCZOS)
-        inputs, _ = evaluation_inputs(self.pretrained, [image], [torch.zeros(0, 4)])
-        with self.model_lock, torch.no_grad():
-            logits = self.pretrained.model(inputs)
-        if not torch.is_tensor(logits) or logits.dim() != 2:
-            raise ValueError("the app explains classifiers: the model must return "
-                             "(B, num_classes) scores")
-        if not torch.isfinite(logits).all():
-            raise ValueError(f"the model's output for {name} contains NaN or inf")
-        probabilities = logits[0].float().softmax(0).cpu()
-        values, indices = probabilities.topk(min(5, probabilities.numel()))
-        top = [{"index": int(i), "name": self.pretrained.class_names[int(i)],
-                "probability": float(p)} for p, i in zip(values, indices, strict=True)]
+        inputs = _network_inputs(self.pretrained, [image])
+        with self.model_lock:
+            probabilities, _ = _probabilities_and_logits(self.pretrained.model, inputs)
+        probabilities = probabilities[0].cpu()
+        top = _top_classes(self.pretrained, probabilities)
         return OpenedImage(image, name, notice, inputs, probabilities, top)
 
     # -- what to explain
@@ -283,9 +286,9 @@ class Explorer:
 
         def map_cost(method: str) -> float:
             base = method.partition(":")[0]
-            if base == "scorecam":
-                return channels / passes
-            return ABLATION_COST if base == "ablationcam" else MAP_COST
+            # Ablation-CAM reads the probe's ablations (it has channel weights, so the
+            # probe runs first): a map as cheap as a gradient method's
+            return channels / passes if base == "scorecam" else MAP_COST
 
         total = (ABLATION_COST if weighted else 0.0) + sum(map_cost(m) + 1 for m in methods)
         done = 0.0
@@ -309,7 +312,8 @@ class Explorer:
                 report(done / total, "probing the layer")
                 probe = probe_layer(self.pretrained.model, opened.inputs, classes, layer,
                                     progress=stage_progress("axioms: channel ablations",
-                                                            ABLATION_COST))
+                                                            ABLATION_COST),
+                                    ablation_cache=opened.ablations)
                 opened.probes[key] = probe
             done += ABLATION_COST
         results: list[MethodResult] = []
@@ -322,6 +326,7 @@ class Explorer:
                 with method_registry.create(method, self.pretrained.model, layer,
                                             progress=stage_progress(
                                                 title, map_cost(method))) as explainer:
+                    explainer.ablation_cache = opened.ablations
                     explanation = explainer(opened.inputs, classes)
             except ValueError as error:
                 result.error = str(error)
@@ -377,7 +382,3 @@ class Explorer:
     def samples() -> dict[str, str]:
         """The bundled sample images: name -> what is in it."""
         return dict(SAMPLE_IMAGES)
-
-
-def _has_channel_weights(method: str) -> bool:
-    return method.partition(":")[0] in method_registry.CHANNEL_WEIGHT_METHODS
