@@ -179,6 +179,27 @@ def test_explain_files_writes_overlays_raw_maps_and_results(pretrained, tmp_path
             assert "guided" not in entry
 
 
+@pytest.mark.parametrize("targets", [TargetChoice(top=2), TargetChoice(classes=(3, 0))])
+def test_explain_files_runs_the_model_once_per_batch(pretrained, tmp_path, targets):
+    # the classes and probabilities come from the explanation's own forward pass
+    write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in"])
+    calls = []
+    handle = pretrained.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        run = explain_files(pretrained, paths, "xgradcam", tmp_path / "out", targets=targets,
+                            batch_size=2)
+    finally:
+        handle.remove()
+    assert run.explained == 3 and len(calls) == 2  # batches of 2 and 1
+    results = json.loads(run.results_file.read_text())
+    expected = [2, 2, 2] if targets.top else [[3, 0]] * 3
+    got = [[entry["class_index"] for entry in image["maps"]] for image in results["images"]]
+    if targets.top:
+        got = [len(classes) for classes in got]
+    assert got == expected
+
+
 def test_guided_methods_also_write_the_guided_picture(pretrained, tmp_path):
     write_images(tmp_path / "in")
     paths, _ = collect_images([tmp_path / "in" / "b.png"])

@@ -16,7 +16,7 @@ from torch import nn
 from . import methods
 from .explanation import Explanation
 from .methods import METHOD_NAMES, AxiomCamWarning
-from .targets import TargetSpec
+from .targets import TargetSpec, TopClasses
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,9 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
             (reported in ``Explanation.target_layer``).
         targets: ``None`` (each image's top class), an int, one class per image (a
             sequence or 1-D tensor of length ``B``), a ``(B, k)`` tensor (``k`` maps per
-            image from one forward pass), or a callable ``output -> (B,)`` scores.
+            image from one forward pass), ``TopClasses(k)`` (each image's ``k`` most
+            probable classes, found in the same forward pass), or a callable
+            ``output -> (B,)`` scores.
         **options: ``smooth`` (noisy copies to average, SmoothGrad-style), ``smooth_sigma``
             (0.15 of the image's range), ``seed``, ``batch_size`` (perturbed copies per
             forward pass), ``progress``, and method options such as Ablation-CAM's
@@ -48,9 +50,9 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
 
     Returns:
         an :class:`Explanation` (``maps``, ``raw``, ``channel_weights``, ``scores``,
-        ``targets``, ``target_layer``, ``guided``).
+        ``targets``, ``target_layer``, ``guided``, ``logits``).
     """
     return methods.create(method, model, target_layer, **options)(inputs, targets)
 
 
-__all__ = ["METHOD_NAMES", "AxiomCamWarning", "Explanation", "explain", "methods"]
+__all__ = ["METHOD_NAMES", "AxiomCamWarning", "Explanation", "TopClasses", "explain", "methods"]

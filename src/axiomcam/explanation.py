@@ -35,6 +35,10 @@ class Explanation:
         method: the method's name, e.g. ``"xgradcam"``.
         guided: ``(B, C, H, W)`` the signed guided-backprop product for guided methods,
             else ``None``.
+        logits: ``(B, num_classes)`` the model's class scores for the inputs, from the
+            forward pass the explanation ran (no extra pass): the image's probabilities are
+            ``logits.softmax(1)``.  ``None`` for callable targets.  With ``smooth=n``, the
+            scores of the clean inputs.
 
     Example:
         >>> import torch, torchvision, axiomcam
@@ -52,6 +56,7 @@ class Explanation:
     target_layer: str | None
     method: str
     guided: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.maps.shape[0]
@@ -64,5 +69,5 @@ class Explanation:
             f"Explanation(method={self.method!r}, target_layer={self.target_layer!r}, "
             f"maps={shape(self.maps)}, raw={shape(self.raw)}, "
             f"channel_weights={shape(self.channel_weights)}, scores={shape(self.scores)}, "
-            f"guided={shape(self.guided)})"
+            f"guided={shape(self.guided)}, logits={shape(self.logits)})"
         )

@@ -50,6 +50,7 @@ from .figures import method_title, save_grid
 from .layers import candidate_layers, resolve_layer
 from .metrics.axioms import axiom_errors, probe_layer
 from .models import PretrainedModel
+from .targets import TargetSpec, TopClasses
 from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
@@ -88,6 +89,13 @@ class TargetChoice:
         if self.top is not None:
             return logits.topk(self.top, dim=1).indices
         return torch.tensor(self.classes, device=logits.device).expand(logits.shape[0], -1)
+
+    def spec(self, batch: int, device: torch.device) -> TargetSpec:
+        """The targets for an explainer: it finds the top classes in its own forward pass,
+        so the images are not classified in a pass of their own first."""
+        if self.top is not None:
+            return TopClasses(self.top)
+        return torch.tensor(self.classes, device=device).expand(batch, -1)
 
 
 def parse_targets(text: str, class_names: Sequence[str]) -> TargetChoice:
@@ -277,12 +285,17 @@ def _probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = model(inputs)
+    return _probabilities(logits), logits
+
+
+def _probabilities(logits: object) -> torch.Tensor:
+    """Softmax of ``(B, num_classes)`` class scores, which must be finite."""
     if not torch.is_tensor(logits) or logits.dim() != 2:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
         raise ValueError(f"the model returned {shape}, not (B, num_classes) class scores")
     if not torch.isfinite(logits).all():
         raise ValueError("the model's output contains NaN or inf")
-    return logits.float().softmax(dim=1), logits
+    return logits.float().softmax(dim=1)
 
 
 def _top_classes(pretrained: PretrainedModel, probabilities: torch.Tensor, k: int = 5
@@ -403,9 +416,9 @@ def _explain_batch(pretrained: PretrainedModel, explainer: method_registry.Expla
                    ) -> list[dict[str, object]]:
     images = [image for _, image in loaded]
     inputs = _network_inputs(pretrained, images)
-    probabilities, logits = _probabilities_and_logits(pretrained.model, inputs)
-    classes = targets.for_batch(logits)  # (B, k)
-    explanation = explainer(inputs, classes)
+    explanation = explainer(inputs, targets.spec(inputs.shape[0], inputs.device))
+    probabilities = _probabilities(explanation.logits)
+    classes = explanation.targets  # (B, k)
     layer = explanation.target_layer
     records = []
     for row, (path, image) in enumerate(loaded):

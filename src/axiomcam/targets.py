@@ -13,9 +13,37 @@ import torch
 
 from .outputs import OutputSelector, describe_output, select_output
 
+
+@dataclass(frozen=True)
+class TopClasses:
+    """Each image's ``k`` highest-scoring classes, read from the forward pass the
+    explanation itself runs, so finding them costs no extra pass.
+
+    The explanation is the one a ``(B, k)`` tensor of those classes would give: every
+    per-target field has a ``k`` axis, highest score first, and ``Explanation.logits``
+    holds the scores they were ranked by.
+
+    Example:
+        >>> import torch, torchvision, axiomcam
+        >>> model = torchvision.models.resnet18(num_classes=10)
+        >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), targets=TopClasses(3))
+        >>> exp.maps.shape, exp.targets.shape, exp.logits.shape
+        (torch.Size([2, 3, 64, 64]), torch.Size([2, 3]), torch.Size([2, 10]))
+        >>> bool((exp.targets == exp.logits.topk(3).indices).all())
+        True
+    """
+
+    k: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
+            raise ValueError(f"TopClasses needs a positive int k, got {self.k!r}")
+
+
 #: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor of
-#: classes, or a callable ``output -> (B,)`` scores.
-TargetSpec = int | Sequence[int] | torch.Tensor | Callable[..., torch.Tensor] | None
+#: classes, :class:`TopClasses`, or a callable ``output -> (B,)`` scores.
+TargetSpec = (int | Sequence[int] | torch.Tensor | TopClasses | Callable[..., torch.Tensor]
+              | None)
 
 
 @dataclass(frozen=True)
@@ -24,7 +52,8 @@ class ResolvedTargets:
 
     ``classes`` is ``(B, k)`` (``k = 1`` unless several classes per image were asked for)
     or ``None`` for a callable.  ``several`` says whether the caller asked for ``(B, k)``
-    and so gets a ``k`` axis back.
+    and so gets a ``k`` axis back.  ``logits`` is the detached ``(B, num_classes)`` class
+    scores the classes were checked against (``None`` for a callable).
     """
 
     classes: torch.Tensor | None
@@ -34,6 +63,7 @@ class ResolvedTargets:
     #: where the class scores are in the model's output (:func:`select_output`); given
     #: explicitly, also what a callable receives
     select: OutputSelector = None
+    logits: torch.Tensor | None = None
 
     @property
     def count(self) -> int:
@@ -110,7 +140,8 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
     Args:
         targets: ``None`` for each image's top class; an int for the same class in every
             image; a sequence or 1-D tensor with one class per image; a ``(B, k)`` integer
-            tensor for ``k`` classes per image; or a callable ``output -> (B,)`` (or
+            tensor for ``k`` classes per image; :class:`TopClasses` for each image's ``k``
+            highest-scoring classes; or a callable ``output -> (B,)`` (or
             ``(output, image_indices) -> (B,)``, for callables that need to know which
             image each output row belongs to).
         output: the model's output for the batch.
@@ -119,18 +150,25 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
             :func:`axiomcam.outputs.select_output`; ``None``: found automatically).
 
     Raises:
-        ValueError: a length that is not ``B``, a class outside ``[0, num_classes)``.
+        ValueError: a length that is not ``B``, a class outside ``[0, num_classes)``,
+            ``TopClasses(k)`` with ``k`` above the number of classes.
         TypeError: floats, booleans or other types that are not class indices.
     """
     if callable(targets) and not torch.is_tensor(targets):
         return ResolvedTargets(None, targets, several=False,
                                passes_image_indices=_accepts_two_arguments(targets),
                                select=select)
-    logits = _check_logits(output, select)
+    logits = _check_logits(output, select).detach()
     num_classes = logits.shape[1]
     if targets is None:
-        classes = logits.detach().argmax(dim=1, keepdim=True)
-        return ResolvedTargets(classes, None, several=False, select=select)
+        classes = logits.argmax(dim=1, keepdim=True)
+        return ResolvedTargets(classes, None, several=False, select=select, logits=logits)
+    if isinstance(targets, TopClasses):
+        if targets.k > num_classes:
+            raise ValueError(f"TopClasses({targets.k}) asks for more classes than the model's "
+                             f"{num_classes}")
+        classes = logits.topk(targets.k, dim=1).indices
+        return ResolvedTargets(classes, None, several=True, select=select, logits=logits)
     several = False
     if isinstance(targets, bool):
         raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
@@ -174,7 +212,8 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
             f"target class {int(classes[bad][0])} is out of range: the model has "
             f"{num_classes} classes (0..{num_classes - 1})"
         )
-    return ResolvedTargets(classes.to(logits.device), None, several=several, select=select)
+    return ResolvedTargets(classes.to(logits.device), None, several=several, select=select,
+                           logits=logits)
 
 
 # the ready-made target callables (segmentation regions, detections, embeddings, tokens)
@@ -198,6 +237,7 @@ __all__ = [
     "SegmentationRegion",
     "TargetSpec",
     "TokenLogProbability",
+    "TopClasses",
     "box_iou",
     "predicted_mask",
     "resolve_targets",

@@ -142,6 +142,54 @@ def test_default_targets_are_top_classes_and_scores_are_logits(resnet, images):
     assert exp.target_layer == "layer4"
 
 
+@pytest.mark.parametrize("method", ["xgradcam", "ablationcam", "scorecam", "guided_backprop",
+                                    "guided_gradcam"])
+def test_top_classes_equal_the_same_classes_given_and_cost_no_extra_pass(method, resnet,
+                                                                          images):
+    logits = resnet(images).detach()
+    top3 = logits.topk(3, dim=1).indices
+    options = {"target_layer": None if method == "guided_backprop" else "layer4",
+               "batch_size": 512}
+    calls = []
+    handle = resnet.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        found = axiomcam.explain(resnet, images, method=method,
+                                 targets=axiomcam.TopClasses(3), **options)
+        clean_passes = len(calls)
+        given = axiomcam.explain(resnet, images, method=method, targets=top3, **options)
+    finally:
+        handle.remove()
+    assert clean_passes == len(calls) - clean_passes  # finding the classes adds no pass
+    assert found.targets.tolist() == top3.tolist()
+    assert found.maps.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(found.maps, given.maps)
+    torch.testing.assert_close(found.scores, logits.gather(1, top3))
+    torch.testing.assert_close(found.logits, logits)
+    torch.testing.assert_close(given.logits, logits)
+
+
+def test_logits_are_the_clean_inputs_scores_and_absent_for_callable_targets(resnet, images):
+    logits = resnet(images).detach()
+    smoothed = axiomcam.explain(resnet, images, method="gradcam", smooth=2, seed=0)
+    torch.testing.assert_close(smoothed.logits, logits)  # not a noisy copy's
+    assert smoothed.targets.tolist() == logits.argmax(1).tolist()
+    by_callable = axiomcam.explain(resnet, images, method="gradcam",
+                                   targets=lambda output: output[:, 3])
+    assert by_callable.logits is None
+
+
+@pytest.mark.parametrize("k", [0, -1, True, 2.0])
+def test_top_classes_needs_a_positive_int(k):
+    with pytest.raises(ValueError, match="TopClasses needs a positive int k"):
+        axiomcam.TopClasses(k)
+
+
+def test_top_classes_beyond_the_number_of_classes_is_refused(resnet, images):
+    with pytest.raises(ValueError, match=r"TopClasses\(11\) asks for more classes than the "
+                                         r"model's 10"):
+        axiomcam.explain(resnet, images, method="gradcam", targets=axiomcam.TopClasses(11))
+
+
 def test_callable_target_equals_class_target(resnet, images):
     by_class = axiomcam.explain(resnet, images, method="xgradcam", target_layer="layer3",
                                 targets=3)

@@ -692,7 +692,7 @@ class Explainer:
             maps=shaped(maps), raw=shaped(partial.raw),
             channel_weights=shaped(partial.channel_weights), scores=shaped(partial.scores),
             targets=shaped(classes), target_layer=partial.target_layer, method=self.name,
-            guided=shaped(guided),
+            guided=shaped(guided), logits=partial.targets.logits,
         )
 
 
