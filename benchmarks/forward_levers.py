@@ -1,7 +1,8 @@
 """How much faster one whole-network forward pass gets with exact rewrites of the model,
 for Score-CAM (one whole-network pass per channel): Conv+BN folding
-(``torch.fx.experimental.optimization.fuse``), channels_last, both, against the plain
-model under ``no_grad``, per image, at several batch sizes. Not used by axiomcam (see
+(``torch.fx.experimental.optimization.fuse``), channels_last, both, and TorchScript's
+``optimize_for_inference`` (frozen graph, oneDNN convolutions, folded batch norms), against
+the plain model under ``no_grad``, per image, at several batch sizes. Not used by axiomcam (see
 BENCHMARKS.md, "Levers measured, not adopted").
 
     .venv/bin/python -m benchmarks.forward_levers [--threads 2] [--repeats 4]
@@ -13,10 +14,17 @@ import argparse
 import copy
 import statistics
 import time
+import warnings
 
 import torch
 import torchvision
 from torch.fx.experimental.optimization import fuse
+
+
+def _optimized_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
 
 
 def main() -> None:
@@ -32,6 +40,8 @@ def main() -> None:
         "fused": (fuse(copy.deepcopy(plain)), False),
         "fused + channels_last": (fuse(copy.deepcopy(plain)).to(
             memory_format=torch.channels_last), True),
+        "TorchScript optimize_for_inference": (
+            _optimized_for_inference(copy.deepcopy(plain)), False),
     }
     print("| batch | variant | plain ms/image | variant ms/image | speed-up | max abs diff |")
     print("|---|---|---|---|---|---|")
