@@ -23,9 +23,8 @@ MAIN="--data composite:200 --metrics axioms,faithfulness,localization,discrimina
 # cost many forward passes per image and method
 SUBSET="--data composite:8 --metrics deletion,road,sanity --deletion-steps 20
         --road-percentages 20,50,80 --sanity-images 4 --sanity-steps 6"
-# deletion / insertion and ROAD alone (about 20 s of CPU per image: docs/evaluation.md
-# reports all 200 images for MobileNetV2 and the first 112 for EfficientNet-Lite0, where
-# that run was stopped for time)
+# deletion / insertion and ROAD alone on all 200 images (about 20 s of CPU per image at
+# MobileNetV2, about twice that at EfficientNet-Lite0)
 DELETION="--data composite:200 --metrics deletion,road --deletion-steps 20
           --road-percentages 20,50,80"
 # the first 8 images: Score-CAM (one forward pass of the whole network per channel)
