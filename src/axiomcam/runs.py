@@ -50,7 +50,7 @@ from .figures import method_title, save_grid
 from .layers import candidate_layers, resolve_layer
 from .metrics.axioms import axiom_errors, probe_layer
 from .models import PretrainedModel
-from .targets import TargetSpec, TopClasses
+from .targets import TargetSpec, TopClasses, resolve_targets
 from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
@@ -85,10 +85,10 @@ class TargetChoice:
         return self.top if self.top is not None else len(self.classes)
 
     def for_batch(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(B, k)`` class indices for a batch, from its ``(B, num_classes)`` logits."""
-        if self.top is not None:
-            return logits.topk(self.top, dim=1).indices
-        return torch.tensor(self.classes, device=logits.device).expand(logits.shape[0], -1)
+        """``(B, k)`` class indices for a batch, from its ``(B, num_classes)`` logits, as
+        an explainer given :meth:`spec` would choose them."""
+        batch = logits.shape[0]
+        return resolve_targets(self.spec(batch, logits.device), logits, batch).classes
 
     def spec(self, batch: int, device: torch.device) -> TargetSpec:
         """The targets for an explainer: it finds the top classes in its own forward pass,
