@@ -114,6 +114,15 @@ def test_tiny_real_run_writes_the_files_and_prints_a_table(tmp_path):
     assert "different configuration" in one_line_error(again)
     assert "--overwrite" in again.stderr
 
+    # more images of the same benchmark: the run is extended, its first image kept
+    before = (out / "summary.csv").read_text()
+    longer = invoke(*[("composite:2" if argument == "composite:1" else argument)
+                      for argument in arguments])
+    assert longer.exit_code == 0, longer.output + longer.stderr
+    assert "extended the run of composite:1 (seed 0): 1 image was already done" in longer.stdout
+    assert "2 images x 2 methods at features.18 (1 computed in" in longer.stdout
+    assert (out / "summary.csv").read_text() != before
+
 
 # ------------------------------------------------------------- explain, compare, layers
 

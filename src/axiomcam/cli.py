@@ -590,8 +590,11 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
         return  # rank 0 of a distributed run reports for every rank
     click.echo(format_table(run.summaries))
     seconds = run.seconds.get("total", 0.0)
-    if run.resumed:
-        click.echo(f"\ncontinued an interrupted run: {run.resumed} images were already done")
+    already = f"{run.resumed} image{' was' if run.resumed == 1 else 's were'} already done"
+    if run.extended_from is not None:
+        click.echo(f"\nextended the run of {run.extended_from}: {already}")
+    elif run.resumed:
+        click.echo(f"\ncontinued an interrupted run: {already}")
     click.echo(
         f"\n{run.images} image{'' if run.images == 1 else 's'} x {len(run.methods)} "
         f"method{'' if len(run.methods) == 1 else 's'} at {run.target_layer} "

@@ -63,6 +63,21 @@ def test_image_i_does_not_depend_on_count_and_random_access_works():
         short[10]
 
 
+def test_a_longer_benchmark_knows_a_shorter_one_of_the_same_settings_by_its_description():
+    long = CompositeBenchmark(20, NAMES, seed=1)
+    assert long.first_images_of(CompositeBenchmark(10, NAMES, seed=1).description) == 10
+    assert long.first_images_of(long.description) == 20
+    for other in (CompositeBenchmark(21, NAMES, seed=1), CompositeBenchmark(10, NAMES, seed=2),
+                  CompositeBenchmark(10, NAMES, seed=1, size=64),
+                  CompositeBenchmark(10, NAMES, seed=1, two_object_fraction=0.5)):
+        assert long.first_images_of(other.description) is None, other.description
+    for text in ("composite:10", "composite:0 (seed 1)", "folder/", "composite:x (seed 1)"):
+        assert long.first_images_of(text) is None, text
+    # benchmarks that draw other images have other descriptions
+    assert CompositeBenchmark(3, NAMES, size=64, two_object_fraction=0.5).description == \
+        "composite:3 (seed 0, size 64, two-object fraction 0.5)"
+
+
 def test_boxes_are_exactly_where_the_objects_are():
     benchmark = CompositeBenchmark(12, NAMES, seed=0, size=160, two_object_fraction=0.5)
     for index in range(len(benchmark)):

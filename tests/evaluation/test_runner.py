@@ -291,6 +291,87 @@ def test_resuming_on_a_changed_data_set_is_refused(tmp_path):
         evaluate(pretrained, Listed(changed), "gradcam", out_dir=tmp_path, **options)
 
 
+class Growing(Listed):
+    """The first ``count`` of :func:`many_samples`: like the composite benchmark, a longer
+    one starts with a shorter one's images."""
+
+    def __init__(self, count):
+        super().__init__(many_samples()[:count])
+        self.description = f"colours:{count}"
+
+    def first_images_of(self, description):
+        name, _, count = description.partition(":")
+        if name == "colours" and count.isdigit() and int(count) <= len(self.samples):
+            return int(count)
+        return None
+
+
+def test_a_longer_run_of_the_same_data_extends_the_shorter_one(tmp_path, monkeypatch):
+    from axiomcam.evaluation import runner
+
+    pretrained = colour_classifier()
+    options = dict(metrics="axioms,faithfulness,road,sanity", batch_size=2,
+                   road_percentages=(50,), progress=False, gallery_images=0)
+    reference = evaluate(pretrained, Growing(10), "gradcam,xgradcam",
+                         out_dir=tmp_path / "reference", sanity_images=10, **options)
+    short = evaluate(pretrained, Growing(7), "gradcam,xgradcam", out_dir=tmp_path / "run",
+                     sanity_images=7, **options)
+    assert short.extended_from is None and short.images == 6  # img1 is there twice
+    prepared = []
+    real_prepare = runner._prepare_batch
+
+    def spying_prepare(pretrained, samples, first_index, timer):
+        prepared.append([sample.id for sample in samples])
+        return real_prepare(pretrained, samples, first_index, timer)
+
+    monkeypatch.setattr(runner, "_prepare_batch", spying_prepare)
+    # 7 entries in batches of 2: the partial batch 3 (img5) is computed again, whole
+    run = evaluate(pretrained, Growing(10), "gradcam,xgradcam", out_dir=tmp_path / "run",
+                   sanity_images=10, **options)
+    assert prepared == [["img5", "img6"], ["img7", "img8"]]
+    assert (run.extended_from, run.resumed, run.computed, run.images) == ("colours:7", 5, 4, 9)
+    assert run.config == reference.config
+    with ResultStore.open(reference.out_dir) as expected, ResultStore.open(run.out_dir) as got:
+        assert got.config == expected.config and got.finished is not None
+        assert got.images() == expected.images()
+        assert sorted(got.results()) == sorted(expected.results())
+        assert sorted(got.curves()) == sorted(expected.curves())
+        assert got.problems() == expected.problems()
+        assert got.done_batches() == expected.done_batches()
+    assert (run.out_dir / "summary.csv").read_text() == \
+        (reference.out_dir / "summary.csv").read_text()
+
+    # the same data again: nothing to compute
+    prepared.clear()
+    again = evaluate(pretrained, Growing(10), "gradcam,xgradcam", out_dir=tmp_path / "run",
+                     sanity_images=10, **options)
+    assert prepared == [] and again.extended_from is None and again.images == 9
+
+
+def test_a_run_is_not_extended_when_the_images_done_would_change(tmp_path):
+    pretrained = colour_classifier()
+    options = dict(metrics="axioms,sanity", batch_size=2, progress=False, gallery_images=0)
+    evaluate(pretrained, Growing(4), "gradcam", out_dir=tmp_path, sanity_images=2, **options)
+    # more sanity images than the 2 the images already done had: refused, naming both
+    with pytest.raises(ConfigurationMismatchError,
+                       match=r"(?s)data: 'colours:4' -> 'colours:6'.*sanity_images: 2 -> 6"):
+        evaluate(pretrained, Growing(6), "gradcam", out_dir=tmp_path, sanity_images=6,
+                 **options)
+    # fewer images, or another change beside the size: refused
+    with pytest.raises(ConfigurationMismatchError, match="data: 'colours:4' -> 'colours:3'"):
+        evaluate(pretrained, Growing(3), "gradcam", out_dir=tmp_path, sanity_images=2,
+                 **options)
+    with pytest.raises(ConfigurationMismatchError, match="seed: 0 -> 1"):
+        evaluate(pretrained, Growing(6), "gradcam", out_dir=tmp_path, sanity_images=2,
+                 seed=1, **options)
+    with ResultStore.open(tmp_path) as store:  # the refusals changed nothing
+        assert store.config["data"] == "colours:4" and store.finished is not None
+    # more sanity images than the run has, as long as the images done keep theirs
+    run = evaluate(pretrained, Growing(6), "gradcam", out_dir=tmp_path, sanity_images=2,
+                   **options)
+    assert (run.extended_from, run.images) == ("colours:4", 5)
+
+
 # ---------------------------------------------------------------- the real model, tiny
 # two images in two batches of one (so batching and per-batch transactions are exercised);
 # the axioms probe (960 channel ablations per image), ROAD's imputation and the deletion

@@ -27,6 +27,7 @@ import functools
 import json
 import operator
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,22 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: in
     )
 
 
+#: the defaults of :class:`CompositeBenchmark`, left out of its description
+DEFAULT_SIZE = 224
+DEFAULT_TWO_OBJECT_FRACTION = 0.25
+
+
+def _description(count: int, seed: int, size: int, two_object_fraction: float) -> str:
+    """``"composite:200 (seed 0)"``, with the size and the two-object fraction when they
+    are not the defaults (runs of different benchmarks must not look alike)."""
+    settings = [f"seed {seed}"]
+    if size != DEFAULT_SIZE:
+        settings.append(f"size {size}")
+    if two_object_fraction != DEFAULT_TWO_OBJECT_FRACTION:
+        settings.append(f"two-object fraction {two_object_fraction:g}")
+    return f"composite:{count} ({', '.join(settings)})"
+
+
 class CompositeBenchmark(Dataset):
     """Real objects pasted on real textures at known boxes: a localization benchmark.
 
@@ -218,7 +235,7 @@ class CompositeBenchmark(Dataset):
         >>> [tuple(sample.boxes.shape) for sample in benchmark][:1]
         [(1, 4)]
         >>> benchmark.description
-        'composite:4 (seed 2)'
+        'composite:4 (seed 2, size 64)'
     """
 
     def __init__(
@@ -227,8 +244,8 @@ class CompositeBenchmark(Dataset):
         class_names: Sequence[str] | None = None,
         *,
         seed: int = 0,
-        size: int = 224,
-        two_object_fraction: float = 0.25,
+        size: int = DEFAULT_SIZE,
+        two_object_fraction: float = DEFAULT_TWO_OBJECT_FRACTION,
     ) -> None:
         for name, value in (("count", count), ("seed", seed), ("size", size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -249,7 +266,7 @@ class CompositeBenchmark(Dataset):
             )
         if class_names is None:
             raise TypeError("class_names is required: pass the model's class names")
-        super().__init__(class_names, f"composite:{count} (seed {seed})")
+        super().__init__(class_names, _description(count, seed, size, two_object_fraction))
         self.count = int(count)
         self.seed = int(seed)
         self.size = int(size)
@@ -262,6 +279,26 @@ class CompositeBenchmark(Dataset):
         }
 
     # --- layout -------------------------------------------------------------------------
+
+    def first_images_of(self, description: str) -> int | None:
+        """``N`` if ``description`` is this benchmark's with ``N <= count`` images (the same
+        seed, size and two-object fraction), whose images are then this one's first ``N``.
+
+        Example:
+            >>> from torchvision.models import MobileNet_V2_Weights
+            >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
+            >>> benchmark = CompositeBenchmark(200, names, seed=1)
+            >>> benchmark.first_images_of("composite:64 (seed 1)")
+            64
+            >>> print(benchmark.first_images_of("composite:64 (seed 0)"))
+            None
+        """
+        match = re.fullmatch(r"composite:(\d+)( .*)", description)
+        if match is None:
+            return None
+        count = int(match[1])
+        same = _description(count, self.seed, self.size, self.two_object_fraction)
+        return count if 1 <= count <= self.count and description == same else None
 
     def layout(self, index: int) -> CompositeLayout:
         """The random choices of image ``index`` (no pixels are made).

@@ -152,6 +152,20 @@ class Dataset(abc.ABC):
     def __iter__(self) -> Iterator[Sample]:
         """The good samples, in a fixed order; bad entries are recorded and skipped."""
 
+    def first_images_of(self, description: str) -> int | None:
+        """``N`` if the data set described by ``description`` is this one's first ``N``
+        images (a shorter run of the same benchmark and seed), else ``None`` (also when it
+        cannot tell). The evaluation runner then extends a run of that data set instead of
+        refusing it; this base class knows no such relation.
+
+        Example:
+            >>> Empty = type("Empty", (Dataset,), {"__len__": lambda self: 0,
+            ...                                    "__iter__": lambda self: iter(())})
+            >>> print(Empty(["cat"], "nothing").first_images_of("nothing"))
+            None
+        """
+        return None
+
     def _report(self, path: str, reason: str) -> None:
         problem = Problem(path, reason)
         if problem not in self.problems:

@@ -47,8 +47,11 @@ ROAD noise is drawn per batch from ``seed``, the sanity randomisation from ``see
 **Resuming**: each batch's rows are stored with a record that the batch is done, in one
 transaction. A run of the same configuration in the same ``out_dir`` skips the batches
 done and computes the others in the same batches, so an interrupted run (``kill -9``
-included) continued gives the rows, in order, of an uninterrupted one. Another
-configuration is refused (``overwrite=True`` deletes the old results).
+included) continued gives the rows, in order, of an uninterrupted one. A run on more
+images of the same data set (``composite:64``, then ``composite:200``; the sanity image
+count may grow with it if the images done keep theirs) extends the one there: its rows
+stay and only the new images are computed. Another configuration is refused
+(``overwrite=True`` deletes the old results).
 
 **Distributed** (:mod:`axiomcam.evaluation.distributed`): under ``torchrun`` batch ``b``
 is computed by rank ``b mod N`` into ``out_dir/parts/rank-R.sqlite``; when all are done,
@@ -98,6 +101,8 @@ from .store import (
     ResultRow,
     ResultStore,
     check_resumable,
+    differences,
+    extend_run,
     merge_details,
     merge_runs,
     remove_database,
@@ -161,6 +166,8 @@ class RunResult:
         resumed: images an earlier, interrupted run of this configuration had stored (not
             computed again).
         computed: images this process computed.
+        extended_from: the data description of the shorter run this one extended
+            (``"composite:64 (seed 0)"``), ``None`` if it extended none.
     """
 
     out_dir: Path
@@ -178,6 +185,7 @@ class RunResult:
     config: dict[str, Any] = field(repr=False)
     resumed: int = 0
     computed: int = 0
+    extended_from: str | None = None
 
 
 def check_methods(names: str | Iterable[str]) -> list[str]:
@@ -547,7 +555,8 @@ def evaluate(
             raise ValueError(
                 f"{group.world_size} processes for {count} image{'' if count == 1 else 's'} "
                 f"in {dataset.description}: start at most one process per image")
-        store, done = _open_run(out_dir, config, group, overwrite=overwrite)
+        store, done, extended = _open_run(out_dir, config, group, dataset,
+                                          overwrite=overwrite)
         stack.enter_context(store)
         resumed = sum(len(ids) for ids in done.values())
         timer = _Timer()
@@ -640,6 +649,7 @@ def evaluate(
         summaries=summaries, images=images, problems=problems, target_layer=layer,
         methods=method_names, metric_groups=groups, seconds=dict(timer.seconds),
         seconds_by_method=timer.by_method, config=config, resumed=resumed, computed=computed,
+        extended_from=extended,
     )
 
 
@@ -658,19 +668,59 @@ def _part_paths(out_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted((Path(out_dir) / PARTS_FOLDER).glob("rank-*.sqlite"))
 
 
-def _open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
-              group: distributed.ProcessGroup, *,
-              overwrite: bool) -> tuple[ResultStore, dict[int, list[str]]]:
-    """This process's database (``results.sqlite`` on one process, ``parts/rank-R.sqlite``
-    on several) and the batches already done by any earlier run of the configuration.
+def _extended_data(old: Mapping[str, Any], config: Mapping[str, Any],
+                   dataset: Dataset) -> tuple[str, int] | None:
+    """The old run's data description and image count if ``config`` is the stored
+    configuration ``old`` on more images of the same data set, else ``None``.
 
-    Every process checks every database of the directory before anything is written (so a
-    refusal happens on all ranks alike); rank 0 deletes them when overwriting; the done
-    batches are read before any process writes.
+    Only the data set's size may differ, and the sanity image count if the images already
+    done keep their sanity rows: the first ``min(sanity_images, old count)`` get them
+    either way.
+    """
+    differing = differences(old, config)
+    if "data" not in differing or not set(differing) <= {"data", "parameters.sanity_images"}:
+        return None
+    old_data = old["data"]
+    old_count = dataset.first_images_of(old_data) if isinstance(old_data, str) else None
+    if old_count is None:
+        return None
+    before, after = differing.get("parameters.sanity_images", (0, 0))
+    if not isinstance(before, int) or min(before, old_count) != min(after, old_count):
+        return None
+    return old_data, old_count
+
+
+def _open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
+              group: distributed.ProcessGroup, dataset: Dataset, *,
+              overwrite: bool) -> tuple[ResultStore, dict[int, list[str]], str | None]:
+    """This process's database (``results.sqlite`` on one process, ``parts/rank-R.sqlite``
+    on several), the batches already done by any earlier run of the configuration, and the
+    data description of the run this one extends (``None``: none).
+
+    A run of the same configuration on fewer images of the same data set (``composite:64``
+    then ``composite:200``) is extended: its rows stay, it takes the new configuration and
+    only the new batches are computed. Every process checks every database of the
+    directory before anything is written (so a refusal happens on all ranks alike); rank 0
+    deletes them when overwriting, or extends them; the done batches are read before any
+    process writes.
     """
     existing = [path for path in (Path(out_dir) / DATABASE_NAME, *_part_paths(out_dir))
                 if path.exists()]
+    extended, to_extend = None, []
     if not overwrite:
+        for path in existing:
+            with ResultStore.open(path.parent, name=path.name) as previous:
+                found = _extended_data(previous.config, config, dataset)
+            if found is not None:
+                extended, old_count = found
+                to_extend.append((path, old_count))
+        group.barrier()  # every rank has read the old configurations
+        if group.is_main:
+            for path, old_count in to_extend:
+                # the full batches stay; a partial last one is computed again, whole
+                extend_run(path, config,
+                           kept_batches=old_count // config["parameters"]["batch_size"])
+        group.barrier()  # and every database is extended before anyone checks them
         for path in existing:
             check_resumable(path, config)
     elif group.is_main:
@@ -686,7 +736,7 @@ def _open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
     group.barrier()  # nobody writes before everybody has read
     name = DATABASE_NAME if group.world_size == 1 else \
         f"{PARTS_FOLDER}/rank-{group.rank:05d}.sqlite"
-    return ResultStore.create(out_dir, config, resume=True, name=name), done
+    return ResultStore.create(out_dir, config, resume=True, name=name), done, extended
 
 
 def _check_unchanged(batch: int, stored: list[str], unique: list[Sample],

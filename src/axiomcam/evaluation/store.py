@@ -70,6 +70,8 @@ __all__ = [
     "ResultStore",
     "RunInProgressError",
     "check_resumable",
+    "differences",
+    "extend_run",
     "merge_details",
     "merge_runs",
     "remove_database",
@@ -272,17 +274,27 @@ def _canonical(config: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(f"the run configuration must be JSON data: {error}") from error
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
-                 prefix: str = "") -> list[str]:
-    """``key: old -> new`` per differing value, nested keys spelled ``parameters.seed``."""
-    lines = []
-    for key in sorted(set(old) | set(new)):
-        before, after = old.get(key), new.get(key)
-        if isinstance(before, Mapping) and isinstance(after, Mapping):
-            lines += _differences(before, after, f"{prefix}{key}.")
-        elif before != after:
-            lines.append(f"{prefix}{key}: {before!r} -> {after!r}")
-    return lines
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (old value, new value)}`` per value that differs between two configurations
+    as they read back from JSON (a tuple equals a list), nested keys spelled
+    ``parameters.seed``.
+
+    Example:
+        >>> differences({"seed": 0, "parameters": {"steps": 5, "p": (1, 2)}},
+        ...             {"seed": 0, "parameters": {"steps": 6, "p": [1, 2]}})
+        {'parameters.steps': (5, 6)}
+    """
+    def walk(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str) -> None:
+        for key in sorted(set(old) | set(new)):
+            before, after = old.get(key), new.get(key)
+            if isinstance(before, Mapping) and isinstance(after, Mapping):
+                walk(before, after, f"{prefix}{key}.")
+            elif before != after:
+                found[f"{prefix}{key}"] = (before, after)
+
+    found: dict[str, tuple[Any, Any]] = {}
+    walk(_canonical(old), _canonical(new), "")
+    return found
 
 
 def _check_finite(value: object, where: str) -> float:
@@ -340,6 +352,69 @@ def _read_header(path: Path) -> tuple[int, dict[str, Any], bool]:
         ) from error
 
 
+def _check_schema(path: Path, version: int, action: str) -> None:
+    if version != SCHEMA_VERSION:
+        raise ConfigurationMismatchError(
+            f"{str(path)!r} was written by another axiomcam version (database schema "
+            f"{version}; this version writes schema {SCHEMA_VERSION}), so its run cannot be "
+            f"{action}: use another output directory, or overwrite=True (--overwrite) to "
+            "delete the old results")
+
+
+def extend_run(path: str | os.PathLike[str], config: Mapping[str, Any], *,
+               kept_batches: int) -> None:
+    """Store ``config`` as the configuration of the run in the database at ``path``, to
+    continue it on more images of the same data set (the caller checks that it is one:
+    :func:`~axiomcam.evaluation.runner.evaluate` does).
+
+    Batches ``0 .. kept_batches - 1`` keep their rows; later ones are forgotten with all
+    their rows, as if never computed: a last batch that was partial holds more images in
+    the longer data set, and the problems-only batch that ends a run is no longer last.
+    The run is marked unfinished. One transaction: all of it happens or none.
+
+    Raises:
+        RunInProgressError: another process is writing the database.
+        ConfigurationMismatchError: ``path`` is not a readable axiomcam database, or one
+            of another schema version.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     with ResultStore.create(directory, {"data": "composite:2"}) as store:
+        ...         store.write_batch(results=[ResultRow("a", "xgradcam", "x", 1.0)], batch=0)
+        ...         store.write_batch(problems=[ProblemRow("x.png", "corrupt")], batch=1)
+        ...         store.finish()
+        ...     extend_run(Path(directory) / DATABASE_NAME, {"data": "composite:4"},
+        ...                kept_batches=1)
+        ...     with ResultStore.open(directory) as store:
+        ...         store.config, store.finished, store.done_batches(), store.problems()
+        ({'data': 'composite:4'}, None, {0: []}, [])
+    """
+    path = Path(path)
+    version, _, _ = _read_header(path)
+    _check_schema(path, version, "extended")
+    text = json.dumps(_canonical(config), sort_keys=True)
+    lock = _WriterLock(path)
+    try:
+        connection = _connect(path)
+        try:
+            with connection:  # one transaction
+                forgotten = "SELECT image_id FROM images WHERE batch >= ?"
+                for table in ("results", "curves"):
+                    connection.execute(
+                        f"DELETE FROM {table} WHERE image_id IN ({forgotten})",
+                        (kept_batches,))
+                for table in ("images", "problems", "batches"):
+                    connection.execute(f"DELETE FROM {table} WHERE batch >= ?",
+                                       (kept_batches,))
+                connection.execute("UPDATE run SET config = ?, finished = NULL WHERE id = 1",
+                                   (text,))
+        finally:
+            connection.close()
+    finally:
+        lock.release()
+
+
 def check_resumable(path: str | os.PathLike[str], config: Mapping[str, Any]) -> bool:
     """Check that the database at ``path`` holds a run of ``config`` that can be continued.
 
@@ -362,17 +437,13 @@ def check_resumable(path: str | os.PathLike[str], config: Mapping[str, Any]) -> 
     path = Path(path)
     config = _canonical(config)
     version, old, finished = _read_header(path)
-    if version != SCHEMA_VERSION:
-        raise ConfigurationMismatchError(
-            f"{str(path)!r} was written by another axiomcam version (database schema "
-            f"{version}; this version writes schema {SCHEMA_VERSION}), so its run cannot be "
-            "continued: use another output directory, or overwrite=True (--overwrite) to "
-            "delete the old results")
-    differences = _differences(old, config)
-    if differences:
+    _check_schema(path, version, "continued")
+    differing = differences(old, config)
+    if differing:
         raise ConfigurationMismatchError(
             f"{str(path)!r} holds a run with a different configuration:\n"
-            + "\n".join(differences)
+            + "\n".join(f"{key}: {before!r} -> {after!r}"
+                        for key, (before, after) in differing.items())
             + "\nuse another output directory, or overwrite=True (--overwrite) to "
             "delete the old results"
         )
