@@ -16,7 +16,7 @@ from torch import nn
 
 import axiomcam
 from axiomcam.evaluation.runner import evaluation_inputs
-from axiomcam.metrics.axioms import measure_axioms
+from axiomcam.metrics.axioms import measure_axioms, probe_layer
 from axiomcam.models import PretrainedModel
 from axiomcam.runs import (
     Failure,
@@ -83,12 +83,6 @@ def test_parse_targets_rejects_with_a_message(text, message):
 def test_a_name_shared_by_two_classes_asks_for_the_index():
     with pytest.raises(ValueError, match="'crane' is shared by classes 1, 2"):
         parse_targets("crane", ["bird", "crane", "crane"])
-
-
-def test_for_batch_gives_top_classes_or_the_given_ones():
-    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 1.0, 2.0]])
-    assert TargetChoice(top=2).for_batch(logits).tolist() == [[1, 3], [0, 3]]
-    assert TargetChoice(classes=(2, 0)).for_batch(logits).tolist() == [[2, 0], [2, 0]]
 
 
 # ---------------------------------------------------------------------------- collecting
@@ -276,6 +270,29 @@ def test_compare_files_draws_a_figure_with_the_axiom_errors(pretrained, tmp_path
         assert np.allclose(measured[:, 1], expected[method].sensitivity_error.numpy(),
                            atol=1e-5)
     assert run.axiom_errors["layercam"] == [None, None, None]
+
+
+@pytest.mark.parametrize("first", ["guided_backprop", "gradcam"])
+def test_compare_classifies_in_the_first_methods_pass(pretrained, tmp_path, first):
+    # one model call per method and batch, none to classify; the classes are the top-1
+    originals = write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in"])
+    inputs, _ = evaluation_inputs(pretrained, [originals[n] for n in "abc"],
+                                  [torch.zeros(0, 4)] * 3)
+    calls = []
+    handle = pretrained.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        probe_layer(pretrained.model, inputs[:2], torch.tensor([0, 0]), "1")
+        probe_calls = len(calls)
+        calls.clear()
+        run = compare_files(pretrained, paths, [first, "xgradcam"], tmp_path / "c.png",
+                            layer="1", axioms=True, batch_size=2)
+    finally:
+        handle.remove()
+    assert run.images == 3 and len(calls) == 2 * (2 + probe_calls)  # 2 batches
+    expected = measure_axioms(pretrained.model, inputs, ["xgradcam"], "1")["xgradcam"]
+    assert np.allclose(np.array(run.axiom_errors["xgradcam"])[:, 0],
+                       expected.conservation_error.numpy(), atol=1e-5)
 
 
 def test_compare_refuses_several_targets_and_unreadable_inputs(pretrained, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +61,38 @@ class Explanation:
 
     def __len__(self) -> int:
         return self.maps.shape[0]
+
+    def target(self, index: int) -> Explanation:
+        """The explanation of each image's ``index``-th target, out of one made for ``k``
+        targets per image: every per-target field loses its ``k`` axis (``maps`` becomes
+        ``(B, H, W)``); ``logits`` stay.
+
+        Raises:
+            ValueError: the explanation has one target per image already.
+            IndexError: ``index`` is not in ``[-k, k)``.
+
+        Example:
+            >>> import torch, torchvision, axiomcam
+            >>> model = torchvision.models.resnet18(num_classes=10)
+            >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam",
+            ...                        targets=axiomcam.TopClasses(3))
+            >>> exp.maps.shape, exp.target(0).maps.shape, exp.target(0).targets.shape
+            (torch.Size([2, 3, 64, 64]), torch.Size([2, 64, 64]), torch.Size([2]))
+        """
+        if self.scores.dim() != 2:
+            raise ValueError("this explanation has one target per image (scores of shape "
+                             f"{tuple(self.scores.shape)}): there is no target to pick")
+        count = self.scores.shape[1]
+        if not -count <= index < count:
+            raise IndexError(f"target index {index} out of range for {count} targets per image")
+
+        def pick(field: torch.Tensor | None) -> torch.Tensor | None:
+            return None if field is None else field[:, index]
+
+        return dataclasses.replace(
+            self, maps=pick(self.maps), raw=pick(self.raw),
+            channel_weights=pick(self.channel_weights), scores=pick(self.scores),
+            targets=pick(self.targets), guided=pick(self.guided))
 
     def __repr__(self) -> str:
         def shape(tensor: torch.Tensor | None) -> str:

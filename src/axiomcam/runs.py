@@ -50,7 +50,7 @@ from .figures import method_title, save_grid
 from .layers import candidate_layers, resolve_layer
 from .metrics.axioms import axiom_errors, probe_layer
 from .models import PretrainedModel
-from .targets import TargetSpec, TopClasses, resolve_targets
+from .targets import TargetSpec, TopClasses
 from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
@@ -83,12 +83,6 @@ class TargetChoice:
     @property
     def count(self) -> int:
         return self.top if self.top is not None else len(self.classes)
-
-    def for_batch(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(B, k)`` class indices for a batch, from its ``(B, num_classes)`` logits, as
-        an explainer given :meth:`spec` would choose them."""
-        batch = logits.shape[0]
-        return resolve_targets(self.spec(batch, logits.device), logits, batch).classes
 
     def spec(self, batch: int, device: torch.device) -> TargetSpec:
         """The targets for an explainer: it finds the top classes in its own forward pass,
@@ -531,9 +525,9 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
                 run.failures.extend(_batch_failures(loaded, error))
                 continue
             for row_pictures, row_titles, row_captions in rows:
-                    pictures.append(row_pictures)
-                    titles.append(row_titles)
-                    captions.append(row_captions)
+                pictures.append(row_pictures)
+                titles.append(row_titles)
+                captions.append(row_captions)
     if not pictures:
         raise ValueError("no image could be read: " + "; ".join(
             f"{failure.path}: {failure.reason}" for failure in run.failures))
@@ -551,8 +545,12 @@ def _compare_batch(pretrained: PretrainedModel,
     """The figure's rows for one batch: (pictures, titles, captions) per image."""
     images = [image for _, image in loaded]
     inputs = _network_inputs(pretrained, images)
-    probabilities, logits = _probabilities_and_logits(pretrained.model, inputs)
-    classes = target.for_batch(logits)[:, 0]
+    # the first method's forward pass classifies the images too: no pass of its own
+    first_method, first_explainer = next(iter(explainers.items()))
+    first = first_explainer(inputs, target.spec(inputs.shape[0], inputs.device)).target(0)
+    logits = first.logits
+    probabilities = _probabilities(logits)
+    classes = first.targets
     # one probe (activations, gradients, K ablated scores) serves every method
     probe = (probe_layer(pretrained.model, inputs, classes, layer)
              if axioms and any(map(_has_channel_weights, explainers)) else None)
@@ -565,7 +563,7 @@ def _compare_batch(pretrained: PretrainedModel,
             for i, ((path, _), c, thumbnail) in enumerate(
                 zip(loaded, classes.tolist(), thumbnails, strict=True))]
     for method, explainer in explainers.items():
-        explanation = explainer(inputs, classes)
+        explanation = first if method == first_method else explainer(inputs, classes)
         errors = (axiom_errors(probe, explanation)
                   if probe is not None and explanation.channel_weights is not None else None)
         for i, (row_pictures, row_titles, row_captions) in enumerate(rows):
@@ -588,6 +586,7 @@ def _thumbnail(image: Image.Image) -> Image.Image:
     small = image.copy()
     small.thumbnail((_THUMBNAIL, _THUMBNAIL), Image.Resampling.LANCZOS)
     return small
+
 
 def print_failures(failures: Sequence[Failure], echo: Callable[[str], None]) -> None:
     """One line per failure: ``PATH: reason``."""

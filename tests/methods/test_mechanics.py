@@ -134,6 +134,29 @@ def test_several_targets_take_one_forward_pass(resnet, images):
     torch.testing.assert_close(exp.scores, logits.gather(1, exp.targets))
 
 
+@pytest.mark.parametrize("method", ["xgradcam", "guided_gradcam", "guided_backprop"])
+def test_one_target_picked_from_several_equals_explaining_it_alone(resnet, images, method):
+    layer = None if method == "guided_backprop" else "layer3"
+    targets = torch.tensor([[0, 1, 2], [5, 6, 7]])
+    several = axiomcam.explain(resnet, images, method=method, target_layer=layer,
+                               targets=targets)
+    for index in (1, -1):
+        picked = several.target(index)
+        alone = axiomcam.explain(resnet, images, method=method, target_layer=layer,
+                                 targets=targets[:, index].clone())
+        for field in ("maps", "raw", "channel_weights", "scores", "targets", "guided",
+                      "logits"):
+            value, expected = getattr(picked, field), getattr(alone, field)
+            assert (value is None) == (expected is None), field
+            if value is not None:
+                torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6,
+                                           msg=field)
+    with pytest.raises(IndexError, match="target index 3 out of range for 3 targets"):
+        several.target(3)
+    with pytest.raises(ValueError, match="one target per image"):
+        several.target(0).target(0)
+
+
 def test_default_targets_are_top_classes_and_scores_are_logits(resnet, images):
     exp = axiomcam.explain(resnet, images, method="gradcam")
     logits = resnet(images).detach()
