@@ -338,6 +338,7 @@ def test_a_longer_run_of_the_same_data_extends_the_shorter_one(tmp_path, monkeyp
         assert sorted(got.curves()) == sorted(expected.curves())
         assert got.problems() == expected.problems()
         assert got.done_batches() == expected.done_batches()
+        assert got.details["images"] == expected.details["images"] == 9
     assert (run.out_dir / "summary.csv").read_text() == \
         (reference.out_dir / "summary.csv").read_text()
 

@@ -370,7 +370,8 @@ def extend_run(path: str | os.PathLike[str], config: Mapping[str, Any], *,
     Batches ``0 .. kept_batches - 1`` keep their rows; later ones are forgotten with all
     their rows, as if never computed: a last batch that was partial holds more images in
     the longer data set, and the problems-only batch that ends a run is no longer last.
-    The run is marked unfinished. One transaction: all of it happens or none.
+    The run is marked unfinished, and the count of images computed in its details
+    (``images``) loses the forgotten ones. One transaction: all of it happens or none.
 
     Raises:
         RunInProgressError: another process is writing the database.
@@ -399,6 +400,13 @@ def extend_run(path: str | os.PathLike[str], config: Mapping[str, Any], *,
         connection = _connect(path)
         try:
             with connection:  # one transaction
+                (count,), (details_text,) = (
+                    connection.execute("SELECT COUNT(*) FROM images WHERE batch >= ?",
+                                       (kept_batches,)).fetchone(),
+                    connection.execute("SELECT details FROM run WHERE id = 1").fetchone())
+                details = json.loads(details_text)
+                if isinstance(details.get("images"), int):
+                    details["images"] -= count
                 forgotten = "SELECT image_id FROM images WHERE batch >= ?"
                 for table in ("results", "curves"):
                     connection.execute(
@@ -407,8 +415,9 @@ def extend_run(path: str | os.PathLike[str], config: Mapping[str, Any], *,
                 for table in ("images", "problems", "batches"):
                     connection.execute(f"DELETE FROM {table} WHERE batch >= ?",
                                        (kept_batches,))
-                connection.execute("UPDATE run SET config = ?, finished = NULL WHERE id = 1",
-                                   (text,))
+                connection.execute(
+                    "UPDATE run SET config = ?, details = ?, finished = NULL WHERE id = 1",
+                    (text, json.dumps(details, sort_keys=True)))
         finally:
             connection.close()
     finally:
