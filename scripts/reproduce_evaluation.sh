@@ -5,8 +5,9 @@
 #
 # Twelve `axiomcam evaluate` runs on the built-in benchmark (seed 0), each with one thread
 # (OMP_NUM_THREADS=1) and all in parallel: on 2 cores, more threads per process make
-# OpenMP spin and slow everything down. About three hours on 2 cores in all (the two
-# 200-image deletion / ROAD runs are the longest).
+# OpenMP spin and slow everything down. About 17 CPU-hours in all, 8 to 9 hours on 2 cores:
+# Score-CAM about 7 (two runs of 200 images), deletion / ROAD about 5, the sanity check
+# about 3, the rest under 2.
 # Then prints the tables of docs/evaluation.md (scripts/evaluation_tables.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +28,14 @@ SUBSET="--data composite:8 --metrics deletion,road,sanity --deletion-steps 20
 # MobileNetV2, about twice that at EfficientNet-Lite0)
 DELETION="--data composite:200 --metrics deletion,road --deletion-steps 20
           --road-percentages 20,50,80"
-# the first 32 images: Score-CAM (one forward pass of the whole network per channel;
-# docs/evaluation.md has 16 of them at EfficientNet-Lite0, where the run was stopped for time)
-SCORECAM="--data composite:32 --batch-size 8 --methods gradcam,xgradcam,scorecam
+# Score-CAM (one forward pass of the whole network per channel, about 1 CPU-minute per
+# image): docs/evaluation.md has the first images of these runs, which were stopped for time
+# and extended over sessions (a longer composite:N extends a shorter run in the same --out);
+# the tables read the partial databases
+SCORECAM="--data composite:200 --batch-size 8 --methods gradcam,xgradcam,scorecam
           --metrics axioms,faithfulness,localization,discrimination"
-# the first 64 images: the sanity check alone
-SANITY="--data composite:64 --metrics sanity --sanity-images 64 --sanity-steps 6"
+# the sanity check alone on all 200 images
+SANITY="--data composite:200 --metrics sanity --sanity-images 200 --sanity-steps 6"
 
 run() {  # run NAME ARGS...: one evaluation in the background, its log in OUT/NAME.log
     local name="$1"; shift
