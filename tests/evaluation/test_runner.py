@@ -236,22 +236,29 @@ def many_samples() -> list[Sample]:
     return [*samples[:5], samples[1], *samples[5:]]
 
 
-def test_an_interrupted_run_resumes_computing_only_the_missing_batches(tmp_path, monkeypatch):
+@pytest.fixture
+def prepared(monkeypatch) -> list[list[str]]:
+    """The image ids of every batch the runner prepares (reads and computes) from now on."""
     from axiomcam.evaluation import runner
 
+    batches: list[list[str]] = []
+    real_prepare = runner._prepare_batch
+
+    def spying_prepare(pretrained, samples, first_index, timer):
+        batches.append([sample.id for sample in samples])
+        return real_prepare(pretrained, samples, first_index, timer)
+
+    monkeypatch.setattr(runner, "_prepare_batch", spying_prepare)
+    return batches
+
+
+def test_an_interrupted_run_resumes_computing_only_the_missing_batches(tmp_path, prepared):
     pretrained = colour_classifier()
     options = dict(metrics="axioms,faithfulness,road,sanity", batch_size=2, sanity_images=3,
                    road_percentages=(50,), progress=False, gallery_images=0)
     reference = evaluate(pretrained, Listed(many_samples(), bad=["x.png"]), "gradcam,xgradcam",
                          out_dir=tmp_path / "reference", **options)
-    prepared = []
-    real_prepare = runner._prepare_batch
-
-    def spying_prepare(pretrained, samples, first_index, timer):
-        prepared.append([sample.id for sample in samples])
-        return real_prepare(pretrained, samples, first_index, timer)
-
-    monkeypatch.setattr(runner, "_prepare_batch", spying_prepare)
+    prepared.clear()
     with pytest.raises(Interrupted):  # dies while reading sample 6 (batch 3)
         evaluate(pretrained, Crashing(many_samples(), at=6, bad=["x.png"]), "gradcam,xgradcam",
                  out_dir=tmp_path / "run", **options)
@@ -306,9 +313,7 @@ class Growing(Listed):
         return None
 
 
-def test_a_longer_run_of_the_same_data_extends_the_shorter_one(tmp_path, monkeypatch):
-    from axiomcam.evaluation import runner
-
+def test_a_longer_run_of_the_same_data_extends_the_shorter_one(tmp_path, prepared):
     pretrained = colour_classifier()
     options = dict(metrics="axioms,faithfulness,road,sanity", batch_size=2,
                    road_percentages=(50,), progress=False, gallery_images=0)
@@ -317,14 +322,7 @@ def test_a_longer_run_of_the_same_data_extends_the_shorter_one(tmp_path, monkeyp
     short = evaluate(pretrained, Growing(7), "gradcam,xgradcam", out_dir=tmp_path / "run",
                      sanity_images=7, **options)
     assert short.extended_from is None and short.images == 6  # img1 is there twice
-    prepared = []
-    real_prepare = runner._prepare_batch
-
-    def spying_prepare(pretrained, samples, first_index, timer):
-        prepared.append([sample.id for sample in samples])
-        return real_prepare(pretrained, samples, first_index, timer)
-
-    monkeypatch.setattr(runner, "_prepare_batch", spying_prepare)
+    prepared.clear()
     # 7 entries in batches of 2: the partial batch 3 (img5) is computed again, whole
     run = evaluate(pretrained, Growing(10), "gradcam,xgradcam", out_dir=tmp_path / "run",
                    sanity_images=10, **options)
