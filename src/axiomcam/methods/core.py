@@ -679,21 +679,18 @@ class Explainer:
 
     def _explanation(self, partial: PartialResult, maps: torch.Tensor,
                      guided: torch.Tensor | None) -> Explanation:
-        several = partial.targets.several
+        def detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.detach()
 
-        def shaped(tensor: torch.Tensor | None) -> torch.Tensor | None:
-            if tensor is None:
-                return None
-            tensor = tensor.detach()
-            return tensor if several else tensor.squeeze(1)
-
-        classes = partial.targets.classes
-        return Explanation(
-            maps=shaped(maps), raw=shaped(partial.raw),
-            channel_weights=shaped(partial.channel_weights), scores=shaped(partial.scores),
-            targets=shaped(classes), target_layer=partial.target_layer, method=self.name,
-            guided=shaped(guided), logits=partial.targets.logits,
+        explanation = Explanation(
+            maps=detached(maps), raw=detached(partial.raw),
+            channel_weights=detached(partial.channel_weights),
+            scores=detached(partial.scores), targets=detached(partial.targets.classes),
+            target_layer=partial.target_layer, method=self.name, guided=detached(guided),
+            logits=partial.targets.logits,
         )
+        # one target per image: drop the target axis the way Explanation.target does
+        return explanation if partial.targets.several else explanation.target(0)
 
 
 def _add(first: PartialResult, second: PartialResult) -> PartialResult:
