@@ -365,7 +365,7 @@ def test_a_run_is_not_extended_when_the_images_done_would_change(tmp_path):
                  seed=1, **options)
     with ResultStore.open(tmp_path) as store:  # the refusals changed nothing
         assert store.config["data"] == "colours:4" and store.finished is not None
-    # more sanity images than the run has, as long as the images done keep theirs
+    # the same sanity count on more images: extended (images 4 and 5 get no sanity rows)
     run = evaluate(pretrained, Growing(6), "gradcam", out_dir=tmp_path, sanity_images=2,
                    **options)
     assert (run.extended_from, run.images) == ("colours:4", 5)
