@@ -243,6 +243,16 @@ def test_gallery_pictures_put_the_map_on_the_whole_image(run):
     assert build_gallery(pretrained, Listed(report_samples()), run.out_dir, k=0) == {}
 
 
+def test_the_gallery_shows_its_progress_over_the_maps_it_draws(run, capsys):
+    pretrained = colour_classifier()
+    build_gallery(pretrained, Listed(report_samples()), run.out_dir, k=1, progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    drawn = 2 * len(METHODS)  # one best and one worst per method
+    assert bar.startswith("gallery: 100%") and f" {drawn}/{drawn} " in bar
+    build_gallery(pretrained, Listed(report_samples()), run.out_dir, k=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 # ---------------------------------------------------------------- selection, by hand
 def stored(tmp_path, rows: list[tuple[str, str, str, float]]) -> None:
     with ResultStore.create(tmp_path, {"seed": 0}, overwrite=True) as store:

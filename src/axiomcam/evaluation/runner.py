@@ -437,7 +437,8 @@ def evaluate(
         overwrite: delete the results already in ``out_dir`` (and any per-process parts)
             and start again. Without it, a run of the same configuration there is
             continued: its finished batches are kept, the others computed.
-        progress: a progress bar over images (``None``: on a terminal only).
+        progress: a progress bar over images, then one over the gallery's maps (``None``:
+            on a terminal only).
         gallery_images: best (and worst) images per method in the report's gallery
             (:func:`build_gallery`; 0: no gallery). Not part of the run's configuration:
             it changes no stored number.
@@ -633,7 +634,8 @@ def evaluate(
             database = _finish_run(out_dir)
             with timer("gallery"):  # while the explainers' hooks are still in place
                 gallery = build_gallery(pretrained, dataset, out_dir, k=gallery_images,
-                                        explainers=explainers, batch_size=batch_size)
+                                        explainers=explainers, batch_size=batch_size,
+                                        progress=progress)
             with timer("summary"):
                 files = write_summary(out_dir)
                 summaries = summarize(out_dir)
@@ -770,8 +772,8 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
                   out_dir: str | os.PathLike[str], *, k: int = GALLERY_SIZE,
                   explainers: Mapping[str, method_registry.Explainer] | None = None,
                   batch_size: int = 16,
-                  perturbation_batch_size: int | None = None
-                  ) -> dict[str, list[GalleryItem]]:
+                  perturbation_batch_size: int | None = None,
+                  progress: bool | None = None) -> dict[str, list[GalleryItem]]:
     """The report's gallery of a finished run: each method's map over its ``k`` best and
     ``k`` worst images by the ranking metric.
 
@@ -794,6 +796,8 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
             methods at the stored layer, and closed again).
         batch_size: images per explainer call.
         perturbation_batch_size: for explainers created here.
+        progress: a progress bar over the maps to draw (``None``: on a terminal only);
+            worth having for Score-CAM, whose gallery costs minutes.
 
     Returns:
         ``{method: [GalleryItem, ...]}`` (best first, then worst first); an image the
@@ -850,12 +854,18 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
                                seed=seed if isinstance(seed, int) else 0)
     samples = _find_samples(dataset, wanted & set(rows))
     names = pretrained.class_names
+    chosen_by_method = {
+        method: [(rank, ranked) for rank, ranking in (("best", selection.best),
+                                                     ("worst", selection.worst))
+                 for ranked in ranking if ranked.image_id in samples]
+        for method, selection in selections.items()}
     gallery: dict[str, list[GalleryItem]] = {}
     with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(
+            total=sum(map(len, chosen_by_method.values())), unit="map", desc="gallery",
+            dynamic_ncols=True, disable=None if progress is None else not progress))
         for method, selection in selections.items():
-            chosen = [(rank, ranked) for rank, ranking in (("best", selection.best),
-                                                          ("worst", selection.worst))
-                      for ranked in ranking if ranked.image_id in samples]
+            chosen = chosen_by_method[method]
             if not chosen:
                 continue
             explainer = (explainers or {}).get(method)
@@ -881,6 +891,7 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
                         image_id=ranked.image_id, rank=rank, metric=selection.metric,
                         value=ranked.value, picture=_gallery_picture(sample, cam_map, target),
                         class_name=_class_name(names, target), note=_gallery_note(row, names)))
+                bar.update(len(part))
     return gallery
 
 
