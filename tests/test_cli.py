@@ -107,6 +107,11 @@ def test_tiny_real_run_writes_the_files_and_prints_a_table(tmp_path):
     assert any(line.split()[:1] == ["conservation_error"] and line.split()[-1] == "-"
                for line in table)
     assert "1 image x 2 methods at features.18" in result.stdout
+    # the axioms were asked for by name: a one-line warning that Layer-CAM gets none
+    warning = next(line for line in result.stderr.splitlines() if "warning" in line)
+    assert warning.startswith("axiomcam: warning: the axioms apply to maps sum_k w_k A^k")
+    assert warning.endswith("and layercam has none: no axiom rows for it")
+    assert "Warning" not in result.stderr  # not Python's file:line: AxiomCamWarning form
 
     # the same directory with another configuration: refused, one line, exit 1
     again = invoke(*arguments, "--seed", "1")

@@ -18,6 +18,7 @@ Exit codes: 0 success, 2 bad usage (an unknown method, model, layer, target or m
 group, a bad option value), 1 any other failure, including any image that could not be
 explained (the others are still written; the failures are listed at the end). Errors are
 one line on stderr, ``axiomcam: error: ...``; ``--debug`` shows the traceback instead.
+axiomcam's warnings are one line each too, ``axiomcam: warning: ...``.
 
 Example:
     >>> from click.testing import CliRunner
@@ -29,18 +30,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from . import __version__
-from .methods import CAM_METHODS
+from .methods import CAM_METHODS, AxiomCamWarning
 
 __all__ = ["main"]
 
@@ -92,10 +95,31 @@ def _setup_logging(debug: bool) -> None:
                         level=logging.DEBUG if debug else logging.WARNING)
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """axiomcam's own warnings as ``axiomcam: warning: ...`` lines, not in Python's
+    ``file:line: category`` form, which would point into click's code."""
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, AxiomCamWarning):
+            click.echo(f"axiomcam: warning: {_one_line(str(message))}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100})
 @click.version_option(__version__, prog_name="axiomcam")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """axiomcam: class activation maps and measures of how good they are.
 
     \b
@@ -107,6 +131,7 @@ def main() -> None:
       axiomcam serve --model mobilenet_v2 --port 7860
       axiomcam evaluate --data composite:200 --out results/mobilenet_v2
     """
+    context.with_resource(_warnings_as_lines())
 
 
 # ------------------------------------------------------------------------ model options

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
+import warnings
 from collections import Counter
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
+from axiomcam import AxiomCamWarning
 from axiomcam.data import Dataset, Problem, Sample, open_dataset
 from axiomcam.evaluation.runner import (
     METRIC_GROUPS,
@@ -194,6 +196,28 @@ def test_method_and_metric_names_are_checked():
     assert check_metric_groups(["sanity", "axioms"]) == ["axioms", "sanity"]
     with pytest.raises(ValueError, match="unknown metric group 'speed'; known: axioms, "):
         check_metric_groups("axioms,speed")
+
+
+def test_the_axioms_asked_for_by_name_need_a_method_with_channel_weights(tmp_path):
+    pretrained = colour_classifier()
+    with pytest.raises(ValueError, match=r"channel weights \(cam, gradcam, .*\), and "
+                                         r"layercam, hirescam have none: add a method"):
+        evaluate(pretrained, Listed(toy_samples()), "layercam,hirescam", out_dir=tmp_path,
+                 metrics="axioms,faithfulness", progress=False)
+    assert not (tmp_path / "results.sqlite").exists()
+    with pytest.warns(AxiomCamWarning, match=r"and layercam has none: no axiom rows for it"):
+        run = evaluate(pretrained, Listed(toy_samples()), "gradcam,layercam",
+                       out_dir=tmp_path, metrics="axioms", progress=False, gallery_images=0)
+    with ResultStore.open(run.out_dir) as store:
+        methods = {row.method for row in store.results()}
+    assert methods == {"gradcam"}
+    # all groups by default: each where it applies, without a word
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "the axioms", AxiomCamWarning)
+        run = evaluate(pretrained, Listed(toy_samples()[:1]), "layercam",
+                       out_dir=tmp_path / "default", progress=False, gallery_images=0)
+    assert not {s.metric for s in run.summaries} & set(GROUP_METRICS["axioms"])
+    assert "average_drop" in {s.metric for s in run.summaries}
 
 
 def test_a_run_refuses_another_configuration_in_the_same_directory(tmp_path):

@@ -87,7 +87,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
-from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache, eval_mode
+from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache, eval_mode, warn
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
 from ..utils import overlay
@@ -424,7 +424,10 @@ def evaluate(
         out_dir: the run's directory (created if missing).
         metrics: metric groups (:data:`METRIC_GROUPS`; a sequence or a comma list);
             ``None``: all, each where the data allows it (no boxes: no localization or
-            discrimination rows).
+            discrimination rows; no channel weights: no axiom rows). Asking for
+            ``"axioms"`` by name with methods that have no channel weights (Layer-CAM,
+            HiResCAM, Eigen-CAM) warns about them, or refuses the run if no method has
+            any.
         batch_size: images per batch (and per database transaction).
         perturbation_batch_size: perturbed or ablated copies per forward pass (``None``:
             each method's default, see :class:`axiomcam.methods.Explainer`).
@@ -447,7 +450,8 @@ def evaluate(
         a :class:`RunResult`.
 
     Raises:
-        ValueError: an unknown method or metric group, a bad parameter, a label outside
+        ValueError: an unknown method or metric group, the axioms asked for by name with
+            no method that has channel weights, a bad parameter, a label outside
             the model's classes, a database of another run in ``out_dir``
             (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`: another
             configuration or schema version), a data set that changed since the run in
@@ -515,6 +519,13 @@ def evaluate(
                 name, model, layer, batch_size=perturbation_batch_size, progress=False))
             for name in method_names
         }
+        # the axioms asked for by name: refused if no method can have them (before
+        # anything is written), and a warning once the run goes ahead if some cannot
+        without_axioms = _without_channel_weights(explainers) \
+            if metrics is not None and "axioms" in groups else []
+        if without_axioms and len(without_axioms) == len(explainers):
+            raise ValueError(f"{_no_axioms_reason(without_axioms)}: add a method with "
+                             f"channel weights, or drop 'axioms' from the metrics")
         samples = iter(dataset)
         first = next(samples, None)  # an empty data set must not leave a database behind
         if first is None:
@@ -559,6 +570,9 @@ def evaluate(
         store, done, extended = _open_run(out_dir, config, group, dataset,
                                           overwrite=overwrite)
         stack.enter_context(store)
+        if without_axioms and group.is_main:
+            warn(f"{_no_axioms_reason(without_axioms)}: no axiom rows for "
+                 f"{'it' if len(without_axioms) == 1 else 'them'}")
         resumed = sum(len(ids) for ids in done.values())
         timer = _Timer()
         sanity_layers: dict[str, list[str]] = {}
@@ -938,6 +952,18 @@ def _gallery_picture(sample: Sample, cam_map: torch.Tensor, target: int) -> Imag
             draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline="white",
                            width=2)
     return picture
+
+
+def _without_channel_weights(explainers: Mapping[str, method_registry.Explainer]
+                             ) -> list[str]:
+    return [name for name, explainer in explainers.items()
+            if not getattr(explainer, "has_channel_weights", False)]
+
+
+def _no_axioms_reason(methods: Sequence[str]) -> str:
+    return (f"the axioms apply to maps sum_k w_k A^k with channel weights "
+            f"({', '.join(method_registry.CHANNEL_WEIGHT_METHODS)}), and "
+            f"{', '.join(methods)} {'has' if len(methods) == 1 else 'have'} none")
 
 
 def _no_images_message(dataset: Dataset) -> str:
