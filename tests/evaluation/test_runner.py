@@ -220,6 +220,44 @@ def test_the_axioms_asked_for_by_name_need_a_method_with_channel_weights(tmp_pat
     assert "average_drop" in {s.metric for s in run.summaries}
 
 
+def test_data_dependent_groups_asked_for_by_name_say_when_the_data_gave_none(tmp_path):
+    pretrained = colour_classifier()
+    # the first image has one box of its label: localization, but no discrimination
+    with pytest.warns(AxiomCamWarning) as caught:
+        run = evaluate(pretrained, Listed(toy_samples()[:1]), "gradcam", out_dir=tmp_path,
+                       metrics="localization,discrimination", progress=False,
+                       gallery_images=0)
+    messages = [str(w.message) for w in caught if "was asked for" in str(w.message)]
+    assert messages == ["metric group 'discrimination' was asked for, but no image has boxes "
+                        "of its label and of another class (two-object images): the run has "
+                        "no discrimination rows"]
+    assert "localization_iou" in {s.metric for s in run.summaries}
+    # without boxes: neither
+    boxless = [dataclasses.replace(sample, boxes=torch.zeros(0, 4),
+                                   box_labels=torch.zeros(0, dtype=torch.long))
+               for sample in toy_samples()]
+    with pytest.warns(AxiomCamWarning) as caught:
+        evaluate(pretrained, Listed(boxless), "gradcam", out_dir=tmp_path / "boxless",
+                 metrics="faithfulness,localization,discrimination", progress=False,
+                 gallery_images=0)
+    messages = [str(w.message) for w in caught if "was asked for" in str(w.message)]
+    assert [m.split(" was")[0] for m in messages] == ["metric group 'localization'",
+                                                    "metric group 'discrimination'"]
+    assert "--boxes voc|coco FILE" in messages[0]
+    # the whole toy set allows both: not a word
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*was asked for", AxiomCamWarning)
+        run = evaluate(pretrained, Listed(toy_samples()), "gradcam", out_dir=tmp_path / "all",
+                       metrics="localization,discrimination", progress=False,
+                       gallery_images=0)
+    assert {"localization_iou", "discrimination_share"} <= {s.metric for s in run.summaries}
+    # the sanity check by name on no image: refused before anything is written
+    with pytest.raises(ValueError, match=r"sanity check was asked for with sanity_images=0"):
+        evaluate(pretrained, Listed(toy_samples()), "gradcam", out_dir=tmp_path / "none",
+                 metrics="sanity", sanity_images=0, progress=False)
+    assert not (tmp_path / "none" / "results.sqlite").exists()
+
+
 def test_a_run_refuses_another_configuration_in_the_same_directory(tmp_path):
     pretrained = colour_classifier()
     dataset = Listed(toy_samples()[:1])

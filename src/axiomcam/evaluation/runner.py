@@ -427,7 +427,8 @@ def evaluate(
             discrimination rows; no channel weights: no axiom rows). Asking for
             ``"axioms"`` by name with methods that have no channel weights (Layer-CAM,
             HiResCAM, Eigen-CAM) warns about them, or refuses the run if no method has
-            any.
+            any; ``"localization"`` or ``"discrimination"`` by name warns at the end if
+            no image allowed it, and ``"sanity"`` by name needs ``sanity_images > 0``.
         batch_size: images per batch (and per database transaction).
         perturbation_batch_size: perturbed or ablated copies per forward pass (``None``:
             each method's default, see :class:`axiomcam.methods.Explainer`).
@@ -451,7 +452,8 @@ def evaluate(
 
     Raises:
         ValueError: an unknown method or metric group, the axioms asked for by name with
-            no method that has channel weights, a bad parameter, a label outside
+            no method that has channel weights, the sanity check asked for by name with
+            ``sanity_images=0``, a bad parameter, a label outside
             the model's classes, a database of another run in ``out_dir``
             (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`: another
             configuration or schema version), a data set that changed since the run in
@@ -526,6 +528,9 @@ def evaluate(
         if without_axioms and len(without_axioms) == len(explainers):
             raise ValueError(f"{_no_axioms_reason(without_axioms)}: add a method with "
                              f"channel weights, or drop 'axioms' from the metrics")
+        if metrics is not None and "sanity" in groups and sanity_images == 0:
+            raise ValueError("the sanity check was asked for with sanity_images=0: give the "
+                             "number of images to check (--sanity-images N)")
         samples = iter(dataset)
         first = next(samples, None)  # an empty data set must not leave a database behind
         if first is None:
@@ -653,6 +658,8 @@ def evaluate(
             with timer("summary"):
                 files = write_summary(out_dir)
                 summaries = summarize(out_dir)
+            if metrics is not None:
+                _warn_about_empty_groups(groups, summaries)
             with timer("report"):
                 report = write_report(out_dir, gallery, summaries=summaries, files=files)
             with ResultStore.open(out_dir) as merged:
@@ -964,6 +971,28 @@ def _no_axioms_reason(methods: Sequence[str]) -> str:
     return (f"the axioms apply to maps sum_k w_k A^k with channel weights "
             f"({', '.join(method_registry.CHANNEL_WEIGHT_METHODS)}), and "
             f"{', '.join(methods)} {'has' if len(methods) == 1 else 'have'} none")
+
+
+#: the groups whose rows depend on the data, a metric each always has, and why a run
+#: can have none of it
+_DATA_DEPENDENT_GROUPS = {
+    "localization": ("localization_iou", "no image has a label and a box of that class "
+                                         "(a folder or CSV needs --boxes voc|coco FILE)"),
+    "discrimination": ("discrimination_share", "no image has boxes of its label and of "
+                                               "another class (two-object images)"),
+}
+
+
+def _warn_about_empty_groups(groups: Sequence[str], summaries: Sequence[MetricSummary]
+                             ) -> None:
+    """Metric groups asked for by name that the data gave no row of, each named."""
+    measured = {summary.metric for summary in summaries}
+    for group in groups:
+        if group in _DATA_DEPENDENT_GROUPS:
+            metric, reason = _DATA_DEPENDENT_GROUPS[group]
+            if metric not in measured:
+                warn(f"metric group {group!r} was asked for, but {reason}: the run has no "
+                     f"{group} rows")
 
 
 def _no_images_message(dataset: Dataset) -> str:
