@@ -153,6 +153,21 @@ def test_toy_run_computes_what_each_image_allows(tmp_path):
     assert (tmp_path / "summary.csv").is_file() and (tmp_path / "summary.md").is_file()
 
 
+def test_the_progress_bar_shows_the_method_and_stage_a_batch_is_at(tmp_path, capsys):
+    evaluate(colour_classifier(), Listed(toy_samples()), "gradcam,layercam", out_dir=tmp_path,
+             metrics="faithfulness,localization", batch_size=3, progress=True,
+             gallery_images=0)
+    states = [state.strip() for state in capsys.readouterr().err.split("\r")
+              if state.startswith("evaluate:")]
+    stages = [state.rsplit(", ", 1)[-1].rstrip("]") for state in states
+              if state.startswith("evaluate:   0%")]
+    # one batch of three images: the stages in the order they run
+    assert list(dict.fromkeys(stages[1:])) == [
+        "forward", "gradcam: explain", "gradcam: faithfulness", "gradcam: localization",
+        "layercam: explain", "layercam: faithfulness", "layercam: localization"]
+    assert states[-1].startswith("evaluate: 100%") and states[-1].endswith("image/s]")
+
+
 def test_boxes_scale_with_the_whole_image_resize():
     pretrained = colour_classifier()  # input 16 x 16
     image = Image.new("RGB", (64, 32), RED)

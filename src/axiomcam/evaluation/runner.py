@@ -73,7 +73,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -324,14 +324,19 @@ def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
 
 
 class _Timer:
-    """Wall time per stage (and per method within a stage), summed over the run."""
+    """Wall time per stage (and per method within a stage), summed over the run;
+    ``on_stage`` is told each stage as it starts (the progress bar shows it: a batch of
+    Score-CAM takes minutes between two ticks of the bar)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.by_method: dict[str, dict[str, float]] = {}
+        self.on_stage: Callable[[str], object] | None = None
 
     @contextlib.contextmanager
     def __call__(self, stage: str, method: str | None = None) -> Iterator[None]:
+        if self.on_stage is not None:
+            self.on_stage(stage if method is None else f"{method}: {stage}")
         start = time.perf_counter()
         try:
             yield
@@ -602,6 +607,7 @@ def evaluate(
             total=len(dataset), initial=len(dataset) if everything_done else 0, unit="image",
             desc="evaluate" if group.world_size == 1 else f"evaluate (rank {group.rank})",
             dynamic_ncols=True, disable=quiet))
+        timer.on_stage = bar.set_postfix_str  # which method and stage the batch is at
         raw_batches = [] if everything_done else _batches(chain([first], samples), batch_size)
         for batch_index, batch_samples in enumerate(raw_batches):
             unique = []
@@ -645,6 +651,8 @@ def evaluate(
                 store.write_batch(problems=[ProblemRow(p.path, p.reason)
                                             for p in dataset.problems[problems_written:]],
                                   batch=trailing, details=details())
+        timer.on_stage = None
+        bar.set_postfix_str("", refresh=False)  # the finished bar ends on no stage
         bar.close()
         store.close()
         group.barrier()  # every rank's batches are stored
