@@ -526,14 +526,15 @@ def evaluate(
                 name, model, layer, batch_size=perturbation_batch_size, progress=False))
             for name in method_names
         }
-        # the axioms asked for by name: refused if no method can have them (before
-        # anything is written), and a warning once the run goes ahead if some cannot
+        # groups asked for by name that cannot be computed: refused when that is known
+        # now, before anything is written, else a warning once the run goes ahead
+        named_groups = set() if metrics is None else set(groups)
         without_axioms = _without_channel_weights(explainers) \
-            if metrics is not None and "axioms" in groups else []
+            if "axioms" in named_groups else []
         if without_axioms and len(without_axioms) == len(explainers):
             raise ValueError(f"{_no_axioms_reason(without_axioms)}: add a method with "
                              f"channel weights, or drop 'axioms' from the metrics")
-        if metrics is not None and "sanity" in groups and sanity_images == 0:
+        if "sanity" in named_groups and sanity_images == 0:
             raise ValueError("the sanity check was asked for with sanity_images=0: give the "
                              "number of images to check (--sanity-images N)")
         samples = iter(dataset)
@@ -666,13 +667,12 @@ def evaluate(
             with timer("summary"):
                 files = write_summary(out_dir)
                 summaries = summarize(out_dir)
-            if metrics is not None:
-                _warn_about_empty_groups(groups, summaries)
             with timer("report"):
                 report = write_report(out_dir, gallery, summaries=summaries, files=files)
             with ResultStore.open(out_dir) as merged:
                 shared = (database, files, report, summaries, merged.count("images"),
                           [Problem(row.path, row.reason) for row in merged.problems()])
+            _warn_about_empty_groups(named_groups, summaries)
         # the other ranks learn what rank 0 wrote, once it has written everything
         database, files, report, summaries, images, problems = group.from_main(shared)
     return RunResult(
@@ -991,16 +991,14 @@ _DATA_DEPENDENT_GROUPS = {
 }
 
 
-def _warn_about_empty_groups(groups: Sequence[str], summaries: Sequence[MetricSummary]
+def _warn_about_empty_groups(named_groups: set[str], summaries: Sequence[MetricSummary]
                              ) -> None:
     """Metric groups asked for by name that the data gave no row of, each named."""
     measured = {summary.metric for summary in summaries}
-    for group in groups:
-        if group in _DATA_DEPENDENT_GROUPS:
-            metric, reason = _DATA_DEPENDENT_GROUPS[group]
-            if metric not in measured:
-                warn(f"metric group {group!r} was asked for, but {reason}: the run has no "
-                     f"{group} rows")
+    for group, (metric, reason) in _DATA_DEPENDENT_GROUPS.items():
+        if group in named_groups and metric not in measured:
+            warn(f"metric group {group!r} was asked for, but {reason}: the run has no "
+                 f"{group} rows")
 
 
 def _no_images_message(dataset: Dataset) -> str:
