@@ -29,9 +29,8 @@ SUBSET="--data composite:8 --metrics deletion,road,sanity --deletion-steps 20
 DELETION="--data composite:200 --metrics deletion,road --deletion-steps 20
           --road-percentages 20,50,80"
 # Score-CAM (one forward pass of the whole network per channel, about 1 CPU-minute per
-# image): these runs were stopped for time and extended over sessions (a longer composite:N
-# extends a shorter run in the same --out); MobileNetV2's reached 200 images,
-# EfficientNet-Lite0's 152, and docs/evaluation.md's table reads that partial database
+# image): these runs were stopped for time and continued over sessions (the same command
+# continues an interrupted run; a longer composite:N extends a shorter one in the same --out)
 SCORECAM="--data composite:200 --batch-size 8 --methods gradcam,xgradcam,scorecam
           --metrics axioms,faithfulness,localization,discrimination"
 # the sanity check alone on all 200 images
