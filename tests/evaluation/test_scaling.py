@@ -157,6 +157,7 @@ def test_two_torchrun_processes_give_the_one_process_results(data, reference, tm
         *TORCHRUN, "--nproc_per_node", "2", "-m", "axiomcam"))
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.count("wrote ") == 1  # rank 0 reports, rank 1 stays quiet
+    assert f"({3 * IMAGES_PER_CLASS} computed in" in finished.stdout  # both ranks' images
     assert _rows(out / "results.sqlite") == _rows(reference / "results.sqlite")
     assert (out / "summary.csv").read_text() == (reference / "summary.csv").read_text()
     assert not (out / "parts").exists()  # merged, then removed

@@ -74,6 +74,14 @@ class ProcessGroup:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def total(self, value: int) -> int:
+        """The sum of every rank's ``value``, on every rank."""
+        if self.world_size == 1:
+            return value
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)  # works on gloo and NCCL alike
+        return sum(values)
+
     def leave(self) -> None:
         """End the process group if :func:`join` started it."""
         if self.started_here and dist.is_initialized():

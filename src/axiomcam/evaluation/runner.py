@@ -165,7 +165,7 @@ class RunResult:
         config: the configuration stored in the database.
         resumed: images an earlier, interrupted run of this configuration had stored (not
             computed again).
-        computed: images this process computed.
+        computed: images this run computed (every process's, in a distributed run).
         extended_from: the data description of the shorter run this one extended
             (``"composite:64 (seed 0)"``), ``None`` if it extended none.
     """
@@ -657,6 +657,7 @@ def evaluate(
         bar.close()
         store.close()
         group.barrier()  # every rank's batches are stored
+        computed_by_all = group.total(computed)
         shared = None
         if group.is_main:
             database = _finish_run(out_dir)
@@ -679,8 +680,8 @@ def evaluate(
         out_dir=Path(out_dir), database=database, files=files, report=report,
         summaries=summaries, images=images, problems=problems, target_layer=layer,
         methods=method_names, metric_groups=groups, seconds=dict(timer.seconds),
-        seconds_by_method=timer.by_method, config=config, resumed=resumed, computed=computed,
-        extended_from=extended,
+        seconds_by_method=timer.by_method, config=config, resumed=resumed,
+        computed=computed_by_all, extended_from=extended,
     )
 
 
