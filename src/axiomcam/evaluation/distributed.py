@@ -75,7 +75,8 @@ class ProcessGroup:
         return box[0]
 
     def total(self, value: int) -> int:
-        """The sum of every rank's ``value``, on every rank."""
+        """The sum of every rank's ``value``, on every rank (each waits for all, as at
+        :meth:`barrier`)."""
         if self.world_size == 1:
             return value
         values: list[Any] = [None] * self.world_size

@@ -656,7 +656,7 @@ def evaluate(
         bar.set_postfix_str("", refresh=False)  # the finished bar ends on no stage
         bar.close()
         store.close()
-        group.barrier()  # every rank's batches are stored
+        # collective: also waits until every rank's batches are stored
         computed_by_all = group.total(computed)
         shared = None
         if group.is_main:
@@ -973,7 +973,7 @@ def _gallery_picture(sample: Sample, cam_map: torch.Tensor, target: int) -> Imag
 def _without_channel_weights(explainers: Mapping[str, method_registry.Explainer]
                              ) -> list[str]:
     return [name for name, explainer in explainers.items()
-            if not getattr(explainer, "has_channel_weights", False)]
+            if not explainer.has_channel_weights]
 
 
 def _no_axioms_reason(methods: Sequence[str]) -> str:
