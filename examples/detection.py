@@ -32,7 +32,7 @@ from torch import nn
 import axiomcam
 from axiomcam.figures import method_title
 from axiomcam.targets import DetectionBox
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 LAYER = "backbone.body.16"

@@ -31,7 +31,7 @@ import torchvision
 import axiomcam
 from axiomcam.layers import candidate_layers
 from axiomcam.models import from_onnx
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 # the ONNX node torch.onnx.export names for the output of resnet18's layer3 (a BasicBlock

@@ -39,7 +39,7 @@ import axiomcam
 from axiomcam.figures import method_title
 from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
 from axiomcam.targets import SegmentationRegion, predicted_mask
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 #: --model: (torchvision builder, title, default layer)

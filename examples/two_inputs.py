@@ -35,7 +35,7 @@ from torch import nn
 import axiomcam
 from axiomcam.figures import method_title, save_grid
 from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam", "scorecam")
 LAYER = "image"

@@ -30,7 +30,7 @@ from PIL import Image
 
 import axiomcam
 from axiomcam.figures import method_title, save_grid
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 LAYER = "layer3"

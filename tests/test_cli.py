@@ -141,7 +141,7 @@ def photo_folder(tmp_path_factory):
     hold them; returns (folder, {file name: (width, height) upright})."""
     from PIL import Image
 
-    from axiomcam.utils import sample_image
+    from axiomcam.images import sample_image
 
     folder = tmp_path_factory.mktemp("photos")
     cat = sample_image("chelsea")  # 451 x 300
@@ -315,7 +315,7 @@ def test_compare_writes_one_figure_with_axiom_errors(photo_folder, tmp_path):
 def test_samples_writes_the_bundled_photographs(tmp_path):
     from PIL import Image
 
-    from axiomcam.utils import SAMPLE_IMAGES, sample_image
+    from axiomcam.images import SAMPLE_IMAGES, sample_image
 
     result = invoke("samples", str(tmp_path / "photos"))
     assert result.exit_code == 0, result.stderr

@@ -2,7 +2,7 @@
 process (``OMP_NUM_THREADS=1``, its pictures written to a temporary folder), writes the PNG
 files it promises, and every overlay in them shows a map that is not all zero.
 
-How an overlay is checked: ``axiomcam.utils.overlay`` blends ``0.5 * photo + 0.5 *
+How an overlay is checked: ``axiomcam.images.overlay`` blends ``0.5 * photo + 0.5 *
 colour``, so ``2 * overlay - photo`` recovers the coloured map.  It must lie in [0, 255]
 (the overlay is of this photo) and vary over the picture: an all-zero map is the single
 colour ``jet(0)`` everywhere.  The photo is rebuilt with the example's own helper, or found
@@ -27,7 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 from axiomcam.figures import save_grid
-from axiomcam.utils import overlay, sample_image
+from axiomcam.images import overlay, sample_image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: the spread (in 8-bit levels) a recovered map colour must exceed: real maps give about 160

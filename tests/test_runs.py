@@ -165,7 +165,7 @@ def test_explain_files_writes_overlays_raw_maps_and_results(pretrained, tmp_path
             assert picture.text["class"] == CLASSES[class_index]
             assert float(picture.text["probability"]) == pytest.approx(probability, abs=1e-5)
             assert picture.text["layer"] == "3" and picture.text["method"] == "gradcam"
-            expected_overlay = axiomcam.utils.overlay(original, expected.maps[row, column])
+            expected_overlay = axiomcam.images.overlay(original, expected.maps[row, column])
             assert np.array_equal(np.asarray(picture.convert("RGB")),
                                   np.asarray(expected_overlay))
             raw = np.load(tmp_path / "out" / entry["raw"])

@@ -473,7 +473,7 @@ def samples(folder: str, debug: bool) -> None:
     Example:
       axiomcam samples photos && axiomcam explain photos/chelsea.png --out maps
     """
-    from .utils import SAMPLE_IMAGES, sample_image
+    from .images import SAMPLE_IMAGES, sample_image
 
     _setup_logging(debug)
     out = Path(folder)
@@ -557,16 +557,15 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
     """
     # checks that need nothing loaded come first, so that a typo fails at once
     from .evaluation.runner import check_methods, check_metric_groups
+    from .metrics.faithfulness import check_percentages
 
     try:
         method_names = check_methods(method_list)
         groups = check_metric_groups(metric_list)
-        percentages = [float(p) for p in road_percentages.split(",") if p.strip()]
+        percentages = check_percentages(
+            [float(p) for p in road_percentages.split(",") if p.strip()], "--road-percentages")
     except ValueError as error:
         raise _BadUsage(str(error)) from error
-    if not percentages or any(not 0 < p < 100 for p in percentages):
-        raise _BadUsage(f"--road-percentages must be numbers in (0, 100), got "
-                        f"{road_percentages!r}")
     boxes_format, boxes_file = (None, None) if boxes is None else boxes
     if boxes_format is not None and boxes_format.lower() not in ("voc", "coco"):
         raise _BadUsage(f"--boxes takes a format (voc or coco) and a file, got "

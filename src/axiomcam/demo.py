@@ -30,8 +30,8 @@ import torch
 import axiomcam
 from axiomcam import models
 from axiomcam.figures import method_title, save_grid
+from axiomcam.images import overlay, sample_image
 from axiomcam.models import MissingWeightsError, PretrainedModel
-from axiomcam.utils import overlay, sample_image
 
 IMAGE_NAMES = ("chelsea", "coffee")
 DEFAULT_METHODS = ("gradcam", "xgradcam")

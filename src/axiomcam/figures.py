@@ -4,6 +4,8 @@ under it (the quick start's grid, ``axiomcam compare``).
 Example:
     >>> import tempfile, os
     >>> from PIL import Image
+
+from .methods.registry import METHODS
     >>> from axiomcam.figures import save_grid
     >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
     >>> pictures = [[Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "red")]]
@@ -21,23 +23,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["METHOD_TITLES", "method_title", "save_grid"]
+from .methods.registry import METHODS
 
-#: how figure titles spell the methods; any other method shows its own name
-METHOD_TITLES = {
-    "cam": "CAM",
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "hirescam": "HiResCAM",
-    "layercam": "Layer-CAM",
-    "ablationcam": "Ablation-CAM",
-    "ablationcam:activation": "Ablation-CAM (activation)",
-    "scorecam": "Score-CAM",
-    "eigencam": "Eigen-CAM",
-    "guided_backprop": "Guided Backprop",
-}
-
+__all__ = ["method_title", "save_grid"]
 
 def method_title(method: str) -> str:
     """The display name of a method: ``"xgradcam"`` -> ``"XGrad-CAM"``,
@@ -47,11 +35,7 @@ def method_title(method: str) -> str:
         >>> method_title("guided_gradcam++"), method_title("something")
         ('Guided Grad-CAM++', 'something')
     """
-    if method in METHOD_TITLES:
-        return METHOD_TITLES[method]
-    if method.startswith("guided_") and method[len("guided_"):] in METHOD_TITLES:
-        return f"Guided {METHOD_TITLES[method[len('guided_'):]]}"
-    return method
+    return METHODS[method].title if method in METHODS else method
 
 
 def save_grid(path: str | os.PathLike[str], pictures: Sequence[Sequence[Image.Image]],

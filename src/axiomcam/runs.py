@@ -47,11 +47,12 @@ from . import methods as method_registry
 from .data.readers import IMAGE_EXTENSIONS
 from .evaluation.runner import evaluation_inputs
 from .figures import method_title, save_grid
+from .images import guided_to_image, load_image, overlay
 from .layers import candidate_layers, resolve_layer
+from .methods import has_channel_weights
 from .metrics.axioms import axiom_errors, probe_layer
 from .models import PretrainedModel
 from .targets import TargetSpec, TopClasses
-from .utils import guided_to_image, load_image, overlay
 
 __all__ = [
     "CompareRun", "ExplainRun", "Failure", "TargetChoice", "check_layer",
@@ -337,7 +338,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         layer: the layer (``None``: the model's default); ignored by ``guided_backprop``.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
-        alpha, colormap: how the overlay is drawn (:func:`axiomcam.utils.overlay`).
+        alpha, colormap: how the overlay is drawn (:func:`axiomcam.images.overlay`).
         failures: failures met before (e.g. by :func:`collect_images`), reported with the
             run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
@@ -396,11 +397,6 @@ def _explainer(pretrained: PretrainedModel, method: str, layer: str
     if method == method_registry.GuidedBackprop.name:  # it explains the input: no layer
         return method_registry.create(method, pretrained.model)
     return method_registry.create(method, pretrained.model, layer)
-
-
-def _has_channel_weights(method: str) -> bool:
-    base = method.removeprefix("guided_").partition(":")[0]
-    return base in method_registry.CHANNEL_WEIGHT_METHODS
 
 
 def _explain_batch(pretrained: PretrainedModel, explainer: method_registry.Explainer,
@@ -553,7 +549,7 @@ def _compare_batch(pretrained: PretrainedModel,
     classes = first.targets
     # one probe (activations, gradients, K ablated scores) serves every method
     probe = (probe_layer(pretrained.model, inputs, classes, layer)
-             if axioms and any(map(_has_channel_weights, explainers)) else None)
+             if axioms and any(map(has_channel_weights, explainers)) else None)
     # the overlays are drawn on the thumbnails: the figure shows nothing finer
     thumbnails = [_thumbnail(image) for image in images]
     rows = [([thumbnail],

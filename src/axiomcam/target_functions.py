@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .outputs import describe_output, select_output
+from .support import warn
 
 __all__ = [
     "IGNORE_TOKEN",
@@ -141,13 +142,6 @@ def _tensor_output(output: object, owner: str, dims: int, expected: str) -> torc
         raise ValueError(f"{owner} needs a model output of shape {expected}; this output "
                          f"has {found}")
     return tensor
-
-
-def _warn(message: str) -> None:
-    # imported here: axiomcam.targets (imported by the core) re-exports this module
-    from .methods.core import warn
-
-    warn(message)
 
 
 # ----------------------------------------------------------------------------- classes
@@ -542,7 +536,7 @@ class DetectionBox:
                 continue
             if image not in self._warned:
                 self._warned.add(image)
-                _warn(
+                warn(
                     f"DetectionBox: no detection of label {label} overlaps the box "
                     f"{[round(v, 2) for v in box.tolist()]} with IoU >= {self.iou_threshold} "
                     f"in an output of image {image} ({scores.shape[0]} detections): its score "

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from axiomcam.app.explorer import MAX_SIDE
-from axiomcam.utils import sample_image
+from axiomcam.images import sample_image
 
 CHROMIUM = "/usr/bin/chromium"
 # no connection of Chromium's own (updates, safe browsing, sync): the page alone talks

@@ -19,10 +19,10 @@ import axiomcam
 from axiomcam.app import explorer as explorer_module
 from axiomcam.app.explorer import MAX_SIDE, Explorer
 from axiomcam.evaluation.runner import evaluation_inputs
+from axiomcam.images import overlay
 from axiomcam.metrics.axioms import measure_axioms
 from axiomcam.metrics.faithfulness import deletion_insertion
 from axiomcam.models import PretrainedModel
-from axiomcam.utils import overlay
 
 CLASSES = ["cat", "dog", "car", "tiger cat", "crane", "crane"]
 SIZE = 32

@@ -22,8 +22,8 @@ from torch import nn
 
 from axiomcam.app.explorer import METHODS, Explorer
 from axiomcam.app.server import AppServer
+from axiomcam.images import overlay, sample_image
 from axiomcam.models import PretrainedModel
-from axiomcam.utils import overlay, sample_image
 
 CLASSES = ["cat", "dog", "car", "tiger cat"]
 

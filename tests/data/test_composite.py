@@ -18,7 +18,7 @@ from axiomcam.data import (
     class_index,
     read_coco_boxes,
 )
-from axiomcam.utils import sample_image
+from axiomcam.images import sample_image
 
 NAMES = list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
 

@@ -36,20 +36,19 @@ from PIL import Image
 
 from .. import methods as method_registry
 from ..figures import method_title
+from ..images import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
 from ..layers import candidate_layers
-from ..methods.core import AblationCache
+from ..methods import AblationCache, has_channel_weights
 from ..metrics.axioms import LayerProbe, axiom_errors, probe_layer
 from ..metrics.faithfulness import deletion_insertion
 from ..models import PretrainedModel
 from ..runs import (
-    _has_channel_weights,
     _network_inputs,
     _probabilities_and_logits,
     _top_classes,
     check_layer,
     parse_targets,
 )
-from ..utils import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -177,7 +176,7 @@ class Explorer:
         return self.open_image(image_from_bytes(data, name), name)
 
     def open_sample(self, name: str) -> OpenedImage:
-        """One of the bundled sample photographs (:data:`axiomcam.utils.SAMPLE_IMAGES`)."""
+        """One of the bundled sample photographs (:data:`axiomcam.images.SAMPLE_IMAGES`)."""
         return self.open_image(sample_image(name), name)
 
     def open_image(self, image: Image.Image, name: str = "image") -> OpenedImage:
@@ -277,7 +276,7 @@ class Explorer:
         layer = self.resolve_layer(layer)
         methods = self.check_methods(methods)
         report = progress or (lambda fraction, text: None)
-        weighted = [m for m in methods if _has_channel_weights(m)]
+        weighted = [m for m in methods if has_channel_weights(m)]
         # the bar's stages, in units of one deletion curve (its steps + 1 forward passes):
         # the probe, then per method its map and its curve, so that Score-CAM's K passes
         # of the whole network fill as much of the bar as they take time

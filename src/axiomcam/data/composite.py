@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..utils import sample_image
+from ..images import sample_image
 from .readers import Dataset, Sample, _normalise_name, class_index
 
 __all__ = ["OBJECTS", "TEXTURES", "CompositeBenchmark", "CompositeLayout", "CompositeObject"]
@@ -48,7 +48,7 @@ class CompositeObject:
 
     Attributes:
         key: a short name (``"cat"``).
-        source: the :func:`axiomcam.utils.sample_image` photograph it is cut from.
+        source: the :func:`axiomcam.images.sample_image` photograph it is cut from.
         crop: ``(left, upper, right, lower)`` in the photograph's pixels (PIL's crop box:
             right and lower exclusive).
         class_name: its ImageNet class (the label of a box around it).

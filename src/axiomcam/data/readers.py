@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from PIL import Image
 
-from ..utils import load_image
+from ..images import load_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -60,7 +60,7 @@ __all__ = [
 logger = logging.getLogger("axiomcam")
 
 #: file name endings (compared case-insensitively) taken as images from a folder, by the
-#: readers and by `axiomcam explain` / `compare` (formats `utils.load_image` reads)
+#: readers and by `axiomcam explain` / `compare` (formats `images.load_image` reads)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
                     ".pgm")
 

@@ -69,7 +69,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import platform
 import time
@@ -87,10 +86,11 @@ from tqdm.auto import tqdm
 from .. import __version__
 from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
-from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache, eval_mode, warn
+from ..images import overlay
+from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
-from ..utils import overlay
+from ..support import check_positive_int, eval_mode, warn
 from . import distributed
 from .report import GALLERY_SIZE, THUMBNAIL_SIZE, GalleryItem, select_gallery, write_report
 from .store import (
@@ -305,19 +305,6 @@ def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
     return torch.stack(tensors).to(pretrained.device), scaled
 
 
-def _check_positive(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_percentages(percentages: Iterable[float]) -> list[float]:
-    values = [float(p) for p in percentages]
-    if not values or any(not (0 < p < 100) or not math.isfinite(p) for p in values):
-        raise ValueError(f"road_percentages must be numbers in (0, 100), got {values!r}")
-    return values
-
-
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
     while batch := list(islice(samples, size)):
         yield batch
@@ -495,18 +482,18 @@ def evaluate(
     start = time.perf_counter()
     method_names = check_methods(methods)
     groups = check_metric_groups(metrics)
-    batch_size = _check_positive(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if perturbation_batch_size is not None:
-        perturbation_batch_size = _check_positive(perturbation_batch_size,
+        perturbation_batch_size = check_positive_int(perturbation_batch_size,
                                                   "perturbation_batch_size")
-    deletion_steps = _check_positive(deletion_steps, "deletion_steps")
-    percentages = _check_percentages(road_percentages)
-    sanity_images = _check_positive(sanity_images, "sanity_images", minimum=0)
+    deletion_steps = check_positive_int(deletion_steps, "deletion_steps")
+    percentages = list(faithfulness.check_percentages(road_percentages, "road_percentages"))
+    sanity_images = check_positive_int(sanity_images, "sanity_images", minimum=0)
     if sanity_steps is not None:
-        sanity_steps = _check_positive(sanity_steps, "sanity_steps")
+        sanity_steps = check_positive_int(sanity_steps, "sanity_steps")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
-    gallery_images = _check_positive(gallery_images, "gallery_images", minimum=0)
+    gallery_images = check_positive_int(gallery_images, "gallery_images", minimum=0)
     if not isinstance(pretrained, PretrainedModel):
         raise TypeError(
             f"pretrained must be an axiomcam.models.PretrainedModel, not "
@@ -813,7 +800,7 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
     conservation error that it has values of). Only those images are looked up in the
     data set (iterated again, up to the last one needed) and explained again, as in the
     run: whole image resized to ``input_size``, for the label if known, else the stored
-    top-1 class. Each picture is the map (``utils.overlay``, jet, alpha 0.5) over the image
+    top-1 class. Each picture is the map (``images.overlay``, jet, alpha 0.5) over the image
     scaled to :data:`~axiomcam.evaluation.report.THUMBNAIL_SIZE` on its longest side,
     with the explained class's ground-truth boxes drawn in white.
 
@@ -868,8 +855,8 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
         [('best', 'img0', 'average_drop', (224, 112)), ('worst', 'img3', 'average_drop', \
 (224, 112))]
     """
-    k = _check_positive(k, "k", minimum=0)
-    batch_size = _check_positive(batch_size, "batch_size")
+    k = check_positive_int(k, "k", minimum=0)
+    batch_size = check_positive_int(batch_size, "batch_size")
     with ResultStore.open(out_dir) as store:
         selections = select_gallery(store, k)
         rows = {row.image_id: row for row in store.images()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import BaseCAM, LayerContext, weighted_sum
+from .core import BaseCAM, LayerContext
+from .maps import weighted_sum
 
 
 class CAM(BaseCAM):
@@ -31,6 +32,7 @@ class CAM(BaseCAM):
     """
 
     name = "cam"
+    title = "CAM"
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
         classes = context.targets.classes
@@ -90,6 +92,7 @@ class EigenCAM(BaseCAM):
     """
 
     name = "eigencam"
+    title = "Eigen-CAM"
     has_channel_weights = False
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, None]:

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..explanation import Explanation
 from ..layers import (
@@ -28,7 +23,17 @@ from ..layers import (
     resolve_layer,
 )
 from ..outputs import OutputSelector
+from ..support import (
+    Progress,
+    check_inputs,
+    check_model,
+    check_scores,
+    eval_mode,
+    progress_bar,
+    warn,
+)
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+from .maps import minmax_scale, minmax_scale_quiet, upsample, weighted_sum
 
 logger = logging.getLogger("axiomcam")
 
@@ -40,175 +45,6 @@ DEFAULT_BATCH_SIZE = 16
 #: Ablation-CAM and the axioms probe put as many ablated copies of the layer's output in
 #: one pass as fit in this many bytes (only the layers after the target run on them)
 ABLATION_COPY_BYTES = 128 * 2**20
-
-
-class AxiomCamWarning(UserWarning):
-    """Something about an explanation the user should know (an all-zero map, a fallback)."""
-
-
-_PACKAGE_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def warn(message: str) -> None:
-    """Warn with the location of the user's call, not of axiomcam's internals."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-            _PACKAGE_DIRECTORY):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, AxiomCamWarning, stacklevel=level + 1)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-#: what ``progress=`` takes: ``None`` (a bar on a terminal when the work is long), a bool
-#: (always / never a bar), or a callable ``(done, total, description)`` told after each
-#: step (a web page's progress, a log line)
-Progress = bool | Callable[[int, int, str], object] | None
-
-
-class _CallbackProgress:
-    """tqdm's ``update`` / context protocol, reporting to a callable instead of a bar."""
-
-    def __init__(self, report: Callable[[int, int, str], object], total: int,
-                 description: str) -> None:
-        self.report, self.total, self.description, self.done = report, total, description, 0
-
-    def __enter__(self) -> _CallbackProgress:
-        self.report(0, self.total, self.description)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def update(self, steps: int = 1) -> None:
-        self.done += steps
-        self.report(self.done, self.total, self.description)
-
-
-def progress_bar(progress: Progress, total: int, description: str, unit: str = "batch"
-                 ) -> tqdm | _CallbackProgress:
-    """A progress reporter over ``total`` steps, used as ``with ...: bar.update(1)``.
-
-    ``progress``: ``None`` shows a tqdm bar on a terminal when there are more than 8 steps,
-    ``True`` / ``False`` always / never, a callable gets ``(done, total, description)``
-    at the start and after every step.
-    """
-    if callable(progress):
-        return _CallbackProgress(progress, total, description)
-    disable = (not progress) if progress is not None else (None if total > 8 else True)
-    return tqdm(total=total, desc=description, unit=unit, leave=False, disable=disable)
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode and restore each module's own flag afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-def check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-    if next(model.parameters(), None) is None:
-        raise ValueError(
-            f"{type(model).__name__} has no parameters: axiomcam explains trained networks"
-        )
-    return model
-
-
-def check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
-    """Reject what would crash deep inside the model or give a silent wrong answer."""
-    if not torch.is_tensor(inputs):
-        raise TypeError(
-            f"inputs must be a torch.Tensor of shape (B, C, H, W), not {type(inputs).__name__}"
-        )
-    if not inputs.is_floating_point():
-        raise TypeError(
-            f"inputs must be a float tensor, got dtype {inputs.dtype}: convert and normalise "
-            "images as the model expects (e.g. the `preprocess` of axiomcam.models.load)"
-        )
-    if inputs.dim() not in (4, 5):
-        hint = " Add a batch axis with inputs.unsqueeze(0)." if inputs.dim() == 3 else ""
-        raise ValueError(
-            f"inputs must be a batch (B, C, H, W), or (B, C, T, H, W) for 3D networks; got "
-            f"shape {tuple(inputs.shape)}.{hint}"
-        )
-    if inputs.shape[0] == 0:
-        raise ValueError("inputs is an empty batch (B = 0)")
-    parameter = next(model.parameters())
-    if inputs.device != parameter.device:
-        raise ValueError(
-            f"inputs are on {inputs.device} but the model is on {parameter.device}: move one "
-            f"of them (e.g. inputs.to('{parameter.device}'))"
-        )
-    if inputs.dtype != parameter.dtype:
-        raise TypeError(
-            f"inputs have dtype {inputs.dtype} but the model's parameters {parameter.dtype}"
-        )
-    first_conv = next(
-        (m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d)), None
-    )
-    if first_conv is not None:
-        expected_dims = 4 if isinstance(first_conv, nn.Conv2d) else 5
-        if inputs.dim() == expected_dims and inputs.shape[1] != first_conv.in_channels:
-            raise ValueError(
-                f"inputs have {inputs.shape[1]} channels but the model's first convolution "
-                f"expects {first_conv.in_channels} (inputs shape {tuple(inputs.shape)})"
-            )
-    if not torch.isfinite(inputs).all():
-        bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
-        raise ValueError(f"inputs contain NaN or inf (images {bad})")
-    return inputs
-
-
-def check_scores(scores: torch.Tensor) -> torch.Tensor:
-    if not torch.isfinite(scores).all():
-        raise ValueError(
-            f"the model's target scores contain NaN or inf: {scores.detach().flatten().tolist()}"
-        )
-    return scores
-
-
-def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """``numerator / denominator`` with 0 where the denominator is 0 (never NaN/inf)."""
-    zero = denominator == 0
-    return torch.where(zero, torch.zeros_like(numerator),
-                       numerator / torch.where(zero, torch.ones_like(denominator), denominator))
-
-
-def weighted_sum(channel_weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
-    """``sum_k w_k A^k``: ``(B, n, K)`` weights and ``(B, K, S)`` activations -> ``(B, n, S)``."""
-    return torch.einsum("bnk,bks->bns", channel_weights, activations)
-
-
-def minmax_scale(maps: torch.Tensor, what: str = "map") -> torch.Tensor:
-    """Scale each map of ``(B, n, *spatial)`` to ``[0, 1]``; a constant map becomes zeros."""
-    flat = maps.flatten(2)
-    low = flat.amin(-1, keepdim=True)
-    span = flat.amax(-1, keepdim=True) - low
-    constant = span <= torch.finfo(maps.dtype).tiny
-    if constant.any():
-        where = [tuple(i) for i in constant.squeeze(-1).nonzero().tolist()]
-        warn(
-            f"the {what} of (image, target) {where} is constant (all-zero activations or "
-            "gradients, or nothing positive): returned as all zeros"
-        )
-    scaled = torch.where(constant, torch.zeros_like(flat), (flat - low) / span.clamp_min(
-        torch.finfo(maps.dtype).tiny))
-    return scaled.view_as(maps)
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Bilinear (trilinear for 3D) upsampling of ``(B, n, *spatial)`` maps to ``size``."""
-    if tuple(maps.shape[2:]) == tuple(size):
-        return maps
-    mode = "bilinear" if len(size) == 2 else "trilinear"
-    return F.interpolate(maps, size=size, mode=mode, align_corners=False)
 
 
 @dataclass
@@ -503,13 +339,6 @@ class LayerContext:
         return check_scores(result), baseline
 
 
-def minmax_scale_quiet(maps: torch.Tensor) -> torch.Tensor:
-    """:func:`minmax_scale` without the warning (constant channels are expected here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AxiomCamWarning)
-        return minmax_scale(maps)
-
-
 # ----------------------------------------------------------------------------- explainers
 
 
@@ -563,6 +392,8 @@ class Explainer:
     """
 
     name: ClassVar[str] = ""
+    #: how figures spell the method (``"Grad-CAM++"``)
+    title: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
@@ -741,6 +572,11 @@ class BaseCAM(Explainer):
     #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
+    #: what computing the map costs beyond the forward pass, for a method without
+    #: gradients: a key of :data:`axiomcam.methods.registry.COSTS`
+    cost: ClassVar[str] = "forward"
+    #: other spellings :func:`axiomcam.methods.create` accepts
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .core import GradientCAM, safe_divide
+from .core import GradientCAM
+from .maps import safe_divide
 
 
 class GradCAM(GradientCAM):
@@ -27,6 +28,7 @@ class GradCAM(GradientCAM):
     """
 
     name = "gradcam"
+    title = "Grad-CAM"
 
     def channel_weights_from(self, activations: torch.Tensor,
                              gradients: torch.Tensor) -> torch.Tensor:
@@ -52,6 +54,7 @@ class XGradCAM(GradientCAM):
     """
 
     name = "xgradcam"
+    title = "XGrad-CAM"
 
     def channel_weights_from(self, activations: torch.Tensor,
                              gradients: torch.Tensor) -> torch.Tensor:
@@ -75,6 +78,8 @@ class GradCAMPlusPlus(GradientCAM):
     """
 
     name = "gradcam++"
+    title = "Grad-CAM++"
+    aliases = ("gradcamplusplus",)
 
     def channel_weights_from(self, activations: torch.Tensor,
                              gradients: torch.Tensor) -> torch.Tensor:
@@ -99,6 +104,7 @@ class HiResCAM(GradientCAM):
     """
 
     name = "hirescam"
+    title = "HiResCAM"
     has_channel_weights = False
 
     def raw_from(self, activations: torch.Tensor,
@@ -120,6 +126,7 @@ class LayerCAM(GradientCAM):
     """
 
     name = "layercam"
+    title = "Layer-CAM"
     has_channel_weights = False
 
     def raw_from(self, activations: torch.Tensor,

@@ -7,15 +7,10 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from ..support import check_scores, warn
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
-from .core import (
-    BaseCAM,
-    Explainer,
-    PartialResult,
-    check_scores,
-    minmax_scale,
-    warn,
-)
+from .core import BaseCAM, Explainer, PartialResult
+from .maps import minmax_scale
 
 
 class _PositiveGradient(torch.autograd.Function):
@@ -55,6 +50,7 @@ class GuidedBackprop(Explainer):
     """
 
     name = "guided_backprop"
+    title = "Guided Backprop"
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:

@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .core import BaseCAM, LayerContext, safe_divide, weighted_sum
+from .core import BaseCAM, LayerContext
+from .maps import safe_divide, weighted_sum
 
 AblationWeights = Literal["score", "activation"]
 
@@ -42,6 +43,8 @@ class AblationCAM(BaseCAM):
     """
 
     name = "ablationcam"
+    title = "Ablation-CAM"
+    cost = "ablation"
     #: ``"ablationcam:activation"`` names the sensitivity-exact form (see :func:`create`)
     variant_option: ClassVar[str] = "weights"
     variants: ClassVar[tuple[str, ...]] = ("activation",)
@@ -82,6 +85,8 @@ class ScoreCAM(BaseCAM):
     """
 
     name = "scorecam"
+    title = "Score-CAM"
+    cost = "masking"
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
         masked, baseline = context.masked_input_probabilities()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from .axioms import (
     AxiomErrors,
+    AxiomProbe,
     LayerProbe,
     axiom_errors,
     conservation_error,
@@ -40,6 +41,7 @@ from .faithfulness import (
     ConfidenceChange,
     DeletionInsertion,
     RoadResult,
+    check_percentages,
     confidence_change,
     deletion_insertion,
     noisy_linear_imputation,
@@ -59,6 +61,7 @@ from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [
     "AxiomErrors",
+    "AxiomProbe",
     "BoxLocalization",
     "ClassDiscrimination",
     "ConfidenceChange",
@@ -69,6 +72,7 @@ __all__ = [
     "axiom_errors",
     "box_localization",
     "cascading_randomization",
+    "check_percentages",
     "class_discrimination",
     "confidence_change",
     "conservation_error",

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from ..methods.core import Progress, check_inputs, check_model, eval_mode, progress_bar
+from ..support import Progress, check_inputs, check_model, eval_mode, progress_bar
 
 
 def check_maps(maps: object, inputs: torch.Tensor | None = None,

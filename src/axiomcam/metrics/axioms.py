@@ -51,20 +51,15 @@ import torch
 from torch import nn
 
 from ..explanation import Explanation
-from ..methods import CAM_METHODS, CHANNEL_WEIGHT_METHODS, create
-from ..methods.core import (
-    AblationCache,
-    GradientCAM,
-    LayerContext,
-    Progress,
-    check_inputs,
-    eval_mode,
-    safe_divide,
-)
+from ..methods import CHANNEL_WEIGHT_METHODS, Explainer, create, method_info
+from ..methods.core import AblationCache, GradientCAM, LayerContext
+from ..methods.maps import safe_divide
+from ..support import Progress, check_inputs, eval_mode
 from ..targets import TargetSpec
 
 __all__ = [
     "AxiomErrors",
+    "AxiomProbe",
     "LayerProbe",
     "axiom_errors",
     "conservation_error",
@@ -332,6 +327,85 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
     )
 
 
+class AxiomProbe:
+    """Explain and measure one batch at one layer: the one workflow the CLI's ``compare``,
+    the app and ``evaluate`` share.
+
+    The layer is probed (:func:`probe_layer`: activations, gradients and the ``K``
+    channel-ablated scores) the first time an explanation with channel weights is
+    measured, and that probe serves every later method; its channel ablations are shared
+    with Ablation-CAM explainers through one :class:`~axiomcam.methods.AblationCache`.
+
+    Args:
+        model: the network.
+        inputs: ``(B, C, H, W)`` preprocessed images.
+        targets: one class per image (``(B,)``), or a callable target; every explanation
+            measured must explain these.
+        target_layer: the layer the methods explain.
+        batch_size: ablated copies per forward pass (``None``: as for Ablation-CAM).
+        progress: progress over the probe's ablation passes.
+        ablation_cache: the cache to share (``None``: a new one for this batch).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from axiomcam.methods import create
+        >>> from axiomcam.metrics.axioms import AxiomProbe
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+        >>> batch = AxiomProbe(model, torch.rand(2, 3, 16, 16), torch.tensor([1, 2]), "3")
+        >>> explanation, errors = batch.explain(create("xgradcam", model, "3"))
+        >>> bool((errors.sensitivity_error < 1e-4).all())  # exact on GAP + linear heads
+        True
+        >>> batch.explain(create("layercam", model, "3"))[1] is None  # no channel weights
+        True
+    """
+
+    def __init__(self, model: nn.Module, inputs: torch.Tensor, targets: TargetSpec,
+                 target_layer: str | nn.Module | None, *, batch_size: int | None = None,
+                 progress: Progress = None, ablation_cache: AblationCache | None = None
+                 ) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.targets = targets
+        self.target_layer = target_layer
+        self.batch_size = batch_size
+        self.progress = progress
+        self.ablation_cache = AblationCache() if ablation_cache is None else ablation_cache
+        self._probe: LayerProbe | None = None
+
+    @property
+    def probed(self) -> bool:
+        """Whether the layer has been probed yet."""
+        return self._probe is not None
+
+    @property
+    def probe(self) -> LayerProbe:
+        """The :class:`LayerProbe` of the batch, computed on first use."""
+        if self._probe is None:
+            self._probe = probe_layer(self.model, self.inputs, self.targets, self.target_layer,
+                                      batch_size=self.batch_size, progress=self.progress,
+                                      ablation_cache=self.ablation_cache)
+        return self._probe
+
+    def errors(self, explanation: Explanation) -> AxiomErrors | None:
+        """The axiom errors of ``explanation`` (of this batch, layer and targets), or
+        ``None`` for a method without channel weights (the axioms do not apply)."""
+        if explanation.channel_weights is None:
+            return None
+        return axiom_errors(self.probe, explanation)
+
+    def explain(self, explainer: Explainer) -> tuple[Explanation, AxiomErrors | None]:
+        """``explainer``'s explanation of the batch and its axiom errors (see
+        :meth:`errors`); the explainer shares the probe's channel ablations."""
+        explainer.ablation_cache = self.ablation_cache
+        targets = self.targets
+        if self._probe is not None and self._probe.targets is not None:
+            targets = self._probe.targets  # the classes the probe resolved (top-1 for None)
+        explanation = explainer(self.inputs, targets)
+        return explanation, self.errors(explanation)
+
+
 def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
                    target_layer: str | nn.Module | None = None, targets: TargetSpec = None,
                    *, batch_size: int | None = None, progress: Progress = None,
@@ -369,19 +443,18 @@ def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str
     if isinstance(methods, str):
         methods = [methods]
     for name in methods:
-        # unknown names fail here, with the known ones listed; "name:variant" -> name
-        key = create(name, model, target_layer).name.partition(":")[0]
-        if key not in CAM_METHODS or not CAM_METHODS[key].has_channel_weights:
+        info = method_info(name)  # unknown names fail here, with the known ones listed
+        if not (info.cam and info.has_channel_weights):
             raise ValueError(
                 f"{name!r} has no channel weights: the axioms are defined for "
                 f"{', '.join(CHANNEL_WEIGHT_METHODS)}"
             )
-    probe = probe_layer(model, inputs, targets, target_layer, batch_size=batch_size,
-                        progress=progress)
-    targets_used = probe.targets if probe.targets is not None else targets
+    batch = AxiomProbe(model, inputs, targets, target_layer, batch_size=batch_size,
+                       progress=progress)
+    probe = batch.probe  # first: it resolves the default layer and the top classes
     results = {}
     for name in methods:
         explainer = create(name, model, probe.target_layer, batch_size=batch_size,
                            progress=progress, **method_options)
-        results[name] = axiom_errors(probe, explainer(inputs, targets_used))
+        results[name] = batch.explain(explainer)[1]
     return results

@@ -29,14 +29,8 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from ..methods.core import (
-    Progress,
-    check_inputs,
-    check_model,
-    eval_mode,
-    progress_bar,
-    safe_divide,
-)
+from ..methods.maps import safe_divide
+from ..support import Progress, check_inputs, check_model, eval_mode, progress_bar
 from ._common import check_class_targets, check_maps, chunks, class_probabilities
 
 # ---------------------------------------------------------------------------------------
@@ -580,20 +574,26 @@ class RoadResult:
     lerf: torch.Tensor
 
 
-def _check_percentages(percentages: object) -> tuple[float, ...]:
+def check_percentages(percentages: object, name: str = "percentages") -> tuple[float, ...]:
+    """ROAD's percentages checked: a non-empty sequence of finite numbers in ``(0, 100)``
+    (``name`` is what the error calls them: ``"--road-percentages"`` on the command line).
+
+    Example:
+        >>> check_percentages([10, 50.5])
+        (10.0, 50.5)
+        >>> check_percentages([100])
+        Traceback (most recent call last):
+        ...
+        ValueError: percentages must be numbers in (0, 100) (a non-empty sequence), got [100]
+    """
     if torch.is_tensor(percentages) or isinstance(percentages, np.ndarray):
         percentages = percentages.tolist()
+    message = f"{name} must be numbers in (0, 100) (a non-empty sequence), got {percentages!r}"
     if isinstance(percentages, str) or not isinstance(percentages, Sequence):
-        raise ValueError(
-            f"percentages must be a non-empty sequence of numbers in (0, 100), got "
-            f"{percentages!r}"
-        )
-    checked = tuple(_check_number(p, "each percentage") for p in percentages)
+        raise ValueError(message)
+    checked = tuple(_check_number(p, f"each of {name}") for p in percentages)
     if not checked or any(not 0 < p < 100 for p in checked):
-        raise ValueError(
-            f"percentages must be a non-empty sequence of numbers in (0, 100), got "
-            f"{percentages!r}"
-        )
+        raise ValueError(message)
     return checked
 
 
@@ -645,7 +645,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         >>> result.percentages, result.morf.shape, result.lerf.shape
         ((25.0, 75.0), torch.Size([2, 2]), torch.Size([2, 2]))
     """
-    percentages = _check_percentages(percentages)
+    percentages = check_percentages(percentages)
     noise_std = _check_number(noise_std, "noise_std")
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")

@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 from torchvision.ops import box_iou
 
-from ..methods.core import safe_divide
+from ..methods.maps import safe_divide
 from ._common import check_boxes, check_maps
 
 # 8-connectivity: diagonal neighbours belong to the same component

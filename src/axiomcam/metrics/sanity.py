@@ -18,7 +18,7 @@ from torch import nn
 import axiomcam
 
 from ..layers import resolve_layer
-from ..methods.core import check_inputs, check_model, eval_mode
+from ..support import check_inputs, check_model, eval_mode
 from ..targets import TargetSpec
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)

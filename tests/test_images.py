@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from axiomcam.utils import (
+from axiomcam.images import (
     SAMPLE_IMAGES,
     guided_to_image,
     load_image,
