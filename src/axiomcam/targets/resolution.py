@@ -1,6 +1,6 @@
-"""What a map explains: a class per image, several classes per image, or any scalar; with
-ready-made targets for segmentation regions, detected boxes, embeddings and token sequences
-(:mod:`axiomcam.target_functions`, re-exported here)."""
+"""What a map explains: the target specs (``None``, a class, one class per image, ``(B, k)``
+classes, :class:`TopClasses`, a callable) and their resolution against a batch and the
+model's output (:func:`resolve_targets` -> :class:`ResolvedTargets`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .outputs import OutputSelector, describe_output, select_output
+from ..outputs import OutputSelector, describe_output, select_output
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class ResolvedTargets:
 
     @property
     def count(self) -> int:
+        """``k``, the number of targets per image (1 for a callable)."""
         return 1 if self.classes is None else self.classes.shape[1]
 
     def scores(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
@@ -216,29 +217,4 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
                            logits=logits)
 
 
-# the ready-made target callables (segmentation regions, detections, embeddings, tokens)
-from .target_functions import (  # noqa: E402  (they use select_output, imported above)
-    IGNORE_TOKEN,
-    ClassScore,
-    DetectionBox,
-    EmbeddingSimilarity,
-    SegmentationRegion,
-    TokenLogProbability,
-    box_iou,
-    predicted_mask,
-)
-
-__all__ = [
-    "IGNORE_TOKEN",
-    "ClassScore",
-    "DetectionBox",
-    "EmbeddingSimilarity",
-    "ResolvedTargets",
-    "SegmentationRegion",
-    "TargetSpec",
-    "TokenLogProbability",
-    "TopClasses",
-    "box_iou",
-    "predicted_mask",
-    "resolve_targets",
-]
+__all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
