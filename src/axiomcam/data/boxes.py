@@ -134,6 +134,57 @@ def _json_field(record: Mapping, key: str, where: str) -> object:
     return record[key]
 
 
+def _coco_sections(file: Path) -> dict[str, list]:
+    """The ``images``, ``annotations`` and ``categories`` lists of a COCO file."""
+    if not file.exists():
+        raise FileNotFoundError(f"no COCO annotation file at {str(file)!r}")
+    source = str(file)
+    try:
+        with file.open(encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{source} is not a JSON file: {error}") from error
+    sections = {}
+    for key in ("images", "annotations", "categories"):
+        value = _json_field(document, key, source)
+        if not isinstance(value, list):
+            raise ValueError(f"{source}: {key!r} must be a list, not {type(value).__name__}")
+        sections[key] = value
+    return sections
+
+
+def _coco_categories(categories: list, names: list[str], source: str) -> dict[object, int]:
+    """The class index of every COCO category id, matched by the category's name."""
+    category_class: dict[object, int] = {}
+    for position, category in enumerate(categories):
+        where = f"{source}, categories[{position}]"
+        name = _json_field(category, "name", where)
+        if not isinstance(name, str):
+            raise ValueError(f"{where}: 'name' must be a string, not {name!r}")
+        category_class[_json_field(category, "id", where)] = class_index(name, names, where)
+    return category_class
+
+
+def _coco_images(images: list, source: str
+                 ) -> tuple[dict[object, str], dict[str, tuple[list[list[float]], list[int]]]]:
+    """The file name of every COCO image id, and an empty (boxes, labels) entry per file."""
+    file_names: dict[object, str] = {}
+    collected: dict[str, tuple[list[list[float]], list[int]]] = {}
+    for position, image in enumerate(images):
+        where = f"{source}, images[{position}]"
+        image_id = _json_field(image, "id", where)
+        file_name = _json_field(image, "file_name", where)
+        if not isinstance(file_name, str) or not file_name:
+            raise ValueError(f"{where}: 'file_name' must be a non-empty string")
+        if file_name in collected:
+            raise ValueError(f"{where}: the file name {file_name!r} is listed twice")
+        if image_id in file_names:
+            raise ValueError(f"{where}: the image id {image_id!r} is used twice")
+        file_names[image_id] = file_name
+        collected[file_name] = ([], [])
+    return file_names, collected
+
+
 def read_coco_boxes(json_path: str | os.PathLike[str], class_names: Sequence[str]) -> BoxTable:
     """Read the boxes of a COCO-format JSON file (``images``, ``annotations``, ``categories``).
 
@@ -170,44 +221,10 @@ def read_coco_boxes(json_path: str | os.PathLike[str], class_names: Sequence[str
     """
     names = checked_class_names(class_names)
     file = Path(json_path)
-    if not file.exists():
-        raise FileNotFoundError(f"no COCO annotation file at {str(file)!r}")
     source = str(file)
-    try:
-        with file.open(encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{source} is not a JSON file: {error}") from error
-    sections = {}
-    for key in ("images", "annotations", "categories"):
-        value = _json_field(document, key, source)
-        if not isinstance(value, list):
-            raise ValueError(f"{source}: {key!r} must be a list, not {type(value).__name__}")
-        sections[key] = value
-
-    category_class: dict[object, int] = {}
-    for position, category in enumerate(sections["categories"]):
-        where = f"{source}, categories[{position}]"
-        name = _json_field(category, "name", where)
-        if not isinstance(name, str):
-            raise ValueError(f"{where}: 'name' must be a string, not {name!r}")
-        category_class[_json_field(category, "id", where)] = class_index(name, names, where)
-
-    file_names: dict[object, str] = {}
-    collected: dict[str, tuple[list[list[float]], list[int]]] = {}
-    for position, image in enumerate(sections["images"]):
-        where = f"{source}, images[{position}]"
-        image_id = _json_field(image, "id", where)
-        file_name = _json_field(image, "file_name", where)
-        if not isinstance(file_name, str) or not file_name:
-            raise ValueError(f"{where}: 'file_name' must be a non-empty string")
-        if file_name in collected:
-            raise ValueError(f"{where}: the file name {file_name!r} is listed twice")
-        if image_id in file_names:
-            raise ValueError(f"{where}: the image id {image_id!r} is used twice")
-        file_names[image_id] = file_name
-        collected[file_name] = ([], [])
-
+    sections = _coco_sections(file)
+    category_class = _coco_categories(sections["categories"], names, source)
+    file_names, collected = _coco_images(sections["images"], source)
     for position, annotation in enumerate(sections["annotations"]):
         where = f"{source}, annotations[{position}]"
         image_id = _json_field(annotation, "image_id", where)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .boxes import read_coco_boxes, read_voc_boxes
+from .boxes import BoxTable, read_coco_boxes, read_voc_boxes
 from .composite import CompositeBenchmark
 from .dataset import Dataset
 from .files import CsvImages, ImageFolder
@@ -27,6 +27,20 @@ def _composite_count(spec: str) -> int:
             f"valid specs: {VALID_SPECS}"
         )
     return int(count_text)
+
+
+def _read_boxes(boxes_format: str | None, boxes_file: str | os.PathLike[str] | None,
+                class_names: Sequence[str]) -> tuple[BoxTable | None, str]:
+    """The boxes of ``boxes_file`` read as ``boxes_format`` says (``None``: no boxes), and
+    the text that adds them to a data set's description."""
+    if boxes_format is None:
+        return None, ""
+    readers = {"voc": read_voc_boxes, "coco": read_coco_boxes}
+    format_name = str(boxes_format).strip().lower()
+    if format_name not in readers:
+        raise ValueError(f"unknown boxes_format {boxes_format!r}: use 'voc' or 'coco'")
+    boxes = readers[format_name](boxes_file, class_names)
+    return boxes, f" (boxes: {format_name} {boxes_file})"
 
 
 def open_dataset(
@@ -82,15 +96,7 @@ def open_dataset(
             )
         return CompositeBenchmark(_composite_count(spec), class_names, seed=seed)
 
-    boxes = None
-    boxes_text = ""
-    if boxes_format is not None:
-        readers = {"voc": read_voc_boxes, "coco": read_coco_boxes}
-        format_name = str(boxes_format).strip().lower()
-        if format_name not in readers:
-            raise ValueError(f"unknown boxes_format {boxes_format!r}: use 'voc' or 'coco'")
-        boxes = readers[format_name](boxes_file, class_names)
-        boxes_text = f" (boxes: {format_name} {boxes_file})"
+    boxes, boxes_text = _read_boxes(boxes_format, boxes_file, class_names)
 
     path = Path(spec)
     if path.is_dir():
