@@ -7,10 +7,17 @@ import math
 
 import pytest
 import torch
-from hand_reference import assert_relative, hand_cam
+from hand_reference import TinyNet, assert_relative, hand_cam
+from torch import nn
 
 import axiomcam
 from axiomcam.targets import ClassScore
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return TinyNet().eval(), torch.rand(2, 3, 8, 8)
 
 
 def test_class_score_hand_values_logit_and_softmax():

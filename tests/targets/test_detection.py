@@ -9,12 +9,20 @@ import warnings
 import pytest
 import torch
 import torchvision
-from hand_reference import assert_relative, hand_cam, hand_maps
+from hand_reference import assert_relative, build_detector, hand_cam, hand_maps
+from torch import nn
 from torchvision.ops import box_iou as torchvision_box_iou
 
 import axiomcam
 from axiomcam.methods import AxiomCamWarning
 from axiomcam.targets import DetectionBox, box_iou
+
+
+@pytest.fixture(scope="module")
+def detector() -> tuple[nn.Module, torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Faster R-CNN MobileNetV3-320 FPN, random weights, 5 classes, every box kept
+    (:func:`hand_reference.build_detector`)."""
+    return build_detector()
 
 
 def _detections(requires_grad: bool = False) -> list[dict[str, torch.Tensor]]:

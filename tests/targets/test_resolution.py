@@ -5,9 +5,25 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hand_reference import build_detector, build_segmentation
+from torch import nn
 
 import axiomcam
 from axiomcam.targets import DetectionBox
+
+
+@pytest.fixture(scope="module")
+def segmentation() -> tuple[nn.Module, torch.Tensor]:
+    """LR-ASPP MobileNetV3, random weights, 4 classes
+    (:func:`hand_reference.build_segmentation`)."""
+    return build_segmentation()
+
+
+@pytest.fixture(scope="module")
+def detector() -> tuple[nn.Module, torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Faster R-CNN MobileNetV3-320 FPN, random weights, 5 classes, every box kept
+    (:func:`hand_reference.build_detector`)."""
+    return build_detector()
 
 
 def test_mistakes_with_segmentation_and_detection_models_are_clear_errors(segmentation,

@@ -10,10 +10,18 @@ import copy
 import pytest
 import torch
 import torchvision
-from hand_reference import assert_relative, calibrate_batchnorm, hand_cam
+from hand_reference import assert_relative, build_segmentation, calibrate_batchnorm, hand_cam
+from torch import nn
 
 import axiomcam
 from axiomcam.targets import SegmentationRegion, predicted_mask
+
+
+@pytest.fixture(scope="module")
+def segmentation() -> tuple[nn.Module, torch.Tensor]:
+    """LR-ASPP MobileNetV3, random weights, 4 classes
+    (:func:`hand_reference.build_segmentation`)."""
+    return build_segmentation()
 
 
 def _segmentation_scores() -> torch.Tensor:
