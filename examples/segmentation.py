@@ -3,7 +3,7 @@
 A random-weight torchvision segmentation model (4 classes) segments the bundled
 ``chelsea`` photo: LR-ASPP MobileNetV3 (the default, the quickest) or FCN ResNet-50
 (``--model fcn``; DeepLabV3 is explained the same way, see
-``tests/test_target_functions.py``). Random weights with BatchNorm running statistics of
+``tests/targets/test_segmentation.py``). Random weights with BatchNorm running statistics of
 mean 0 / variance 1 make the activations of a deep network fade until every pixel gets the
 same scores, so the BatchNorm statistics are first set by forward passes in train mode on
 a few views of the photo (the photo itself, mirrored, flipped, shifted), and the

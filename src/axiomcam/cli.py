@@ -557,7 +557,7 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
     """
     # checks that need nothing loaded come first, so that a typo fails at once
     from .evaluation.runner import check_methods, check_metric_groups
-    from .metrics.faithfulness import check_percentages
+    from .metrics import check_percentages
 
     try:
         method_names = check_methods(method_list)

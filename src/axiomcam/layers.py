@@ -11,8 +11,6 @@ from torch import nn
 
 logger = logging.getLogger("axiomcam")
 
-LayerSpec = str | nn.Module | None
-
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
     """Return ``(qualified_name, module)`` for a layer given by name or as a module.

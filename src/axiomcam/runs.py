@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import methods as method_registry
-from .data.readers import IMAGE_EXTENSIONS
+from .data import IMAGE_EXTENSIONS
 from .evaluation.runner import evaluation_inputs
 from .figures import method_title, save_grid
 from .images import guided_to_image, load_image, overlay

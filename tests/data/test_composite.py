@@ -11,13 +11,7 @@ from torchvision.models import MobileNet_V2_Weights
 from torchvision.transforms import functional as TF
 
 from axiomcam import models
-from axiomcam.data import (
-    OBJECTS,
-    CompositeBenchmark,
-    ImageFolder,
-    class_index,
-    read_coco_boxes,
-)
+from axiomcam.data import OBJECTS, CompositeBenchmark, ImageFolder, class_index, read_coco_boxes
 from axiomcam.images import sample_image
 
 NAMES = list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])

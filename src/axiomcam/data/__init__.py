@@ -4,6 +4,12 @@ built-in localization benchmark with exact ground truth.
 All of them yield :class:`Sample` objects (an RGB image at its original resolution, its
 label, its boxes); bad files are reported in ``dataset.problems`` and skipped.
 
+- :mod:`.dataset`: :class:`Sample`, :class:`Problem`, :class:`Dataset`, :func:`class_index`;
+- :mod:`.files`: :class:`ImageFolder`, :class:`CsvImages`;
+- :mod:`.boxes`: :func:`read_voc_boxes`, :func:`read_coco_boxes`;
+- :mod:`.composite`: :class:`CompositeBenchmark`, the built-in benchmark;
+- :mod:`.specs`: :func:`open_dataset`, a data set named by a short text.
+
 Example:
     >>> from torchvision.models import MobileNet_V2_Weights
     >>> from axiomcam.data import open_dataset
@@ -15,20 +21,11 @@ Example:
 
 from __future__ import annotations
 
+from .boxes import BoxTable, read_coco_boxes, read_voc_boxes
 from .composite import OBJECTS, CompositeBenchmark, CompositeLayout, CompositeObject
-from .readers import (
-    IMAGE_EXTENSIONS,
-    BoxTable,
-    CsvImages,
-    Dataset,
-    ImageFolder,
-    Problem,
-    Sample,
-    class_index,
-    open_dataset,
-    read_coco_boxes,
-    read_voc_boxes,
-)
+from .dataset import Dataset, Problem, Sample, class_index
+from .files import IMAGE_EXTENSIONS, CsvImages, ImageFolder
+from .specs import open_dataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 from ..images import sample_image
-from .readers import Dataset, Sample, _normalise_name, class_index
+from .dataset import Dataset, Sample, class_index, normalise_name
 
 __all__ = ["OBJECTS", "TEXTURES", "CompositeBenchmark", "CompositeLayout", "CompositeObject"]
 
@@ -556,7 +556,7 @@ class CompositeBenchmark(Dataset):
             'Egyptian_cat'
         """
         name = self.class_names[label]
-        unique = sum(_normalise_name(n) == _normalise_name(name) for n in self.class_names) == 1
+        unique = sum(normalise_name(n) == normalise_name(name) for n in self.class_names) == 1
         safe = (
             unique and name.strip() and not any(c in name for c in '/\\:*?"<>|') and name[0] != "."
         )
@@ -571,7 +571,7 @@ class CompositeBenchmark(Dataset):
             folder: where to write (created if needed).
             class_folders: put each image in a subfolder named after its label
                 (:meth:`class_folder`, e.g. ``Egyptian_cat/composite-00017.png``), so that
-                :class:`~axiomcam.data.readers.ImageFolder` reads the labels back (boxes are
+                :class:`~axiomcam.data.ImageFolder` reads the labels back (boxes are
                 matched by base name); ``False`` writes a flat folder (labels come back as
                 ``None``).
 

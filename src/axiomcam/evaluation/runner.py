@@ -88,7 +88,8 @@ from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
 from ..images import overlay
 from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache
-from ..metrics import axioms, faithfulness, localization, sanity
+from ..metrics import axioms, check_percentages, faithfulness, localization, sanity
+from ..metrics import road as road_metric
 from ..models import PretrainedModel
 from ..support import check_positive_int, eval_mode, warn
 from . import distributed
@@ -487,7 +488,7 @@ def evaluate(
         perturbation_batch_size = check_positive_int(perturbation_batch_size,
                                                   "perturbation_batch_size")
     deletion_steps = check_positive_int(deletion_steps, "deletion_steps")
-    percentages = list(faithfulness.check_percentages(road_percentages, "road_percentages"))
+    percentages = list(check_percentages(road_percentages, "road_percentages"))
     sanity_images = check_positive_int(sanity_images, "sanity_images", minimum=0)
     if sanity_steps is not None:
         sanity_steps = check_positive_int(sanity_steps, "sanity_steps")
@@ -1076,8 +1077,8 @@ def _evaluate_batch(batch: _Batch, model: torch.nn.Module,
 
         if "road" in groups:
             with timer("road", name):
-                road = faithfulness.road(model, inputs, maps, targets,
-                                         percentages=tuple(percentages), seed=seed, **options)
+                road = road_metric(model, inputs, maps, targets,
+                                   percentages=tuple(percentages), seed=seed, **options)
                 xs = [float(p) for p in road.percentages]
                 rows.add(ids, name, "road_morf", road.morf.mean(dim=1))
                 rows.add(ids, name, "road_lerf", road.lerf.mean(dim=1))

@@ -3,11 +3,14 @@
 - :mod:`~axiomcam.metrics.axioms`: XGrad-CAM's conservation and sensitivity axioms as
   errors, with the network's bias share (Fu et al., BMVC 2020);
 - :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
-  (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018), ROAD
-  (Rong et al., ICML 2022), top-p% removal drop;
+  (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018),
+  top-p% removal drop;
+- :mod:`~axiomcam.metrics.road`: ROAD, removal by noisy linear imputation (Rong et al.,
+  ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
   its energy form, class discrimination on two-object images;
-- :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018).
+- :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
+- :mod:`~axiomcam.metrics.common`: the checks and batched forward passes they share.
 
 Every function takes a batch and returns per-image values (``(B,)`` tensors or ``(B, S)``
 curves); data-set means, medians and bootstrap intervals are taken over those values by
@@ -40,12 +43,8 @@ from .axioms import (
 from .faithfulness import (
     ConfidenceChange,
     DeletionInsertion,
-    RoadResult,
-    check_percentages,
     confidence_change,
     deletion_insertion,
-    noisy_linear_imputation,
-    road,
     top_removal_drop,
 )
 from .localization import (
@@ -57,6 +56,7 @@ from .localization import (
     map_to_box,
     pointing_game,
 )
+from .road import RoadResult, check_percentages, noisy_linear_imputation, road
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [

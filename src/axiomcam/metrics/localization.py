@@ -26,7 +26,7 @@ from scipy import ndimage
 from torchvision.ops import box_iou
 
 from ..methods.maps import safe_divide
-from ._common import check_boxes, check_maps
+from .common import check_boxes, check_maps
 
 # 8-connectivity: diagonal neighbours belong to the same component
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)

@@ -15,18 +15,83 @@ Conventions of :mod:`axiomcam.metrics`:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+import numbers
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from ..support import Progress, check_inputs, check_model, eval_mode, progress_bar
 
+__all__ = [
+    "check_batch_size",
+    "check_boxes",
+    "check_class_logits",
+    "check_class_targets",
+    "check_faithfulness_inputs",
+    "check_maps",
+    "check_number",
+    "chunked_probabilities",
+    "chunks",
+    "class_probabilities",
+    "pixel_count",
+    "saliency_rank",
+]
+
+
+def check_number(value: object, name: str) -> float:
+    """``value`` as a float, checked to be a finite real number (not a bool).
+
+    Raises:
+        ValueError: naming ``name`` and the value.
+
+    Example:
+        >>> check_number(3, "steps"), check_number(0.5, "noise_std")
+        (3.0, 0.5)
+    """
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` checked to be a positive int (not a bool).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
+def check_class_logits(logits: object) -> torch.Tensor:
+    """``logits``, checked to be the ``(B, num_classes)`` tensor a classifier returns.
+
+    Raises:
+        ValueError: naming the shape (or type) the model returned.
+    """
+    if not torch.is_tensor(logits) or logits.dim() != 2:
+        shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits)
+        raise ValueError(
+            f"the metrics need a model that returns (B, num_classes) logits; got {shape}"
+        )
+    return logits
+
 
 def check_maps(maps: object, inputs: torch.Tensor | None = None,
                what: str = "maps") -> torch.Tensor:
     """``maps`` as a ``(B, H, W)`` float tensor of finite values in ``[0, 1]``, matching
-    ``inputs`` ``(B, C, H, W)`` in batch size and spatial size when given."""
+    ``inputs`` ``(B, C, H, W)`` in batch size and spatial size when given (``what`` names
+    them in the messages).
+
+    Raises:
+        TypeError: not a float tensor.
+        ValueError: not ``(B, H, W)``, empty, NaN / inf, values outside ``[0, 1]``, or a
+            batch or spatial size other than the inputs'.
+    """
     if not torch.is_tensor(maps):
         raise TypeError(f"{what} must be a torch.Tensor (B, H, W), not {type(maps).__name__}")
     if maps.dim() != 3:
@@ -59,7 +124,17 @@ def check_maps(maps: object, inputs: torch.Tensor | None = None,
 
 def check_class_targets(targets: object, batch_size: int,
                         num_classes: int | None = None) -> torch.Tensor:
-    """``targets`` as a ``(B,)`` long tensor of class indices (an int applies to all)."""
+    """``targets`` as a ``(B,)`` long tensor of class indices (an int applies to all),
+    each below ``num_classes`` when given.
+
+    Raises:
+        TypeError: a bool, floats, or a value that is not an int, sequence or tensor.
+        ValueError: a length other than ``batch_size``, a class out of range.
+
+    Example:
+        >>> check_class_targets(1, 3), check_class_targets([0, 2], 2, num_classes=3)
+        (tensor([1, 1, 1]), tensor([0, 2]))
+    """
     if isinstance(targets, bool):
         raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
     if isinstance(targets, int):
@@ -91,7 +166,14 @@ def check_class_targets(targets: object, batch_size: int,
 def check_boxes(boxes: object, batch_size: int, height: int, width: int,
                 what: str = "boxes") -> list[torch.Tensor]:
     """``boxes`` as ``B`` float tensors ``(n_i, 4)`` of ``x0 < x1``, ``y0 < y1`` inside the
-    ``height x width`` image (each image needs at least one box)."""
+    ``height x width`` image (each image needs at least one box); a ``(B, 4)`` tensor is
+    one box per image.
+
+    Raises:
+        TypeError: not a sequence of tensors.
+        ValueError: a length other than ``batch_size``, an image without boxes, NaN / inf,
+            an empty or inverted box, a box outside the image.
+    """
     if torch.is_tensor(boxes) and boxes.dim() == 2:
         boxes = [box[None] for box in boxes]  # one box per image, (B, 4)
     if not isinstance(boxes, Sequence) and not torch.is_tensor(boxes):
@@ -124,7 +206,12 @@ def check_boxes(boxes: object, batch_size: int, height: int, width: int,
 
 
 def chunks(total: int, size: int) -> Iterator[slice]:
-    """Slices of at most ``size`` over ``range(total)``."""
+    """Slices of at most ``size`` over ``range(total)``.
+
+    Example:
+        >>> list(chunks(5, 2))
+        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
     for start in range(0, total, size):
         yield slice(start, min(start + size, total))
 
@@ -133,26 +220,97 @@ def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.T
                         batch_size: int = 64, progress: Progress = None,
                         description: str = "forward") -> torch.Tensor:
     """Softmax probability of ``classes[i]`` for ``inputs[i]``, ``(N,)``, in batches of
-    ``batch_size`` under ``torch.no_grad()`` with the model in eval mode."""
+    ``batch_size`` under ``torch.no_grad()`` with the model in eval mode (``progress``: a
+    progress bar or callback, see :func:`axiomcam.support.progress_bar`).
+
+    Raises:
+        ValueError: a bad ``batch_size``, a model that does not return ``(B, num_classes)``
+            logits, NaN / inf probabilities.
+    """
     check_model(model)
     check_inputs(model, inputs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_batch_size(batch_size)
     classes = classes.to(inputs.device)
     result = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
     steps = list(chunks(inputs.shape[0], batch_size))
     with (eval_mode(model), torch.no_grad(),
           progress_bar(progress, len(steps), description) as bar):
         for part in steps:
-            logits = model(inputs[part])
-            if not torch.is_tensor(logits) or logits.dim() != 2:
-                shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits)
-                raise ValueError(
-                    f"the metrics need a model that returns (B, num_classes) logits; got {shape}"
-                )
+            logits = check_class_logits(model(inputs[part]))
             probabilities = torch.softmax(logits, dim=1)
             result[part] = probabilities.gather(1, classes[part, None]).squeeze(1)
             bar.update(1)
     if not torch.isfinite(result).all():
         raise ValueError("the model's probabilities contain NaN or inf")
     return result
+
+
+def check_faithfulness_inputs(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
+                              targets: object, batch_size: object
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validated ``(inputs, maps, targets)`` of a perturbation metric (faithfulness, ROAD):
+    maps moved to the inputs' device and dtype, targets checked against the model's number
+    of classes (read from one forward pass of the first image).
+
+    Raises:
+        TypeError / ValueError: a bad model, inputs that are not ``(B, C, H, W)``, bad maps
+            (:func:`check_maps`), targets (:func:`check_class_targets`) or batch size, a
+            model that does not return ``(B, num_classes)`` logits.
+    """
+    check_model(model)
+    check_inputs(model, inputs)
+    if inputs.dim() != 4:
+        raise ValueError(
+            f"the faithfulness metrics need images (B, C, H, W), got shape {tuple(inputs.shape)}"
+        )
+    maps = check_maps(maps, inputs).to(device=inputs.device, dtype=inputs.dtype)
+    check_batch_size(batch_size)
+    targets = check_class_targets(targets, inputs.shape[0])
+    with eval_mode(model), torch.no_grad():
+        logits = check_class_logits(model(inputs[:1]))
+    targets = check_class_targets(targets, inputs.shape[0], logits.shape[1])
+    return inputs, maps, targets.to(inputs.device)
+
+
+def pixel_count(percent: float, pixels: int) -> int:
+    """How many of ``pixels`` make ``percent`` %: ``round(percent / 100 * pixels)``, halves up.
+
+    Example:
+        >>> pixel_count(50, 5), pixel_count(10, 64)
+        (3, 6)
+    """
+    return math.floor(percent / 100 * pixels + 0.5)
+
+
+def saliency_rank(maps: torch.Tensor) -> torch.Tensor:
+    """``(B, H*W)`` rank of every pixel in decreasing saliency (0 = most salient); equal
+    values keep their row-major order.
+
+    Example:
+        >>> saliency_rank(torch.tensor([[[0.2, 0.9], [0.2, 0.5]]]))
+        tensor([[2, 0, 3, 1]])
+    """
+    flat = maps.flatten(1)
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    rank.scatter_(1, order, positions)
+    return rank
+
+
+def chunked_probabilities(model: nn.Module, total: int,
+                          build: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                          batch_size: int, progress: Progress, description: str,
+                          device: torch.device) -> torch.Tensor:
+    """``(total,)`` class probabilities of perturbed images built ``batch_size`` at a time:
+    ``build(indices)`` returns the images and the classes of those flat item indices, so
+    that no more than ``batch_size`` perturbed images exist at once."""
+    parts = list(chunks(total, batch_size))
+    results = []
+    with progress_bar(progress, len(parts), description) as bar:
+        for part in parts:
+            images, classes = build(torch.arange(part.start, part.stop, device=device))
+            results.append(class_probabilities(model, images, classes, batch_size=batch_size,
+                                               progress=False))
+            bar.update(1)
+    return torch.cat(results)

@@ -1,6 +1,6 @@
-"""What a map explains: a class per image, several classes per image, or any scalar; with
-ready-made targets for segmentation regions, detected boxes, embeddings and token sequences
-(:mod:`axiomcam.target_functions`, re-exported here)."""
+"""What a map explains: the target specs (``None``, a class, one class per image, ``(B, k)``
+classes, :class:`TopClasses`, a callable) and their resolution against a batch and the
+model's output (:func:`resolve_targets` -> :class:`ResolvedTargets`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .outputs import OutputSelector, describe_output, select_output
+from ..outputs import OutputSelector, describe_output, select_output
+
+__all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class ResolvedTargets:
 
     @property
     def count(self) -> int:
+        """``k``, the number of targets per image (1 for a callable)."""
         return 1 if self.classes is None else self.classes.shape[1]
 
     def scores(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
@@ -133,6 +136,50 @@ def _accepts_two_arguments(function: Callable[..., object]) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
 
 
+def _index_tensor(targets: object) -> torch.Tensor:
+    """Class indices given as a tensor, a sequence of ints or an array, as a CPU tensor."""
+    if torch.is_tensor(targets):
+        return targets.detach().cpu()
+    if isinstance(targets, Sequence) and not isinstance(targets, str):
+        if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool)
+                   for t in targets):
+            raise TypeError(f"targets must be integer class indices, got {targets!r}")
+        return torch.tensor(list(targets), dtype=torch.long)
+    if hasattr(targets, "__array__"):
+        return torch.as_tensor(targets)
+    raise TypeError(
+        "targets must be None, an int, a sequence of ints, a tensor of class indices "
+        f"or a callable, not {type(targets).__name__}: {targets!r}"
+    )
+
+
+def _requested_classes(targets: object, batch_size: int) -> tuple[torch.Tensor, bool]:
+    """``(B, k)`` long classes from an int, a sequence, an array or a tensor of class
+    indices, and whether the caller asked for a ``k`` axis (a ``(B, k)`` tensor)."""
+    if isinstance(targets, bool):
+        raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
+    if isinstance(targets, numbers.Integral):
+        return torch.full((batch_size, 1), int(targets), dtype=torch.long), False
+    tensor = _index_tensor(targets)
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"targets must be integer class indices, got dtype {tensor.dtype}")
+    if tensor.dim() == 0:
+        tensor = tensor.expand(batch_size)
+    if tensor.dim() > 2:
+        raise ValueError(
+            f"targets must be (B,) or (B, k) class indices, got shape {tuple(tensor.shape)}"
+        )
+    if tensor.shape[0] != batch_size:
+        raise ValueError(
+            f"got {tensor.shape[0]} targets for a batch of {batch_size} images: give one "
+            "class per image, one int for all, or a (B, k) tensor"
+        )
+    classes = tensor.long().reshape(batch_size, -1)
+    if classes.shape[1] == 0:
+        raise ValueError("targets of shape (B, 0): ask for at least one class per image")
+    return classes, tensor.dim() == 2
+
+
 def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
                     select: OutputSelector = None) -> ResolvedTargets:
     """Check ``targets`` against the batch size and the model's output.
@@ -169,43 +216,7 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
                              f"{num_classes}")
         classes = logits.topk(targets.k, dim=1).indices
         return ResolvedTargets(classes, None, several=True, select=select, logits=logits)
-    several = False
-    if isinstance(targets, bool):
-        raise TypeError(f"targets must be class indices, not a bool: {targets!r}")
-    if isinstance(targets, numbers.Integral):
-        classes = torch.full((batch_size, 1), int(targets), dtype=torch.long)
-    else:
-        if torch.is_tensor(targets):
-            tensor = targets.detach().cpu()
-        elif isinstance(targets, Sequence) and not isinstance(targets, str):
-            if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool)
-                       for t in targets):
-                raise TypeError(f"targets must be integer class indices, got {targets!r}")
-            tensor = torch.tensor(list(targets), dtype=torch.long)
-        elif hasattr(targets, "__array__"):
-            tensor = torch.as_tensor(targets)
-        else:
-            raise TypeError(
-                "targets must be None, an int, a sequence of ints, a tensor of class indices "
-                f"or a callable, not {type(targets).__name__}: {targets!r}"
-            )
-        if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-            raise TypeError(f"targets must be integer class indices, got dtype {tensor.dtype}")
-        if tensor.dim() == 0:
-            tensor = tensor.expand(batch_size)
-        if tensor.dim() > 2:
-            raise ValueError(
-                f"targets must be (B,) or (B, k) class indices, got shape {tuple(tensor.shape)}"
-            )
-        if tensor.shape[0] != batch_size:
-            raise ValueError(
-                f"got {tensor.shape[0]} targets for a batch of {batch_size} images: give one "
-                "class per image, one int for all, or a (B, k) tensor"
-            )
-        several = tensor.dim() == 2
-        classes = tensor.long().reshape(batch_size, -1)
-        if classes.shape[1] == 0:
-            raise ValueError("targets of shape (B, 0): ask for at least one class per image")
+    classes, several = _requested_classes(targets, batch_size)
     bad = (classes < 0) | (classes >= num_classes)
     if bad.any():
         raise ValueError(
@@ -215,30 +226,3 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
     return ResolvedTargets(classes.to(logits.device), None, several=several, select=select,
                            logits=logits)
 
-
-# the ready-made target callables (segmentation regions, detections, embeddings, tokens)
-from .target_functions import (  # noqa: E402  (they use select_output, imported above)
-    IGNORE_TOKEN,
-    ClassScore,
-    DetectionBox,
-    EmbeddingSimilarity,
-    SegmentationRegion,
-    TokenLogProbability,
-    box_iou,
-    predicted_mask,
-)
-
-__all__ = [
-    "IGNORE_TOKEN",
-    "ClassScore",
-    "DetectionBox",
-    "EmbeddingSimilarity",
-    "ResolvedTargets",
-    "SegmentationRegion",
-    "TargetSpec",
-    "TokenLogProbability",
-    "TopClasses",
-    "box_iou",
-    "predicted_mask",
-    "resolve_targets",
-]
