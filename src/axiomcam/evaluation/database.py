@@ -233,12 +233,13 @@ def check_schema_version(path: Path, version: int, action: str) -> None:
     Raises:
         ConfigurationMismatchError: ``version`` is not :data:`SCHEMA_VERSION`.
     """
-    if version != SCHEMA_VERSION:
-        raise ConfigurationMismatchError(
-            f"{str(path)!r} was written by another axiomcam version (database schema "
-            f"{version}; this version writes schema {SCHEMA_VERSION}), so its run cannot be "
-            f"{action}: use another output directory, or overwrite=True (--overwrite) to "
-            "delete the old results")
+    if version == SCHEMA_VERSION:
+        return
+    written_by = f"another axiomcam version (database schema {version}; this version " \
+        f"writes schema {SCHEMA_VERSION})"
+    raise ConfigurationMismatchError(
+        f"{str(path)!r} was written by {written_by}, so its run cannot be {action}: use "
+        "another output directory, or overwrite=True (--overwrite) to delete the old results")
 
 
 def remove_database(path: str | os.PathLike[str]) -> None:

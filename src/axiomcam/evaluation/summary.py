@@ -385,12 +385,13 @@ def write_summary(out_dir: str | os.PathLike[str], *, seed: int | None = None,
     Raises:
         FileNotFoundError: no database in ``out_dir``.
 
-    Example:
-        >>> import tempfile
+    Example (one stored value):
+        >>> from tempfile import TemporaryDirectory
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore
-        >>> with tempfile.TemporaryDirectory() as directory:
-        ...     with ResultStore.create(directory, {"seed": 0}) as store:
-        ...         store.write_batch(results=[ResultRow("a", "gradcam", "average_drop", 5.0)])
+        >>> with TemporaryDirectory() as directory:
+        ...     store = ResultStore.create(directory, {"seed": 0})
+        ...     store.write_batch(results=[ResultRow("a", "gradcam", "average_drop", 5.0)])
+        ...     store.close()
         ...     files = write_summary(directory)
         ...     files.csv.read_text().splitlines()
         ['method,average_drop', 'gradcam,5.0']

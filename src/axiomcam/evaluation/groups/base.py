@@ -86,7 +86,12 @@ class Metric:
 
 @dataclass(frozen=True)
 class Curve:
-    """A per-image curve a group stores, and what its abscissa is."""
+    """A per-image curve a group stores.
+
+    Attributes:
+        name: the curve's name in the database (``"deletion"``).
+        abscissa: what its x values are (the summary's plots label their axis with it).
+    """
 
     name: str
     abscissa: str

@@ -29,10 +29,9 @@ def compute(measurement: Measurement) -> None:
                   measurement.targets, percentages=tuple(measurement.parameters[PERCENTAGES.name]),
                   seed=measurement.seed, **measurement.forward_options)
     xs = [float(p) for p in result.percentages]
-    measurement.add("road_morf", result.morf.mean(dim=1))
-    measurement.add("road_lerf", result.lerf.mean(dim=1))
-    measurement.add_curve("road_morf", xs, result.morf)
-    measurement.add_curve("road_lerf", xs, result.lerf)
+    for name, probabilities in (("road_morf", result.morf), ("road_lerf", result.lerf)):
+        measurement.add(name, probabilities.mean(dim=1))
+        measurement.add_curve(name, xs, probabilities)
 
 
 GROUP = MetricGroup(
@@ -42,12 +41,12 @@ GROUP = MetricGroup(
         Metric("road_morf",
                "p_c after removing the most relevant p% (noisy linear imputation), mean over "
                "the percentages (ROAD MoRF)", "lower"),
-        Metric("road_lerf",
-               "p_c after removing the least relevant p%, mean over the percentages "
-               "(ROAD LeRF)", "higher"),
+        Metric("road_lerf", "p_c after removing the least relevant p%, mean over the "
+               "percentages (ROAD LeRF)", "higher"),
     ),
     compute=compute,
-    cost="2 forward passes per percentage, image and method",
+    cost="two forward passes (MoRF and LeRF) per percentage of road_percentages, per "
+         "image and method",
     curves=(Curve("road_morf", "percentage removed (most relevant first)"),
             Curve("road_lerf", "percentage removed (least relevant first)")),
     parameters=(PERCENTAGES,),
