@@ -97,6 +97,7 @@ from .summary import MetricSummary, SummaryFiles, summarize, write_summary
 
 __all__ = ["RunResult", "evaluate"]
 
+
 @dataclass(frozen=True)
 class RunResult:
     """What :func:`evaluate` did.

@@ -14,11 +14,12 @@ every group's parameters (:data:`PARAMETERS`).
 **Adding a metric group**: write a module ``groups/NAME.py`` that defines
 ``compute(measurement)`` (import the metric functions inside it, from the package level
 ``axiomcam.metrics``, so that the declarations stay light for the summary and the report)
-and ``GROUP = MetricGroup(name="NAME", ...)``, then register it with one line in
-:data:`GROUPS` (its place there is its place in every run: rows, timings, summaries). A
-parameter with ``option=True`` must also become a keyword of ``evaluate`` (and an option
-of the CLI); a fixed one (``option=False``) is only stored. New metric and curve names must
-not repeat another group's, which the registry checks when it is imported.
+and ``GROUP = MetricGroup(name="NAME", ...)``, then register it: import the module here
+and add one line to :data:`GROUPS` (its place there is its place in every run: rows,
+timings, summaries). A parameter with ``option=True`` must also become a keyword of
+``evaluate`` (and an option of the CLI; ``tests/evaluation/test_groups.py`` checks the
+keyword); a fixed one (``option=False``) is only stored. Metric, curve and parameter names
+must not repeat another group's, which the registry checks when it is imported.
 
 Example:
     >>> METRIC_GROUPS
