@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from axiomcam.evaluation.runner import METRIC_GROUPS
+from axiomcam.evaluation import METRIC_GROUPS
 from axiomcam.evaluation.store import ResultStore
 
 STAGES = ("explain", *METRIC_GROUPS)

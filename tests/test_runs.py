@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 import axiomcam
-from axiomcam.evaluation.runner import evaluation_inputs
+from axiomcam.evaluation import evaluation_inputs
 from axiomcam.metrics.axioms import measure_axioms, probe_layer
 from axiomcam.models import PretrainedModel
 from axiomcam.runs import (

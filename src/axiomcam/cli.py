@@ -556,7 +556,7 @@ def evaluate(model_spec: str, weights: str | None, classes_file: str | None, siz
           --out results/mobilenet_v2
     """
     # checks that need nothing loaded come first, so that a typo fails at once
-    from .evaluation.runner import check_methods, check_metric_groups
+    from .evaluation import check_methods, check_metric_groups
     from .metrics import check_percentages
 
     try:

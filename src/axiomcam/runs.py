@@ -12,7 +12,7 @@
   optionally XGrad-CAM's axiom errors under each map.
 
 Preprocessing: the *whole* image is resized to the model's ``input_size`` squared (no
-centre crop, as in :func:`axiomcam.evaluation.runner.evaluation_inputs`), so the map covers
+centre crop, as in :func:`axiomcam.evaluation.inputs.evaluation_inputs`), so the map covers
 every pixel of the file and is drawn over the original image by bilinear upsampling.
 
 Example:
@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from . import methods as method_registry
 from .data import IMAGE_EXTENSIONS
-from .evaluation.runner import evaluation_inputs
+from .evaluation import evaluation_inputs
 from .figures import method_title, save_grid
 from .images import guided_to_image, load_image, overlay
 from .layers import candidate_layers, resolve_layer

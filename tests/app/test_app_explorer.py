@@ -18,7 +18,7 @@ from torch import nn
 import axiomcam
 from axiomcam.app import explorer as explorer_module
 from axiomcam.app.explorer import MAX_SIDE, Explorer
-from axiomcam.evaluation.runner import evaluation_inputs
+from axiomcam.evaluation import evaluation_inputs
 from axiomcam.images import overlay
 from axiomcam.metrics.axioms import measure_axioms
 from axiomcam.metrics.faithfulness import deletion_insertion

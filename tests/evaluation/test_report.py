@@ -15,13 +15,14 @@ from PIL import Image
 from test_runner import BLUE, GREEN, RED, Listed, colour_classifier, painted, toy_samples
 
 from axiomcam.data import Sample
+from axiomcam.evaluation.gallery import build_gallery
 from axiomcam.evaluation.report import (
     RANKING_METRICS,
     GalleryItem,
     select_gallery,
     write_report,
 )
-from axiomcam.evaluation.runner import build_gallery, evaluate
+from axiomcam.evaluation.runner import evaluate
 from axiomcam.evaluation.store import ImageRow, ResultRow, ResultStore
 from axiomcam.evaluation.summary import summarize
 

@@ -16,13 +16,10 @@ from torch import nn
 
 from axiomcam import AxiomCamWarning
 from axiomcam.data import Dataset, Problem, Sample, open_dataset
-from axiomcam.evaluation.runner import (
-    METRIC_GROUPS,
-    check_methods,
-    check_metric_groups,
-    evaluate,
-    evaluation_inputs,
-)
+from axiomcam.evaluation.groups import METRIC_GROUPS, check_metric_groups
+from axiomcam.evaluation.inputs import evaluation_inputs
+from axiomcam.evaluation.request import check_methods
+from axiomcam.evaluation.runner import evaluate
 from axiomcam.evaluation.store import ConfigurationMismatchError, ResultStore
 from axiomcam.models import PretrainedModel
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from axiomcam.evaluation.merging import merge_runs
 from axiomcam.evaluation.store import (
     DATABASE_NAME,
     SCHEMA_VERSION,
@@ -21,7 +22,6 @@ from axiomcam.evaluation.store import (
     ResultRow,
     ResultStore,
     RunInProgressError,
-    merge_runs,
 )
 
 CONFIG = {"model": "toy", "methods": ["gradcam", "xgradcam"], "seed": 0,

@@ -2,15 +2,21 @@
 
 - :func:`evaluate` (:mod:`.runner`): run every metric the data allows for a list of CAM
   methods, writing ``DIR/results.sqlite``, ``summary.csv``, ``summary.md`` and PNG plots.
-- :class:`ResultStore` (:mod:`.store`): the database (one row per image x method x metric).
+- :mod:`.groups`: the metric groups, one module each (what they store, need and cost),
+  and their registry (:data:`METRIC_GROUPS`, :data:`METRICS`).
+- :class:`ResultStore` (:mod:`.store`): the database (one row per image x method x metric);
+  :mod:`.merging` extends a run or merges a distributed run's parts, :mod:`.resuming`
+  decides which of them a run continues.
 - :func:`write_summary`, :func:`summarize` (:mod:`.summary`): means, medians and bootstrap
   intervals from a run's database.
 - :func:`write_report` (:mod:`.report`): ``DIR/report.html``, one self-contained file with
   the configuration, the summary tables, the plots and a gallery of each method's best and
-  worst images (:func:`select_gallery` picks them, :func:`build_gallery` draws them).
+  worst images (:func:`select_gallery` picks them, :func:`build_gallery` of
+  :mod:`.gallery` draws them).
 
-The runner (and with it torch and the metrics) is imported on first use, so that reading
-a run's database or summarising it stays light.
+The runner, the gallery and the preprocessing (:func:`evaluation_inputs`, :mod:`.inputs`),
+and with them the metrics, are imported on first use, so that reading a run's database
+or summarising it stays light.
 
 Example:
     >>> from axiomcam import evaluation
@@ -23,6 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .groups import METRIC_GROUPS, METRICS, check_metric_groups
 from .report import (
     RANKING_METRICS,
     REPORT_NAME,
@@ -38,15 +45,16 @@ from .store import (
     NonFiniteValueError,
     ResultStore,
 )
-from .summary import METRICS, MetricSummary, SummaryFiles, summarize, write_summary
+from .summary import MetricSummary, SummaryFiles, summarize, write_summary
 
-_FROM_RUNNER = ("METRIC_GROUPS", "EVALUATED_METHODS", "RunResult", "build_gallery",
-                "check_methods", "check_metric_groups", "evaluate", "evaluation_inputs")
+# names imported on first use (with torchvision and the metrics), and their modules
+_LAZY = {"EVALUATED_METHODS": ".request", "check_methods": ".request", "RunResult": ".runner",
+         "evaluate": ".runner", "build_gallery": ".gallery", "evaluation_inputs": ".inputs"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_RUNNER:
-        return getattr(importlib.import_module(".runner", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

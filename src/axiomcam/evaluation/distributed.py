@@ -9,7 +9,7 @@ How the work is shared: batch ``b`` of the run (the data set's images in order, 
 batches of ``batch_size``) belongs to rank ``b mod N``. The batches are the ones a
 one-process run makes, so each image is computed with the same neighbours, the same seeds
 and the same code path, and the merged results are those of the one-process run, row for
-row (see :func:`axiomcam.evaluation.store.merge_runs`).
+row (see :func:`axiomcam.evaluation.merging.merge_runs`).
 
 Example:
     >>> group = join(torch.device("cpu"))  # not under torchrun: one process

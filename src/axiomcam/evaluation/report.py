@@ -6,14 +6,14 @@ The report reads the run's database (:mod:`axiomcam.evaluation.store`) and shows
   images, seed, parameters, versions, start and end times);
 - the summary tables of :func:`axiomcam.evaluation.summary.summarize`: per metric and
   method the mean, median and 95% percentile-bootstrap interval of the mean, with the
-  metric's meaning and direction (:data:`axiomcam.evaluation.summary.METRICS`);
+  metric's meaning and direction (:data:`axiomcam.evaluation.groups.METRICS`);
 - every plot :func:`axiomcam.evaluation.summary.write_summary` wrote;
 - a gallery: per method the best and worst images by one **ranking metric**, the first of
   :data:`RANKING_METRICS` the method has values of: insertion AUC minus deletion AUC
   (higher is better), else Average Drop (lower), else the energy pointing game (higher),
   else the conservation error (lower). :func:`select_gallery` picks the image ids; the
-  pictures (map over image) come from the runner, which has the model
-  (:func:`axiomcam.evaluation.runner.build_gallery`).
+  pictures (map over image) are drawn with the model
+  (:func:`axiomcam.evaluation.gallery.build_gallery`).
 
 Self-contained means readable offline in any browser: every image is inlined as a base64
 ``data:`` URI, the style sheet is inline, there is no script and no reference to any URL.
@@ -48,15 +48,14 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from .groups import DERIVED_METRICS, METRICS, MetricInfo
 from .store import ResultStore
 from .summary import (
     BOOTSTRAP_RESAMPLES,
     CONFIDENCE,
-    METRICS,
-    MetricInfo,
     MetricSummary,
     SummaryFiles,
-    _number,
+    format_number,
     summarize,
     write_summary,
 )
@@ -88,14 +87,6 @@ THUMBNAIL_SIZE = 224
 #: JPEG quality of the gallery pictures (the plots stay PNG)
 JPEG_QUALITY = 85
 
-#: per-image metrics computed from stored ones (not stored themselves)
-DERIVED_METRICS: dict[str, MetricInfo] = {
-    "insertion_minus_deletion": MetricInfo(
-        "deletion", "insertion AUC - deletion AUC of the same image (RISE): high when "
-        "revealing the salient pixels restores the class quickly and deleting them "
-        "removes it quickly", "higher"),
-}
-
 #: the metrics that can rank the gallery, most informative first: a method's gallery is
 #: ranked by the first of these it has values of
 RANKING_METRICS: tuple[str, ...] = (
@@ -104,8 +95,9 @@ RANKING_METRICS: tuple[str, ...] = (
 
 
 def metric_info(metric: str) -> MetricInfo | None:
-    """What a metric is (stored: :data:`~axiomcam.evaluation.summary.METRICS`; derived:
-    :data:`DERIVED_METRICS`), ``None`` for a metric neither knows.
+    """What a metric is (stored: :data:`~axiomcam.evaluation.groups.METRICS`; derived:
+    :data:`~axiomcam.evaluation.groups.DERIVED_METRICS`), ``None`` for a metric neither
+    knows.
 
     Example:
         >>> metric_info("average_drop").better, metric_info("insertion_minus_deletion").better
@@ -118,7 +110,12 @@ def metric_info(metric: str) -> MetricInfo | None:
 
 @dataclass(frozen=True)
 class RankedImage:
-    """One image's value of the ranking metric."""
+    """One image's value of the ranking metric.
+
+    Attributes:
+        image_id: the image's id in the data set.
+        value: its value of the ranking metric, for the method ranked.
+    """
 
     image_id: str
     value: float
@@ -395,7 +392,7 @@ def _summary_html(summaries: Sequence[MetricSummary], seed: int | None) -> str:
                 cells.append('<td class="num">-</td>')
             else:
                 css = "num best" if method in best else "num"
-                cells.append(f'<td class="{css}">{_text(_number(row.mean))}</td>')
+                cells.append(f'<td class="{css}">{_text(format_number(row.mean))}</td>')
         parts.append(f'<tr><th><a href="#metric-{_text(metric)}">{_text(metric)}</a></th>'
                      f"<td>{_text(_direction(metric))}</td>{''.join(cells)}</tr>")
     parts.append("</table>")
@@ -415,10 +412,10 @@ def _summary_html(summaries: Sequence[MetricSummary], seed: int | None) -> str:
             css = ' class="best"' if row.method in best else ""
             parts.append(
                 f"<tr{css}><td>{_text(row.method)}</td><td class=\"num\">{row.n}</td>"
-                f'<td class="num">{_text(_number(row.mean))}</td>'
-                f'<td class="num">{_text(_number(row.median))}</td>'
-                f'<td class="num">[{_text(_number(row.low))}, {_text(_number(row.high))}]'
-                "</td></tr>")
+                f'<td class="num">{_text(format_number(row.mean))}</td>'
+                f'<td class="num">{_text(format_number(row.median))}</td>'
+                f'<td class="num">[{_text(format_number(row.low))}, '
+                f"{_text(format_number(row.high))}]</td></tr>")
         parts.append("</table>")
     return "\n".join(parts) + "\n"
 
@@ -478,7 +475,7 @@ def _gallery_html(gallery: Mapping[str, Sequence[GalleryItem]] | None) -> str:
                     caption.append(f"class: {_text(item.class_name)}")
                 if item.note:
                     caption.append(_text(item.note))
-                caption.append(f"{_text(item.metric)} = {_text(_number(item.value))}")
+                caption.append(f"{_text(item.metric)} = {_text(format_number(item.value))}")
                 figures.append(
                     f'<figure class="gallery-item" data-method="{_text(method)}" '
                     f'data-rank="{rank}" data-image-id="{_text(item.image_id)}" '
@@ -512,7 +509,7 @@ def write_report(out_dir: str | os.PathLike[str],
     Args:
         out_dir: the run's directory (holding ``results.sqlite``).
         gallery: per method, its gallery pictures (from
-            :func:`axiomcam.evaluation.runner.build_gallery`); ``None``: the report says
+            :func:`axiomcam.evaluation.gallery.build_gallery`); ``None``: the report says
             that there is no gallery.
         title: the page's title (default: ``"axiomcam evaluation: MODEL on DATA"``).
         summaries: the run's :func:`~axiomcam.evaluation.summary.summarize` (``None``:

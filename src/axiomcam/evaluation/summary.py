@@ -32,103 +32,23 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from .groups import CURVES, METRICS
 from .store import CurveRow, ResultStore, rows_by
 
 __all__ = [
-    "CURVES",
-    "METRICS",
-    "MetricInfo",
     "MetricSummary",
     "SummaryFiles",
     "bootstrap_interval",
+    "format_number",
     "format_table",
     "summarize",
     "write_summary",
 ]
 
-
-class MetricInfo(NamedTuple):
-    """What a stored metric is: its group, its meaning and which direction is better
-    (``"higher"``, ``"lower"``, or ``""`` for a property of the network, not the method)."""
-
-    group: str
-    description: str
-    better: str
-
-
-#: every metric the runner stores, by name, in the order summaries list them
-METRICS: dict[str, MetricInfo] = {
-    "conservation_error": MetricInfo(
-        "axioms", "|y^c - sum_ij L^c_ij| / |y^c|, L^c = sum_k w_k A^k before ReLU "
-        "(XGrad-CAM's conservation axiom)", "lower"),
-    "sensitivity_error": MetricInfo(
-        "axioms", "sum_k |dS_k - w_k sum_ij A^k_ij| / sum_k |dS_k|, dS_k the score drop "
-        "when channel k is zeroed (XGrad-CAM's sensitivity axiom)", "lower"),
-    "sensitivity_correlation": MetricInfo(
-        "axioms", "Pearson correlation over channels of dS_k and w_k sum_ij A^k_ij",
-        "higher"),
-    "bias_share": MetricInfo(
-        "axioms", "|y^c - sum G*A| / |y^c|: the part of the score from biases after the "
-        "layer, which no map sum_k w_k A^k can conserve (a property of the network)", ""),
-    "average_drop": MetricInfo(
-        "faithfulness", "100 max(0, Y - O) / Y, Y = p_c(x), O = p_c(x * map) "
-        "(Grad-CAM++'s Average Drop %, per image)", "lower"),
-    "increase_in_confidence": MetricInfo(
-        "faithfulness", "100 if O > Y else 0 (mean: Grad-CAM++'s Increase in Confidence %)",
-        "higher"),
-    "deletion_auc": MetricInfo(
-        "deletion", "area under p_c as the most salient pixels are deleted (RISE)",
-        "lower"),
-    "insertion_auc": MetricInfo(
-        "deletion", "area under p_c as the most salient pixels are revealed over a "
-        "blurred copy (RISE)", "higher"),
-    "top_removal_drop": MetricInfo(
-        "faithfulness", "(P - P') / P after replacing the 20% most salient pixels by the "
-        "image mean", "higher"),
-    "road_morf": MetricInfo(
-        "road", "p_c after removing the most relevant p% (noisy linear imputation), mean "
-        "over the percentages (ROAD MoRF)", "lower"),
-    "road_lerf": MetricInfo(
-        "road", "p_c after removing the least relevant p%, mean over the percentages "
-        "(ROAD LeRF)", "higher"),
-    "localization_iou": MetricInfo(
-        "localization", "IoU of the box around the largest component of map >= 15% of its "
-        "maximum with the best ground-truth box of the class", "higher"),
-    "localization_error": MetricInfo(
-        "localization", "0 if that IoU >= 0.5 else 100 (GT-known localization error %)",
-        "lower"),
-    "top1_localization_error": MetricInfo(
-        "localization", "0 if IoU >= 0.5 and the top-1 class is right, else 100 (top-1 "
-        "localization error %)", "lower"),
-    "pointing_game": MetricInfo(
-        "localization", "100 if the map's maximum is within 15 px of a box of the class, "
-        "else 0", "higher"),
-    "energy_pointing_game": MetricInfo(
-        "localization", "share of the map's mass inside the boxes of the class", "higher"),
-    "discrimination_right": MetricInfo(
-        "discrimination", "share of the map's mass in the explained class's boxes "
-        "(two-class images)", "higher"),
-    "discrimination_wrong": MetricInfo(
-        "discrimination", "share of the map's mass in the other class's boxes", "lower"),
-    "discrimination_share": MetricInfo(
-        "discrimination", "right / (right + wrong)", "higher"),
-    "sanity_spearman": MetricInfo(
-        "sanity", "Spearman correlation of the map with the maps of the cascadingly "
-        "randomised model, mean over the steps (Adebayo et al. 2018)", "lower"),
-}
-
-#: the per-image curves the runner stores, and what their abscissa is
-CURVES: dict[str, str] = {
-    "deletion": "fraction of pixels deleted",
-    "insertion": "fraction of pixels inserted",
-    "road_morf": "percentage removed (most relevant first)",
-    "road_lerf": "percentage removed (least relevant first)",
-    "sanity": "randomisation step (layers randomised from the top)",
-}
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -231,7 +151,8 @@ def summarize(out_dir: str | os.PathLike[str], *, seed: int | None = None,
 
     Returns:
         one :class:`MetricSummary` per (metric, method) with results, metrics in the order
-        of :data:`METRICS`, methods in the run's order.
+        of :data:`axiomcam.evaluation.groups.METRICS` (then any other, as first stored),
+        methods in the run's order.
 
     Raises:
         FileNotFoundError: no database in ``out_dir``.
@@ -266,7 +187,15 @@ def summarize(out_dir: str | os.PathLike[str], *, seed: int | None = None,
     return summaries
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number as the summaries and the report print it: at most four decimals without
+    trailing zeros between 0.001 and 100000 (integers without a point), else three
+    significant decimals in scientific notation.
+
+    Example:
+        >>> format_number(20.0), format_number(0.123456), format_number(1e-05)
+        ('20', '0.1235', '1.000e-05')
+    """
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{value:.4f}".rstrip("0").rstrip(".") if not value.is_integer() \
             else f"{value:.0f}"
@@ -284,7 +213,7 @@ def format_table(summaries: Sequence[MetricSummary]) -> str:
     """
     methods = list(dict.fromkeys(summary.method for summary in summaries))
     metrics = list(dict.fromkeys(summary.metric for summary in summaries))
-    means = {(s.metric, s.method): _number(s.mean) for s in summaries}
+    means = {(s.metric, s.method): format_number(s.mean) for s in summaries}
     rows = [["metric", *methods]] + [
         [metric, *(means.get((metric, method), "-") for method in methods)]
         for metric in metrics
@@ -334,8 +263,9 @@ def _write_markdown(path: Path, summaries: Sequence[MetricSummary], config: dict
             lines.append(f"{info.description}{better}.")
         lines += ["", "| method | n | mean | median | 95% interval |",
                   "|---|---:|---:|---:|---|"]
-        lines += [f"| {s.method} | {s.n} | {_number(s.mean)} | {_number(s.median)} | "
-                  f"[{_number(s.low)}, {_number(s.high)}] |" for s in rows]
+        lines += [f"| {s.method} | {s.n} | {format_number(s.mean)} | "
+                  f"{format_number(s.median)} | [{format_number(s.low)}, "
+                  f"{format_number(s.high)}] |" for s in rows]
         lines.append("")
     problems = store.problems()
     lines += ["## Problems", ""]
@@ -455,12 +385,13 @@ def write_summary(out_dir: str | os.PathLike[str], *, seed: int | None = None,
     Raises:
         FileNotFoundError: no database in ``out_dir``.
 
-    Example:
-        >>> import tempfile
+    Example (one stored value):
+        >>> from tempfile import TemporaryDirectory
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore
-        >>> with tempfile.TemporaryDirectory() as directory:
-        ...     with ResultStore.create(directory, {"seed": 0}) as store:
-        ...         store.write_batch(results=[ResultRow("a", "gradcam", "average_drop", 5.0)])
+        >>> with TemporaryDirectory() as directory:
+        ...     store = ResultStore.create(directory, {"seed": 0})
+        ...     store.write_batch(results=[ResultRow("a", "gradcam", "average_drop", 5.0)])
+        ...     store.close()
         ...     files = write_summary(directory)
         ...     files.csv.read_text().splitlines()
         ['method,average_drop', 'gradcam,5.0']

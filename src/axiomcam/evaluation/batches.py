@@ -1,0 +1,167 @@
+"""The pieces of :func:`axiomcam.evaluation.evaluate`'s batch loop: a batch of prepared
+images (:class:`Batch`), the images of it a metric group measures (:func:`select_images`),
+the measurement a group's ``compute`` gets (:func:`measurement`) and the clock per stage
+(:class:`Timer`).
+
+Example:
+    >>> [len(batch) for batch in batches(iter(range(5)), 2)]
+    [2, 2, 1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, TypeVar
+
+import torch
+
+from ..data import Sample
+from ..explanation import Explanation
+from ..metrics import AxiomProbe
+from .groups import Measurement, MetricGroup, Needs
+from .store import CurveRow, ImageRow, ResultRow
+
+__all__ = ["Batch", "Selection", "Timer", "batches", "image_rows", "measurement",
+           "select_images"]
+
+Item = TypeVar("Item")
+
+
+def batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+class Timer:
+    """Wall time per stage (and per method within a stage), summed over the run;
+    ``on_stage`` is told each stage as it starts (the progress bar shows it: a batch of
+    Score-CAM takes minutes between two ticks of the bar).
+
+    Example:
+        >>> timer = Timer()
+        >>> with timer("explain", "gradcam"):
+        ...     pass
+        >>> list(timer.seconds), list(timer.by_method["gradcam"])
+        (['explain'], ['explain'])
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.by_method: dict[str, dict[str, float]] = {}
+        self.on_stage: Callable[[str], object] | None = None
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, method: str | None = None) -> Iterator[None]:
+        """Time the ``with`` block as ``stage`` (of ``method``, if given)."""
+        if self.on_stage is not None:
+            self.on_stage(stage if method is None else f"{method}: {stage}")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+            if method is not None:
+                stages = self.by_method.setdefault(method, {})
+                stages[stage] = stages.get(stage, 0.0) + elapsed
+
+
+@dataclass
+class Batch:
+    """One batch of images, preprocessed and classified.
+
+    Attributes:
+        samples: the data set's samples (duplicates left out).
+        inputs: ``(B, 3, S, S)`` preprocessed images on the model's device.
+        boxes: per image, its boxes in input pixels.
+        box_labels: per image, the class of each box.
+        labels: per image, its label (``None``: unknown).
+        predicted: the top-1 class per image (CPU).
+        probabilities: the top-1 softmax probability per image (CPU, float64).
+        targets: the class explained per image: the label if known, else the top-1 class.
+        first_index: the position of the batch's first image in the run.
+    """
+
+    samples: list[Sample]
+    inputs: torch.Tensor
+    boxes: list[torch.Tensor]
+    box_labels: list[torch.Tensor]
+    labels: list[int | None]
+    predicted: torch.Tensor
+    probabilities: torch.Tensor
+    targets: torch.Tensor
+    first_index: int
+
+    @property
+    def ids(self) -> list[str]:
+        """The images' ids, in order."""
+        return [sample.id for sample in self.samples]
+
+
+def image_rows(batch: Batch) -> list[ImageRow]:
+    """The database's rows of the batch's images."""
+    return [
+        ImageRow(sample.id, None if sample.path is None else str(sample.path), label,
+                 int(predicted), float(probability), *sample.image.size)
+        for sample, label, predicted, probability in zip(
+            batch.samples, batch.labels, batch.predicted.tolist(),
+            batch.probabilities.tolist(), strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The images of a batch a metric group measures: positions ``indices`` (a slice, or a
+    list of positions), with their label's boxes and the other classes' boxes when the
+    group needs them."""
+
+    indices: slice | list[int]
+    boxes: list[torch.Tensor] = field(default_factory=list)
+    other_boxes: list[torch.Tensor] = field(default_factory=list)
+
+
+def select_images(needs: Needs, batch: Batch, parameters: Mapping[str, Any]
+                  ) -> Selection | None:
+    """The images of ``batch`` that have what ``needs`` asks for, ``None`` if none has.
+
+    Boxes of the label: a known label and at least one box of it (and of another class
+    for ``other_boxes``). First images: the run's first ``parameters[first_images]``.
+    Otherwise every image.
+    """
+    if needs.boxes:
+        indices, boxes, others = [], [], []
+        for index, label in enumerate(batch.labels):
+            if label is None:
+                continue
+            is_label = batch.box_labels[index] == label
+            if not is_label.any() or (needs.other_boxes and not (~is_label).any()):
+                continue
+            indices.append(index)
+            boxes.append(batch.boxes[index][is_label])
+            if needs.other_boxes:
+                others.append(batch.boxes[index][~is_label])
+        return Selection(indices, boxes, others) if indices else None
+    if needs.first_images is not None:
+        count = min(len(batch.samples), parameters[needs.first_images] - batch.first_index)
+        return Selection(slice(0, count)) if count > 0 else None
+    return Selection(slice(None))
+
+
+def measurement(group: MetricGroup, batch: Batch, selection: Selection, *, method: str,
+                explanation: Explanation, probe: AxiomProbe, results: list[ResultRow],
+                curves: list[CurveRow], **run: Any) -> Measurement:
+    """What ``group.compute`` gets for ``method`` on the selected images of ``batch``
+    (``run``: the run's ``model``, ``target_layer``, ``parameters``, ``seed``,
+    ``batch_size``, ``forward_options`` and ``details``)."""
+    take = selection.indices
+    ids = batch.ids[take] if isinstance(take, slice) else [batch.ids[i] for i in take]
+    return Measurement(
+        group=group, method=method, ids=ids, inputs=batch.inputs[take],
+        targets=batch.targets[take], predicted=batch.predicted[take],
+        maps=explanation.maps[take], explanation=explanation, probe=probe, results=results,
+        curves=curves, boxes=selection.boxes, other_boxes=selection.other_boxes, **run)

@@ -1,0 +1,202 @@
+"""The metric groups of :func:`axiomcam.evaluation.evaluate`, one module each, and their
+registry.
+
+Each group module declares one :class:`~axiomcam.evaluation.groups.base.MetricGroup`
+(``GROUP``): its name, its metrics (name, description, which direction is better), its
+curves (name, abscissa), the data it needs (boxes of the label, boxes of two classes,
+channel weights, only the first images), its parameters (default, check, whether
+``evaluate`` takes it), its cost, and ``compute``, which adds one method's rows on one
+batch. The runner validates the parameters, selects each batch's images a group needs
+and calls ``compute``; the summary and the report read the descriptions and directions
+here (:data:`METRICS`, :data:`CURVES`), and the configuration stored in the database lists
+every group's parameters (:data:`PARAMETERS`).
+
+**Adding a metric group**: write a module ``groups/NAME.py`` that defines
+``compute(measurement)`` (import the metric functions inside it, from the package level
+``axiomcam.metrics``, so that the declarations stay light for the summary and the report)
+and ``GROUP = MetricGroup(name="NAME", ...)``, then register it: import the module here
+and add one line to :data:`GROUPS` (its place there is its place in every run: rows,
+timings, summaries). A parameter with ``option=True`` must also become a keyword of
+``evaluate`` (and an option of the CLI; ``tests/evaluation/test_groups.py`` checks the
+keyword); a fixed one (``option=False``) is only stored. Metric, curve and parameter names
+must not repeat another group's, which the registry checks when it is imported.
+
+Example:
+    >>> METRIC_GROUPS
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    >>> METRICS["pointing_game"].description
+    "100 if the map's maximum is within 15 px of a box of the class, else 0"
+    >>> metric_group("deletion").cost
+    '2 (deletion_steps + 1) forward passes per image and method'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import axioms, deletion, discrimination, faithfulness, localization, road, sanity
+from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
+
+__all__ = [
+    "CURVES",
+    "DERIVED_METRICS",
+    "GROUPS",
+    "METRICS",
+    "METRIC_GROUPS",
+    "PARAMETERS",
+    "Measurement",
+    "MetricGroup",
+    "MetricInfo",
+    "Needs",
+    "Parameter",
+    "check_metric_groups",
+    "check_parameters",
+    "metric_group",
+]
+
+#: every metric group, in the order :func:`~axiomcam.evaluation.evaluate` computes them
+GROUPS: tuple[MetricGroup, ...] = (
+    axioms.GROUP,
+    faithfulness.GROUP,
+    deletion.GROUP,
+    road.GROUP,
+    localization.GROUP,
+    discrimination.GROUP,
+    sanity.GROUP,
+)
+
+#: the names of the metric groups, in the order they are computed
+METRIC_GROUPS: tuple[str, ...] = tuple(group.name for group in GROUPS)
+
+
+def metric_group(name: str) -> MetricGroup:
+    """The registered group called ``name``.
+
+    Raises:
+        ValueError: an unknown name (the known ones are listed).
+    """
+    for group in GROUPS:
+        if group.name == name:
+            return group
+    raise ValueError(f"unknown metric group {name!r}; known: {', '.join(METRIC_GROUPS)}")
+
+
+def _listed(metrics: Iterable[tuple[str, Metric]]) -> dict[str, MetricInfo]:
+    """``{name: MetricInfo}`` in the groups' order, each metric with a ``listed_after``
+    moved after the one it names."""
+    names: list[str] = []
+    infos: dict[str, MetricInfo] = {}
+    moved: list[Metric] = []
+    for group, metric in metrics:
+        if metric.name in infos:
+            raise ValueError(f"metric {metric.name!r} is declared twice")
+        infos[metric.name] = metric.info(group)
+        if metric.listed_after is None:
+            names.append(metric.name)
+        else:
+            moved.append(metric)
+    for metric in moved:
+        if metric.listed_after not in names:
+            raise ValueError(f"metric {metric.name!r} is listed after {metric.listed_after!r}, "
+                             "which no group declares")
+        names.insert(names.index(metric.listed_after) + 1, metric.name)
+    return {name: infos[name] for name in names}
+
+
+#: every metric the runner stores, by name, in the order summaries list them
+METRICS: dict[str, MetricInfo] = _listed(
+    (group.name, metric) for group in GROUPS for metric in group.metrics)
+
+#: per-image metrics the report computes from stored ones (not stored themselves)
+DERIVED_METRICS: dict[str, MetricInfo] = _listed(
+    (group.name, metric) for group in GROUPS for metric in group.derived)
+
+#: the per-image curves the runner stores, and what their abscissa is
+CURVES: dict[str, str] = {curve.name: curve.abscissa
+                          for group in GROUPS for curve in group.curves}
+
+#: every group's parameters, in the order the configuration stores them: first those
+#: ``evaluate`` takes, then the fixed ones, each in the groups' order
+PARAMETERS: tuple[Parameter, ...] = (
+    *(parameter for group in GROUPS for parameter in group.parameters if parameter.option),
+    *(parameter for group in GROUPS for parameter in group.parameters if not parameter.option),
+)
+
+
+def _check_registry() -> None:
+    """Names that must not repeat, and needs that must name a parameter."""
+    for kind, names in (("metric group", METRIC_GROUPS),
+                        ("curve", [c.name for g in GROUPS for c in g.curves]),
+                        ("parameter", [p.name for p in PARAMETERS])):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{kind} names declared twice: {', '.join(repeated)}")
+    if set(METRICS) & set(DERIVED_METRICS):
+        raise ValueError("a derived metric has the name of a stored one")
+    parameters = {parameter.name for parameter in PARAMETERS}
+    for group in GROUPS:
+        if group.needs.first_images is not None and group.needs.first_images not in parameters:
+            raise ValueError(f"metric group {group.name!r} counts its images with "
+                             f"{group.needs.first_images!r}, which is no parameter")
+
+
+_check_registry()
+
+
+def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every group's parameters, checked, in the order of :data:`PARAMETERS`: the value
+    given in ``values`` (or the default) of each that ``evaluate`` takes, the default of
+    each fixed one.
+
+    Raises:
+        ValueError: a value its check refuses, or a name that is no settable parameter.
+
+    Example:
+        >>> checked = check_parameters({"road_percentages": (25, 75)})
+        >>> checked["road_percentages"], checked["deletion_steps"], checked["iou_threshold"]
+        ([25.0, 75.0], 50, 0.5)
+    """
+    settable = [parameter.name for parameter in PARAMETERS if parameter.option]
+    unknown = [name for name in values if name not in settable]
+    if unknown:
+        raise ValueError(f"unknown metric parameter {unknown[0]!r}; known: "
+                         f"{', '.join(settable)}")
+    return {parameter.name: parameter.checked(values.get(parameter.name, parameter.default)
+                                              if parameter.option else parameter.default)
+            for parameter in PARAMETERS}
+
+
+def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
+    """The metric groups to compute, checked (``None``: all of :data:`METRIC_GROUPS`).
+
+    Raises:
+        ValueError: an unknown group (the known ones are listed) or an empty selection.
+
+    Example:
+        >>> check_metric_groups("road, axioms")
+        ['axioms', 'road']
+        >>> check_metric_groups("speed")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
+road, localization, discrimination, sanity
+    """
+    if groups is None:
+        return list(METRIC_GROUPS)
+    if isinstance(groups, str):
+        groups = groups.split(",")
+    wanted = set()
+    for raw_group in groups:
+        if not isinstance(raw_group, str):
+            raise TypeError(f"metric groups must be strings, not {type(raw_group).__name__}")
+        group = raw_group.strip().lower()
+        if not group:
+            continue
+        if group not in METRIC_GROUPS:
+            raise ValueError(
+                f"unknown metric group {raw_group.strip()!r}; known: {', '.join(METRIC_GROUPS)}")
+        wanted.add(group)
+    if not wanted:
+        raise ValueError(f"no metric group given; known: {', '.join(METRIC_GROUPS)}")
+    return [group for group in METRIC_GROUPS if group in wanted]

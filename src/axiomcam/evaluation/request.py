@@ -1,0 +1,275 @@
+"""What :func:`axiomcam.evaluation.evaluate` is asked for, checked before anything is
+computed or written: the methods (:func:`check_methods`), the metric groups and their
+parameters (:func:`check_request`), groups asked for by name that the run cannot give
+(:func:`refuse_unavailable_groups`), and the configuration stored in the run's database
+(:func:`configuration`).
+
+Example:
+    >>> check_metric_groups(["axioms", "road"])
+    ['axioms', 'road']
+    >>> check_methods("gradcam,xgradcam")
+    ['gradcam', 'xgradcam']
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..data import Dataset, open_dataset
+from ..methods import (
+    CAM_METHODS,
+    CHANNEL_WEIGHT_METHODS,
+    VARIANT_NAMES,
+    Explainer,
+    method_info,
+    normalise_method_name,
+)
+from ..models import PretrainedModel
+from ..support import check_positive_int, warn
+from .groups import GROUPS, MetricGroup, check_metric_groups, check_parameters
+from .summary import MetricSummary
+
+__all__ = [
+    "EVALUATED_METHODS",
+    "Request",
+    "check_dataset",
+    "check_methods",
+    "check_request",
+    "configuration",
+    "no_images_message",
+    "refuse_unavailable_groups",
+    "warn_about_empty_groups",
+]
+
+#: the methods :func:`~axiomcam.evaluation.evaluate` accepts: every CAM method. Guided
+#: methods are not evaluated: their maps are pixel-level gradients, not class activation
+#: maps, and the metrics here are defined for maps of the form ReLU(sum_k w_k A^k)
+#: upsampled.
+EVALUATED_METHODS: tuple[str, ...] = (*CAM_METHODS, *VARIANT_NAMES)
+
+
+def check_methods(names: str | Iterable[str]) -> list[str]:
+    """The method names to evaluate, checked: a comma list or a sequence of names, each
+    spelled as :func:`axiomcam.methods.normalise_method_name` accepts.
+
+    Raises:
+        ValueError: no method, an unknown name (the evaluable ones are listed), a guided
+            method (not evaluated), or a name given twice.
+
+    Example:
+        >>> check_methods(["GradCAM++", " xgradcam"])
+        ['gradcam++', 'xgradcam']
+        >>> check_methods("guided_gradcam")
+        Traceback (most recent call last):
+        ...
+        ValueError: guided_gradcam is not evaluated (guided methods give pixel-level \
+gradient maps, not class activation maps); evaluable methods: cam, gradcam, gradcam++, \
+xgradcam, hirescam, layercam, ablationcam, scorecam, eigencam, ablationcam:activation
+    """
+    if isinstance(names, str):
+        names = names.split(",")
+    checked: list[str] = []
+    known = ", ".join(EVALUATED_METHODS)
+    for raw_name in names:
+        if not isinstance(raw_name, str):
+            raise TypeError(f"method names must be strings, not {type(raw_name).__name__}")
+        if not raw_name.strip():
+            continue
+        try:
+            name = normalise_method_name(raw_name)
+        except ValueError:
+            raise ValueError(f"unknown method {raw_name.strip()!r}; known methods: "
+                             f"{known}") from None
+        if not method_info(name).cam:
+            raise ValueError(
+                f"{name} is not evaluated (guided methods give pixel-level gradient maps, "
+                f"not class activation maps); evaluable methods: {known}")
+        if name in checked:
+            raise ValueError(f"method {name!r} is given twice")
+        checked.append(name)
+    if not checked:
+        raise ValueError(f"no method given; known methods: {known}")
+    return checked
+
+
+@dataclass(frozen=True)
+class Request:
+    """What :func:`~axiomcam.evaluation.evaluate` was asked for, checked.
+
+    Attributes:
+        methods: the methods' canonical names, in the order given.
+        groups: the metric groups to compute, in the registry's order.
+        named: the names of the groups asked for by name (empty when all were asked for
+            with ``metrics=None``): those are refused or warned about when the run cannot
+            give them.
+        layer: the layer to explain.
+        batch_size: images per batch.
+        perturbation_batch_size: perturbed copies per forward pass (``None``: each
+            method's default).
+        parameters: every group's parameters (:func:`~axiomcam.evaluation.groups.
+            check_parameters`).
+        seed: the run's seed.
+        gallery_images: best (and worst) images per method in the report's gallery.
+        progress: progress bars (``None``: on a terminal).
+    """
+
+    methods: list[str]
+    groups: list[MetricGroup]
+    named: set[str]
+    layer: str
+    batch_size: int
+    perturbation_batch_size: int | None
+    parameters: dict[str, Any]
+    seed: int
+    gallery_images: int
+    progress: bool | None
+
+    @property
+    def group_names(self) -> list[str]:
+        """The names of :attr:`groups`."""
+        return [group.name for group in self.groups]
+
+
+def check_request(pretrained: PretrainedModel, methods: str | Sequence[str],
+                  metrics: str | Sequence[str] | None, *, target_layer: str | None,
+                  batch_size: int, perturbation_batch_size: int | None,
+                  parameters: dict[str, Any], seed: int, gallery_images: int,
+                  progress: bool | None) -> Request:
+    """Every argument of :func:`~axiomcam.evaluation.evaluate` but the data set and the
+    output, checked in the order of its signature (``parameters``: the groups' settable
+    parameters by name).
+
+    Raises:
+        ValueError: an unknown method or metric group, or a value out of range (named).
+        TypeError: ``pretrained`` is no :class:`~axiomcam.models.PretrainedModel`.
+    """
+    method_names = check_methods(methods)
+    group_names = check_metric_groups(metrics)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if perturbation_batch_size is not None:
+        perturbation_batch_size = check_positive_int(perturbation_batch_size,
+                                                     "perturbation_batch_size")
+    checked = check_parameters(parameters)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    gallery_images = check_positive_int(gallery_images, "gallery_images", minimum=0)
+    if not isinstance(pretrained, PretrainedModel):
+        raise TypeError(
+            f"pretrained must be an axiomcam.models.PretrainedModel, not "
+            f"{type(pretrained).__name__}: see axiomcam.models.load")
+    return Request(
+        methods=method_names,
+        groups=[group for group in GROUPS if group.name in group_names],
+        named=set() if metrics is None else set(group_names),
+        layer=pretrained.default_layer if target_layer is None else target_layer,
+        batch_size=batch_size, perturbation_batch_size=perturbation_batch_size,
+        parameters=checked, seed=seed, gallery_images=gallery_images, progress=progress)
+
+
+def check_dataset(dataset: Dataset | str, pretrained: PretrainedModel, seed: int) -> Dataset:
+    """The data set, opened from its spec with the run's seed if given one.
+
+    Raises:
+        TypeError: neither a :class:`~axiomcam.data.Dataset` nor a string.
+    """
+    if isinstance(dataset, str):
+        dataset = open_dataset(dataset, pretrained.class_names, seed=seed)
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an axiomcam.data.Dataset or a spec string, not "
+                        f"{type(dataset).__name__}")
+    return dataset
+
+
+def _no_channel_weights_reason(group: MetricGroup, methods: Sequence[str]) -> str:
+    return (f"{group.unavailable} ({', '.join(CHANNEL_WEIGHT_METHODS)}), and "
+            f"{', '.join(methods)} {'has' if len(methods) == 1 else 'have'} none")
+
+
+def refuse_unavailable_groups(request: Request, explainers: Mapping[str, Explainer]
+                              ) -> list[str]:
+    """Groups asked for by name that cannot be computed: refused when that is known now,
+    before anything is written (no method has the channel weights a group needs, or the
+    count of first images it measures is 0).
+
+    Returns:
+        warnings to give once the run goes ahead: per group asked for by name, the
+        methods that will have none of its rows (no channel weights).
+
+    Raises:
+        ValueError: a group asked for by name that no method or image can give.
+    """
+    warnings: list[str] = []
+    for group in request.groups:
+        if group.name not in request.named:
+            continue
+        needs = group.needs
+        if needs.channel_weights:
+            names = [name for name, explainer in explainers.items()
+                     if not explainer.has_channel_weights]
+            if names and len(names) == len(explainers):
+                raise ValueError(f"{_no_channel_weights_reason(group, names)}: add a method "
+                                 f"with channel weights, or drop {group.name!r} from the "
+                                 "metrics")
+            if names:
+                warnings.append(f"{_no_channel_weights_reason(group, names)}: no "
+                                f"{group.rows_called} rows for "
+                                f"{'it' if len(names) == 1 else 'them'}")
+        if needs.first_images is not None and request.parameters[needs.first_images] == 0:
+            option = needs.first_images.replace("_", "-")
+            raise ValueError(f"{group.title} was asked for with {needs.first_images}=0: give "
+                             f"the number of images to check (--{option} N)")
+    return warnings
+
+
+def configuration(request: Request, pretrained: PretrainedModel,
+                  dataset: Dataset) -> dict[str, Any]:
+    """The run's configuration, as the database stores it (a run is resumed only with the
+    same one): model, data, methods, layer, metric groups, parameters (the batch sizes,
+    every group's parameters, the preprocessing), seed, device and versions."""
+    return {
+        "model": pretrained.name,
+        "data": dataset.description,
+        "methods": request.methods,
+        "target_layer": request.layer,
+        "metric_groups": request.group_names,
+        "parameters": {
+            "batch_size": request.batch_size,
+            "perturbation_batch_size": request.perturbation_batch_size,
+            **request.parameters,
+            "preprocessing": f"whole image resized to {pretrained.input_size}x"
+                             f"{pretrained.input_size} (bilinear, antialiased), "
+                             f"normalised with mean {list(pretrained.mean)} and std "
+                             f"{list(pretrained.std)}",
+            "explained_class": "label if known, else the top-1 class",
+        },
+        "seed": request.seed,
+        "device": pretrained.device.type,
+        "axiomcam_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def warn_about_empty_groups(request: Request, summaries: Sequence[MetricSummary]) -> None:
+    """Warn about each group asked for by name that has no row because no image had the
+    boxes it needs, with the reason."""
+    measured = {summary.metric for summary in summaries}
+    for group in request.groups:
+        if group.name in request.named and group.needs.boxes and \
+                not measured & set(group.metric_names()):
+            warn(f"metric group {group.name!r} was asked for, but {group.unavailable}: the "
+                 f"run has no {group.rows_called} rows")
+
+
+def no_images_message(dataset: Dataset) -> str:
+    """Why a run has no image: an empty data set, or the files it skipped and why."""
+    problems = "; ".join(f"{p.path}: {p.reason}" for p in dataset.problems)
+    detail = f" ({len(dataset.problems)} skipped: {problems})" if problems else \
+        " (the data set is empty)"
+    return f"no images to evaluate in {dataset.description}{detail}"
