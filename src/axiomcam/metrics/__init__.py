@@ -5,7 +5,7 @@
 - :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
   (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018),
   top-p% removal drop;
-- :mod:`~axiomcam.metrics.road`: ROAD, removal by noisy linear imputation (Rong et al.,
+- :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
   its energy form, class discrimination on two-object images;
@@ -56,7 +56,7 @@ from .localization import (
     map_to_box,
     pointing_game,
 )
-from .road import RoadResult, check_percentages, noisy_linear_imputation, road
+from .removal import RoadResult, check_percentages, noisy_linear_imputation, road
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [

@@ -10,7 +10,8 @@ where ``0`` is the data set's mean colour. Pixels are ranked by decreasing salie
 are broken by the pixel's row-major index (a stable sort), so every ranking is
 deterministic. A pixel is always changed in all its channels at once. All functions
 return per-image values; the data-set averages are left to the caller. ROAD, which
-removes pixels by imputation, is in :mod:`axiomcam.metrics.road`.
+removes pixels by imputation, is in :mod:`axiomcam.metrics.removal` (named after what ROAD
+does, so that the function ``axiomcam.metrics.road`` does not hide the module).
 
 Example:
     >>> import torch

@@ -11,7 +11,7 @@ import torch
 from pixel_sum_model import PixelSumModel, probability, sigmoid
 
 from axiomcam.metrics import noisy_linear_imputation, road
-from axiomcam.metrics.road import dissection_rank
+from axiomcam.metrics.removal import dissection_rank
 
 
 @pytest.fixture(autouse=True, scope="module")
