@@ -37,7 +37,6 @@ from .pretrained import (
     INPUT_SIZE,
     PretrainedModel,
     default_class_names,
-    imagenet_transforms,
 )
 
 __all__ = ["TFLITE_MEAN", "TFLITE_STD", "available", "load_builtin"]
@@ -88,18 +87,9 @@ def load_builtin(name: str, device: torch.device, weights_path: Path | None) -> 
     if name not in _LOADERS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_LOADERS)}")
     model, mean, std, default_layer = _LOADERS[name](weights_path)
-    display, preprocess = imagenet_transforms(mean, std)
-    return PretrainedModel(
-        name=name,
-        model=model.to(device).eval(),
-        preprocess=preprocess,
-        display=display,
-        class_names=default_class_names(1000),
-        default_layer=default_layer,
-        input_size=INPUT_SIZE,
-        mean=tuple(mean),
-        std=tuple(std),
-    )
+    return PretrainedModel.with_imagenet_crop(name, model.to(device).eval(),
+                                              default_class_names(1000), default_layer,
+                                              INPUT_SIZE, tuple(mean), tuple(std))
 
 
 def _package_file(module: str, relative_parts: Sequence[str], install: str) -> Path:

@@ -23,6 +23,7 @@ from .checks import (
     MissingWeightsError,
     checked_channels,
     checked_device,
+    checked_file,
     forward_on_zeros,
     missing_modules,
     near_matches,
@@ -34,7 +35,6 @@ from .pretrained import (
     INPUT_SIZE,
     PretrainedModel,
     default_class_names,
-    imagenet_transforms,
 )
 
 if TYPE_CHECKING:  # an optional dependency: axiomcam[onnx]
@@ -167,18 +167,8 @@ def from_onnx(
         default_layer = find_default_layer(model, zeros)
     except ValueError as error:
         raise ValueError(f"the ONNX model {str(path)!r}: {error}") from error
-    display, preprocess = imagenet_transforms(mean, std, side)
-    return PretrainedModel(
-        name=path.name,
-        model=model,
-        preprocess=preprocess,
-        display=display,
-        class_names=names,
-        default_layer=default_layer,
-        input_size=side,
-        mean=mean,
-        std=std,
-    )
+    return PretrainedModel.with_imagenet_crop(path.name, model, names, default_layer, side,
+                                              mean, std)
 
 
 def onnx_layer(model: nn.Module | PretrainedModel, node_name: str) -> str:
@@ -217,12 +207,7 @@ def onnx_layer(model: nn.Module | PretrainedModel, node_name: str) -> str:
 def _checked_onnx_path(path: str | os.PathLike[str]) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or path-like, not {type(path).__name__}")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"ONNX model file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"ONNX model path {str(path)!r} is a directory, not a file")
-    return path
+    return checked_file(path, "ONNX model file")
 
 
 def _onnx_modules(path: Path) -> tuple[types.ModuleType, types.ModuleType]:

@@ -1,14 +1,6 @@
-"""A loaded classifier with everything needed to feed it and read its answers, and the
-ImageNet preprocessing shared by every way of loading one.
-
-Example:
-    >>> from axiomcam import models
-    >>> from axiomcam.utils import sample_image
-    >>> pretrained = models.load("mobilenet_v2")
-    >>> logits = pretrained.model(pretrained.prepare(sample_image("coffee")))
-    >>> pretrained.top_classes(logits, k=1)[0][0][:2]
-    (967, 'espresso')
-"""
+"""A loaded classifier with everything needed to feed it and read its answers
+(:class:`PretrainedModel`), and the ImageNet preprocessing shared by every way of loading
+one."""
 
 from __future__ import annotations
 
@@ -75,6 +67,28 @@ class PretrainedModel:
     input_size: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+
+    @classmethod
+    def with_imagenet_crop(cls, name: str, model: nn.Module, class_names: list[str],
+                           default_layer: str, input_size: int, mean: tuple[float, ...],
+                           std: tuple[float, ...]) -> PretrainedModel:
+        """A classifier whose preprocessing is the ImageNet evaluation crop at
+        ``input_size``, normalised with ``mean`` and ``std`` (see
+        :func:`imagenet_transforms`).
+
+        Example:
+            >>> from torch import nn
+            >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            >>> tiny = PretrainedModel.with_imagenet_crop(
+            ...     "tiny", net, ["cat", "dog"], "0", 32, IMAGENET_MEAN, IMAGENET_STD)
+            >>> from PIL import Image
+            >>> tiny.prepare(Image.new("RGB", (60, 40))).shape
+            torch.Size([1, 3, 32, 32])
+        """
+        display, preprocess = imagenet_transforms(mean, std, input_size)
+        return cls(name=name, model=model, preprocess=preprocess, display=display,
+                   class_names=class_names, default_layer=default_layer,
+                   input_size=input_size, mean=mean, std=std)
 
     @property
     def device(self) -> torch.device:

@@ -253,18 +253,8 @@ def _ready(built: _Built, class_names: list[str] | None,
             f"the classes file {os.fspath(classes)!r} has {len(class_names)} names but "
             f"{built.name} has {num_outputs} outputs"
         )
-    display, preprocess = imagenet_transforms(mean, std, size)
-    return PretrainedModel(
-        name=built.name,
-        model=model,
-        preprocess=preprocess,
-        display=display,
-        class_names=class_names,
-        default_layer=find_default_layer(model, zeros),
-        input_size=size,
-        mean=mean,
-        std=std,
-    )
+    return PretrainedModel.with_imagenet_crop(built.name, model, class_names,
+                                              find_default_layer(model, zeros), size, mean, std)
 
 
 def _count_outputs(model: nn.Module, zeros: torch.Tensor, name: str) -> int:
