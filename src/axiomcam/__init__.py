@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 from torch import nn
 
@@ -55,4 +57,29 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
     return methods.create(method, model, target_layer, **options)(inputs, targets)
 
 
-__all__ = ["METHOD_NAMES", "AxiomCamWarning", "Explanation", "TopClasses", "explain", "methods"]
+# imported on first use (PEP 562): axiomcam.models imports torchvision's model code, which
+# `import axiomcam` alone does not need
+_LAZY_SUBMODULES = ("models",)
+
+
+def __getattr__(name: str) -> object:
+    """``axiomcam.models``, imported the first time it is asked for, so that
+    ``import axiomcam; axiomcam.models.load("mobilenet_v2")`` works while ``import axiomcam``
+    stays fast.
+
+    Raises:
+        AttributeError: ``name`` is not an attribute of axiomcam.
+    """
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily imported ``models`` included."""
+    return sorted({*globals(), *_LAZY_SUBMODULES})
+
+
+__all__ = [
+    "METHOD_NAMES", "AxiomCamWarning", "Explanation", "TopClasses", "explain", "methods", "models",
+]

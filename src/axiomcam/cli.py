@@ -12,7 +12,7 @@
 
 ``--model`` takes a built-in pretrained name, a torchvision or timm architecture with
 ``--weights FILE``, a TorchScript or pickled model file, or ``package.module:factory``
-(:func:`axiomcam.loading.load_model`).
+(:func:`axiomcam.models.load`).
 
 Exit codes: 0 success, 2 bad usage (an unknown method, model, layer, target or metric
 group, a bad option value), 1 any other failure, including any image that could not be
@@ -206,7 +206,8 @@ def _load_model(model_spec: str, weights: str | None, classes_file: str | None,
     unusable device, exit 1 for files that cannot be read or do not fit."""
     import torch
 
-    from .loading import ModelSpecError, load_model
+    from . import models
+    from .models import ModelSpecError
 
     try:
         torch_device = torch.device(device)
@@ -216,8 +217,8 @@ def _load_model(model_spec: str, weights: str | None, classes_file: str | None,
         raise _BadUsage(f"--device {device!r} asks for CUDA but no GPU is available")
     mean_values, std_values = _floats(mean, "--mean"), _floats(std, "--std")
     try:
-        return load_model(model_spec, weights=weights, classes=classes_file, size=size,
-                          mean=mean_values, std=std_values, device=torch_device)
+        return models.load(model_spec, weights=weights, classes=classes_file, size=size,
+                           mean=mean_values, std=std_values, device=torch_device)
     except ModelSpecError as error:
         _bad_usage(error, debug)
     except Exception as error:

@@ -331,7 +331,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     ``y^c`` the map explains) and files; then the failures (path and reason).
 
     Args:
-        pretrained: the model and its preprocessing (``axiomcam.loading.load_model``).
+        pretrained: the model and its preprocessing (``axiomcam.models.load``).
         paths: image files (:func:`collect_images`).
         method: a name from :data:`axiomcam.METHOD_NAMES`.
         out_dir: created if missing; files of the same names are replaced.

@@ -143,7 +143,7 @@ class Explorer:
     """Explains images for the app with one model.
 
     Args:
-        pretrained: the model (:func:`axiomcam.loading.load_model`).
+        pretrained: the model (:func:`axiomcam.models.load`).
         deletion_steps: points of the deletion curve, minus one.
     """
 

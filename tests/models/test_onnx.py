@@ -94,6 +94,21 @@ def test_loaded_model_description(resnet, converted):
     assert converted.prepare(sample_image("rocket")).shape == (1, 3, SIZE, SIZE)
 
 
+def test_models_load_reads_an_onnx_file_as_from_onnx_does(resnet, converted, tmp_path):
+    model, path = resnet
+    loaded = models.load(path, classes=None)  # a path object, as the CLI's --model FILE.onnx
+    assert (loaded.name, loaded.input_size, loaded.default_layer) == \
+        (converted.name, converted.input_size, converted.default_layer)
+    inputs = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(inputs), model(inputs), atol=1e-4, rtol=1e-4)
+    (tmp_path / "names.txt").write_text("".join(f"n{index}\n" for index in range(NUM_CLASSES)))
+    named = models.load(str(path), classes=tmp_path / "names.txt", mean=[0.5], std=[0.25])
+    assert named.class_names[3] == "n3" and named.std == (0.25,) * 3
+    with pytest.raises(models.ModelSpecError, match="--weights does not apply to the ONNX"):
+        models.load(path, weights=path)
+
+
 def test_layers_are_named_by_onnx_node_names(resnet, converted):
     graph = onnx.load(str(resnet[1])).graph
     modules = dict(converted.model.named_modules())

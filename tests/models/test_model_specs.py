@@ -1,4 +1,4 @@
-"""load_model: every --model form end to end, class files, preprocessing, and each error.
+"""axiomcam.models.load: every --model form end to end, class files, preprocessing, and each error.
 
 Every model here is built by the test (tiny nets, torchvision/timm architectures with
 random weights saved to tmp_path), so nothing is downloaded.
@@ -19,9 +19,16 @@ from PIL import Image
 from torch import nn
 
 import axiomcam
-from axiomcam import loading
-from axiomcam.loading import load_model, read_class_names, read_state_dict
-from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD, MissingWeightsError
+from axiomcam import models
+from axiomcam.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MissingWeightsError,
+    checks,
+    read_class_names,
+    read_state_dict,
+    specs,
+)
 
 SIZE = 32  # input side for the tiny nets: fast, and enough for a 3x3 conv stage
 
@@ -101,7 +108,7 @@ def factory_module(tmp_path, monkeypatch) -> str:
 
 
 def test_factory_function_gives_the_modules_own_logits(factory_module, inputs):
-    loaded = load_model(f"{factory_module}:build", size=SIZE)
+    loaded = models.load(f"{factory_module}:build", size=SIZE)
     reference = sys.modules[factory_module].build()
     assert torch.equal(logits(loaded.model, inputs), logits(reference, inputs))
     assert loaded.name == f"{factory_module}:build"
@@ -112,27 +119,27 @@ def test_factory_function_gives_the_modules_own_logits(factory_module, inputs):
 
 def test_factory_does_not_leave_cwd_on_sys_path(factory_module):
     before = list(sys.path)
-    load_model(f"{factory_module}:build", size=SIZE)
+    models.load(f"{factory_module}:build", size=SIZE)
     assert sys.path == before
 
 
 def test_factory_instance_and_class(factory_module, inputs):
-    instance = load_model(f"{factory_module}:INSTANCE", size=SIZE)
+    instance = models.load(f"{factory_module}:INSTANCE", size=SIZE)
     assert instance.model is sys.modules[factory_module].INSTANCE
-    from_class = load_model(f"{factory_module}:Net", size=SIZE)
+    from_class = models.load(f"{factory_module}:Net", size=SIZE)
     assert type(from_class.model).__name__ == "Net"
     assert from_class.model(inputs).shape == (2, 3)
 
 
 def test_factory_with_weights_loads_them(factory_module, tmp_path, inputs):
-    loaded = load_model(f"{factory_module}:build", size=SIZE)
+    loaded = models.load(f"{factory_module}:build", size=SIZE)
     other = type(loaded.model)()
     torch.manual_seed(5)
     for parameter in other.parameters():
         nn.init.normal_(parameter)
     path = tmp_path / "other.pth"
     torch.save(other.state_dict(), path)
-    reloaded = load_model(f"{factory_module}:build", weights=path, size=SIZE)
+    reloaded = models.load(f"{factory_module}:build", weights=path, size=SIZE)
     assert torch.equal(logits(reloaded.model, inputs), logits(other, inputs))
     assert not torch.equal(logits(reloaded.model, inputs), logits(loaded.model, inputs))
 
@@ -141,7 +148,7 @@ def test_torchvision_state_dict_round_trip(tmp_path, inputs):
     original = torchvision.models.resnet18(num_classes=3).eval()
     path = tmp_path / "resnet18.pth"
     torch.save(original.state_dict(), path)
-    loaded = load_model("resnet18", weights=path, size=64)  # layer4 is 2 x 2
+    loaded = models.load("resnet18", weights=path, size=64)  # layer4 is 2 x 2
     assert torch.equal(logits(loaded.model, inputs), logits(original, inputs))
     assert loaded.model.fc.out_features == 3  # from the file's fc.weight
     assert loaded.class_names == ["class 0", "class 1", "class 2"]
@@ -157,7 +164,7 @@ def test_torchvision_prefix_checkpoint_dict_and_dataparallel_prefix(tmp_path, in
     }
     path = tmp_path / "checkpoint.pth"
     torch.save(checkpoint, path)
-    loaded = load_model("torchvision:resnet18", weights=path, size=SIZE)
+    loaded = models.load("torchvision:resnet18", weights=path, size=SIZE)
     assert loaded.name == "torchvision:resnet18"
     assert torch.equal(logits(loaded.model, inputs), logits(original, inputs))
 
@@ -166,7 +173,7 @@ def test_torchvision_1000_classes_get_imagenet_names(tmp_path):
     original = torchvision.models.squeezenet1_1()  # 1000 outputs, a conv classifier
     path = tmp_path / "squeeze.pth"
     torch.save(original.state_dict(), path)
-    loaded = load_model("squeezenet1_1", weights=path, size=64)
+    loaded = models.load("squeezenet1_1", weights=path, size=64)
     assert len(loaded.class_names) == 1000
     assert loaded.class_names[967] == "espresso"
 
@@ -177,7 +184,7 @@ def test_timm_state_dict_round_trip(tmp_path, inputs):
     path = tmp_path / "timm.pth"
     torch.save(original.state_dict(), path)
     for spec in ("timm:test_resnet", "test_resnet"):  # not a torchvision name: timm's
-        loaded = load_model(spec, weights=path, size=SIZE)
+        loaded = models.load(spec, weights=path, size=SIZE)
         assert torch.equal(logits(loaded.model, inputs), logits(original, inputs))
         assert len(loaded.class_names) == 5
         # timm's configuration for test_resnet normalises with 0.5 / 0.5
@@ -189,13 +196,13 @@ def test_pickled_full_model(tmp_path, inputs):
     original = tiny_net()
     path = tmp_path / "full.pt"
     torch.save(original, path)
-    loaded = load_model(str(path), size=SIZE)
+    loaded = models.load(str(path), size=SIZE)
     assert loaded.name == "full.pt"
     assert torch.equal(logits(loaded.model, inputs), logits(original, inputs))
     assert loaded.default_layer == "1"
     # a path object works too, and so does a checkpoint that stores the whole model
     torch.save({"model": original, "epoch": 1}, tmp_path / "checkpoint.pt")
-    from_checkpoint = load_model(tmp_path / "checkpoint.pt", size=SIZE)
+    from_checkpoint = models.load(tmp_path / "checkpoint.pt", size=SIZE)
     assert torch.equal(logits(from_checkpoint.model, inputs), logits(original, inputs))
 
 
@@ -203,12 +210,12 @@ def test_pickled_model_in_train_mode_is_put_in_eval_mode(tmp_path):
     original = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).train()
     torch.save(original, tmp_path / "train.pt")
-    assert not load_model(str(tmp_path / "train.pt"), size=SIZE).model.training
+    assert not models.load(str(tmp_path / "train.pt"), size=SIZE).model.training
 
 
 def test_loaded_model_explains_end_to_end(tmp_path, inputs):
     torch.save(tiny_net(), tmp_path / "net.pt")
-    loaded = load_model(str(tmp_path / "net.pt"), size=SIZE)
+    loaded = models.load(str(tmp_path / "net.pt"), size=SIZE)
     exp = axiomcam.explain(loaded.model, inputs, method="gradcam",
                            target_layer=loaded.default_layer)
     assert exp.maps.shape == (2, SIZE, SIZE)
@@ -226,7 +233,7 @@ def _scripted(tmp_path) -> str:
 
 
 def test_torchscript_hooks_do_not_work_in_this_torch(tmp_path):
-    """The fact load_model relies on: a loaded ScriptModule refuses forward hooks."""
+    """The fact models.load relies on: a loaded ScriptModule refuses forward hooks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.load(_scripted(tmp_path))
@@ -237,7 +244,7 @@ def test_torchscript_hooks_do_not_work_in_this_torch(tmp_path):
 
 def test_torchscript_file_is_refused_with_advice(tmp_path):
     with pytest.raises(ValueError, match="TorchScript models cannot be hooked") as info:
-        load_model(_scripted(tmp_path), size=SIZE)
+        models.load(_scripted(tmp_path), size=SIZE)
     assert "torch.save(model.state_dict(), FILE)" in str(info.value)
 
 
@@ -246,11 +253,11 @@ def test_traced_module_from_a_factory_is_refused(factory_module):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         with pytest.raises(ValueError, match=r"never called.*cannot be hooked"):
-            load_model(f"{factory_module}:traced", size=8)
+            models.load(f"{factory_module}:traced", size=8)
 
 
 def test_hook_probe_accepts_an_eager_model():
-    assert loading._hook_problem(tiny_net(), torch.zeros(1, 3, SIZE, SIZE)) is None
+    assert checks._hook_problem(tiny_net(), torch.zeros(1, 3, SIZE, SIZE)) is None
 
 
 def test_hook_probe_finds_a_layer_with_no_gradient():
@@ -263,7 +270,7 @@ def test_hook_probe_finds_a_layer_with_no_gradient():
         def forward(self, x):
             return self.fc(self.conv(x).detach().mean((2, 3)))
 
-    problem = loading._hook_problem(Detached(), torch.zeros(1, 3, 8, 8))
+    problem = checks._hook_problem(Detached(), torch.zeros(1, 3, 8, 8))
     assert problem is not None and "gradient" in problem
 
 
@@ -271,7 +278,7 @@ def test_hook_probe_finds_a_layer_with_no_gradient():
 
 
 def test_builtin_with_preprocessing_overrides():
-    loaded = load_model("mobilenet_v2", size=64, mean=[0.5], std=[0.25, 0.5, 0.125])
+    loaded = models.load("mobilenet_v2", size=64, mean=[0.5], std=[0.25, 0.5, 0.125])
     assert (loaded.input_size, loaded.mean, loaded.std) == (64, (0.5,) * 3, (0.25, 0.5, 0.125))
     image = Image.new("RGB", (80, 100), (51, 102, 204))
     tensor = loaded.preprocess(image)
@@ -284,7 +291,7 @@ def test_builtin_with_preprocessing_overrides():
 
 
 def test_builtin_without_overrides_is_models_load():
-    loaded = load_model("mobilenet_v2")
+    loaded = models.load("mobilenet_v2")
     assert (loaded.input_size, loaded.mean, loaded.std) == (224, IMAGENET_MEAN, IMAGENET_STD)
     assert loaded.class_names[967] == "espresso"
 
@@ -292,15 +299,15 @@ def test_builtin_without_overrides_is_models_load():
 def test_builtin_with_mismatched_weights_lists_the_keys(tmp_path):
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet.pth")
     with pytest.raises(ValueError, match=r"resnet\.pth.*does not fit mobilenet_v2.*missing"):
-        load_model("mobilenet_v2", weights=tmp_path / "resnet.pth")
+        models.load("mobilenet_v2", weights=tmp_path / "resnet.pth")
 
 
 def test_builtin_classes_file_must_have_1000_names(tmp_path):
     (tmp_path / "two.txt").write_text("cat\ndog\n")
     with pytest.raises(ValueError, match="2 names but mobilenet_v2 has 1000 outputs"):
-        load_model("mobilenet_v2", classes=tmp_path / "two.txt")
+        models.load("mobilenet_v2", classes=tmp_path / "two.txt")
     (tmp_path / "many.txt").write_text("".join(f"thing {i}\n" for i in range(1000)))
-    assert load_model("mobilenet_v2", classes=tmp_path / "many.txt").class_names[5] == "thing 5"
+    assert models.load("mobilenet_v2", classes=tmp_path / "many.txt").class_names[5] == "thing 5"
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -308,8 +315,8 @@ def test_builtin_classes_file_must_have_1000_names(tmp_path):
 
 def test_size_mean_std_reach_preprocess(tmp_path):
     torch.save(tiny_net(), tmp_path / "net.pt")
-    loaded = load_model(str(tmp_path / "net.pt"), size=40, mean=[0.2, 0.4, 0.6],
-                        std=[0.5])
+    loaded = models.load(str(tmp_path / "net.pt"), size=40, mean=[0.2, 0.4, 0.6],
+                         std=[0.5])
     image = Image.new("RGB", (50, 70), (255, 0, 153))
     tensor = loaded.preprocess(image)
     assert tensor.shape == (3, 40, 40)
@@ -321,7 +328,7 @@ def test_size_mean_std_reach_preprocess(tmp_path):
 
 def test_default_preprocessing_is_imagenet_224(tmp_path):
     torch.save(tiny_net(), tmp_path / "net.pt")
-    loaded = load_model(str(tmp_path / "net.pt"))
+    loaded = models.load(str(tmp_path / "net.pt"))
     assert (loaded.input_size, loaded.mean, loaded.std) == (224, IMAGENET_MEAN, IMAGENET_STD)
     # resize the shorter side to 256, then centre-crop 224: a 256 x 512 image keeps its
     # middle 224 columns of the 448 wide resize; a left half red and right half blue image
@@ -351,7 +358,7 @@ def test_default_preprocessing_is_imagenet_224(tmp_path):
 def test_bad_options_name_the_value(tmp_path, option, value, message):
     torch.save(tiny_net(), tmp_path / "net.pt")
     with pytest.raises(ValueError, match=message):
-        load_model(str(tmp_path / "net.pt"), **{option: value})
+        models.load(str(tmp_path / "net.pt"), **{option: value})
 
 
 # ----------------------------------------------------------------------------- classes
@@ -362,7 +369,7 @@ def test_classes_text_file(tmp_path):
     path.write_text("cat  \n\n  dog\nbird\t\n\n")
     assert read_class_names(path) == ["cat", "dog", "bird"]
     torch.save(tiny_net(), tmp_path / "net.pt")
-    loaded = load_model(str(tmp_path / "net.pt"), classes=path, size=SIZE)
+    loaded = models.load(str(tmp_path / "net.pt"), classes=path, size=SIZE)
     assert loaded.class_names == ["cat", "dog", "bird"]
 
 
@@ -401,13 +408,13 @@ def test_classes_count_must_match_outputs(tmp_path):
     torch.save(tiny_net(classes=3), tmp_path / "net.pt")
     (tmp_path / "two.txt").write_text("cat\ndog\n")
     with pytest.raises(ValueError, match=r"two\.txt' has 2 names but net\.pt has 3 outputs"):
-        load_model(str(tmp_path / "net.pt"), classes=tmp_path / "two.txt", size=SIZE)
+        models.load(str(tmp_path / "net.pt"), classes=tmp_path / "two.txt", size=SIZE)
 
 
 def test_missing_classes_file(tmp_path):
     torch.save(tiny_net(), tmp_path / "net.pt")
     with pytest.raises(FileNotFoundError, match=r"nothing\.txt"):
-        load_model(str(tmp_path / "net.pt"), classes=tmp_path / "nothing.txt")
+        models.load(str(tmp_path / "net.pt"), classes=tmp_path / "nothing.txt")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -415,7 +422,7 @@ def test_missing_classes_file(tmp_path):
 
 def test_unknown_spec_lists_builtins_forms_and_near_matches():
     with pytest.raises(ValueError) as info:
-        load_model("resnet181")
+        models.load("resnet181")
     message = str(info.value)
     assert "unknown model 'resnet181'" in message
     assert "mobilenet_v2, efficientnet_lite0" in message
@@ -425,33 +432,33 @@ def test_unknown_spec_lists_builtins_forms_and_near_matches():
 
 def test_unknown_torchvision_name_with_prefix():
     with pytest.raises(ValueError, match=r"not a torchvision .*Near matches: resnet50"):
-        load_model("torchvision:resnet5O")
+        models.load("torchvision:resnet5O")
 
 
 def test_missing_model_file_looks_like_a_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model\.pt"):
-        load_model(str(tmp_path / "model.pt"))
+        models.load(str(tmp_path / "model.pt"))
 
 
 def test_architecture_without_weights_explains_why(tmp_path):
     with pytest.raises(ValueError, match=r"never downloads weights.*random weights"):
-        load_model("resnet18")
+        models.load("resnet18")
     with pytest.raises(ValueError, match="--weights FILE"):
-        load_model("torchvision:resnet18")
+        models.load("torchvision:resnet18")
 
 
 def test_timm_missing_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(loading, "_timm_installed", lambda: False)
+    monkeypatch.setattr(specs, "_timm_installed", lambda: False)
     with pytest.raises(MissingWeightsError, match=r'pip install "axiomcam\[timm\]"'):
-        load_model("timm:resnet10t")
+        models.load("timm:resnet10t")
     with pytest.raises(ValueError, match=r'pip install "axiomcam\[timm\]"'):
-        load_model("resnet10t")
+        models.load("resnet10t")
 
 
 def test_unknown_timm_name():
     pytest.importorskip("timm")
     with pytest.raises(ValueError, match=r"not a timm architecture.*resnet10t"):
-        load_model("timm:resnet10tt")
+        models.load("timm:resnet10tt")
 
 
 def test_state_dict_given_as_model(tmp_path):
@@ -459,18 +466,18 @@ def test_state_dict_given_as_model(tmp_path):
     with pytest.raises(ValueError, match=r"weights\.pth' is a state dict, not a model: give the "
                                          r"architecture with --model NAME and this file with "
                                          r"--weights"):
-        load_model(str(tmp_path / "weights.pth"))
+        models.load(str(tmp_path / "weights.pth"))
 
 
 def test_missing_weights_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nothing\.pth"):
-        load_model("resnet18", weights=tmp_path / "nothing.pth")
+        models.load("resnet18", weights=tmp_path / "nothing.pth")
 
 
 def test_corrupt_weights_file_names_the_path(tmp_path):
     (tmp_path / "broken.pth").write_bytes(b"this is not a torch file")
     with pytest.raises(ValueError, match=r"cannot read the weights file .*broken\.pth"):
-        load_model("resnet18", weights=tmp_path / "broken.pth")
+        models.load("resnet18", weights=tmp_path / "broken.pth")
 
 
 def test_pickled_model_given_as_weights(tmp_path):
@@ -482,7 +489,7 @@ def test_pickled_model_given_as_weights(tmp_path):
 def test_corrupt_model_file(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"garbage garbage")
     with pytest.raises(ValueError, match=r"cannot read the model file .*broken\.pt"):
-        load_model(str(tmp_path / "broken.pt"))
+        models.load(str(tmp_path / "broken.pt"))
 
 
 def test_pickled_model_whose_class_cannot_be_imported(tmp_path, monkeypatch):
@@ -494,18 +501,18 @@ def test_pickled_model_whose_class_cannot_be_imported(tmp_path, monkeypatch):
     sys.modules.pop(name)
     (tmp_path / f"{name}.py").unlink()
     with pytest.raises(ValueError, match=f"cannot unpickle the model .*{name}"):
-        load_model(str(tmp_path / "gone.pt"))
+        models.load(str(tmp_path / "gone.pt"))
 
 
 def test_weights_that_do_not_fit_list_keys_with_counts(factory_module, tmp_path):
-    loaded = load_model(f"{factory_module}:build", size=SIZE)
+    loaded = models.load(f"{factory_module}:build", size=SIZE)
     state = dict(loaded.model.state_dict())
     del state["fc.bias"]
     state["extra.weight"] = torch.zeros(1)
     state["features.0.weight"] = torch.zeros(4, 3, 5, 5)
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(ValueError) as info:
-        load_model(f"{factory_module}:build", weights=tmp_path / "bad.pth", size=SIZE)
+        models.load(f"{factory_module}:build", weights=tmp_path / "bad.pth", size=SIZE)
     message = str(info.value)
     assert f"'{tmp_path / 'bad.pth'}' does not fit {factory_module}:build" in message
     assert "1 key missing (in the model, not in the file): fc.bias" in message
@@ -517,7 +524,7 @@ def test_weights_that_do_not_fit_list_keys_with_counts(factory_module, tmp_path)
 def test_many_missing_keys_show_five_and_the_count(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pth")
     with pytest.raises(ValueError) as info:
-        load_model("resnet34", weights=tmp_path / "r18.pth", size=SIZE)
+        models.load("resnet34", weights=tmp_path / "r18.pth", size=SIZE)
     message = str(info.value)
     expected = torchvision.models.resnet34().state_dict().keys()
     given = torchvision.models.resnet18().state_dict().keys()
@@ -540,17 +547,17 @@ def test_many_missing_keys_show_five_and_the_count(tmp_path):
 )
 def test_factory_errors(factory_module, attribute, error, message):
     with pytest.raises(error, match=message):
-        load_model(f"{factory_module}:{attribute}", size=SIZE)
+        models.load(f"{factory_module}:{attribute}", size=SIZE)
 
 
 def test_factory_module_that_cannot_be_imported(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="cannot import 'no_such_module_here'"):
-        load_model("no_such_module_here:build")
+        models.load("no_such_module_here:build")
     with pytest.raises(ValueError, match=r"neither an existing file nor package\.module:factory"):
-        load_model("not a module:build")
+        models.load("not a module:build")
 
 
 def test_spec_must_be_a_string():
     with pytest.raises(TypeError, match="must be a str"):
-        load_model(3)
+        models.load(3)
