@@ -15,8 +15,8 @@ from PIL import Image
 
 import axiomcam
 from axiomcam import models
+from axiomcam.images import sample_image
 from axiomcam.models import MissingWeightsError, PretrainedModel
-from axiomcam.utils import sample_image
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967

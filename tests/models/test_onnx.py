@@ -18,8 +18,8 @@ from torch.nn import functional as F
 import axiomcam
 from axiomcam import models
 from axiomcam.cli import main
+from axiomcam.images import sample_image
 from axiomcam.models import MissingWeightsError, from_onnx, onnx_layer
-from axiomcam.utils import sample_image
 
 SIZE = 64
 NUM_CLASSES = 10

@@ -20,7 +20,7 @@ shared checks).
 
 Example:
     >>> from axiomcam import models
-    >>> from axiomcam.utils import sample_image
+    >>> from axiomcam.images import sample_image
     >>> pretrained = models.load("mobilenet_v2")
     >>> logits = pretrained.model(pretrained.prepare(sample_image("coffee")))
     >>> pretrained.top_classes(logits, k=1)[0][0][:2]

@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import transforms
 from torchvision.models import MobileNet_V2_Weights
 
-from ..utils import to_rgb
+from ..images import to_rgb
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "RESIZE_TO", "PretrainedModel",
@@ -49,7 +49,7 @@ class PretrainedModel:
 
     Example:
         >>> from axiomcam import models
-        >>> from axiomcam.utils import sample_image
+        >>> from axiomcam.images import sample_image
         >>> pretrained = models.load("mobilenet_v2")
         >>> image = sample_image("chelsea")
         >>> pretrained.prepare([image, image]).shape
@@ -107,7 +107,7 @@ class PretrainedModel:
 
         Example:
             >>> from axiomcam import models
-            >>> from axiomcam.utils import sample_image
+            >>> from axiomcam.images import sample_image
             >>> models.load("mobilenet_v2").prepare(sample_image("coffee")).shape
             torch.Size([1, 3, 224, 224])
         """
@@ -115,7 +115,7 @@ class PretrainedModel:
         if isinstance(batch, (str, bytes, os.PathLike)) or not isinstance(batch, Sequence):
             raise TypeError(
                 "images must be a PIL image or a sequence of PIL images, not "
-                f"{type(images).__name__}: load files with axiomcam.utils.load_image"
+                f"{type(images).__name__}: load files with axiomcam.images.load_image"
             )
         if len(batch) == 0:
             raise ValueError("images is an empty sequence: nothing to prepare")
