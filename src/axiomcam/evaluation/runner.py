@@ -87,7 +87,7 @@ from .. import __version__
 from .. import methods as method_registry
 from ..data import Dataset, Problem, Sample, open_dataset
 from ..images import overlay
-from ..methods.core import DEFAULT_BATCH_SIZE, AblationCache
+from ..methods import DEFAULT_BATCH_SIZE, AblationCache
 from ..metrics import axioms, faithfulness, localization, sanity
 from ..models import PretrainedModel
 from ..support import check_positive_int, eval_mode, warn
