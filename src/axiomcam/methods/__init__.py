@@ -22,11 +22,12 @@ from .engine import (
     DEFAULT_BATCH_SIZE,
     AblationCache,
     PerturbationEngine,
+    check_batch_size,
     model_output,
 )
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
-from .perturbation import AblationCAM, ScoreCAM
+from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
@@ -46,6 +47,7 @@ __all__ = [
     "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
     "LayerContext", "MethodInfo", "PartialResult", "PerturbationEngine", "ScoreCAM",
-    "TargetLayer", "XGradCAM", "capture_layer", "capturing", "create", "has_channel_weights",
-    "method_info", "model_output", "normalise_method_name",
+    "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
+    "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
+    "normalise_method_name",
 ]

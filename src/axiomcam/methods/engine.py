@@ -136,7 +136,7 @@ class PerturbationEngine:
 
     Args:
         layer: the target layer, which also keeps what the engine learns about it
-            (:attr:`TargetLayer.suffix_batches <axiomcam.methods.capture.TargetLayer>`).
+            (:attr:`~axiomcam.methods.capture.TargetLayer.suffix_batches`).
         forward: ``(inputs, rows) -> output``, the model with its extra inputs paired to
             ``rows`` (``None``: :func:`model_output` of the layer's model, no extra inputs).
         batch_size: copies per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE` images

@@ -19,6 +19,8 @@ from .base import BaseCAM
 from .context import LayerContext
 from .maps import minmax_scale_quiet, safe_divide, upsample, weighted_sum
 
+__all__ = ["AblationCAM", "AblationWeights", "ScoreCAM", "masked_input_probabilities"]
+
 AblationWeights = Literal["score", "activation"]
 
 
