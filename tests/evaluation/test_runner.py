@@ -544,7 +544,7 @@ def test_a_second_identical_run_gives_identical_numbers(tiny_runs):
 
 def test_ablation_forms_and_the_axioms_probe_share_one_sweep_per_batch(tmp_path, monkeypatch):
     from axiomcam.evaluation import runner
-    from axiomcam.methods.core import LayerContext
+    from axiomcam.methods import LayerContext
 
     sweeps = []
     real_sweep = LayerContext._ablate_every_channel

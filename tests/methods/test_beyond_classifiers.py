@@ -533,6 +533,30 @@ def test_only_the_image_of_a_two_input_model_is_explained_each_with_its_words(me
     torch.testing.assert_close(shared.raw[2], alone.raw[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["guided_ablationcam", "guided_scorecam", "guided_gradcam"])
+def test_a_guided_method_pairs_one_shared_extra_row_with_every_image(method):
+    """The CAM inside a guided method pairs the extra inputs as any explainer does: one
+    row of words for a batch of three is the same as that row repeated, and as each image
+    explained alone (issue 19: the perturbation passes indexed the 1-row tensor with the
+    image's row and went out of range)."""
+    model = ImageAndWords().eval()
+    images = torch.rand(3, 3, 8, 8)
+    words = torch.tensor([[1, 2]])
+    classes = [2, 0, 2]
+    shared = axiomcam.explain(model, images, method, "features.1", targets=classes,
+                              extra_inputs=(words,))
+    repeated = axiomcam.explain(model, images, method, "features.1", targets=classes,
+                                extra_inputs=(words.expand(3, -1),))
+    torch.testing.assert_close(shared.guided, repeated.guided)
+    torch.testing.assert_close(shared.raw, repeated.raw)
+    for index in range(3):
+        alone = axiomcam.explain(model, images[index:index + 1], method, "features.1",
+                                 targets=[classes[index]], extra_inputs=(words,))
+        torch.testing.assert_close(shared.raw[index], alone.raw[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(shared.guided[index], alone.guided[0], rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_extra_inputs_of_another_length_are_refused():
     with pytest.raises(ValueError, match=r"extra_inputs\[0\] has 2 rows for a batch of 3"):
         axiomcam.explain(ImageAndWords(), torch.rand(3, 3, 8, 8), "gradcam", "features.1",

@@ -33,7 +33,7 @@ CASES = [
 def ablation(model, inputs, layer, suffix_only: bool, **options):
     explainer = AblationCAM(model, layer, **options)
     # decided once per explainer: force it instead of letting the probe decide
-    explainer._suffix_batches = suffix_only
+    explainer.layer.suffix_batches = suffix_only
     with explainer:
         return explainer(inputs)
 

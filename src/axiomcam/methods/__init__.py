@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from ..support import AxiomCamWarning
 from .activation import CAM, EigenCAM
-from .core import DEFAULT_BATCH_SIZE, AblationCache, BaseCAM, Explainer, GradientCAM, LayerContext
+from .base import BaseCAM, Explainer, GradientCAM, PartialResult
+from .capture import LayerCapture, TargetLayer, capturing
+from .context import LayerContext, capture_layer
+from .engine import (
+    ABLATION_COPY_BYTES,
+    DEFAULT_BATCH_SIZE,
+    AblationCache,
+    PerturbationEngine,
+    check_batch_size,
+    model_output,
+)
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
-from .perturbation import AblationCAM, ScoreCAM
+from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
@@ -32,9 +42,12 @@ from .registry import (
 )
 
 __all__ = [
-    "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "DEFAULT_BATCH_SIZE", "METHODS",
-    "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache", "AxiomCamWarning",
-    "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus", "GradientCAM", "Guided",
-    "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerContext", "MethodInfo", "ScoreCAM",
-    "XGradCAM", "create", "has_channel_weights", "method_info", "normalise_method_name",
+    "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "DEFAULT_BATCH_SIZE",
+    "METHODS", "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache",
+    "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
+    "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
+    "LayerContext", "MethodInfo", "PartialResult", "PerturbationEngine", "ScoreCAM",
+    "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
+    "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
+    "normalise_method_name",
 ]

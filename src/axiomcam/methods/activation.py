@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import BaseCAM, LayerContext
+from .base import BaseCAM
+from .context import LayerContext
 from .maps import weighted_sum
 
 
@@ -87,8 +88,12 @@ class EigenCAM(BaseCAM):
         >>> import torch, torchvision
         >>> from axiomcam.methods import EigenCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
-        >>> EigenCAM(model, "layer3")(torch.rand(1, 3, 64, 64)).maps.shape
+        >>> image = torch.rand(1, 3, 64, 64)
+        >>> EigenCAM(model, "layer3")(image).maps.shape
         torch.Size([1, 64, 64])
+        >>> maps = EigenCAM(model, "layer3")(image, torch.tensor([[1, 7]])).maps  # two classes,
+        >>> torch.equal(maps[:, 0], maps[:, 1])  # one map
+        True
     """
 
     name = "eigencam"

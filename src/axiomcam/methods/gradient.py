@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import GradientCAM
+from .base import GradientCAM
 from .maps import safe_divide
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..support import check_scores, warn
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
-from .core import BaseCAM, Explainer, PartialResult
+from .base import BaseCAM, Explainer, PartialResult
 from .maps import minmax_scale
 
 

@@ -1,7 +1,10 @@
 """Perturbation methods: Ablation-CAM and Score-CAM.
 
-Their forward passes (one per channel, in batches of ``batch_size``) are run by the core;
-the classes only say how the measured scores become channel weights.
+Each says which copies it measures (Ablation-CAM: the layer's output with one channel
+zeroed, :meth:`~axiomcam.methods.LayerContext.channel_ablation_scores`; Score-CAM: the
+input masked by one channel) and how the measured scores become channel weights; the
+:class:`~axiomcam.methods.engine.PerturbationEngine` runs the copies (one per channel, in
+batches of ``batch_size``, with progress).
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .core import BaseCAM, LayerContext
-from .maps import safe_divide, weighted_sum
+from ..support import check_scores
+from .base import BaseCAM
+from .context import LayerContext
+from .maps import minmax_scale_quiet, safe_divide, upsample, weighted_sum
+
+__all__ = ["AblationCAM", "AblationWeights", "ScoreCAM", "masked_input_probabilities"]
 
 AblationWeights = Literal["score", "activation"]
 
@@ -89,6 +96,31 @@ class ScoreCAM(BaseCAM):
     cost = "masking"
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
-        masked, baseline = context.masked_input_probabilities()
+        masked, baseline = masked_input_probabilities(context)
         channel_weights = masked - baseline[..., None]
         return weighted_sum(channel_weights, context.activations), channel_weights
+
+
+def masked_input_probabilities(context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score-CAM's forward passes: ``(B, n, K)`` the target probability of ``x * M_k``
+    (``M_k`` channel ``k`` upsampled to the input and min-max scaled to [0, 1]) and
+    ``(B, n)`` the probability of the all-zero baseline.  A channel that is constant over
+    positions has an all-zero mask ``M_k`` (see :func:`~axiomcam.methods.maps.minmax_scale`):
+    its masked image *is* the baseline, so it gets the baseline's probability and no pass
+    is run for it."""
+    engine, inputs, targets = context.engine, context.inputs, context.targets
+    batch, channels = context.batch_size, context.num_channels
+    input_size = tuple(inputs.shape[2:])
+    flat = context.activations
+    activations = flat.view(batch, channels, *context.spatial_shape)
+    with torch.no_grad():
+        baseline = targets.probabilities(engine.forward(torch.zeros_like(inputs)),
+                                         torch.arange(batch, device=inputs.device))
+        result = baseline[..., None].repeat(1, 1, channels)
+        varying = (flat.amax(-1) - flat.amin(-1)) > torch.finfo(flat.dtype).tiny
+        for image, chunk in engine.chunks(varying, "Score-CAM", engine.images_per_pass):
+            masks = upsample(activations[image:image + 1, chunk], input_size)
+            masks = minmax_scale_quiet(masks).transpose(0, 1)  # (m, 1, *input)
+            result[image, :, chunk] = engine.copy_scores(
+                image, inputs[image:image + 1] * masks, targets.probabilities).T
+    return check_scores(result), baseline

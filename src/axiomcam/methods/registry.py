@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .activation import CAM, EigenCAM
-from .core import BaseCAM, Explainer
+from .base import BaseCAM, Explainer
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
 from .perturbation import AblationCAM, ScoreCAM

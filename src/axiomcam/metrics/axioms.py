@@ -51,10 +51,16 @@ import torch
 from torch import nn
 
 from ..explanation import Explanation
-from ..methods import CHANNEL_WEIGHT_METHODS, Explainer, create, method_info
-from ..methods.core import AblationCache, GradientCAM, LayerContext
+from ..methods import (
+    CHANNEL_WEIGHT_METHODS,
+    AblationCache,
+    Explainer,
+    capture_layer,
+    create,
+    method_info,
+)
 from ..methods.maps import safe_divide
-from ..support import Progress, check_inputs, eval_mode
+from ..support import Progress
 from ..targets import TargetSpec
 
 __all__ = [
@@ -130,18 +136,6 @@ class AxiomErrors:
     score: torch.Tensor
 
 
-class _Probe(GradientCAM):
-    """Collects ``A``, ``G`` and the channel-ablated scores through the core's machinery
-    (hooks, the prefix run without autograd, suffix-only ablation in batches)."""
-
-    name = "layer_probe"
-
-    def compute(self, context: LayerContext) -> tuple[torch.Tensor, None]:
-        gradients = context.gradients()  # first: frees the graph before the ablation passes
-        self.collected = (context.activations, gradients, context.channel_ablation_scores())
-        return torch.zeros_like(context.activations[:, :1]), None
-
-
 def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
                 target_layer: str | nn.Module | None = None, *, batch_size: int | None = None,
                 progress: Progress = None,
@@ -160,10 +154,10 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
             class; an int; ``B`` classes; a callable ``output -> (B,)``).
         target_layer: as for :func:`axiomcam.explain` (``None``: the default layer).
         batch_size: ablated copies per forward pass (``None``: as many as fit in
-            :data:`axiomcam.methods.core.ABLATION_COPY_BYTES`, as for Ablation-CAM).
+            :data:`axiomcam.methods.ABLATION_COPY_BYTES`, as for Ablation-CAM).
         progress: progress bar over the ablation passes (``None``: on a terminal, when long).
         ablation_cache: shares the channel-ablated scores with Ablation-CAM explainers of
-            the same batch (:class:`axiomcam.methods.core.AblationCache`).
+            the same batch (:class:`axiomcam.methods.AblationCache`).
 
     Raises:
         ValueError: ``(B, k)`` targets (one target per image is measured at a time), and
@@ -184,21 +178,18 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
             f"the axioms are measured for one target per image; got targets of shape "
             f"{tuple(targets.shape)}: measure each column separately"
         )
-    probe = _Probe(model, target_layer, batch_size=batch_size, progress=progress)
-    probe.ablation_cache = ablation_cache
-    inputs = check_inputs(probe.model, inputs)
-    with eval_mode(probe.model):
-        partial = probe.explain_batch(inputs, targets)
-    activations, gradients, ablated = probe.collected
-    spatial = tuple(partial.raw.shape[2:])
-    batch, channels = activations.shape[:2]
-    classes = partial.targets.classes
+    context = capture_layer(model, inputs, targets, target_layer, batch_size=batch_size,
+                            progress=progress, ablation_cache=ablation_cache)
+    gradients = context.gradients()  # first: frees the graph before the ablation passes
+    ablated = context.channel_ablation_scores()
+    batch, channels = context.batch_size, context.num_channels
+    classes = context.targets.classes
     return LayerProbe(
-        target_layer=partial.target_layer,
+        target_layer=context.target_layer,
         targets=None if classes is None else classes[:, 0],
-        activations=activations.view(batch, channels, *spatial),
-        gradients=gradients[:, 0].reshape(batch, channels, *spatial),
-        scores=partial.scores[:, 0],
+        activations=context.activations.view(batch, channels, *context.spatial_shape),
+        gradients=gradients[:, 0].reshape(batch, channels, *context.spatial_shape),
+        scores=context.scores[:, 0],
         ablated_scores=ablated[:, 0],
     )
 

@@ -250,7 +250,7 @@ def _hook_problem(model: nn.Module, zeros: torch.Tensor) -> str | None:
 
     Two passes, as the methods use hooks: forward hooks registered on every layer must be
     called; then the last layer with a ``(B, C, h, w)`` output has its output replaced by a
-    leaf that requires grad (as :mod:`axiomcam.methods.core` does), and the model's output
+    leaf that requires grad (as :mod:`axiomcam.methods.capture` does), and the model's output
     must have a gradient with respect to that leaf.
     """
     fired: list[tuple[nn.Module, object]] = []

@@ -1,0 +1,301 @@
+"""The explainers' base classes: :class:`Explainer` (checks, eval mode, targets, extra
+inputs, smoothing, the final :class:`~axiomcam.Explanation`), :class:`BaseCAM` (a class
+activation map at a target layer, computed from its :class:`LayerContext`) and
+:class:`GradientCAM` (a CAM from ``A`` and ``G = dy^c/dA``).  A method only says how its
+map is computed from what the layer context hands it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..explanation import Explanation
+from ..outputs import OutputSelector
+from ..support import Progress, check_inputs, check_model, eval_mode
+from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+from .capture import TargetLayer
+from .context import LayerContext
+from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
+from .maps import minmax_scale, upsample, weighted_sum
+
+__all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult"]
+
+
+@dataclass
+class PartialResult:
+    """One batch explained, always with a target axis ``n`` (squeezed at the end)."""
+
+    raw: torch.Tensor | None  # (B, n, *layer_spatial)
+    channel_weights: torch.Tensor | None  # (B, n, K)
+    scores: torch.Tensor  # (B, n)
+    targets: ResolvedTargets
+    target_layer: str | None
+    guided: torch.Tensor | None = None  # (B, n, C, *input_spatial)
+
+
+class Explainer:
+    """Shared by every method: input checks, eval mode, targets, smoothing, final maps.
+
+    Args:
+        model: any ``torch.nn.Module`` (put in eval mode during each call, restored after).
+        smooth: number of noisy copies to average (SmoothGrad-style); 0 = no smoothing.
+        smooth_sigma: noise standard deviation as a fraction of each image's value range.
+        seed: seed for the smoothing noise (``None``: a fresh random seed per call).
+        batch_size: how many perturbed copies one forward pass may hold (``None``:
+            Score-CAM :data:`~axiomcam.methods.engine.DEFAULT_BATCH_SIZE` images;
+            Ablation-CAM as many ablated copies of the layer's output as fit in
+            :data:`~axiomcam.methods.engine.ABLATION_COPY_BYTES`, since only the layers
+            after the target run on them).
+        progress: show a progress bar on long perturbation work (``None``: only on a
+            terminal and when there are more than a few batches), or a callable
+            ``(done, total, description)`` told after every batch of perturbed copies.
+        output: where class targets find the ``(B, num_classes)`` scores in the model's
+            output (:func:`axiomcam.outputs.select_output`): ``None`` finds them (a
+            tensor; a dict's, dataclass's or ``ModelOutput``'s ``"logits"`` or ``"out"``;
+            a tuple's first tensor), a key or attribute name, a tuple position, or a
+            callable. When given, target callables receive the selected part too.
+        extra_inputs: more positional inputs of the model, after the image batch (text
+            tokens of a visual-question-answering model, say): the model is called as
+            ``model(images, *extra_inputs)`` and only the images are explained. A tensor
+            whose first axis has the batch's length (or 1) pairs its rows with the images,
+            and follows them into the perturbation passes; anything else is passed as is.
+    """
+
+    name: ClassVar[str] = ""
+    #: how figures spell the method (``"Grad-CAM++"``)
+    title: ClassVar[str] = ""
+
+    def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
+                 seed: int | None = None, batch_size: int | None = None,
+                 progress: Progress = None, output: OutputSelector = None,
+                 extra_inputs: Sequence[object] = ()) -> None:
+        self.model = check_model(model)
+        if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
+            raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
+        if not isinstance(smooth_sigma, int | float) or smooth_sigma < 0:
+            raise ValueError(f"smooth_sigma must be a number >= 0, got {smooth_sigma!r}")
+        check_batch_size(batch_size)
+        if output is not None and (isinstance(output, bool)
+                                   or not (isinstance(output, str | int) or callable(output))):
+            raise TypeError(f"output must be None, a key or attribute name, a position or a "
+                            f"callable, not {type(output).__name__}: {output!r}")
+        if isinstance(extra_inputs, str | bytes) or not isinstance(extra_inputs, Sequence):
+            raise TypeError(f"extra_inputs must be a tuple or list of the model's other "
+                            f"inputs, not {type(extra_inputs).__name__}")
+        self.smooth = smooth
+        self.smooth_sigma = float(smooth_sigma)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.progress = progress
+        self.output = output
+        self.extra_inputs = tuple(extra_inputs)
+        #: channel-ablated scores shared with other explainers of the same batch
+        self.ablation_cache: AblationCache | None = None
+
+    # context-manager sugar: nothing stays registered between calls, so there is little
+    # to release, but `with` makes the object's lifetime explicit in user loops
+    def __enter__(self) -> Explainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop per-model caches (hooks never outlive a call)."""
+
+    def forward(self, inputs: torch.Tensor, rows: torch.Tensor | None = None) -> object:
+        """The model's output for ``inputs``, with the extra inputs of ``rows`` (the image
+        each row of ``inputs`` is a copy of; ``None``: the batch itself), paired by
+        :func:`~axiomcam.methods.engine.model_output` in every pass of every explainer."""
+        return model_output(self.model, inputs, rows, extra_inputs=self.extra_inputs)
+
+    def __call__(self, inputs: torch.Tensor, targets: TargetSpec = None) -> Explanation:
+        """Explain ``inputs`` ``(B, C, H, W)`` for ``targets`` (see :func:`axiomcam.explain`)."""
+        inputs = check_inputs(self.model, inputs)
+        with eval_mode(self.model):
+            if self.smooth:
+                partial = self._explain_smoothed(inputs, targets)
+            else:
+                partial = self.explain_batch(inputs, targets)
+            maps, guided = self.final_maps(partial, inputs)
+        return self._explanation(partial, maps, guided)
+
+    def explain_batch(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        """One checked batch explained, in the caller's eval mode, without smoothing."""
+        raise NotImplementedError
+
+    def final_maps(self, partial: PartialResult,
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``maps`` ``(B, n, H, W)`` in ``[0, 1]`` and ``guided`` (or ``None``) of a batch."""
+        raise NotImplementedError
+
+    def _resolve_on_clean(self, inputs: torch.Tensor, targets: TargetSpec) -> ResolvedTargets:
+        if callable(targets) and not torch.is_tensor(targets):
+            return resolve_targets(targets, None, inputs.shape[0], select=self.output)
+        with torch.no_grad():
+            output = self.forward(inputs)
+        return resolve_targets(targets, output, inputs.shape[0], select=self.output)
+
+    def _explain_smoothed(self, inputs: torch.Tensor, targets: TargetSpec) -> PartialResult:
+        # every noisy copy explains the class chosen on the clean image
+        resolved = self._resolve_on_clean(inputs, targets)
+        generator = torch.Generator(device=inputs.device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        dims = tuple(range(1, inputs.dim()))
+        sigma = self.smooth_sigma * (inputs.amax(dim=dims, keepdim=True)
+                                     - inputs.amin(dim=dims, keepdim=True))
+        total: PartialResult | None = None
+        for _ in range(self.smooth):
+            noise = torch.randn(inputs.shape, generator=generator, device=inputs.device,
+                                dtype=inputs.dtype)
+            partial = self.explain_batch(inputs + sigma * noise, resolved)
+            total = partial if total is None else _add(total, partial)
+        return _scale(total, 1.0 / self.smooth)
+
+    def _explanation(self, partial: PartialResult, maps: torch.Tensor,
+                     guided: torch.Tensor | None) -> Explanation:
+        def detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.detach()
+
+        explanation = Explanation(
+            maps=detached(maps), raw=detached(partial.raw),
+            channel_weights=detached(partial.channel_weights),
+            scores=detached(partial.scores), targets=detached(partial.targets.classes),
+            target_layer=partial.target_layer, method=self.name, guided=detached(guided),
+            logits=partial.targets.logits,
+        )
+        # one target per image: drop the target axis the way Explanation.target does
+        return explanation if partial.targets.several else explanation.target(0)
+
+
+def _add(first: PartialResult, second: PartialResult) -> PartialResult:
+    def plus(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+        return None if a is None else a + b
+
+    return replace(first, raw=plus(first.raw, second.raw),
+                   channel_weights=plus(first.channel_weights, second.channel_weights),
+                   scores=first.scores + second.scores, guided=plus(first.guided, second.guided))
+
+
+def _scale(partial: PartialResult, factor: float) -> PartialResult:
+    def times(a: torch.Tensor | None) -> torch.Tensor | None:
+        return None if a is None else a * factor
+
+    return replace(partial, raw=times(partial.raw),
+                   channel_weights=times(partial.channel_weights),
+                   scores=partial.scores * factor, guided=times(partial.guided))
+
+
+class BaseCAM(Explainer):
+    """A class activation map at a target layer.  Subclasses implement :meth:`compute`.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        target_layer: a qualified name (``"layer4"``, ``"features.18"``), the module itself,
+            or ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
+            (chosen on the first call, logged, and reported as ``target_layer``).
+        reshape: how the layer's output becomes the ``(B, C, *spatial)`` grid the map is
+            computed on (:class:`~axiomcam.layers.LayerLayout`): ``None`` decides from the
+            output (``(B, N, C)`` tokens of a vision transformer are laid on their grid,
+            the class token set aside; a LayerNorm's ``(B, h, w, C)`` output, as in Swin,
+            is channels-last; convolutional outputs are used as they are);
+            ``"tokens"``, ``"channels_last"`` or ``"channels_first"`` force one.
+        grid: ``(h, w)`` of a token layer (``None``: inferred from the token count and the
+            input's aspect ratio).
+        **options: see :class:`Explainer` (``smooth``, ``smooth_sigma``, ``seed``,
+            ``batch_size``, ``progress``, ``output``, ``extra_inputs``).
+    """
+
+    #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
+    #: autograd after the target layer)
+    needs_gradients: ClassVar[bool] = False
+    #: whether the map is ``sum_k w_k A^k`` with channel weights (``Explanation.channel_weights``
+    #: is set); XGrad-CAM's axioms are defined for these methods only
+    has_channel_weights: ClassVar[bool] = True
+    #: a method with variants is also named ``"name:variant"``, which sets this option
+    #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
+    variant_option: ClassVar[str | None] = None
+    variants: ClassVar[tuple[str, ...]] = ()
+    #: what computing the map costs beyond the forward pass, for a method without
+    #: gradients: a key of :data:`axiomcam.methods.registry.COSTS`
+    cost: ClassVar[str] = "forward"
+    #: other spellings :func:`axiomcam.methods.create` accepts
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
+                 reshape: str | None = None, grid: tuple[int, int] | None = None,
+                 **options: object) -> None:
+        super().__init__(model, **options)
+        #: the target layer, with what the forward passes taught about it
+        self.layer = TargetLayer(self.model, target_layer, reshape=reshape, grid=grid)
+
+    @property
+    def target_layer(self) -> str | None:
+        """The target layer's qualified name (``None`` until the default one is chosen)."""
+        return self.layer.name
+
+    def close(self) -> None:
+        """Forget what the forward passes taught about the layer (call count, batching)."""
+        self.layer.reset()
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``raw`` ``(B, n, S)`` and ``channel_weights`` ``(B, n, K)`` (or ``None``)."""
+        raise NotImplementedError
+
+    def layer_context(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> LayerContext:
+        """The :class:`LayerContext` of a batch at this method's layer: one forward pass
+        (autograd after the layer if :attr:`needs_gradients`), the targets resolved, and a
+        :class:`~axiomcam.methods.engine.PerturbationEngine` with this method's
+        ``batch_size``, ``progress`` and ``ablation_cache`` for its perturbed copies."""
+        engine = PerturbationEngine(self.layer, self.forward, batch_size=self.batch_size,
+                                    progress=self.progress, ablation_cache=self.ablation_cache)
+        return LayerContext.capture(engine, inputs, targets, gradients=self.needs_gradients,
+                                    select=self.output)
+
+    def explain_batch(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        context = self.layer_context(inputs, targets)
+        raw, channel_weights = self.compute(context)
+        return PartialResult(
+            raw=raw.detach().view(*raw.shape[:2], *context.spatial_shape),
+            channel_weights=None if channel_weights is None else channel_weights.detach(),
+            scores=context.scores, targets=context.targets, target_layer=self.target_layer,
+        )
+
+    def final_maps(self, partial: PartialResult,
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        maps = upsample(torch.relu(partial.raw), tuple(inputs.shape[2:]))
+        return minmax_scale(maps), None
+
+
+class GradientCAM(BaseCAM):
+    """A CAM computed from the activations ``A`` and the gradients ``G = dy^c/dA``.
+
+    Subclasses implement :meth:`channel_weights_from` (maps ``sum_k w_k A^k``) or, for
+    element-wise methods, override :meth:`raw_from`.
+    """
+
+    needs_gradients: ClassVar[bool] = True
+
+    def channel_weights_from(self, activations: torch.Tensor,
+                             gradients: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, K, S)`` activations and ``(B, n, K, S)`` gradients -> ``(B, n, K)``."""
+        raise NotImplementedError
+
+    def raw_from(self, activations: torch.Tensor,
+                 gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weights = self.channel_weights_from(activations, gradients)
+        return weighted_sum(weights, activations[:, 0]), weights
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.raw_from(context.activations[:, None], context.gradients())

@@ -1,0 +1,204 @@
+"""The layer context of one batch: what a CAM method may use to compute its map (the
+target layer's activations ``A``, the gradients ``G = dy^c/dA``, the target scores ``y^c``,
+the channel-ablated scores), and :func:`capture_layer`, which gives it for any model.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from axiomcam.methods import capture_layer
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+    ...                       nn.Flatten(), nn.Linear(8, 10))
+    >>> context = capture_layer(model, torch.rand(2, 3, 16, 16), targets=3, target_layer="1")
+    >>> context.activations.shape, context.gradients().shape, context.scores.shape
+    (torch.Size([2, 8, 196]), torch.Size([2, 1, 8, 196]), torch.Size([2, 1]))
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from ..outputs import OutputSelector
+from ..support import Progress, check_inputs, check_model, check_scores, eval_mode
+from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+from .capture import TargetLayer
+from .engine import AblationCache, PerturbationEngine, check_batch_size
+
+__all__ = ["LayerContext", "capture_layer"]
+
+
+class LayerContext:
+    """What a CAM method may use to compute its map for one batch.
+
+    Attributes:
+        inputs: ``(B, C, H, W)`` the batch.
+        activations: ``(B, K, S)`` the target layer's output, spatial axes flattened
+            (``S = h * w``); ``spatial_shape`` holds ``(h, w)``.
+        scores: ``(B, n)`` the target scores ``y^c`` (``n`` targets per image).
+        targets: the resolved targets (``targets.classes`` is ``(B, n)`` or ``None``).
+        output: the model's output for the batch, detached.
+        engine: the :class:`~axiomcam.methods.engine.PerturbationEngine` that runs the
+            batch's perturbed copies (its ``layer`` is the target layer).
+    """
+
+    def __init__(self, engine: PerturbationEngine, inputs: torch.Tensor,
+                 activation: torch.Tensor, scores: torch.Tensor, targets: ResolvedTargets,
+                 output: object) -> None:
+        self.engine = engine
+        self._activation_leaf = activation
+        self._scores_with_graph = scores
+        self._gradients: torch.Tensor | None = None
+        self.inputs = inputs
+        self.spatial_shape = tuple(activation.shape[2:])
+        self.activations = activation.detach().flatten(2)
+        self.scores = scores.detach()
+        self.targets = targets
+        self.output = output.detach() if torch.is_tensor(output) else output
+
+    @classmethod
+    def capture(cls, engine: PerturbationEngine, inputs: torch.Tensor,
+                targets: TargetSpec | ResolvedTargets, *, gradients: bool,
+                select: OutputSelector = None) -> LayerContext:
+        """Run the batch once with ``engine.layer`` captured and resolve the targets.
+
+        Args:
+            engine: runs the model (and later the perturbed copies) at its layer.
+            inputs: ``(B, C, H, W)`` the batch (checked by the caller).
+            targets: a target spec (see :func:`axiomcam.explain`) or resolved targets.
+            gradients: record autograd after the layer, for :meth:`gradients`.
+            select: where class targets find the scores in the model's output.
+        """
+        activation, output = engine.layer.record(engine.forward, inputs, gradients=gradients)
+        if not isinstance(targets, ResolvedTargets):
+            targets = resolve_targets(targets, output, inputs.shape[0], select=select)
+        rows = torch.arange(inputs.shape[0], device=inputs.device)
+        with torch.enable_grad() if gradients else nullcontext():
+            scores = check_scores(targets.scores(output, rows))
+        return cls(engine, inputs, activation, scores, targets, output)
+
+    @property
+    def target_layer(self) -> str | None:
+        """The qualified name of the target layer."""
+        return self.engine.layer.name
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, the number of images."""
+        return self.activations.shape[0]
+
+    @property
+    def num_channels(self) -> int:
+        """``K``, the number of channels of the layer's output."""
+        return self.activations.shape[1]
+
+    def gradients(self) -> torch.Tensor:
+        """``(B, n, K, S)``: ``dy^c / dA`` for each target, from one backward per target
+        that stops at the target layer."""
+        if self._gradients is None:
+            scores = self._scores_with_graph
+            if not scores.requires_grad:
+                raise ValueError(
+                    "the target score does not depend differentiably on the target layer's "
+                    "output (the model or the target detaches it?)"
+                )
+            count = scores.shape[1]
+            gradients = []
+            for column in range(count):
+                (gradient,) = torch.autograd.grad(
+                    scores[:, column].sum(), self._activation_leaf,
+                    retain_graph=column < count - 1, allow_unused=True,
+                )
+                if gradient is None:
+                    raise ValueError(
+                        "the target score does not depend on the target layer's output: is "
+                        "the layer on the path from the input to the output?"
+                    )
+                gradients.append(gradient.flatten(2))
+            self._gradients = torch.stack(gradients, dim=1)
+            self._scores_with_graph = scores.detach()  # frees the graph
+        return self._gradients
+
+    def channel_ablation_scores(self) -> torch.Tensor:
+        """``(B, n, K)``: ``y^c(A without channel k)`` for every image, target and channel
+        (channel ``k`` of the target layer's output set to 0, the rest of the network
+        re-run on it, in eval mode).  Zeroing a channel that is already all zero leaves the
+        layer's output unchanged, so its score is ``y^c`` exactly and no pass is run for
+        it.  With the engine's :class:`~axiomcam.methods.AblationCache`, a batch already
+        ablated by another explainer (same inputs tensor, layer and classes) is not
+        ablated again."""
+        cache = self.engine.ablation_cache
+        key = None
+        if cache is not None and self.targets.classes is not None:
+            key = (self.target_layer, id(self.inputs), self.inputs._version,
+                   tuple(self.targets.classes.flatten().tolist()))
+            if key in cache:
+                return cache[key].clone()
+        with eval_mode(self.engine.layer.model):
+            result = self._ablate_every_channel()
+        if key is not None:
+            cache[key] = result.clone()
+        return result
+
+    def _ablate_every_channel(self) -> torch.Tensor:
+        activations = self._activation_leaf.detach()
+        result = self.scores[..., None].repeat(1, 1, self.num_channels)
+        nonzero = self.activations.ne(0).any(-1)  # (B, K)
+        size = self.engine.copies_per_pass(activations[0].numel() * activations.element_size())
+        for image, channels in self.engine.chunks(nonzero, "Ablation", size):
+            copies = activations[image:image + 1].repeat(
+                channels.shape[0], *([1] * (activations.dim() - 1)))
+            copies[torch.arange(channels.shape[0], device=channels.device), channels] = 0
+            result[image, :, channels] = self.engine.layer_output_scores(
+                self.inputs, image, copies, self.targets.scores,
+                original=activations[image:image + 1], own_score=self.scores[image]).T
+        return result
+
+
+def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
+                  target_layer: str | nn.Module | None = None, *, gradients: bool = True,
+                  batch_size: int | None = None, progress: Progress = None,
+                  ablation_cache: AblationCache | None = None) -> LayerContext:
+    """The :class:`LayerContext` of a batch at a layer, without a method: what the
+    explainers compute their maps from, for measures that need ``A``, ``G`` or the
+    channel-ablated scores themselves (:func:`axiomcam.metrics.axioms.probe_layer`).
+
+    One forward pass in eval mode (with ``gradients``: autograd recorded only after the
+    layer); :meth:`LayerContext.gradients` then takes one backward pass that stops at the
+    layer, and :meth:`LayerContext.channel_ablation_scores` runs the ``K`` ablated copies
+    per image through the layers after it, in batches.
+
+    Args:
+        model: the network.
+        inputs: ``(B, C, H, W)`` preprocessed images.
+        targets: as for :func:`axiomcam.explain` (``None``: each image's top class).
+        target_layer: as for :func:`axiomcam.explain` (``None``: the default layer).
+        gradients: make :meth:`LayerContext.gradients` available.
+        batch_size: ablated copies per forward pass (``None``: as many as fit in
+            :data:`axiomcam.methods.engine.ABLATION_COPY_BYTES`).
+        progress: a progress bar over the ablation passes.
+        ablation_cache: shares the channel-ablated scores with Ablation-CAM explainers of
+            the same batch.
+
+    Raises:
+        TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
+            layer, target or ``batch_size``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                       nn.Flatten(), nn.Linear(4, 10))
+        >>> context = capture_layer(model, torch.rand(1, 3, 8, 8), targets=2, target_layer="1")
+        >>> context.target_layer, context.channel_ablation_scores().shape
+        ('1', torch.Size([1, 1, 4]))
+    """
+    model = check_model(model)
+    check_batch_size(batch_size)
+    layer = TargetLayer(model, target_layer)
+    inputs = check_inputs(model, inputs)
+    engine = PerturbationEngine(layer, batch_size=batch_size, progress=progress,
+                                ablation_cache=ablation_cache)
+    with eval_mode(model):
+        return LayerContext.capture(engine, inputs, targets, gradients=gradients)
