@@ -65,6 +65,23 @@ def _by_name(output: object, name: str) -> object:
     raise KeyError(name)
 
 
+def _found_scores(output: object) -> object:
+    """What ``select_output(output, None)`` gives: the tensor, else its ``"logits"``/``"out"``,
+    else a sequence's first tensor, else the output unchanged."""
+    if torch.is_tensor(output):
+        return output
+    for name in AUTOMATIC_KEYS:
+        try:
+            found = _by_name(output, name)
+        except KeyError:
+            continue
+        if torch.is_tensor(found):
+            return found
+    if isinstance(output, Sequence) and not isinstance(output, str):
+        return next((item for item in output if torch.is_tensor(item)), output)
+    return output
+
+
 def select_output(output: object, selector: OutputSelector = None) -> object:
     """The part of a model's ``output`` that ``selector`` names.
 
@@ -95,20 +112,7 @@ def select_output(output: object, selector: OutputSelector = None) -> object:
 (scores: tensor (1, 3))
     """
     if selector is None:
-        if torch.is_tensor(output):
-            return output
-        for name in AUTOMATIC_KEYS:
-            try:
-                found = _by_name(output, name)
-            except KeyError:
-                continue
-            if torch.is_tensor(found):
-                return found
-        if isinstance(output, Sequence) and not isinstance(output, str):
-            for item in output:
-                if torch.is_tensor(item):
-                    return item
-        return output
+        return _found_scores(output)
     if callable(selector):
         return selector(output)
     if isinstance(selector, bool) or not isinstance(selector, str | int):

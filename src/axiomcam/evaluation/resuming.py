@@ -63,6 +63,35 @@ def _extended_data(old: Mapping[str, Any], config: Mapping[str, Any],
     return old_data, old_count
 
 
+def _databases(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The run's database and its per-process parts, those that exist."""
+    return [path for path in (Path(out_dir) / DATABASE_NAME, *part_paths(out_dir))
+            if path.exists()]
+
+
+def _extend_or_check(existing: list[Path], config: dict[str, Any],
+                     group: distributed.ProcessGroup, dataset: Dataset) -> str | None:
+    """Extend the databases of a shorter run of the same data (rank 0), then check that
+    every one may be resumed with ``config``; the data description of the run extended."""
+    extended, to_extend = None, []
+    for path in existing:
+        with ResultStore.open(path.parent, name=path.name) as previous:
+            found = _extended_data(previous.config, config, dataset)
+        if found is not None:
+            extended, old_count = found
+            to_extend.append((path, old_count))
+    group.barrier()  # every rank has read the old configurations
+    if group.is_main:
+        for path, old_count in to_extend:
+            # the full batches stay; a partial last one is computed again, whole
+            extend_run(path, config,
+                       kept_batches=old_count // config["parameters"]["batch_size"])
+    group.barrier()  # and every database is extended before anyone checks them
+    for path in existing:
+        check_resumable(path, config)
+    return extended
+
+
 def open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
              group: distributed.ProcessGroup, dataset: Dataset, *,
              overwrite: bool) -> tuple[ResultStore, dict[int, list[str]], str | None]:
@@ -77,35 +106,19 @@ def open_run(out_dir: str | os.PathLike[str], config: dict[str, Any],
     deletes them when overwriting, or extends them; the done batches are read before any
     process writes.
     """
-    existing = [path for path in (Path(out_dir) / DATABASE_NAME, *part_paths(out_dir))
-                if path.exists()]
-    extended, to_extend = None, []
+    existing = _databases(out_dir)
+    extended = None
     if not overwrite:
-        for path in existing:
-            with ResultStore.open(path.parent, name=path.name) as previous:
-                found = _extended_data(previous.config, config, dataset)
-            if found is not None:
-                extended, old_count = found
-                to_extend.append((path, old_count))
-        group.barrier()  # every rank has read the old configurations
-        if group.is_main:
-            for path, old_count in to_extend:
-                # the full batches stay; a partial last one is computed again, whole
-                extend_run(path, config,
-                           kept_batches=old_count // config["parameters"]["batch_size"])
-        group.barrier()  # and every database is extended before anyone checks them
-        for path in existing:
-            check_resumable(path, config)
+        extended = _extend_or_check(existing, config, group, dataset)
     elif group.is_main:
         for path in existing:
             remove_database(path)
     group.barrier()
     done: dict[int, list[str]] = {}
-    for path in (Path(out_dir) / DATABASE_NAME, *part_paths(out_dir)):
-        if path.exists():
-            with ResultStore.open(path.parent, name=path.name) as previous:
-                for batch, ids in previous.done_batches().items():
-                    done.setdefault(batch, ids)
+    for path in _databases(out_dir):
+        with ResultStore.open(path.parent, name=path.name) as previous:
+            for batch, ids in previous.done_batches().items():
+                done.setdefault(batch, ids)
     group.barrier()  # nobody writes before everybody has read
     name = DATABASE_NAME if group.world_size == 1 else \
         f"{PARTS_FOLDER}/rank-{group.rank:05d}.sqlite"

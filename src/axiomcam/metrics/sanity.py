@@ -109,6 +109,23 @@ def _has_parameters(module: nn.Module) -> bool:
     return next(module.parameters(), None) is not None
 
 
+def _candidate_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's children with parameters, a container child with parameters in two or
+    more of its own children replaced by those (see :func:`default_randomization_layers`)."""
+    blocks: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if isinstance(child, _CONTAINERS):
+            inner = [(f"{name}.{inner_name}", module)
+                     for inner_name, module in child.named_children()
+                     if _has_parameters(module)]
+            if len(inner) >= 2:
+                blocks.extend(inner)
+                continue
+        if _has_parameters(child):
+            blocks.append((name, child))
+    return blocks
+
+
 def default_randomization_layers(model: nn.Module, inputs: torch.Tensor) -> tuple[str, ...]:
     """The blocks :func:`cascading_randomization` randomises by default, output side first.
 
@@ -142,17 +159,7 @@ def default_randomization_layers(model: nn.Module, inputs: torch.Tensor) -> tupl
     """
     check_model(model)
     inputs = check_inputs(model, inputs)
-    blocks: list[tuple[str, nn.Module]] = []
-    for name, child in model.named_children():
-        if isinstance(child, _CONTAINERS):
-            inner = [(f"{name}.{inner_name}", module)
-                     for inner_name, module in child.named_children()
-                     if _has_parameters(module)]
-            if len(inner) >= 2:
-                blocks.extend(inner)
-                continue
-        if _has_parameters(child):
-            blocks.append((name, child))
+    blocks = _candidate_blocks(model)
     first_run: list[str] = []
     handles = []
 
