@@ -11,7 +11,7 @@ setup:
 
 # the quick-start: explain a pretrained MobileNetV2 on two photographs -> results/*.png
 quickstart: setup
-	$(PYTHON) -m axiomcam.demo --out results
+	$(VENV)/bin/axiomcam demo --out results
 
 lint: setup
 	$(RUFF) check src tests

@@ -4,6 +4,9 @@ figure (:func:`axiomcam.workflows.explain_files`, :func:`axiomcam.workflows.comp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from ..methods import CAM_METHODS
@@ -20,21 +23,28 @@ from .options import (
     picture_options,
 )
 
-__all__ = ["COMPARE_METHODS", "compare", "explain"]
+__all__ = ["COMPARE_METHODS", "compare", "explain", "image_options"]
 
 #: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
 COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
 
 
+def image_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What explain and compare share: the images (``IMAGE...``), the model
+    (:func:`~axiomcam.cli.options.model_options`) and the layer (``--layer``)."""
+    command = click.option(
+        "--layer", default=None, metavar="NAME",
+        help="Layer to explain (default: the model's last convolutional stage; "
+             "'axiomcam layers' lists them).")(command)
+    command = model_options(command)
+    return click.argument("images", nargs=-1, required=True, metavar="IMAGE...")(command)
+
+
 @main.command()
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
-@model_options
+@image_options
 @click.option("--method", default="xgradcam", show_default=True,
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
                    "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
-@click.option("--layer", default=None, metavar="NAME",
-              help="Layer to explain (default: the model's last convolutional stage; "
-                   "'axiomcam layers' lists them).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|INDEX|NAME",
               help="What to explain: each image's top N classes, or classes by index or "
@@ -42,8 +52,8 @@ COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
 @click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Output directory.")
 @picture_options
-def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, method: str,
-            layer: str | None, target_spec: str, out_dir: str, batch_size: int, alpha: float,
+def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: str | None,
+            method: str, target_spec: str, out_dir: str, batch_size: int, alpha: float,
             colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
@@ -82,12 +92,9 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, method: s
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
-@model_options
+@image_options
 @click.option("--methods", "method_list", default=COMPARE_METHODS, show_default=True,
               metavar="LIST", help="Comma-separated methods, one column each.")
-@click.option("--layer", default=None, metavar="NAME",
-              help="Layer to explain (default: the model's last convolutional stage).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|INDEX|NAME", help="The class each row explains.")
 @click.option("--axioms", is_flag=True,
@@ -97,8 +104,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, method: s
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
-            layer: str | None, target_spec: str, axioms: bool, figure: str, batch_size: int,
-            alpha: float, colormap: str) -> None:
+            layer: str | None, target_spec: str, axioms: bool, figure: str,
+            batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
     \b

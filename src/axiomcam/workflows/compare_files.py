@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..figures import method_title, save_grid
 from ..images import overlay
@@ -34,14 +33,7 @@ from .classify import (
     network_inputs,
     probabilities_from_logits,
 )
-from .image_files import (
-    BATCH_ERRORS,
-    Failure,
-    batch_failures,
-    in_batches,
-    load_images,
-    show_progress,
-)
+from .image_files import Failure, failing_alone, image_batches
 
 __all__ = ["THUMBNAIL_SIDE", "CompareRun", "compare_files", "thumbnail"]
 
@@ -106,19 +98,11 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
     with ExitStack() as stack:  # the explainers' hooks are removed whatever happens
         explainers = {method: stack.enter_context(create_explainer(pretrained, method, layer))
                       for method in methods}
-        bar = stack.enter_context(tqdm(total=len(paths), desc="compare", unit="image",
-                                       disable=not show_progress(len(paths), progress)))
-        for batch_paths in in_batches(list(paths), batch_size):
-            loaded, load_failures = load_images(batch_paths)
-            run.failures.extend(load_failures)
-            bar.update(len(batch_paths))
-            if not loaded:
-                continue
-            try:
+        for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
+                                    description="compare"):
+            with failing_alone(loaded, run.failures):
                 rows.extend(_compare_batch(pretrained, explainers, loaded, target, layer,
                                            axioms, alpha, colormap, run))
-            except BATCH_ERRORS as error:
-                run.failures.extend(batch_failures(loaded, error))
     if not rows:
         raise ValueError("no image could be read: " + "; ".join(
             f"{failure.path}: {failure.reason}" for failure in run.failures))

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..explanation import Explanation
@@ -50,14 +49,7 @@ from .classify import (
     probabilities_from_logits,
     top_classes,
 )
-from .image_files import (
-    BATCH_ERRORS,
-    Failure,
-    batch_failures,
-    in_batches,
-    load_images,
-    show_progress,
-)
+from .image_files import Failure, failing_alone, image_batches
 
 __all__ = ["PROVENANCE_KEYS", "ExplainRun", "explain_files", "method_slug", "name_slug"]
 
@@ -160,17 +152,11 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     writer = _MapWriter(pretrained, out, _unique_stems(paths), method, model_name, alpha,
                         colormap, run)
     records: list[dict[str, object]] = []
-    with explainer, tqdm(total=len(paths), desc=f"explain ({method})", unit="image",
-                         disable=not show_progress(len(paths), progress)) as bar:
-        for batch_paths in in_batches(list(paths), batch_size):
-            loaded, load_failures = load_images(batch_paths)
-            run.failures.extend(load_failures)
-            if loaded:
-                try:
-                    records.extend(_explain_batch(explainer, loaded, targets, writer))
-                except BATCH_ERRORS as error:
-                    run.failures.extend(batch_failures(loaded, error))
-            bar.update(len(batch_paths))
+    with explainer:
+        for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
+                                    description=f"explain ({method})"):
+            with failing_alone(loaded, run.failures):
+                records.extend(_explain_batch(explainer, loaded, targets, writer))
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,

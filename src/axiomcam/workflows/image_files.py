@@ -3,10 +3,10 @@ explaining.
 
 - :func:`collect_images` turns files, directories and glob patterns into image paths;
   what matches nothing becomes a :class:`Failure`, never an exception.
-- :func:`load_images` reads them, an unreadable file becoming a failure too;
-  :func:`in_batches` cuts the paths into batches, and a batch that cannot be explained
-  for a reason of its data (:data:`BATCH_ERRORS`) fails its images only
-  (:func:`batch_failures`).
+- :func:`image_batches` reads them (:func:`load_images`) a batch at a time, an
+  unreadable file becoming a failure too, and a batch that cannot be explained for a
+  reason of its data (:data:`BATCH_ERRORS`) fails its images only
+  (:func:`failing_alone`).
 - :func:`print_failures` lists the failures at the end of a run.
 
 Example:
@@ -19,18 +19,20 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..data import IMAGE_EXTENSIONS
 from ..images import load_image
 
 __all__ = [
-    "BATCH_ERRORS", "Failure", "batch_failures", "collect_images", "in_batches",
-    "load_images", "print_failures", "show_progress",
+    "BATCH_ERRORS", "Failure", "collect_images", "failing_alone", "image_batches",
+    "in_batches", "load_images", "print_failures",
 ]
 
 #: what explaining a batch can raise for reasons of the data (NaN scores, a model that
@@ -104,22 +106,39 @@ def load_images(paths: Sequence[Path]) -> tuple[list[tuple[Path, Image.Image]], 
     return loaded, failures
 
 
-def batch_failures(loaded: Sequence[tuple[Path, Image.Image]],
-                   error: Exception) -> list[Failure]:
-    """Every image of a batch failed by ``error`` (one of :data:`BATCH_ERRORS`)."""
-    return [Failure(str(path), f"{type(error).__name__}: {error}") for path, _ in loaded]
+def image_batches(paths: Sequence[Path], batch_size: int, failures: list[Failure], *,
+                  progress: bool | None, description: str
+                  ) -> Iterator[list[tuple[Path, Image.Image]]]:
+    """The readable images of ``paths`` as ``(path, RGB image)``, ``batch_size`` files at a
+    time (a batch of unreadable files only is skipped); each unreadable file is appended to
+    ``failures``. A progress bar over the files (``progress``; ``None``: when there are
+    more than a few) advances after each batch."""
+    show = len(paths) > _PROGRESS_FROM if progress is None else progress
+    with tqdm(total=len(paths), desc=description, unit="image", disable=not show) as bar:
+        for batch_paths in in_batches(list(paths), batch_size):
+            loaded, load_failures = load_images(batch_paths)
+            failures.extend(load_failures)
+            if loaded:
+                yield loaded
+            bar.update(len(batch_paths))
+
+
+@contextmanager
+def failing_alone(loaded: Sequence[tuple[Path, Image.Image]],
+                  failures: list[Failure]) -> Iterator[None]:
+    """Explain a batch, whose images all fail if that raises one of :data:`BATCH_ERRORS`
+    (the error appended to ``failures`` for each); the run goes on."""
+    try:
+        yield
+    except BATCH_ERRORS as error:
+        failures.extend(Failure(str(path), f"{type(error).__name__}: {error}")
+                        for path, _ in loaded)
 
 
 def in_batches(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
     """``items`` in consecutive slices of ``size`` (the last one shorter)."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def show_progress(images: int, progress: bool | None) -> bool:
-    """Whether a run over ``images`` shows a progress bar: ``progress``, or when ``None``
-    only when there are more than a few images."""
-    return images > _PROGRESS_FROM if progress is None else progress
 
 
 def print_failures(failures: Sequence[Failure], echo: Callable[[str], None]) -> None:
