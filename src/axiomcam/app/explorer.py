@@ -121,7 +121,8 @@ class MethodResult:
             without channel weights: ``axioms_note`` says so).
         bias_share: the share of the score no map can conserve (the network's biases).
         deletion_auc: area under the deletion curve (lower: the map found what matters).
-        seconds: time to compute the map (not the measures).
+        seconds: time to compute the map (and its axiom errors from the probe, a few
+            arithmetic operations; not the probe nor the deletion curve).
         error: why the method could not explain this (e.g. CAM at a layer that is not
             followed by global pooling and one linear layer); the others still run.
     """

@@ -6,9 +6,9 @@
   layer (:func:`check_layer`);
 - :mod:`~axiomcam.workflows.image_files`: image paths from files, folders and patterns,
   reading them, and the failures that do not stop a run;
-- :mod:`~axiomcam.workflows.explain_files`: overlays, raw maps and ``results.json``
+- :mod:`~axiomcam.workflows.explaining`: overlays, raw maps and ``results.json``
   (:func:`explain_files`);
-- :mod:`~axiomcam.workflows.compare_files`: one figure, a row per image and a column per
+- :mod:`~axiomcam.workflows.comparing`: one figure, a row per image and a column per
   method, with the axiom errors (:func:`compare_files`);
 - :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`).
 
@@ -30,9 +30,9 @@ from .classify import (
     probabilities_from_logits,
     top_classes,
 )
-from .compare_files import CompareRun, compare_files
+from .comparing import CompareRun, compare_files
 from .demo import parse_methods, run_demo
-from .explain_files import ExplainRun, explain_files, method_slug, name_slug
+from .explaining import ExplainRun, explain_files, method_slug, name_slug
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
