@@ -7,10 +7,10 @@ raw map as ``.npy``, and ``results.json`` for the whole run, with the failures.
 
 File names carry the method (:func:`method_slug`, distinct for every method), so runs of
 different methods into one folder keep each other's files. A file that a run of another
-method, model or layer wrote under the same name (another layer, same image and class) is
-replaced with an :class:`~axiomcam.AxiomCamWarning` naming it: what a file was written for
-is read from its PNG text chunks, from the PNG written with a ``.npy``, and from the
-head of ``results.json``.
+method, model or layer wrote under the same name (the same image and class at another
+layer, say) is replaced with an :class:`~axiomcam.AxiomCamWarning` naming it: what a file
+was written for is read from its PNG text chunks, from the PNG written with a ``.npy``,
+and from the head of ``results.json``.
 
 Example:
     >>> method_slug("gradcam++"), method_slug("ablationcam:activation")
@@ -84,8 +84,8 @@ def _unique_stems(paths: Sequence[Path]) -> dict[Path, str]:
 
 @dataclass
 class ExplainRun:
-    """What :func:`explain_files` did: the files it wrote, the files of another result it
-    replaced (each named in a warning), and what failed."""
+    """What :func:`explain_files` did: the files it wrote, what failed, and the files of
+    another result it replaced (``replaced``: path -> what it held; named in a warning)."""
 
     out_dir: Path
     results_file: Path
@@ -124,8 +124,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         pretrained: the model and its preprocessing (``axiomcam.loading.load_model``).
         paths: image files (:func:`~axiomcam.workflows.collect_images`).
         method: a name from :data:`axiomcam.METHOD_NAMES`.
-        out_dir: created if missing; files of the same names are replaced, with a warning
-            for each one written for another method, model or layer.
+        out_dir: created if missing; files of the same names are replaced, with one
+            warning per earlier result of another method, model or layer, naming its files.
         layer: the layer (``None``: the model's default); ignored by ``guided_backprop``.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
