@@ -16,7 +16,7 @@ browser:
 
 # the quick-start: explain a pretrained MobileNetV2 on two photographs -> results/*.png
 quickstart: setup
-	$(PYTHON) -m axiomcam.demo --out results
+	$(VENV)/bin/axiomcam demo --out results
 
 lint: setup
 	$(RUFF) check src tests

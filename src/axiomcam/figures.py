@@ -4,8 +4,6 @@ under it (the quick start's grid, ``axiomcam compare``).
 Example:
     >>> import tempfile, os
     >>> from PIL import Image
-
-from .methods.registry import METHODS
     >>> from axiomcam.figures import save_grid
     >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
     >>> pictures = [[Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "red")]]
@@ -23,9 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .methods.registry import METHODS
+from .methods import METHODS
 
 __all__ = ["method_title", "save_grid"]
+
 
 def method_title(method: str) -> str:
     """The display name of a method: ``"xgradcam"`` -> ``"XGrad-CAM"``,

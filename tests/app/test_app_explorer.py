@@ -20,6 +20,7 @@ from axiomcam.app import explorer as explorer_module
 from axiomcam.app.explorer import MAX_SIDE, Explorer
 from axiomcam.evaluation import evaluation_inputs
 from axiomcam.images import overlay
+from axiomcam.metrics import axioms as axioms_module
 from axiomcam.metrics.axioms import measure_axioms
 from axiomcam.metrics.faithfulness import deletion_insertion
 from axiomcam.models import PretrainedModel
@@ -144,13 +145,13 @@ def test_progress_rises_to_one_and_results_arrive_one_by_one(explorer, photo, mo
 def test_the_layer_is_probed_once_per_image_layer_and_class(explorer, photo, monkeypatch):
     opened = explorer.open_image(photo)
     calls = []
-    real = explorer_module.probe_layer
+    real = axioms_module.probe_layer
 
     def counting(*args, **kwargs):
         calls.append(args[3])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(explorer_module, "probe_layer", counting)
+    monkeypatch.setattr(axioms_module, "probe_layer", counting)
     explorer.explain(opened, 2, "3", ["gradcam"])
     explorer.explain(opened, 2, "3", ["xgradcam", "gradcam++"])
     assert calls == ["3"]
@@ -205,6 +206,16 @@ def test_classes_that_do_not_exist_are_clear_errors(explorer, photo, text, messa
         explorer.resolve_class(text)
     with pytest.raises(ValueError, match=message):
         explorer.explain(explorer.open_image(photo), text, None, ["gradcam"])
+
+
+@pytest.mark.parametrize("text", ["", " , ", "zebra"])
+def test_class_messages_offer_only_what_the_app_takes(explorer, text):
+    # the app explains one class: a message offering top1 would offer what it refuses
+    with pytest.raises(ValueError) as caught:
+        explorer.resolve_class(text)
+    message = str(caught.value)
+    assert "top1" not in message and "top3" not in message, message
+    assert "a class index" in message
 
 
 def test_names_and_indices_both_resolve(explorer):

@@ -39,15 +39,14 @@ from ..figures import method_title
 from ..images import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
 from ..layers import candidate_layers
 from ..methods import AblationCache, has_channel_weights
-from ..metrics.axioms import LayerProbe, axiom_errors, probe_layer
-from ..metrics.faithfulness import deletion_insertion
+from ..metrics import AxiomProbe, deletion_insertion
 from ..models import PretrainedModel
-from ..runs import (
-    _network_inputs,
-    _probabilities_and_logits,
-    _top_classes,
+from ..workflows import (
     check_layer,
+    network_inputs,
     parse_targets,
+    probabilities_and_logits,
+    top_classes,
 )
 
 __all__ = [
@@ -102,8 +101,9 @@ class OpenedImage:
     inputs: torch.Tensor
     probabilities: torch.Tensor
     top_classes: list[dict[str, object]]
-    #: ``(layer, class index)`` -> its probe (activations, gradients, ablated scores)
-    probes: dict[tuple[str, int], LayerProbe] = field(default_factory=dict, repr=False)
+    #: ``(layer, class index)`` -> the explanations' axiom probe (the layer's activations,
+    #: gradients and ablated scores, computed once)
+    probes: dict[tuple[str, int], AxiomProbe] = field(default_factory=dict, repr=False)
     #: the K channel ablations of ``inputs``, per layer and class: one sweep serves the
     #: probe and both Ablation-CAM forms
     ablations: AblationCache = field(default_factory=AblationCache, repr=False)
@@ -121,7 +121,8 @@ class MethodResult:
             without channel weights: ``axioms_note`` says so).
         bias_share: the share of the score no map can conserve (the network's biases).
         deletion_auc: area under the deletion curve (lower: the map found what matters).
-        seconds: time to compute the map (not the measures).
+        seconds: time to compute the map (and its axiom errors from the probe, a few
+            arithmetic operations; not the probe nor the deletion curve).
         error: why the method could not explain this (e.g. CAM at a layer that is not
             followed by global pooling and one linear layer); the others still run.
     """
@@ -137,6 +138,34 @@ class MethodResult:
     seconds: float = 0.0
     axioms_note: str | None = None
     error: str | None = None
+
+
+class _StagedProgress:
+    """The progress of one explanation: stages of known cost, each stage's own
+    ``(step, steps)`` told as its share of the whole ``total``."""
+
+    def __init__(self, report: ProgressReport | None, total: float) -> None:
+        self.report: ProgressReport = report or (lambda fraction, text: None)
+        self.total = total
+        self.done = 0.0
+
+    def tell(self, text: str) -> None:
+        """Report what starts now, at the share done so far."""
+        self.report(self.done / self.total, text)
+
+    def stage(self, label: str, cost: float) -> Callable[[int, int, str], None]:
+        """A progress callable ``(step, steps, description)`` for the stage starting now."""
+        start = self.done
+
+        def tell(step: int, steps: int, _description: str) -> None:
+            share = step / steps if steps else 1.0
+            self.report(min((start + share * cost) / self.total, 1.0),
+                        f"{label} ({step}/{steps})" if steps > 1 else label)
+        return tell
+
+    def advance(self, cost: float) -> None:
+        """A stage of ``cost`` is done."""
+        self.done += cost
 
 
 class Explorer:
@@ -189,11 +218,11 @@ class Explorer:
                       f"downscaled to {size[0]}\N{MULTIPLICATION SIGN}{size[1]} (the network "
                       f"sees {self.pretrained.input_size} pixels a side)")
             image = image.resize(size, Image.Resampling.LANCZOS)
-        inputs = _network_inputs(self.pretrained, [image])
+        inputs = network_inputs(self.pretrained, [image])
         with self.model_lock:
-            probabilities, _ = _probabilities_and_logits(self.pretrained.model, inputs)
+            probabilities, _ = probabilities_and_logits(self.pretrained.model, inputs)
         probabilities = probabilities[0].cpu()
-        top = _top_classes(self.pretrained, probabilities)
+        top = top_classes(self.pretrained, probabilities)
         return OpenedImage(image, name, notice, inputs, probabilities, top)
 
     # -- what to explain
@@ -205,7 +234,7 @@ class Explorer:
             ValueError: an unknown name (near matches suggested), a name two classes share,
                 an index out of range, or more than one class.
         """
-        choice = parse_targets(text, self.pretrained.class_names)
+        choice = parse_targets(text, self.pretrained.class_names, offer_top=False)
         if choice.top is not None:
             raise ValueError(f"type one class (an index or a name), not {text!r}")
         if len(choice.classes) != 1:
@@ -269,103 +298,99 @@ class Explorer:
     def _explain(self, opened: OpenedImage, target: str | int, layer: str | None,
                  methods: Sequence[str], progress: ProgressReport | None,
                  on_result: Callable[[MethodResult], object] | None) -> list[MethodResult]:
+        class_index = self._class_index(target)
+        layer = self.resolve_layer(layer)
+        methods = self.check_methods(methods)
+        weighted = any(has_channel_weights(method) for method in methods)
+        # the bar's stages, in units of one deletion curve (its steps + 1 forward passes):
+        # the probe, then per method its map and its curve, so that Score-CAM's K passes
+        # of the whole network fill as much of the bar as they take time
+        bar = _StagedProgress(progress, (ABLATION_COST if weighted else 0.0)
+                              + sum(self._map_cost(method, layer) + 1 for method in methods))
+        batch = self._axiom_probe(opened, layer, class_index)
+        if weighted:
+            if not batch.probed:
+                bar.tell("probing the layer")
+                batch.progress = bar.stage("axioms: channel ablations", ABLATION_COST)
+                _ = batch.probe  # now, so that its share of the bar comes first
+            bar.advance(ABLATION_COST)
+        results: list[MethodResult] = []
+        for method in methods:
+            result = self._explain_method(opened, batch, method, layer, bar, results)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        bar.report(1.0, "done")
+        return results
+
+    def _class_index(self, target: str | int) -> int:
+        """A class index given, or typed (:meth:`resolve_class`), checked."""
         class_index = target if isinstance(target, int) else self.resolve_class(target)
         if not 0 <= class_index < len(self.pretrained.class_names):
             raise ValueError(f"class {class_index} is out of range: the model has "
                              f"{len(self.pretrained.class_names)} classes")
-        layer = self.resolve_layer(layer)
-        methods = self.check_methods(methods)
-        report = progress or (lambda fraction, text: None)
-        weighted = [m for m in methods if has_channel_weights(m)]
-        # the bar's stages, in units of one deletion curve (its steps + 1 forward passes):
-        # the probe, then per method its map and its curve, so that Score-CAM's K passes
-        # of the whole network fill as much of the bar as they take time
-        channels = dict(self.layers)[layer][1]
-        passes = self.deletion_steps + 1
+        return class_index
 
-        def map_cost(method: str) -> float:
-            base = method.partition(":")[0]
-            # Ablation-CAM reads the probe's ablations (it has channel weights, so the
-            # probe runs first): a map as cheap as a gradient method's
-            return channels / passes if base == "scorecam" else MAP_COST
+    def _map_cost(self, method: str, layer: str) -> float:
+        """What a method's map costs, in deletion curves: Score-CAM runs the whole network
+        once per channel; Ablation-CAM reads the probe's ablations (it has channel
+        weights, so the probe runs first), as cheap as a gradient method's map."""
+        if method.partition(":")[0] == "scorecam":
+            return dict(self.layers)[layer][1] / (self.deletion_steps + 1)
+        return MAP_COST
 
-        total = (ABLATION_COST if weighted else 0.0) + sum(map_cost(m) + 1 for m in methods)
-        done = 0.0
+    def _axiom_probe(self, opened: OpenedImage, layer: str, class_index: int) -> AxiomProbe:
+        """The image's explanations of one class at one layer, measured with one probe of
+        the layer, kept for the next request (:attr:`OpenedImage.probes`)."""
+        key = (layer, class_index)
+        if key not in opened.probes:
+            classes = torch.tensor([class_index], device=opened.inputs.device)
+            opened.probes[key] = AxiomProbe(self.pretrained.model, opened.inputs, classes,
+                                            layer, ablation_cache=opened.ablations)
+        return opened.probes[key]
 
-        def stage_progress(label: str, cost: float) -> Callable[[int, int, str], None]:
-            """A bar's ``(step, total)`` as this stage's share of the whole."""
-            start = done
-
-            def tell(step: int, steps: int, _description: str) -> None:
-                share = step / steps if steps else 1.0
-                report(min((start + share * cost) / total, 1.0),
-                       f"{label} ({step}/{steps})" if steps > 1 else label)
-            return tell
-
-        classes = torch.tensor([class_index], device=opened.inputs.device)
-        probe = None
-        if weighted:
-            key = (layer, class_index)
-            probe = opened.probes.get(key)
-            if probe is None:
-                report(done / total, "probing the layer")
-                probe = probe_layer(self.pretrained.model, opened.inputs, classes, layer,
-                                    progress=stage_progress("axioms: channel ablations",
-                                                            ABLATION_COST),
-                                    ablation_cache=opened.ablations)
-                opened.probes[key] = probe
-            done += ABLATION_COST
-        results: list[MethodResult] = []
-        for method in methods:
-            title = method_title(method)
-            report(done / total, title)
-            result = MethodResult(method, title)
-            started = time.perf_counter()
-            try:
-                with method_registry.create(method, self.pretrained.model, layer,
-                                            progress=stage_progress(
-                                                title, map_cost(method))) as explainer:
-                    explainer.ablation_cache = opened.ablations
-                    explanation = explainer(opened.inputs, classes)
-            except ValueError as error:
-                result.error = str(error)
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                done += map_cost(method) + 1
-                continue
-            result.seconds = time.perf_counter() - started
-            done += map_cost(method)
-            result.cam_map = explanation.maps[0].detach().float().cpu()
-            result.heatmap = overlay(opened.image, result.cam_map, alpha=1.0)
-            if probe is not None and explanation.channel_weights is not None:
-                errors = axiom_errors(probe, explanation)
-                result.conservation_error = float(errors.conservation_error[0])
-                result.sensitivity_error = float(errors.sensitivity_error[0])
-                result.bias_share = float(errors.bias_share[0])
-            else:
-                result.axioms_note = "no channel weights: the axioms do not apply"
-            # equal maps up to float rounding (1e-6 of the [0, 1] range): one curve
-            same = next((earlier for earlier in results if earlier.cam_map is not None
-                         and torch.allclose(earlier.cam_map, result.cam_map, rtol=0,
-                                            atol=1e-6)), None)
-            if same is not None:
-                result.deletion_auc = same.deletion_auc
-            else:
-                curve = deletion_insertion(self.pretrained.model, opened.inputs,
-                                           explanation.maps, classes,
-                                           steps=self.deletion_steps,
-                                           batch_size=DELETION_BATCH_SIZE,
-                                           progress=stage_progress(
-                                               f"{title}: deletion curve", 1.0),
-                                           insertion=False)
-                result.deletion_auc = float(curve.deletion_auc[0])
-            done += 1
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        report(1.0, "done")
-        return results
+    def _explain_method(self, opened: OpenedImage, batch: AxiomProbe, method: str, layer: str,
+                        bar: _StagedProgress, earlier: Sequence[MethodResult]) -> MethodResult:
+        """One method's map, its axiom errors and its deletion-curve area (the curve of an
+        earlier equal map is not run again)."""
+        title = method_title(method)
+        bar.tell(title)
+        result = MethodResult(method, title)
+        cost = self._map_cost(method, layer)
+        started = time.perf_counter()
+        try:
+            with method_registry.create(method, self.pretrained.model, layer,
+                                        progress=bar.stage(title, cost)) as explainer:
+                explanation, errors = batch.explain(explainer)
+        except ValueError as error:
+            result.error = str(error)
+            bar.advance(cost + 1)
+            return result
+        result.seconds = time.perf_counter() - started
+        bar.advance(cost)
+        result.cam_map = explanation.maps[0].detach().float().cpu()
+        result.heatmap = overlay(opened.image, result.cam_map, alpha=1.0)
+        if errors is not None:
+            result.conservation_error = float(errors.conservation_error[0])
+            result.sensitivity_error = float(errors.sensitivity_error[0])
+            result.bias_share = float(errors.bias_share[0])
+        else:
+            result.axioms_note = "no channel weights: the axioms do not apply"
+        # equal maps up to float rounding (1e-6 of the [0, 1] range): one curve
+        same = next((other for other in earlier if other.cam_map is not None
+                     and torch.allclose(other.cam_map, result.cam_map, rtol=0, atol=1e-6)),
+                    None)
+        if same is not None:
+            result.deletion_auc = same.deletion_auc
+        else:
+            curve = deletion_insertion(self.pretrained.model, opened.inputs, explanation.maps,
+                                       batch.targets, steps=self.deletion_steps,
+                                       batch_size=DELETION_BATCH_SIZE,
+                                       progress=bar.stage(f"{title}: deletion curve", 1.0),
+                                       insertion=False)
+            result.deletion_auc = float(curve.deletion_auc[0])
+        bar.advance(1)
+        return result
 
     def overlay_picture(self, opened: OpenedImage, result: MethodResult,
                         alpha: float) -> Image.Image:

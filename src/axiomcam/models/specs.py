@@ -490,7 +490,8 @@ def _forms_help() -> str:
     return (
         f"--model takes a built-in pretrained model ({', '.join(available())}); a "
         f"torchvision or timm architecture name with --weights FILE{timm_note}, e.g. resnet18, "
-        "timm:resnet10t; an ONNX file (FILE.onnx); a TorchScript or pickled model file; or "
+        "timm:resnet10t; an ONNX file (FILE.onnx); a model file saved whole with "
+        "torch.save(model, FILE) (TorchScript files are refused: hooks cannot run in them); or "
         "package.module:factory for your own code"
     )
 

@@ -372,3 +372,83 @@ def test_a_torchscript_model_gets_a_clear_message(photo_folder, tmp_path):
     assert result.exit_code == 1
     line = one_line_error(result)
     assert "TorchScript" in line and "torch.save(model" in line
+
+
+# ------------------------------------------------------------ one-line usage, help, names
+
+
+@pytest.mark.parametrize("arguments", [
+    ["layers", "cat.jpg"],                 # an image where the model is expected
+    ["layers", "--size", "3"],             # a value click itself refuses
+    ["layers", "--nosuch"],
+    ["explain"],                           # a missing argument
+    ["explain", "x.png", "--batch-size", "0"],
+    ["nosuch"],                            # an unknown subcommand
+])
+def test_clicks_own_usage_errors_are_one_line_too(arguments):
+    result = invoke(*arguments)
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert "Usage:" not in result.stderr and "Try '" not in result.stderr
+    assert line.endswith("--help')")
+    if arguments[0] == "layers":
+        assert "(see 'axiomcam layers --help')" in line
+        assert arguments[1].lstrip("-") in line
+
+
+@pytest.mark.parametrize("command", ["explain", "compare", "layers", "serve", "evaluate"])
+def test_the_model_help_says_torchscript_files_are_refused(command):
+    # the loader refuses TorchScript: hooks cannot run inside it (torch 2.x)
+    text = " ".join(invoke(command, "--help").output.split())
+    assert "TorchScript files are refused" in text
+    assert "TorchScript or pickled" not in text
+
+
+@pytest.mark.parametrize(("layer", "expected"), [
+    ("features.99", "'features.99' does not exist in MobileNetV2. Near matches: features.9"),
+    ("classifier.1", "layer 'classifier.1' has no (B, C, h, w) output"),
+])
+def test_a_bad_layer_names_the_command_that_lists_the_layers(photo_folder, tmp_path, layer,
+                                                             expected):
+    folder, _ = photo_folder
+    result = invoke("explain", str(folder / "cat.jpg"), "--layer", layer, "--out",
+                    str(tmp_path / "o"))
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert expected in line
+    assert "'axiomcam layers --model mobilenet_v2' lists the usable layers" in line
+    assert "candidate_layers" not in line and "axiomcam.layers" not in line
+
+
+def test_explain_keeps_each_methods_files_and_warns_before_replacing_another_result(
+        photo_folder, tmp_path):
+    from PIL import Image
+
+    folder, _ = photo_folder
+    out = tmp_path / "maps"
+    common = [str(folder / "cat.jpg"), "--out", str(out), "--target", "281"]
+    first = invoke("explain", *common, "--method", "gradcam")
+    assert first.exit_code == 0 and "warning" not in first.stderr
+    second = invoke("explain", *common, "--method", "Grad-CAM++")  # the registry's spelling
+    assert second.exit_code == 0, second.stderr
+    for method in ("gradcam", "gradcam++"):
+        (overlay,) = [path for path in out.glob("cat_*.png")
+                      if Image.open(path).text["method"] == method]
+        assert overlay.name.startswith(f"cat_{method.replace('+', 'p')}_281-tabby_p")
+    (warning,) = second.stderr.splitlines()  # the first run's results.json is replaced
+    assert warning.startswith("axiomcam: warning: replaced 1 file in ")
+    assert "(method gradcam, model mobilenet_v2, layer features.18): results.json" in warning
+    third = invoke("explain", *common, "--method", "gradcam++", "--layer", "features.17")
+    assert third.exit_code == 0
+    (warning,) = third.stderr.splitlines()
+    assert "replaced 3 files" in warning and "layer features.18" in warning
+    assert "cat_gradcampp_281-tabby.npy" in warning
+
+
+def test_the_demo_is_a_subcommand_with_one_line_usage_errors(tmp_path):
+    result = invoke("demo", "--help")
+    assert result.exit_code == 0 and "axiomcam demo --out results" in result.output
+    bad = invoke("demo", "--methods", "gradcam,nosuchcam", "--out", str(tmp_path / "o"))
+    assert bad.exit_code == 2
+    assert "unknown method(s) 'nosuchcam'" in one_line_error(bad)
+    assert not (tmp_path / "o").exists()

@@ -1,4 +1,4 @@
-"""Explaining image files (axiomcam.runs): targets, collecting paths, the files written and
+"""Explaining image files (axiomcam.workflows): targets, collecting paths, the files written and
 their contents, the comparison figure and its axiom errors, failures that do not stop a run.
 
 A tiny random conv net with a GAP + linear head stands in for a classifier, so that every
@@ -7,6 +7,8 @@ value written can be recomputed here with axiomcam.explain on the same preproces
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -15,16 +17,18 @@ from PIL import Image
 from torch import nn
 
 import axiomcam
+from axiomcam import AxiomCamWarning
 from axiomcam.evaluation import evaluation_inputs
 from axiomcam.metrics.axioms import measure_axioms, probe_layer
 from axiomcam.models import PretrainedModel
-from axiomcam.runs import (
+from axiomcam.workflows import (
     Failure,
     TargetChoice,
     check_layer,
     collect_images,
     compare_files,
     explain_files,
+    method_slug,
     parse_targets,
 )
 
@@ -304,3 +308,65 @@ def test_compare_refuses_several_targets_and_unreadable_inputs(pretrained, tmp_p
     (tmp_path / "bad.png").write_text("text")
     with pytest.raises(ValueError, match=r"no image could be read: .*bad\.png"):
         compare_files(pretrained, [tmp_path / "bad.png"], ["gradcam"], tmp_path / "c.png")
+
+
+# ------------------------------------------------------- file names and replaced results
+
+
+def test_every_method_gets_a_file_name_of_its_own():
+    slugs = {method: method_slug(method) for method in axiomcam.METHOD_NAMES}
+    assert len(set(slugs.values())) == len(slugs), slugs
+    assert slugs["gradcam++"] == "gradcampp" and slugs["gradcam"] == "gradcam"
+    assert slugs["ablationcam:activation"] == "ablationcam-activation"
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", slug) for slug in slugs.values())
+
+
+def test_two_methods_into_one_folder_keep_both_results(pretrained, tmp_path):
+    write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in" / "a.png"])
+    first = explain_files(pretrained, paths, "gradcam", tmp_path / "out")
+    with pytest.warns(AxiomCamWarning, match=r"replaced 1 file .*\(method gradcam, .*: "
+                                             r"results\.json") as caught:
+        second = explain_files(pretrained, paths, "gradcam++", tmp_path / "out")
+    assert len(caught) == 1 and list(second.replaced) == [second.results_file]
+    overlays = [path for path in first.written + second.written if path.suffix == ".png"]
+    assert len(set(overlays)) == 2 and all(path.is_file() for path in overlays)
+    assert [Image.open(path).text["method"] for path in overlays] == ["gradcam", "gradcam++"]
+    assert overlays[1].name.startswith("a_gradcampp_")
+
+
+def test_a_result_of_another_layer_or_model_is_replaced_with_a_warning(pretrained, tmp_path):
+    write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in" / "a.png"])
+    cat = TargetChoice(classes=(0,))
+    explain_files(pretrained, paths, "xgradcam", tmp_path / "out", layer="3", targets=cat)
+    with pytest.warns(AxiomCamWarning, match=r"replaced 3 files in .* that held another "
+                                             r"result \(method xgradcam, model tiny, layer 3\)"):
+        run = explain_files(pretrained, paths, "xgradcam", tmp_path / "out", layer="1",
+                            targets=cat)
+    assert sorted(path.name for path in run.replaced) == sorted(
+        path.name for path in run.written)  # the overlay, the raw map and results.json
+    # another model: another probability, so another overlay's name, but the same raw
+    # map's, known as another result's by the overlay written with it
+    torch.manual_seed(1)
+    other = PretrainedModel("other", nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1, stride=2),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(CLASSES))).eval(),
+        None, None, CLASSES, "3", SIZE, mean=pretrained.mean, std=pretrained.std)
+    with pytest.warns(AxiomCamWarning, match=r"replaced 2 files .*model tiny, layer 1\): "
+                                             r"results\.json, a_xgradcam_0-cat\.npy"):
+        again = explain_files(other, paths, "xgradcam", tmp_path / "out", layer="1",
+                              targets=cat)
+    overlays = [path.name for path in run.written + again.written if path.suffix == ".png"]
+    assert overlays[0] != overlays[1] and overlays[0].startswith("a_xgradcam_0-cat_p")
+
+
+def test_the_same_run_again_replaces_its_files_silently(pretrained, tmp_path):
+    write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in"])
+    explain_files(pretrained, paths, "guided_gradcam", tmp_path / "out", model_spec="tiny")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = explain_files(pretrained, paths, "guided_gradcam", tmp_path / "out",
+                            model_spec="tiny")
+    assert run.replaced == {}

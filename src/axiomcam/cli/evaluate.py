@@ -1,0 +1,174 @@
+"""``axiomcam evaluate``: every metric on a data set (:func:`axiomcam.evaluation.evaluate`),
+into SQLite, summaries, plots and ``report.html``."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from .group import main
+from .messages import BadUsage, fail
+from .options import ModelOptions, check_layer, model_options
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..evaluation import RunResult
+
+__all__ = ["DEFAULT_METHODS", "evaluate"]
+
+#: the methods ``evaluate`` measures unless ``--methods`` says otherwise
+DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
+
+
+@main.command()
+@model_options
+@click.option("--data", "data_spec", required=True, metavar="SPEC",
+              help="composite:N (built-in benchmark), an image folder (one sub-folder per "
+                   "class) or a CSV of path,label.")
+@click.option("--methods", "method_list", default=DEFAULT_METHODS, show_default=True,
+              metavar="LIST", help="Comma-separated CAM methods.")
+@click.option("--layer", default=None, metavar="NAME",
+              help="Layer to explain (default: the model's last convolutional stage).")
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, dir_okay=True),
+              help="Output directory: results.sqlite, summary.csv, summary.md, plots, "
+                   "report.html.")
+@click.option("--boxes", nargs=2, default=None, metavar="voc|coco FILE",
+              help="Ground-truth boxes for --data: a Pascal VOC folder/file or a COCO JSON.")
+@click.option("--metrics", "metric_list", default=None, metavar="LIST",
+              help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
+                   "localization, discrimination, sanity (default: all that the data allows).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images per batch.")
+@click.option("--perturbation-batch-size", type=click.IntRange(min=1), default=None,
+              help="Perturbed copies per forward pass (default: Score-CAM 64 images; "
+                   "ablation as many copies of the layer's output as fit in 128 MB).")
+@click.option("--deletion-steps", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Steps of the deletion/insertion curves.")
+@click.option("--road-percentages", default="10,30,50,70,90", show_default=True,
+              metavar="LIST", help="Percentages of pixels ROAD removes.")
+@click.option("--sanity-images", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Images (the first ones) that get the cascading-randomisation check.")
+@click.option("--sanity-steps", type=click.IntRange(min=1), default=None,
+              help="Randomise only this many blocks from the top (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the benchmark, ROAD noise, randomisation and bootstrap.")
+@click.option("--gallery-images", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Best and worst images per method shown in report.html (0: none).")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the results already in --out and start again (without it, a run "
+                   "of the same configuration continues where it stopped, and a run of "
+                   "another configuration is refused).")
+def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
+             layer: str | None, out_dir: str, boxes: tuple[str, str] | None,
+             metric_list: str | None, batch_size: int, perturbation_batch_size: int | None,
+             deletion_steps: int, road_percentages: str, sanity_images: int,
+             sanity_steps: int | None, seed: int, gallery_images: int, overwrite: bool
+             ) -> None:
+    """Measure CAM methods on a data set: XGrad-CAM's axioms, faithfulness, ROAD,
+    localization, class discrimination and sanity, per image, into DIR/results.sqlite,
+    with summary.csv, summary.md, plots and report.html (one self-contained file: the
+    tables, the plots and the best and worst images of each method).
+
+    \b
+    Example:
+      axiomcam evaluate --model mobilenet_v2 --data composite:200 \\
+          --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam \\
+          --layer features.17.conv.1 --out results/mobilenet_v2
+    \b
+    Your own images, with Pascal VOC boxes:
+      axiomcam evaluate --data photos/ --boxes voc photos/annotations --out results/mine
+    \b
+    Interrupted? Run the same command again: it continues where it stopped.
+    On 4 processes (or machines: docs/scaling.md):
+      torchrun --nproc_per_node 4 $(which axiomcam) evaluate --data composite:200 \\
+          --out results/mobilenet_v2
+    """
+    # checks that need nothing loaded come first, so that a typo fails at once
+    method_names, groups, percentages = _check_choices(method_list, metric_list,
+                                                       road_percentages)
+    boxes_format, boxes_file = (None, None) if boxes is None else boxes
+    if boxes_format is not None and boxes_format.lower() not in ("voc", "coco"):
+        raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got "
+                       f"{boxes_format!r}")
+
+    from ..evaluation import evaluate as run_evaluation
+    from ..evaluation.distributed import rank_device
+
+    pretrained = model.load(debug, device=rank_device(model.device))
+    if layer is not None:
+        layer = check_layer(pretrained, layer, model, debug)
+    dataset = _open_data(data_spec, pretrained.class_names, seed, boxes_format, boxes_file,
+                         debug)
+    try:
+        run = run_evaluation(
+            pretrained, dataset, method_names, target_layer=layer, out_dir=out_dir,
+            metrics=groups, batch_size=batch_size,
+            perturbation_batch_size=perturbation_batch_size, deletion_steps=deletion_steps,
+            road_percentages=percentages, sanity_images=sanity_images,
+            sanity_steps=sanity_steps, seed=seed, overwrite=overwrite, progress=None,
+            gallery_images=gallery_images)
+    except KeyboardInterrupt:
+        click.echo(f"\naxiomcam: interrupted; the finished batches are kept in {out_dir}: "
+                   "run the same command again to continue", err=True)
+        raise SystemExit(130) from None
+    except Exception as error:
+        fail(error, debug)
+    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 of a distributed run reports for all
+        _report(run)
+
+
+def _check_choices(method_list: str, metric_list: str | None, road_percentages: str
+                   ) -> tuple[list[str], list[str], tuple[float, ...]]:
+    """The methods, metric groups and ROAD percentages, checked, or a usage error."""
+    from ..evaluation import check_methods, check_metric_groups
+    from ..metrics import check_percentages
+
+    try:
+        return (check_methods(method_list), check_metric_groups(metric_list),
+                check_percentages([float(p) for p in road_percentages.split(",")
+                                   if p.strip()], "--road-percentages"))
+    except ValueError as error:
+        raise BadUsage(str(error)) from error
+
+
+def _open_data(data_spec: str, class_names: list[str], seed: int, boxes_format: str | None,
+               boxes_file: str | None, debug: bool) -> Dataset:
+    """The data set of ``--data``: exit 1 for a missing folder or an unreadable file, exit
+    2 for a spec that names nothing."""
+    from ..data import open_dataset
+
+    try:
+        return open_dataset(data_spec, class_names, seed=seed, boxes_format=boxes_format,
+                            boxes_file=boxes_file)
+    except FileNotFoundError as error:
+        fail(error, debug)
+    except ValueError as error:
+        if debug:
+            raise
+        prefix = "" if repr(data_spec) in str(error) else f"--data {data_spec!r}: "
+        raise BadUsage(f"{prefix}{error}") from error
+    except Exception as error:
+        fail(error, debug)
+
+
+def _report(run: RunResult) -> None:
+    """The summary table and what was written."""
+    from ..evaluation.summary import format_table
+
+    click.echo(format_table(run.summaries))
+    seconds = run.seconds.get("total", 0.0)
+    already = f"{run.resumed} image{' was' if run.resumed == 1 else 's were'} already done"
+    if run.extended_from is not None:
+        click.echo(f"\nextended the run of {run.extended_from}: {already}")
+    elif run.resumed:
+        click.echo(f"\ncontinued an interrupted run: {already}")
+    click.echo(
+        f"\n{run.images} image{'' if run.images == 1 else 's'} x {len(run.methods)} "
+        f"method{'' if len(run.methods) == 1 else 's'} at {run.target_layer} "
+        f"({run.computed} computed in {seconds:.1f} s); {len(run.problems)} files skipped")
+    click.echo(f"wrote {run.database}, {run.files.csv}, {run.files.markdown} and "
+               f"{len(run.files.plots)} plots")
+    click.echo(f"report: {run.report}")

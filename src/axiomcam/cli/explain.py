@@ -1,0 +1,135 @@
+"""``axiomcam explain`` and ``axiomcam compare``: maps of image files, as files or as one
+figure (:func:`axiomcam.workflows.explain_files`, :func:`axiomcam.workflows.compare_files`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..methods import CAM_METHODS
+from .group import main
+from .messages import BadUsage, fail, finish, plural
+from .options import (
+    ModelOptions,
+    check_colormap,
+    check_layer,
+    check_method,
+    check_method_list,
+    check_targets,
+    model_options,
+    picture_options,
+)
+
+__all__ = ["COMPARE_METHODS", "compare", "explain", "image_options"]
+
+#: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
+COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
+
+
+def image_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What explain and compare share: the images (``IMAGE...``), the model
+    (:func:`~axiomcam.cli.options.model_options`) and the layer (``--layer``)."""
+    command = click.option(
+        "--layer", default=None, metavar="NAME",
+        help="Layer to explain (default: the model's last convolutional stage; "
+             "'axiomcam layers' lists them).")(command)
+    command = model_options(command)
+    return click.argument("images", nargs=-1, required=True, metavar="IMAGE...")(command)
+
+
+@main.command()
+@image_options
+@click.option("--method", default="xgradcam", show_default=True,
+              help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
+                   "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
+@click.option("--target", "target_spec", default="top1", show_default=True,
+              metavar="top1|top3|INDEX|NAME",
+              help="What to explain: each image's top N classes, or classes by index or "
+                   "name, comma-separated (281,tabby).")
+@click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False), help="Output directory.")
+@picture_options
+def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: str | None,
+            method: str, target_spec: str, out_dir: str, batch_size: int, alpha: float,
+            colormap: str) -> None:
+    """Explain why the model gave its classes to each IMAGE (files, directories, globs).
+
+    Writes, per image and target class, into DIR: the map over the image at its original
+    size (class, probability and score in the file name and in the PNG's text chunks),
+    the guided picture for guided methods, the raw map as .npy, and one results.json.
+    File names carry the method; a file of another method, model or layer that a run
+    replaces is named in a warning.
+
+    \b
+    Examples:
+      axiomcam explain cat.jpg --method xgradcam --target top3 --out maps
+      axiomcam explain photos/ "more/**/*.png" --target tabby --layer features.16
+      axiomcam explain x.png --model resnet50 --weights resnet50.pth --classes names.txt
+    """
+    from ..workflows import collect_images, explain_files
+
+    method = check_method(method)
+    check_colormap(colormap)
+    pretrained = model.load(debug)
+    targets = check_targets(target_spec, pretrained, debug)
+    layer_name = None if method == "guided_backprop" else \
+        check_layer(pretrained, layer, model, debug)
+    paths, failures = collect_images(images)
+    try:
+        run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
+                            targets=targets, batch_size=batch_size, alpha=alpha,
+                            colormap=colormap, failures=failures, model_spec=model.spec)
+    except Exception as error:
+        fail(error, debug)
+    maps = sum(1 for path in run.written if path.suffix == ".npy")
+    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}, "
+               f"{method} at {layer_name or 'the input'}) in {run.seconds:.1f} s -> "
+               f"{run.out_dir}; details in {run.results_file}")
+    finish(run.failures)
+
+
+@main.command()
+@image_options
+@click.option("--methods", "method_list", default=COMPARE_METHODS, show_default=True,
+              metavar="LIST", help="Comma-separated methods, one column each.")
+@click.option("--target", "target_spec", default="top1", show_default=True,
+              metavar="top1|INDEX|NAME", help="The class each row explains.")
+@click.option("--axioms", is_flag=True,
+              help="Print the conservation (CE) and sensitivity (SE) errors of XGrad-CAM's "
+                   "axioms under each map (methods with channel weights).")
+@click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
+              type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
+@picture_options
+def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
+            layer: str | None, target_spec: str, axioms: bool, figure: str,
+            batch_size: int, alpha: float, colormap: str) -> None:
+    """Draw several methods side by side: a row per IMAGE, a column per method.
+
+    \b
+    Examples:
+      axiomcam compare cat.jpg dog.jpg --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam
+      axiomcam compare photos/ --methods gradcam,xgradcam --layer features.17.conv.1 --axioms
+    """
+    from ..workflows import collect_images, compare_files
+
+    methods = check_method_list(method_list)
+    check_colormap(colormap)
+    pretrained = model.load(debug)
+    target = check_targets(target_spec, pretrained, debug)
+    if target.count != 1:
+        raise BadUsage(f"--target {target_spec!r}: compare shows one class per image "
+                       "(use top1, an index or a name)")
+    layer_name = check_layer(pretrained, layer, model, debug)
+    paths, failures = collect_images(images)
+    try:
+        run = compare_files(pretrained, paths, methods, figure, layer=layer_name,
+                            target=target, axioms=axioms, batch_size=batch_size, alpha=alpha,
+                            colormap=colormap, failures=failures)
+    except Exception as error:
+        fail(error, debug)
+    click.echo(f"compared {plural(len(methods), 'method')} on {plural(run.images, 'image')} "
+               f"at {layer_name} in {run.seconds:.1f} s -> {run.figure}")
+    finish(run.failures)

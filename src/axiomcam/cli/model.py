@@ -1,0 +1,75 @@
+"""``axiomcam layers`` and ``axiomcam serve``: one model's layers, and the explorer in the
+browser (:mod:`axiomcam.app`)."""
+
+from __future__ import annotations
+
+import click
+
+from .group import main
+from .messages import fail, plural
+from .options import ModelOptions, model_options
+
+__all__ = ["layers", "serve"]
+
+
+@main.command()
+@model_options
+def layers(model: ModelOptions, debug: bool) -> None:
+    """List the layers a CAM can explain (output (B, C, h, w) with h*w > 1), in call order,
+    with their output shapes for one input; '*' marks the default layer.
+
+    \b
+    Examples:
+      axiomcam layers --model mobilenet_v2
+      axiomcam layers --model resnet50 --weights resnet50.pth --size 320
+    """
+    import torch
+
+    from ..layers import candidate_layers
+
+    pretrained = model.load(debug)
+    blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
+                        device=pretrained.device)
+    try:
+        found = candidate_layers(pretrained.model, blank)
+    except Exception as error:
+        fail(error, debug)
+    width = max(len(name) for name, _ in found)
+    click.echo(f"  {'layer'.ljust(width)}  output shape (input {pretrained.input_size}x"
+               f"{pretrained.input_size})")
+    for name, shape in found:
+        mark = "*" if name == pretrained.default_layer else " "
+        click.echo(f"{mark} {name.ljust(width)}  {'x'.join(map(str, shape[1:]))}")
+    click.echo(f"{plural(len(found), 'layer')}; * = default ({pretrained.default_layer})")
+
+
+@main.command()
+@model_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the default is this machine only; 0.0.0.0 "
+                   "opens the app to the network, with no login).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
+              help="Port to listen on (0: any free port).")
+def serve(model: ModelOptions, debug: bool, host: str, port: int) -> None:
+    """Start the explorer in the browser: upload an image or pick a sample, pick a class,
+    a layer and several methods, and see the maps side by side with their axiom errors
+    and deletion-curve areas. Runs offline; Ctrl-C stops it.
+
+    \b
+    Examples:
+      axiomcam serve
+      axiomcam serve --model efficientnet_lite0 --port 8080
+    """
+    from ..app.explorer import Explorer
+    from ..app.server import serve as serve_app
+
+    pretrained = model.load(debug)
+    try:
+        explorer = Explorer(pretrained)
+    except Exception as error:
+        fail(error, debug)
+    try:
+        serve_app(explorer, host, port, ready=lambda url: click.echo(
+            f"axiomcam explorer for {pretrained.name}: open {url} (Ctrl-C stops it)"))
+    except OSError as error:
+        fail(OSError(f"cannot listen on {host}:{port}: {error.strerror or error}"), debug)

@@ -1,0 +1,59 @@
+"""The library code behind the commands: what ``axiomcam explain``, ``compare`` and
+``demo`` do, and what the app shares with them.
+
+- :mod:`~axiomcam.workflows.classify`: the network's input for an image file, its classes
+  and their probabilities, which classes to explain (:func:`parse_targets`) and at which
+  layer (:func:`check_layer`);
+- :mod:`~axiomcam.workflows.image_files`: image paths from files, folders and patterns,
+  reading them, and the failures that do not stop a run;
+- :mod:`~axiomcam.workflows.explaining`: overlays, raw maps and ``results.json``
+  (:func:`explain_files`);
+- :mod:`~axiomcam.workflows.comparing`: one figure, a row per image and a column per
+  method, with the axiom errors (:func:`compare_files`);
+- :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`).
+
+Example:
+    >>> from axiomcam.workflows import parse_targets
+    >>> parse_targets("tabby,3", ["cat", "dog", "tabby", "car"]).classes
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+from .classify import (
+    TargetChoice,
+    check_layer,
+    create_explainer,
+    network_inputs,
+    parse_targets,
+    probabilities_and_logits,
+    probabilities_from_logits,
+    top_classes,
+)
+from .comparing import CompareRun, compare_files
+from .demo import parse_methods, run_demo
+from .explaining import ExplainRun, explain_files, method_slug, name_slug
+from .image_files import Failure, collect_images, load_images, print_failures
+
+__all__ = [
+    "CompareRun",
+    "ExplainRun",
+    "Failure",
+    "TargetChoice",
+    "check_layer",
+    "collect_images",
+    "compare_files",
+    "create_explainer",
+    "explain_files",
+    "load_images",
+    "method_slug",
+    "name_slug",
+    "network_inputs",
+    "parse_methods",
+    "parse_targets",
+    "print_failures",
+    "probabilities_and_logits",
+    "probabilities_from_logits",
+    "run_demo",
+    "top_classes",
+]
