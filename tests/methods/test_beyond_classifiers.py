@@ -20,7 +20,13 @@ from axiomcam.layers import LayerLayout, find_default_layer, infer_token_grid, l
 from axiomcam.metrics.axioms import probe_layer
 from axiomcam.outputs import select_output
 
-torch.manual_seed(0)
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test builds its random networks and inputs from the same seed, whatever ran
+    before it in the process (a seed set once at import made the models depend on the
+    order and the distribution of the tests)."""
+    torch.manual_seed(0)
 
 
 def hand_maps(model, layer, inputs, classes, to_grid):
