@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -37,3 +38,13 @@ def probability(model: nn.Module, image: torch.Tensor, target: int) -> float:
     """``p_target`` of one ``(C, H, W)`` image."""
     with torch.no_grad():
         return float(torch.softmax(model(image[None]), dim=1)[0, target])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64_default():
+    """Hand-computed values need float64: imported by a test module, it sets the default
+    dtype for that module's tests and restores it after them."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -11,21 +11,16 @@ import math
 
 import pytest
 import torch
-from pixel_sum_model import PixelSumModel, probability, sigmoid
+from pixel_sum_model import (  # float64_default: an autouse fixture, float64 here
+    PixelSumModel,
+    float64_default,  # noqa: F401
+    probability,
+    sigmoid,
+)
 from torchvision.transforms.functional import gaussian_blur
 
 from axiomcam.metrics import confidence_change, deletion_insertion, road, top_removal_drop
 from axiomcam.metrics.common import saliency_rank
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _float64_default():
-    """Hand-computed values need float64; the default is restored after this module."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
 
 # ---------------------------------------------------------------------------------------
 # confidence change

@@ -8,20 +8,15 @@ import math
 
 import pytest
 import torch
-from pixel_sum_model import PixelSumModel, probability, sigmoid
+from pixel_sum_model import (  # float64_default: an autouse fixture, float64 here
+    PixelSumModel,
+    float64_default,  # noqa: F401
+    probability,
+    sigmoid,
+)
 
 from axiomcam.metrics import noisy_linear_imputation, road
 from axiomcam.metrics.removal import dissection_rank
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _float64_default():
-    """Hand-computed values need float64; the default is restored after this module."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
 
 # ---------------------------------------------------------------------------------------
 # ROAD: imputation

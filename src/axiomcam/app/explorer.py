@@ -59,8 +59,9 @@ __all__ = [
     "OpenedImage",
 ]
 
-#: the methods the app offers (every CAM, and Ablation-CAM's sensitivity-exact form)
-METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, "ablationcam:activation")
+#: the methods the app offers: every CAM and every variant (Ablation-CAM's
+#: sensitivity-exact form), as the method registry lists them
+METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, *method_registry.VARIANT_NAMES)
 #: ticked when the page opens: the two the axioms tell apart
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam")
 #: an image larger than this on its longer side is downscaled to it (the network sees a few
