@@ -336,7 +336,7 @@ class Explorer:
         """What a method's map costs, in deletion curves: Score-CAM runs the whole network
         once per channel; Ablation-CAM reads the probe's ablations (it has channel
         weights, so the probe runs first), as cheap as a gradient method's map."""
-        if method.partition(":")[0] == "scorecam":
+        if method_registry.method_info(method).cost == "masking":
             return dict(self.layers)[layer][1] / (self.deletion_steps + 1)
         return MAP_COST
 

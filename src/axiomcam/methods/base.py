@@ -69,6 +69,10 @@ class Explainer:
     name: ClassVar[str] = ""
     #: how figures spell the method (``"Grad-CAM++"``)
     title: ClassVar[str] = ""
+    #: what one explanation costs: a key of :data:`axiomcam.methods.registry.COSTS`
+    cost: ClassVar[str] = "forward"
+    #: other spellings :func:`axiomcam.methods.create` accepts
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
@@ -225,11 +229,6 @@ class BaseCAM(Explainer):
     #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
-    #: what computing the map costs beyond the forward pass, for a method without
-    #: gradients: a key of :data:`axiomcam.methods.registry.COSTS`
-    cost: ClassVar[str] = "forward"
-    #: other spellings :func:`axiomcam.methods.create` accepts
-    aliases: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,
@@ -286,6 +285,7 @@ class GradientCAM(BaseCAM):
     """
 
     needs_gradients: ClassVar[bool] = True
+    cost: ClassVar[str] = "backward"
 
     def channel_weights_from(self, activations: torch.Tensor,
                              gradients: torch.Tensor) -> torch.Tensor:

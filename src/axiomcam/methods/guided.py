@@ -51,6 +51,8 @@ class GuidedBackprop(Explainer):
 
     name = "guided_backprop"
     title = "Guided Backprop"
+    cost = "input gradient"
+    aliases = ("guidedbackprop",)
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:

@@ -86,13 +86,12 @@ class MethodInfo:
 
 def _cam_infos(cls: type[BaseCAM]) -> list[MethodInfo]:
     """A CAM class's name, then one name per variant."""
-    cost = "backward" if cls.needs_gradients else cls.cost
     infos = [MethodInfo(cls.name, cls.title, cls, cls.has_channel_weights, cls.needs_gradients,
-                        cost, aliases=cls.aliases)]
+                        cls.cost, aliases=cls.aliases)]
     for variant in cls.variants:
         infos.append(MethodInfo(
             f"{cls.name}:{variant}", f"{cls.title} ({variant})", cls, cls.has_channel_weights,
-            cls.needs_gradients, cost, options={cls.variant_option: variant}))
+            cls.needs_gradients, cls.cost, options={cls.variant_option: variant}))
     return infos
 
 
@@ -107,8 +106,8 @@ def _all_methods() -> dict[str, MethodInfo]:
     cams = [info for cls in CAM_CLASSES for info in _cam_infos(cls)]
     backprop = MethodInfo(GuidedBackprop.name, GuidedBackprop.title, GuidedBackprop,
                           has_channel_weights=False, needs_gradients=True,
-                          cost="input gradient", guided=True, cam=False,
-                          aliases=("guidedbackprop",))
+                          cost=GuidedBackprop.cost, guided=True, cam=False,
+                          aliases=GuidedBackprop.aliases)
     everything = [*cams, backprop, *(_guided(info) for info in cams if not info.options)]
     return {info.name: info for info in everything}
 
