@@ -39,7 +39,7 @@ __all__ = ["ARRAY_SUFFIX", "SAMPLE_IMAGES", "array_from_bytes", "array_image", "
 #: the file suffix of the NumPy arrays :func:`load_array` reads
 ARRAY_SUFFIX = ".npy"
 # where a picture made by array_image keeps the array's values (PIL's info dict holds data
-# associated with an image; copy() keeps it)
+# associated with an image; copy(), resize(), crop() and convert() keep it)
 _ARRAY_VALUES = "axiomcam.array_values"
 
 # modes whose pixels are one 8-bit value or 8-bit channels that PIL converts to RGB exactly
