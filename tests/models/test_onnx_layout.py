@@ -8,17 +8,21 @@ checked against the same PyTorch network, values and maps.
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import numpy as np
 import onnx
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+from click.testing import CliRunner
 from onnx import TensorProto, helper
 from torch import nn
 
 import axiomcam
 from axiomcam import models
+from axiomcam.cli import main
 from axiomcam.images import sample_image
 from axiomcam.models import ModelSpecError, from_onnx, onnx_layer
 from axiomcam.models.onnx_graph import final_activation, input_rescaling, read_image_input
@@ -372,3 +376,71 @@ def test_bad_options_and_graphs_are_clear_errors(softmax_model, tmp_path):
     # forcing the wrong layout: the dims [1, 16, 16, 3] read as N, C, H, W
     with pytest.raises(ValueError, match=r"keras_like\.onnx' takes 16x3 inputs"):
         from_onnx(path, layout="NCHW")
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def whole_image_input(image, scale: float, shift: float) -> torch.Tensor:
+    """The command line's preprocessing, written out: the whole image resized to 16 x 16,
+    pixels in [0, 1] times ``scale`` plus ``shift``."""
+    resized = TF.resize(image, [SIZE, SIZE], interpolation=TF.InterpolationMode.BILINEAR,
+                        antialias=True)
+    return TF.to_tensor(resized)[None] * scale + shift
+
+
+def test_the_command_line_explains_a_keras_like_file_with_no_other_flag(softmax_model,
+                                                                        tmp_path):
+    network, path = softmax_model
+    photo = sample_image("chelsea")
+    photo.save(tmp_path / "cat.png")
+    out = tmp_path / "maps"
+    result = CliRunner().invoke(main, ["explain", str(tmp_path / "cat.png"), "--model",
+                                       str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "(1 map of the logits before the graph's final Softmax, xgradcam at " \
+           f"{LAST_RELU})" in result.stdout
+    notes = result.stderr.splitlines()
+    assert len(notes) == 3 and all(line.startswith("axiomcam: note: keras_like.onnx: ")
+                                   for line in notes)
+    results = json.loads((out / "results.json").read_text())
+    assert results["score"] == "logits before the graph's final Softmax"
+    assert results["layer"] == LAST_RELU
+    assert results["preprocessing"]["channels"] == 3
+    assert results["preprocessing"]["mean"] == [0.5] * 3  # the 'tf' preset: [-1, 1]
+    assert len(results["notes"]) == 3
+    (entry,) = results["images"][0]["maps"]
+
+    x = whole_image_input(photo, 2.0, -1.0)
+    with torch.no_grad():
+        logits = network(x)[0]
+    top = int(logits.argmax())
+    assert entry["class_index"] == top
+    assert entry["score"] == pytest.approx(float(logits[top]), abs=1e-4)
+    assert entry["probability"] == pytest.approx(float(logits.softmax(0)[top]), abs=1e-5)
+    expected = axiomcam.explain(network, x, method="xgradcam", target_layer=TORCH_LAST_RELU)
+    raw = torch.from_numpy(np.load(out / entry["raw"]))
+    scale = expected.raw.abs().max()
+    torch.testing.assert_close(raw / scale, expected.raw[0] / scale, atol=1e-5, rtol=0)
+
+    probability = CliRunner().invoke(main, [
+        "explain", str(tmp_path / "cat.png"), "--model", str(path), "--out",
+        str(tmp_path / "probability"), "--onnx-score", "probability", "--preprocess", "tf",
+        "--method", "gradcam"])
+    assert probability.exit_code == 0, probability.stderr
+    assert len(probability.stderr.splitlines()) == 1  # the layout only: no Softmax left out
+    results = json.loads((tmp_path / "probability" / "results.json").read_text())
+    assert results["score"] == "probabilities: the output of the graph's final Softmax"
+    (entry,) = [entry for image in results["images"] for entry in image["maps"]]
+    assert entry["score"] == pytest.approx(float(logits.softmax(0)[top]), abs=1e-5)
+    assert entry["probability"] == pytest.approx(entry["score"], abs=1e-6)
+
+
+def test_the_layers_command_lists_the_node_names_of_a_channels_last_file(softmax_model):
+    result = CliRunner().invoke(main, ["layers", "--model", str(softmax_model[1])])
+    assert result.exit_code == 0, result.stderr
+    assert f"* {LAST_RELU}" in result.stdout
+    for node in ("/features/features.0/Conv", "/features/features.1/Relu",
+                 "/features/features.2/Conv"):
+        assert f"  {node} " in result.stdout
+    assert "(input 16x16)" in result.stdout

@@ -314,11 +314,12 @@ def preset_mean_std(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def chosen_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None,
-                         preset: str | None, channels: int, default: str, subject: str
+                         preset: str | None, channels: int | None, default: str, subject: str
                          ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The mean and std a model's inputs are normalised with, ``channels`` values each:
     ``preset``'s (:data:`PREPROCESS_PRESETS`), or ``mean`` and ``std``, each given one
-    replacing only its own part of the ``default`` preset's.
+    replacing only its own part of the ``default`` preset's. ``channels=None``: the
+    values as they are, not fitted to a channel count yet.
 
     Raises:
         ModelSpecError: ``preset`` together with ``mean`` or ``std``, an unknown preset, or
@@ -335,8 +336,9 @@ def chosen_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
             "preset is a mean and a std"
         )
     base_mean, base_std = preset_mean_std(preset or default)
-    return fit_channels(base_mean if mean is None else mean, base_std if std is None else std,
-                        channels, subject)
+    mean, std = (base_mean if mean is None else tuple(mean),
+                 base_std if std is None else tuple(std))
+    return (mean, std) if channels is None else fit_channels(mean, std, channels, subject)
 
 
 def channel_note(channels: int) -> str | None:

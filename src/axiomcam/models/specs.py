@@ -264,7 +264,7 @@ def _checked_normalisation(mean: Sequence[float] | None, std: Sequence[float] | 
     mean = None if mean is None else checked_channels(mean, "mean", channels=None)
     std = None if std is None else checked_channels(std, "std", positive=True, channels=None)
     if preprocess is not None:  # a preset is a mean and a std: checked now, given alone
-        chosen_normalisation(mean, std, preprocess, 1, preprocess, spec)
+        chosen_normalisation(mean, std, preprocess, None, preprocess, spec)
     return mean, std
 
 
