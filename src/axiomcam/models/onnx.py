@@ -347,7 +347,8 @@ def _output_reading(proto: onnx.ModelProto, score: str, path: Path) -> _OutputRe
     strip_final_activation(proto, tail)
     note = (f"the graph ends in {tail.describe()}: the logits before it are explained "
             "(Grad-CAM's score; XGrad-CAM's axioms hold for logits); "
-            "--onnx-score probability explains its output instead")
+            "--onnx-score probability (score='probability') explains its output "
+            "instead")
     return _OutputReading(f"logits before the graph's final {tail.op_type}",
                           tail.op_type.lower(), (note,))
 
