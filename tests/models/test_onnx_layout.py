@@ -297,6 +297,29 @@ def test_a_graph_that_rescales_0_255_itself_gets_raw_pixels(tmp_path):
                                    rtol=1e-5)
 
 
+def test_rescaling_is_found_after_the_transpose_and_in_channels_first_graphs(tmp_path):
+    # a channels-first graph that multiplies by 1/127.5 before its first convolution
+    network, path = make(tmp_path, "nchw.onnx", scale=1 / 127.5, channels_last=False,
+                         tail=None)
+    converted = from_onnx(path)
+    assert converted.std == pytest.approx((1 / 255,) * 3)
+    assert "its Mul '/Mul' multiplies the input by 1/127.5" in converted.notes[-1]
+    x = inputs_of() * 255
+    with torch.no_grad():
+        torch.testing.assert_close(converted.model(x), network(x), atol=1e-5, rtol=1e-5)
+    # Transpose, then a Div by 255 (where tf2onnx's optimizer may move Keras's Rescaling)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="to_nchw", perm=[0, 3, 1, 2]),
+             helper.make_node("Div", ["t", "k"], ["d"], name="rescale"),
+             helper.make_node("GlobalAveragePool", ["d"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["y"], name="flat")]
+    proto = small_graph(tmp_path / "g.onnx", nodes, ["N", 8, 8, 3],
+                        [helper.make_tensor("k", TensorProto.FLOAT, [1], [255.0])])
+    assert input_rescaling(proto, read_image_input(proto, "g.onnx")) == \
+        "its Div 'rescale' divides the input by 255"
+    proto.graph.initializer[0].float_data[:] = [2.0]  # any other factor: not pixels
+    assert input_rescaling(proto, read_image_input(proto, "g.onnx")) is None
+
+
 @pytest.mark.parametrize(("options", "mean", "std", "noted"), [
     ({"preprocess": "imagenet"}, models.IMAGENET_MEAN, models.IMAGENET_STD, False),
     ({"preprocess": "unit"}, (0.0,) * 3, (1.0,) * 3, False),

@@ -149,7 +149,7 @@ class _Walk:
     layout: str | None = None
     reason: str = ""
     conv_channels: int | None = None
-    #: the element-wise nodes met before the first Transpose or convolution, in order
+    #: the element-wise nodes met before the first convolution, in order
     elementwise: list[onnx.NodeProto] = field(default_factory=list)
 
 
@@ -164,9 +164,8 @@ def _walk_from_input(proto: onnx.ModelProto, input_name: str) -> _Walk:
         tensor = frontier.pop(0)
         for node in consumers.get(tensor, []):
             seen += 1
-            if node.op_type in _ELEMENTWISE:
-                if walk.layout is None:  # before the Transpose: preprocessing
-                    walk.elementwise.append(node)
+            if node.op_type in _ELEMENTWISE:  # preprocessing, before or after the Transpose
+                walk.elementwise.append(node)
                 frontier.extend(node.output)
             elif node.op_type in _CHANNELS_FIRST_OPS:
                 if walk.layout is None:
@@ -219,8 +218,8 @@ def input_rescaling(proto: onnx.ModelProto, image: ImageInput) -> str | None:
     """Whether the graph itself turns 0..255 pixels into [0, 1] or [-1, 1], as Keras's
     ``Rescaling(1/255)`` or ``Rescaling(1/127.5, offset=-1)`` does: the node that
     multiplies by 1/255 or 1/127.5 (or divides by 255 or 127.5) among the element-wise
-    nodes between the input and its first Transpose or convolution, in words; else
-    ``None``.
+    nodes between the input and its first convolution (before or after the Transpose of a
+    channels-last graph: tf2onnx's optimizer moves it), in words; else ``None``.
 
     Example: see ``tests/models/test_onnx_layout.py``.
     """
