@@ -23,7 +23,7 @@ from torch import nn
 import axiomcam
 from axiomcam import models
 from axiomcam.cli import main
-from axiomcam.images import sample_image
+from axiomcam.images import array_image, sample_image
 from axiomcam.models import ModelSpecError, from_onnx, onnx_layer
 from axiomcam.models.onnx_graph import final_activation, input_rescaling, read_image_input
 
@@ -269,6 +269,12 @@ def test_grey_and_five_channel_graphs(tmp_path):
         assert scale > 0
         torch.testing.assert_close(onnx_exp.raw / scale, torch_exp.raw / scale, atol=1e-5,
                                    rtol=0)
+    # 5 channels, pixels in [0, 1] as they are: prepare() takes an array's picture
+    bands = from_onnx(tmp_path / "c5.onnx")
+    assert (bands.mean, bands.std) == ((0.0,) * 5, (1.0,) * 5)
+    values = np.random.default_rng(0).random((5, 30, 20), dtype=np.float32)
+    expected = TF.center_crop(TF.resize(torch.from_numpy(values), 18, antialias=True), SIZE)
+    torch.testing.assert_close(bands.prepare(array_image(values, 5))[0], expected)
     grey = from_onnx(tmp_path / "c1.onnx")
     assert "converted to grey" in " ".join(grey.notes)
     # grey: the photo's luma, [-1, 1] (a channels-last graph)

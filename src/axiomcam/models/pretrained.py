@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import transforms
 from torchvision.models import MobileNet_V2_Weights
 
-from ..images import ARRAY_SUFFIX, to_channels
+from ..images import ARRAY_SUFFIX, array_values, to_channels
 from .checks import ModelSpecError, fit_channels
 
 __all__ = [
@@ -253,7 +253,9 @@ def imagenet_transforms(
 
     ``preprocess`` is ``display`` followed by ToTensor and Normalize with ``mean`` and
     ``std``, so the two can never disagree about which pixels the network saw. With
-    ``channels=1`` both give the grey image (:func:`axiomcam.images.to_channels`).
+    ``channels=1`` both give the grey image (:func:`axiomcam.images.to_channels`); for a
+    picture made from an array (:func:`axiomcam.images.array_image`), ``preprocess`` crops
+    its values and ``display`` its picture.
 
     Example:
         >>> from PIL import Image
@@ -261,6 +263,11 @@ def imagenet_transforms(
         >>> image = Image.new("RGB", (640, 480))
         >>> display(image).size, tuple(preprocess(image).shape)
         ((224, 224), (3, 224, 224))
+        >>> import numpy as np
+        >>> from axiomcam.images import array_image
+        >>> _, bands = imagenet_transforms((0.0,) * 5, (1.0,) * 5, 32, channels=5)
+        >>> tuple(bands(array_image(np.ones((5, 40, 60), dtype=np.float32), 5)).shape)
+        (5, 32, 32)
     """
     crop = transforms.Compose(
         [transforms.Resize(resize_for(input_size)), transforms.CenterCrop(input_size)]
@@ -271,11 +278,17 @@ def imagenet_transforms(
 
     def display(image: Image.Image) -> Image.Image:
         """The image resized and centre-cropped exactly as the network sees it (RGB, or
-        grey for a 1-channel network)."""
+        grey for a 1-channel network; an array's own picture)."""
+        if array_values(image) is not None:
+            return crop(image)
         return crop(to_channels(image, channels))
 
     def preprocess(image: Image.Image) -> torch.Tensor:
-        """The image as the network's ``(C, H, W)`` normalised input."""
+        """The image as the network's ``(C, H, W)`` normalised input (an array picture's
+        values, resized and cropped as tensors)."""
+        values = array_values(image)
+        if values is not None:
+            return transforms.Normalize(mean, std)(crop(values))
         return to_normalized_tensor(display(image))
 
     return display, preprocess
