@@ -69,6 +69,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
       axiomcam explain photos/ "more/**/*.png" --target tabby --layer features.16
       axiomcam explain x.png --model resnet50 --weights resnet50.pth --classes names.txt
     """
+    from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files
 
     method = check_method(method)
@@ -85,7 +86,9 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix == ".npy")
-    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}, "
+    # the score is named when it is not simply the model's output (an ONNX graph's logits)
+    score = "" if pretrained.score == PretrainedModel.score else f" of the {pretrained.score}"
+    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{score}, "
                f"{method} at {layer_name or 'the input'}) in {run.seconds:.1f} s -> "
                f"{run.out_dir}; details in {run.results_file}")
     finish(run.failures)

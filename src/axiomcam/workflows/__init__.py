@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .classify import (
     TargetChoice,
+    blank_input,
     check_layer,
     create_explainer,
     network_inputs,
@@ -40,6 +41,7 @@ __all__ = [
     "ExplainRun",
     "Failure",
     "TargetChoice",
+    "blank_input",
     "check_layer",
     "collect_images",
     "compare_files",

@@ -31,7 +31,8 @@ from ..models import PretrainedModel
 from ..targets import TargetSpec, TopClasses
 
 __all__ = [
-    "TargetChoice", "check_layer", "create_explainer", "network_inputs", "parse_targets",
+    "TargetChoice", "blank_input", "check_layer", "create_explainer", "network_inputs",
+    "parse_targets",
     "probabilities_and_logits", "probabilities_from_logits", "top_classes",
 ]
 
@@ -142,8 +143,7 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
     if layer is None:
         return pretrained.default_layer
     name, _ = resolve_layer(pretrained.model, layer)
-    blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
-                        device=pretrained.device)
+    blank = blank_input(pretrained)
     usable = [candidate for candidate, _ in candidate_layers(pretrained.model, blank)]
     if name not in usable:
         near = difflib.get_close_matches(name, usable, n=3, cutoff=0.5)
@@ -162,25 +162,38 @@ def create_explainer(pretrained: PretrainedModel, method: str, layer: str | None
     return create(method, pretrained.model, layer)
 
 
+def blank_input(pretrained: PretrainedModel) -> torch.Tensor:
+    """``(1, C, S, S)`` zeros on the model's device: one input of the model's channels and
+    size, for the forward pass that lists its layers."""
+    side = pretrained.input_size
+    return torch.zeros(1, pretrained.channels, side, side, device=pretrained.device)
+
+
 def network_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
                    ) -> torch.Tensor:
-    """``(B, 3, S, S)``: the whole images resized to the input size and normalised, on the
-    model's device (:func:`axiomcam.evaluation.evaluation_inputs` with no boxes)."""
+    """``(B, C, S, S)``: the whole images resized to the input size and normalised, on the
+    model's device (:func:`axiomcam.evaluation.evaluation_inputs` with no boxes): RGB, grey
+    for a 1-channel model, or the values of array pictures."""
     inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * len(images))
     return inputs
 
 
-def probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor
+def probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor,
+                             pretrained: PretrainedModel | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass without gradients: ``(softmax probabilities, logits)``, both
+    """One forward pass without gradients: ``(probabilities, logits)``, both
     ``(B, num_classes)`` (see :func:`probabilities_from_logits`)."""
     with torch.no_grad():
         logits = model(inputs)
-    return probabilities_from_logits(logits), logits
+    return probabilities_from_logits(logits, pretrained), logits
 
 
-def probabilities_from_logits(logits: object) -> torch.Tensor:
-    """Softmax of ``(B, num_classes)`` class scores, which must be finite.
+def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None = None
+                              ) -> torch.Tensor:
+    """Class probabilities of ``(B, num_classes)`` class scores, which must be finite:
+    their softmax, or as ``pretrained`` reads its output
+    (:meth:`~axiomcam.models.PretrainedModel.probabilities`: the sigmoid of logits before
+    an ONNX graph's final Sigmoid, the output itself when it is the graph's probabilities).
 
     Raises:
         ValueError: the model returned something else than a 2-D tensor, or NaN / inf.
@@ -194,6 +207,8 @@ def probabilities_from_logits(logits: object) -> torch.Tensor:
         raise ValueError(f"the model returned {shape}, not (B, num_classes) class scores")
     if not torch.isfinite(logits).all():
         raise ValueError("the model's output contains NaN or inf")
+    if pretrained is not None:
+        return pretrained.probabilities(logits)
     return logits.float().softmax(dim=1)
 
 

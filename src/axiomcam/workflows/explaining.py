@@ -116,9 +116,11 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
       ``(3, H, W)`` for ``guided_backprop``, which has no layer).
 
     ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``).
-    And ``results.json``: the model, method, layer, preprocessing, and per image its size,
-    top-5 classes with probabilities and each map's class, probability, score (the logit
-    ``y^c`` the map explains) and files; then the failures (path and reason).
+    And ``results.json``: the model, method, layer, what the score is (``"score"``:
+    :attr:`~axiomcam.models.PretrainedModel.score`, e.g. ``"logits before the graph's final
+    Softmax"``), the preprocessing (with the channels), the loader's notes, and per image
+    its size, top-5 classes with probabilities and each map's class, probability, score
+    (the value ``y^c`` the map explains) and files; then the failures (path and reason).
 
     Args:
         pretrained: the model and its preprocessing (``axiomcam.models.load``).
@@ -154,17 +156,19 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     records: list[dict[str, object]] = []
     with explainer:
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
-                                    description=f"explain ({method})"):
+                                    description=f"explain ({method})",
+                                    channels=pretrained.channels):
             with failing_alone(loaded, run.failures):
                 records.extend(_explain_batch(explainer, loaded, targets, writer))
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "layer": layer_name,
+        "layer": layer_name, "score": pretrained.score,
         "targets": f"top{targets.top}" if targets.top else list(targets.classes),
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],
-                          "crop": None, "mean": list(pretrained.mean),
-                          "std": list(pretrained.std)},
+                          "crop": None, "channels": pretrained.channels,
+                          "mean": list(pretrained.mean), "std": list(pretrained.std)},
+        "notes": list(pretrained.notes),
         "device": str(pretrained.device), "seconds": round(run.seconds, 3),
         "images": records, "failures": [asdict(failure) for failure in run.failures],
     }
@@ -180,7 +184,7 @@ def _explain_batch(explainer: Explainer, loaded: Sequence[tuple[Path, Image.Imag
     images = [image for _, image in loaded]
     inputs = network_inputs(writer.pretrained, images)
     explanation = explainer(inputs, targets.spec(inputs.shape[0], inputs.device))
-    probabilities = probabilities_from_logits(explanation.logits)
+    probabilities = probabilities_from_logits(explanation.logits, writer.pretrained)
     records = []
     for row, (path, image) in enumerate(loaded):
         maps_written = [writer.write(explanation, probabilities, row, column, path, image)
