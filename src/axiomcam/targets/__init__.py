@@ -18,6 +18,9 @@ class, mask, box, reference embedding or token sequence per image) picks that da
   class's scores summed over a region, for ``(N, C, H, W)`` segmentation outputs;
 - :class:`DetectionBox` (:mod:`.detection`): ``s_d + IoU(b_d, b_i)``, the score of the
   detection ``d`` matching a box plus its overlap, for detectors returning a list of dicts;
+- :class:`YoloBox` (:mod:`.yolo`): ``p_{a,l} + IoU(b_a, b_i)``, one detection of an
+  Ultralytics YOLO detector read at its anchor ``a`` in the raw ``(N, 4 + nc, A)`` output
+  (:func:`yolo_detections`: the detections and their anchors);
 - :class:`EmbeddingSimilarity` (:mod:`.embeddings`): ``cos(e, r_i)`` for ``(N, D)``
   embeddings;
 - :class:`TokenLogProbability` (:mod:`.tokens`): ``sum_t log softmax(z_t)[w_t]`` for
@@ -44,6 +47,7 @@ from .embeddings import EmbeddingSimilarity
 from .resolution import ResolvedTargets, TargetSpec, TopClasses, resolve_targets
 from .segmentation import SegmentationRegion, predicted_mask
 from .tokens import IGNORE_TOKEN, TokenLogProbability
+from .yolo import YoloBox, yolo_detections
 
 __all__ = [
     "IGNORE_TOKEN",
@@ -55,7 +59,9 @@ __all__ = [
     "TargetSpec",
     "TokenLogProbability",
     "TopClasses",
+    "YoloBox",
     "box_iou",
     "predicted_mask",
     "resolve_targets",
+    "yolo_detections",
 ]
