@@ -22,7 +22,8 @@ class, mask, box, reference embedding or token sequence per image) picks that da
   Ultralytics YOLO detector read at its anchor ``a`` in the raw ``(N, 4 + nc, A)`` output
   (:func:`yolo_detections`: the detections and their anchors);
 - :class:`EmbeddingSimilarity` (:mod:`.embeddings`): ``cos(e, r_i)`` for ``(N, D)``
-  embeddings;
+  embeddings; :class:`TextSimilarity`, the same with a CLIP model's text embedding
+  (:func:`encode_texts`): the image regions that match a text;
 - :class:`TokenLogProbability` (:mod:`.tokens`): ``sum_t log softmax(z_t)[w_t]`` for
   ``(N, T, V)`` logits.
 
@@ -43,7 +44,7 @@ Example:
 
 from .classes import ClassScore
 from .detection import DetectionBox, box_iou
-from .embeddings import EmbeddingSimilarity
+from .embeddings import EmbeddingSimilarity, TextSimilarity, encode_texts
 from .resolution import ResolvedTargets, TargetSpec, TopClasses, resolve_targets
 from .segmentation import SegmentationRegion, predicted_mask
 from .tokens import IGNORE_TOKEN, TokenLogProbability
@@ -57,10 +58,12 @@ __all__ = [
     "ResolvedTargets",
     "SegmentationRegion",
     "TargetSpec",
+    "TextSimilarity",
     "TokenLogProbability",
     "TopClasses",
     "YoloBox",
     "box_iou",
+    "encode_texts",
     "predicted_mask",
     "resolve_targets",
     "yolo_detections",
