@@ -144,8 +144,8 @@ def test_output_dict_form_and_refusals():
     with pytest.raises(ValueError, match=r"TextSimilarity: the output embeddings have "
                                          r"dimension 16 .* but the reference has 5"):
         axiomcam.explain(model.visual, images, "gradcam", targets=TextSimilarity(torch.ones(5)))
-    with pytest.raises(TypeError, match="needs a CLIP model with encode_text .* not "
-                                        "VisionTransformer"):
+    with pytest.raises(TypeError, match=r"needs a CLIP model with encode_text .* not "
+                                        r"VisionTransformer"):
         encode_texts(model.visual, TEXTS)
     with pytest.raises(TypeError, match="texts must be a string, a non-empty list"):
         encode_texts(model, [])
