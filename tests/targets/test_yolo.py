@@ -22,12 +22,25 @@ from axiomcam.targets import YoloBox, yolo_detections
 SIZE = 128  # 16x16 + 8x8 + 4x4 = 336 anchors at strides 8, 16, 32
 
 
+def ultralytics_module(name: str):
+    """``name`` (a module of ultralytics, the yolo extra, in dev), imported offline.
+
+    Importing ultralytics sets numpy's and torch's print options for the whole process
+    (floats as ``{:11.5g}``, lines of 320 characters); they are put back, so that the
+    doctests that run later in the same process print as usual."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # no DNS check when ultralytics is imported
+    numpy_options = np.get_printoptions()
+    module = pytest.importorskip(name)
+    np.set_printoptions(**numpy_options)
+    torch.set_printoptions(profile="default")
+    return module
+
+
 def build_yolo(config: str = "yolov8n.yaml", classes: int = 5) -> nn.Module:
     """A YOLO ``DetectionModel`` from ultralytics' yaml (random weights, offline), its
     BatchNorms given the statistics of a noise batch: with running mean 0 / variance 1
     the activations of the random network fade to 1e-10 before the head."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # no DNS check when ultralytics is imported
-    tasks = pytest.importorskip("ultralytics.nn.tasks")  # the yolo extra (in dev)
+    tasks = ultralytics_module("ultralytics.nn.tasks")
     model = tasks.DetectionModel(config, nc=classes, verbose=False)
     calibrate_batchnorm(model, torch.rand(4, 3, SIZE, SIZE), random_affine=False)
     return model.eval()
@@ -98,7 +111,7 @@ def test_yolo_detections_hand_values_and_from_detection():
 
 
 def test_yolo_detections_are_ultralytics_non_maximum_suppression(yolo):
-    nms = pytest.importorskip("ultralytics.utils.nms")
+    nms = ultralytics_module("ultralytics.utils.nms")
     _, _, output = yolo
     for conf, iou in ((0.25, 0.7), (0.05, 0.45)):
         found = yolo_detections(output, conf_threshold=conf, iou_threshold=iou)
@@ -228,8 +241,7 @@ def test_default_layer_of_other_yolo_versions(config, layer):
 def test_the_ultralytics_wrapper_is_explained_through_its_network():
     """``YOLO(...)``'s own forward is ``predict`` (NMS, Results): axiomcam takes
     ``.model``, the same maps as the network itself."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    ultralytics = pytest.importorskip("ultralytics")
+    ultralytics = ultralytics_module("ultralytics")
     torch.manual_seed(0)
     wrapper = ultralytics.YOLO("yolov8n.yaml")
     calibrate_batchnorm(wrapper.model, torch.rand(4, 3, 64, 64), random_affine=False)
