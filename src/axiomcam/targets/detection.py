@@ -37,7 +37,7 @@ def box_iou(boxes: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
                        intersection / torch.where(empty, torch.ones_like(union), union))
 
 
-def checked_boxes(box: object, what: str = "box") -> torch.Tensor:
+def checked_boxes(box: object) -> torch.Tensor:
     """``box`` as a float ``(4,)`` or ``(B, 4)`` tensor of ``x0, y0, x1, y1``, detached.
 
     Raises:
@@ -50,13 +50,13 @@ def checked_boxes(box: object, what: str = "box") -> torch.Tensor:
     boxes = torch.as_tensor(box.detach() if torch.is_tensor(box) else box)
     if boxes.is_complex() or boxes.dtype == torch.bool or boxes.dim() not in (1, 2) \
             or boxes.shape[-1] != 4:
-        raise ValueError(f"{what} must be x0, y0, x1, y1 (a (4,) box or (B, 4) boxes), got "
+        raise ValueError(f"box must be x0, y0, x1, y1 (a (4,) box or (B, 4) boxes), got "
                          f"{boxes.dtype} of shape {tuple(boxes.shape)}")
     boxes = boxes.float() if not boxes.is_floating_point() else boxes
     flat = boxes.reshape(-1, 4)
     bad = ~torch.isfinite(flat).all(1) | (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
     if bad.any():
-        raise ValueError(f"{what} {flat[bad][0].tolist()} is not x0 <= x1, y0 <= y1 "
+        raise ValueError(f"box {flat[bad][0].tolist()} is not x0 <= x1, y0 <= y1 "
                          "(finite, in input pixels)")
     return boxes
 
