@@ -1,4 +1,5 @@
-"""Images in and out: loading any image file as 8-bit RGB, sample images, map overlays.
+"""Images in and out: loading any image file as 8-bit RGB, sample images, map overlays
+(over an image, or under a 1D signal drawn as a line).
 
 Example:
     >>> import numpy as np
@@ -20,10 +21,12 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["SAMPLE_IMAGES", "guided_to_image", "image_from_bytes", "load_image", "overlay",
-           "sample_image", "to_rgb"]
+           "sample_image", "signal_overlay", "to_rgb"]
 
 # modes whose pixels are one 8-bit value or 8-bit channels that PIL converts to RGB exactly
 _DIRECT_TO_RGB = {"1", "L", "P", "CMYK", "YCbCr", "HSV"}
@@ -228,6 +231,39 @@ def _as_float_array(values: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
     return array
 
 
+def _checked_map(cam_map: torch.Tensor | np.ndarray, dims: int, shape: str) -> np.ndarray:
+    """One map of ``dims`` axes (``shape`` says which) with values in ``[0, 1]``, as a
+    float array."""
+    cam = _as_float_array(cam_map, "cam_map")
+    if cam.ndim != dims:
+        raise ValueError(
+            f"cam_map must be {dims}-D {shape}, not of shape {cam.shape}: pass one map, "
+            "e.g. explanation.maps[0]"
+        )
+    if cam.size == 0:
+        raise ValueError(f"cam_map is empty (shape {cam.shape})")
+    if not np.isfinite(cam).all():
+        raise ValueError("cam_map has NaN or infinite values")
+    tolerance = 1e-6  # float32 rounding of a min-max scaled map
+    low, high = float(cam.min()), float(cam.max())
+    if low < -tolerance or high > 1 + tolerance:
+        raise ValueError(
+            f"cam_map values must be in [0, 1], found min {low:.6g}, max {high:.6g}: "
+            "pass Explanation.maps (already scaled), not .raw"
+        )
+    return cam
+
+
+def _checked_colours(alpha: float, colormap: str) -> matplotlib.colors.Colormap:
+    """The colormap called ``colormap`` once ``alpha`` is checked to be in ``[0, 1]``."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], not {alpha!r}")
+    try:
+        return matplotlib.colormaps[colormap]
+    except KeyError as error:
+        raise ValueError(f"unknown matplotlib colormap {colormap!r}") from error
+
+
 def overlay(
     image: Image.Image,
     cam_map: torch.Tensor | np.ndarray,
@@ -265,29 +301,8 @@ def overlay(
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image, not {type(image).__name__}")
-    cam = _as_float_array(cam_map, "cam_map")
-    if cam.ndim != 2:
-        raise ValueError(
-            f"cam_map must be 2-D (h, w), not of shape {cam.shape}: pass one map, "
-            "e.g. explanation.maps[0]"
-        )
-    if cam.size == 0:
-        raise ValueError(f"cam_map is empty (shape {cam.shape})")
-    if not np.isfinite(cam).all():
-        raise ValueError("cam_map has NaN or infinite values")
-    tolerance = 1e-6  # float32 rounding of a min-max scaled map
-    low, high = float(cam.min()), float(cam.max())
-    if low < -tolerance or high > 1 + tolerance:
-        raise ValueError(
-            f"cam_map values must be in [0, 1], found min {low:.6g}, max {high:.6g}: "
-            "pass Explanation.maps (already scaled), not .raw"
-        )
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], not {alpha!r}")
-    try:
-        colour_map = matplotlib.colormaps[colormap]
-    except KeyError as error:
-        raise ValueError(f"unknown matplotlib colormap {colormap!r}") from error
+    cam = _checked_map(cam_map, 2, "(h, w)")
+    colour_map = _checked_colours(alpha, colormap)
 
     rgb = np.asarray(to_rgb(image), dtype=np.float64) / 255.0
     height, width = rgb.shape[:2]
@@ -302,6 +317,116 @@ def overlay(
     coloured = colour_map(np.clip(cam, 0.0, 1.0))[..., :3]
     blended = (1.0 - alpha) * rgb + alpha * coloured
     return Image.fromarray(np.round(blended * 255.0).astype(np.uint8))
+
+
+def signal_overlay(
+    signal: torch.Tensor | np.ndarray,
+    cam_map: torch.Tensor | np.ndarray,
+    alpha: float = 0.6,
+    colormap: str = "jet",
+    *,
+    positions: torch.Tensor | np.ndarray | None = None,
+    xlabel: str = "sample",
+    size: tuple[int, int] = (640, 160),
+) -> Image.Image:
+    """Draw a 1D signal as a black line over its map's colours, as a picture.
+
+    Behind each sample, from the bottom of the plot to its top, the colour
+    ``(1 - alpha) * white + alpha * colormap(cam_map)``: the map runs along the signal.
+    A ``(C, L)`` signal gets one plot per channel, stacked, all with the same map.
+
+    Args:
+        signal: ``(L,)`` or ``(C, L)`` values (one input of a ``(B, C, L)`` batch).
+        cam_map: ``(l,)`` values in ``[0, 1]`` (``Explanation.maps[i]``); resized
+            linearly to ``L`` samples when ``l`` differs.
+        alpha: the colours' weight against white: 0 is a plain line plot.
+        colormap: a matplotlib colormap name.
+        positions: ``(L,)`` increasing x values of the samples (seconds, wavelengths;
+            ``None``: 0, 1, ..., L - 1); each sample's colour reaches halfway to its
+            neighbours.
+        xlabel: the x axis's label.
+        size: ``(width, height)`` in pixels of one channel's plot.
+
+    Returns:
+        an RGB PIL image (``size``, one ``height`` per channel).
+
+    Raises:
+        TypeError: ``signal``, ``cam_map`` or ``positions`` is not a tensor/array.
+        ValueError: a signal that is not ``(L,)`` / ``(C, L)`` or has NaN/infinite
+            values, a map as :func:`overlay` refuses (1-D here), ``positions`` that are
+            not ``L`` increasing values, ``alpha`` outside ``[0, 1]``, an unknown
+            ``colormap``, a ``size`` that is not two positive ints.
+
+    Example:
+        >>> import torch
+        >>> from axiomcam.images import signal_overlay
+        >>> picture = signal_overlay(torch.randn(2, 100), torch.linspace(0, 1, 25))
+        >>> picture.mode, picture.size
+        ('RGB', (640, 320))
+    """
+    values = _as_float_array(signal, "signal")
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or values.shape[1] == 0 or values.shape[0] == 0:
+        raise ValueError(f"signal must be (L,) or (C, L), not of shape {values.shape}: pass "
+                         "one signal of the batch, e.g. inputs[0]")
+    if not np.isfinite(values).all():
+        raise ValueError("signal has NaN or infinite values")
+    cam = _checked_map(cam_map, 1, "(l,)")
+    colour_map = _checked_colours(alpha, colormap)
+    if (not isinstance(size, tuple | list) or len(size) != 2
+            or not all(isinstance(side, int) and side > 0 for side in size)):
+        raise ValueError(f"size must be (width, height) in pixels, not {size!r}")
+    length = values.shape[1]
+    if cam.shape[0] != length:
+        cam = F.interpolate(torch.from_numpy(cam)[None, None], size=(length,), mode="linear",
+                            align_corners=False)[0, 0].numpy()
+    xs = np.arange(length, dtype=np.float64) if positions is None else \
+        _as_float_array(positions, "positions")
+    if xs.shape != (length,) or (length > 1 and not (np.diff(xs) > 0).all()):
+        raise ValueError(f"positions must be {length} increasing values, one per sample, "
+                         f"not of shape {xs.shape}")
+    return _draw_signal(values, cam, xs, _blend_white(colour_map, alpha), xlabel, size)
+
+
+def _blend_white(colour_map: matplotlib.colors.Colormap,
+                 alpha: float) -> matplotlib.colors.Colormap:
+    """``colour_map`` blended with white: ``(1 - alpha) * white + alpha * colour``."""
+    colours = colour_map(np.linspace(0.0, 1.0, 256))[:, :3]
+    return matplotlib.colors.ListedColormap((1.0 - alpha) + alpha * colours)
+
+
+def _draw_signal(values: np.ndarray, cam: np.ndarray, xs: np.ndarray,
+                 colour_map: matplotlib.colors.Colormap, xlabel: str,
+                 size: tuple[int, int]) -> Image.Image:
+    """The picture of :func:`signal_overlay`, its inputs checked."""
+    # each sample's colour spans halfway to its neighbours (one sample: a unit-wide band)
+    middles = (xs[1:] + xs[:-1]) / 2 if len(xs) > 1 else np.empty(0)
+    first = xs[0] - (middles[0] - xs[0] if len(middles) else 0.5)
+    last = xs[-1] + (xs[-1] - middles[-1] if len(middles) else 0.5)
+    edges = np.concatenate([[first], middles, [last]])
+    dpi = 100
+    width, height = size
+    figure = Figure(figsize=(width / dpi, height * len(values) / dpi), dpi=dpi,
+                    layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots(len(values), 1, sharex=True, squeeze=False)[:, 0]
+    for channel, (axis, line) in enumerate(zip(axes, values, strict=True)):
+        low, high = float(line.min()), float(line.max())
+        margin = 0.08 * (high - low) if high > low else 0.5
+        bottom, top = low - margin, high + margin
+        axis.pcolormesh(edges, [bottom, top], cam[None, :], cmap=colour_map, vmin=0.0,
+                        vmax=1.0, shading="flat", rasterized=True)
+        axis.plot(xs, line, color="black", linewidth=1.0)
+        axis.set_xlim(edges[0], edges[-1])
+        axis.set_ylim(bottom, top)
+        if len(values) > 1:
+            axis.set_ylabel(f"channel {channel}", fontsize=8)
+        axis.tick_params(labelsize=8)
+    axes[-1].set_xlabel(xlabel, fontsize=8)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    return Image.fromarray(np.ascontiguousarray(pixels))
 
 
 def guided_to_image(gradient: torch.Tensor | np.ndarray) -> Image.Image:

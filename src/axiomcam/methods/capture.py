@@ -32,7 +32,7 @@ __all__ = ["LayerCapture", "TargetLayer", "capturing", "record_layers", "target_
 
 #: what ``target_layer=`` takes: a name, a module, ``None`` (the default layer), or a list
 #: or tuple of names and modules (several layers at once)
-LayerSpec = str | nn.Module | None | Sequence[str | nn.Module]
+LayerSpec = str | nn.Module | Sequence[str | nn.Module] | None
 
 _CHANNELS_FIRST = LayerLayout("channels_first")
 

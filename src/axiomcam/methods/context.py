@@ -217,7 +217,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
 
     Raises:
         TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
-            layer, target or ``batch_size``).
+            layer, target or ``batch_size``), and a list of layers (one layer at a time).
 
     Example:
         >>> import torch
@@ -230,6 +230,10 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
     """
     model = check_model(model)
     check_batch_size(batch_size)
+    if isinstance(target_layer, list | tuple):
+        raise ValueError(
+            f"capture_layer (and the axioms probe) works at one layer; got target_layer="
+            f"{list(target_layer)!r}: call it once per layer")
     layer = TargetLayer(model, target_layer)
     inputs = check_inputs(model, inputs)
     engine = PerturbationEngine(layer, batch_size=batch_size, progress=progress,
