@@ -277,10 +277,12 @@ def plot_area_values(picture: np.ndarray, alpha: float, colormap: str = "jet"):
     ``(1 - alpha) * white + alpha * colormap(v)`` (within 6 levels) are matched to their
     ``v``; the columns holding such pixels, and the median ``v`` of each."""
     table = (1 - alpha) + alpha * matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3]
-    colours, index = np.unique(picture.reshape(-1, 3), axis=0, return_inverse=True)
+    codes = picture.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+    unique, index = np.unique(codes, return_inverse=True)
+    colours = np.stack([unique // 65536, unique // 256 % 256, unique % 256], axis=1)
     distances = ((colours[:, None, :] / 255.0 - table[None]) ** 2).sum(-1)
-    matched = (distances.min(1) < (6 / 255) ** 2)[index.ravel()].reshape(picture.shape[:2])
-    values = (distances.argmin(1) / 255.0)[index.ravel()].reshape(picture.shape[:2])
+    matched = (distances.min(1) < (6 / 255) ** 2)[index].reshape(picture.shape[:2])
+    values = (distances.argmin(1) / 255.0)[index].reshape(picture.shape[:2])
     counts = matched.sum(0)
     columns = np.flatnonzero(counts > 0.5 * counts.max())
     return columns, np.array([np.median(values[matched[:, j], j]) for j in columns])
