@@ -93,6 +93,25 @@ def _last_block_norm(model: nn.Module,
     return norms[-1]
 
 
+def _convolution_grids(model: nn.Module, calls: list[tuple[str, tuple[object, object]]],
+                       names: list[str]) -> list[str]:
+    """For 1D signals, the ``names`` whose 3-D output has as many channels as the output of
+    the latest ``Conv1d`` that ran before it: ``(B, C, l)`` grids, not the ``(B, l, C)``
+    outputs of layers that work on the last axis (a linear layer per time step, a
+    ``LayerNorm``). All of ``names`` for a network without ``Conv1d``."""
+    modules = dict(model.named_modules())
+    if not any(isinstance(module, nn.Conv1d) for module in modules.values()):
+        return names
+    channels, grids = None, set()
+    for name, (out, _) in calls:
+        if isinstance(modules.get(name), nn.Conv1d) and torch.is_tensor(out):
+            channels = out.shape[1]
+        if name in names and channels is not None and out.shape[1] == channels \
+                and not isinstance(modules.get(name), nn.LayerNorm):
+            grids.add(name)
+    return [name for name in names if name in grids]
+
+
 def _backbone_scope(model: nn.Module) -> str:
     """``"backbone.body."`` (a torchvision detector's feature extractor under its FPN),
     ``"backbone."`` (segmentation models, detectors without FPN), or ``""``: where the
@@ -201,7 +220,9 @@ def _record_calls_with_inputs(
 
 def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
     """The last layer whose output is ``(B, C, h, w)`` with ``h * w > 1`` (for 1D signals
-    ``(B, C, L)``: ``(B, C, l)`` with ``l > 1``); in a vision
+    ``(B, C, L)``: ``(B, C, l)`` with ``l > 1`` and as many channels as the ``Conv1d``
+    before it, so that no per-time-step linear layer's ``(B, l, C)`` is taken for one);
+    in a vision
     transformer (blocks after the patch embedding), the first norm of its last block; in a
     model with a ``backbone`` (torchvision detection and segmentation models), the last
     such layer of the backbone (of ``backbone.body`` under a feature pyramid).
@@ -224,6 +245,8 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
         if (size := _spatial_size(out, 1, dims)) is not None and math.prod(size) > 1
         and name.startswith(scope)
     ]
+    if dims == SIGNAL_DIMS:
+        spatial = _convolution_grids(model, calls, spatial)
     block_norm = None if dims == SIGNAL_DIMS else _last_block_norm(model, calls)
     if block_norm is not None:
         return block_norm

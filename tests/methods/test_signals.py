@@ -242,6 +242,30 @@ def test_default_layer_and_candidates_of_a_1d_cnn():
         find_default_layer(nn.Sequential(nn.Flatten(), nn.Linear(20, 2)), torch.rand(1, 2, 10))
 
 
+class FrameClassifier(nn.Module):
+    """Convolutions, then a linear layer per time step on ``(B, l, C)`` (as a CRNN's
+    frame classifier), averaged over time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1), nn.ReLU(),
+                                  nn.Conv1d(6, 6, 3, stride=2), nn.ReLU())
+        self.frames = nn.Linear(6, 4)
+
+    def forward(self, signals: torch.Tensor) -> torch.Tensor:
+        return self.frames(self.conv(signals).transpose(1, 2)).mean(1)
+
+
+def test_the_default_layer_of_a_1d_network_is_a_channels_first_grid():
+    """A per-time-step linear layer's (B, l, C) output is 3-D too, and the last one: it is
+    not taken for a (B, C, l) grid; a network without Conv1d keeps every 3-D output."""
+    torch.manual_seed(0)
+    model, x = FrameClassifier().eval(), torch.rand(2, 2, 30)
+    assert find_default_layer(model, x) == "conv.3"  # the last ReLU, not `frames`
+    assert "frames" in dict(candidate_layers(model, x))  # still listed, and explainable
+    assert find_default_layer(nn.Sequential(nn.Linear(30, 30), nn.ReLU()), x) == "1"
+
+
 class Unsqueezed(nn.Module):
     """A 1D model that runs a Conv2d on ``(B, C, 1, L)``: such a layer has no 1D grid."""
 

@@ -243,7 +243,8 @@ class BaseCAM(Explainer):
         target_layer: a qualified name (``"layer4"``, ``"features.18"``), the module itself,
             ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
             (chosen on the first call, logged, and reported as ``target_layer``), or a
-            list of names and modules (several layers; a list of one is that layer).
+            list of names and modules (several layers; a list of one is that layer;
+            ``reshape`` and ``grid`` apply to each).
         reshape: how the layer's output becomes the ``(B, C, *spatial)`` grid the map is
             computed on (:class:`~axiomcam.layers.LayerLayout`): ``None`` decides from the
             output (``(B, N, C)`` tokens of a vision transformer are laid on their grid,
