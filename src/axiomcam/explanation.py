@@ -58,6 +58,10 @@ class Explanation:
         >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam")
         >>> exp.maps.shape, exp.raw.shape, exp.channel_weights.shape
         (torch.Size([2, 64, 64]), torch.Size([2, 2, 2]), torch.Size([2, 512]))
+        >>> both = axiomcam.explain(model, torch.rand(2, 3, 64, 64), "gradcam",
+        ...                         target_layer=["layer3", "layer4"])
+        >>> both.target_layer, both.maps.shape, both.layers["layer3"].raw.shape
+        (('layer3', 'layer4'), torch.Size([2, 64, 64]), torch.Size([2, 4, 4]))
     """
 
     maps: torch.Tensor
