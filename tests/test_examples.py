@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -27,7 +28,7 @@ from PIL import Image
 from scipy import ndimage
 
 from axiomcam.figures import save_grid
-from axiomcam.images import overlay, sample_image
+from axiomcam.images import overlay, sample_image, signal_overlay
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: the spread (in 8-bit levels) a recovered map colour must exceed: real maps give about 160
@@ -129,6 +130,36 @@ def test_the_overlay_check_tells_a_map_from_an_all_zero_map(tmp_path):
         assert_overlay_shows_a_map(row[1], row[0], "ramp in a grid")
         with pytest.raises(AssertionError, match="the map is constant"):
             assert_overlay_shows_a_map(row[2], row[0], "zero in a grid")
+
+
+def signal_plot_areas(pixels: np.ndarray, alpha: float = 0.6, colormap: str = "jet",
+                      min_pixels: int = 2000) -> list[np.ndarray]:
+    """The map values behind the line plots of ``signal_overlay`` pictures in a figure:
+    pixels whose colour is ``(1 - alpha) * white + alpha * colormap(v)`` (within 8 levels),
+    grouped into connected areas of at least ``min_pixels`` (one per plot; a 5-pixel
+    closing joins the parts the black line cuts apart), each area's ``v`` values."""
+    table = (1 - alpha) + alpha * matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3]
+    codes = pixels.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+    unique, index = np.unique(codes, return_inverse=True)
+    colours = np.stack([unique // 65536, unique // 256 % 256, unique % 256], axis=1)
+    distances = ((colours[:, None, :] / 255.0 - table[None]) ** 2).sum(-1)
+    matched = (distances.min(1) < (8 / 255) ** 2)[index].reshape(pixels.shape[:2])
+    values = (distances.argmin(1) / 255.0)[index].reshape(pixels.shape[:2])
+    labels, _ = ndimage.label(ndimage.binary_closing(matched, structure=np.ones((5, 5))))
+    sizes = np.bincount(labels.ravel())
+    return [values[(labels == label) & matched] for label in np.flatnonzero(sizes >= min_pixels)
+            if label != 0]
+
+
+def test_the_signal_plot_check_tells_a_map_from_a_constant_map(tmp_path):
+    """The check itself can fail: a constant map's plot has no spread; a ramp's has."""
+    line = torch.sin(torch.linspace(0, 9, 120))
+    pictures = [[signal_overlay(line, torch.linspace(0, 1, 120)),
+                 signal_overlay(line, torch.zeros(120))]]
+    save_grid(tmp_path / "grid.png", pictures, [["ramp", "zero"]], cell_inches=4.0)
+    ramp, zero = signal_plot_areas(open_png(tmp_path / "grid.png"))
+    assert np.percentile(ramp, 99) - np.percentile(ramp, 1) > 0.8
+    assert np.percentile(zero, 99) - np.percentile(zero, 1) < 0.05
 
 
 # ----------------------------------------------------------------------------- examples
@@ -310,3 +341,23 @@ def test_the_code_in_docs_ecosystem_runs(tmp_path):
     assert [layer for layer, _ in explained] == [
         "model.15", "vit.layers.11.layernorm_before", "transformer.resblocks.11.ln_1"]
     assert all(float(spread) > 0.05 for _, spread in explained)  # maps that vary
+
+
+def test_signal_1d_example(tmp_path):
+    stdout = run_example("signal_1d", tmp_path)
+    areas = signal_plot_areas(open_png(tmp_path / "signal_1d.png"))
+    # a row per CAM method (10 with Ablation-CAM's variant), Guided Backprop, Guided
+    # XGrad-CAM and the fused XGrad-CAM; a column per class; one plot each
+    assert len(areas) == 13 * 3
+    for position, values in enumerate(areas):
+        spread = np.percentile(values, 99) - np.percentile(values, 1)
+        assert spread > 0.3, f"plot {position}: the map is constant (spread {spread:.2f})"
+    assert re.search(r"test accuracy (1\.00|0\.9\d)", stdout), stdout
+    # the event decides the class and its place is known: the maps point at it, not at
+    # the click that every class has
+    hits = dict(re.findall(r"^(.+?): maps \(60, 256\), map maximum on the event for "
+                           r"([0-9.]+) of the signals", stdout, flags=re.MULTILINE))
+    assert len(hits) == 21, stdout  # every method name, and the fused XGrad-CAM
+    for method in ("Grad-CAM", "XGrad-CAM", "Score-CAM", "HiResCAM",
+                   "XGrad-CAM fused over features.3 + features.7"):
+        assert float(hits[method]) >= 0.9, (method, stdout)

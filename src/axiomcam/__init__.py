@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -24,22 +25,25 @@ __version__ = "0.1.0"
 
 
 def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
-            target_layer: str | nn.Module | None = None, targets: TargetSpec = None,
-            **options: object) -> Explanation:
+            target_layer: str | nn.Module | Sequence[str | nn.Module] | None = None,
+            targets: TargetSpec = None, **options: object) -> Explanation:
     """Explain a batch: which parts of each image made the model give its score.
 
     Args:
         model: any ``torch.nn.Module`` (put in eval mode for the call, restored after;
             no parameter gradient is computed or stored).
         inputs: ``(B, C, H, W)`` float tensor on the model's device, preprocessed as the
-            model expects (``(B, C, T, H, W)`` for 3D networks).
+            model expects (``(B, C, T, H, W)`` for 3D networks, ``(B, C, L)`` for 1D
+            signals: maps are then ``(B, L)``).
         method: one of :data:`axiomcam.METHOD_NAMES`: ``"cam"``, ``"gradcam"``,
             ``"gradcam++"``, ``"xgradcam"``, ``"hirescam"``, ``"layercam"``,
             ``"ablationcam"``, ``"scorecam"``, ``"eigencam"``, ``"guided_backprop"`` and
             ``"guided_<cam>"`` for each of them (``"guided_gradcam"``, ...).
         target_layer: a qualified name (``"layer4"``, ``"features.18"``), a module, or
             ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
-            (reported in ``Explanation.target_layer``).
+            (reported in ``Explanation.target_layer``), or a list of them: each layer's
+            explanation in ``Explanation.layers`` and the fused map in ``maps`` (see
+            :class:`~axiomcam.methods.BaseCAM`).
         targets: ``None`` (each image's top class), an int, one class per image (a
             sequence or 1-D tensor of length ``B``), a ``(B, k)`` tensor (``k`` maps per
             image from one forward pass), ``TopClasses(k)`` (each image's ``k`` most

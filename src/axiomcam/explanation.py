@@ -16,7 +16,15 @@ class Explanation:
     (a ``(B, k)`` target tensor) every per-target field gains a ``k`` axis after the batch
     axis: ``maps`` is ``(B, k, H, W)``, ``raw`` ``(B, k, h, w)``, ``channel_weights``
     ``(B, k, K)``, ``scores`` and ``targets`` ``(B, k)``.  For 3D (video) networks every
-    spatial ``(h, w)`` becomes ``(t, h, w)``.
+    spatial ``(h, w)`` becomes ``(t, h, w)``; for 1D signals ``(B, C, L)`` it becomes
+    ``(L,)`` at the input (``maps`` ``(B, L)``) and ``(l,)`` at the layer (``raw``
+    ``(B, l)``).
+
+    Explained at several layers (``target_layer=[...]``), ``layers`` holds each layer's
+    own explanation (by layer name, in the order given), ``maps`` is the fused map
+    ``minmax(mean_l layers[l].maps)`` (the guided product of that map for guided
+    methods), ``raw`` and ``channel_weights`` are ``None`` (they live in ``layers``), and
+    ``target_layer`` is the tuple of the layers' names.
 
     Attributes:
         maps: ``(B, H, W)`` at the input's resolution, ReLU applied, each map min-max
@@ -32,7 +40,8 @@ class Explanation:
             targets, the callable's value for callable targets).  With ``smooth=n``, the
             mean over the noisy copies.
         targets: ``(B,)`` the class indices explained, or ``None`` for callable targets.
-        target_layer: qualified name of the layer used (``None`` for guided backprop).
+        target_layer: qualified name of the layer used (``None`` for guided backprop; the
+            tuple of names for several layers).
         method: the method's name, e.g. ``"xgradcam"``.
         guided: ``(B, C, H, W)`` the signed guided-backprop product for guided methods,
             else ``None``.
@@ -40,6 +49,8 @@ class Explanation:
             forward pass the explanation ran (no extra pass): the image's probabilities are
             ``logits.softmax(1)``.  ``None`` for callable targets.  With ``smooth=n``, the
             scores of the clean inputs.
+        layers: ``{layer name: Explanation}`` when explained at several layers, else
+            ``None``.
 
     Example:
         >>> import torch, torchvision, axiomcam
@@ -47,6 +58,10 @@ class Explanation:
         >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam")
         >>> exp.maps.shape, exp.raw.shape, exp.channel_weights.shape
         (torch.Size([2, 64, 64]), torch.Size([2, 2, 2]), torch.Size([2, 512]))
+        >>> both = axiomcam.explain(model, torch.rand(2, 3, 64, 64), "gradcam",
+        ...                         target_layer=["layer3", "layer4"])
+        >>> both.target_layer, both.maps.shape, both.layers["layer3"].raw.shape
+        (('layer3', 'layer4'), torch.Size([2, 64, 64]), torch.Size([2, 4, 4]))
     """
 
     maps: torch.Tensor
@@ -54,10 +69,11 @@ class Explanation:
     channel_weights: torch.Tensor | None
     scores: torch.Tensor
     targets: torch.Tensor | None
-    target_layer: str | None
+    target_layer: str | tuple[str, ...] | None
     method: str
     guided: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+    layers: dict[str, Explanation] | None = None
 
     def __len__(self) -> int:
         return self.maps.shape[0]
@@ -65,7 +81,7 @@ class Explanation:
     def target(self, index: int) -> Explanation:
         """The explanation of each image's ``index``-th target, out of one made for ``k``
         targets per image: every per-target field loses its ``k`` axis (``maps`` becomes
-        ``(B, H, W)``); ``logits`` stay.
+        ``(B, H, W)``), in each layer's explanation too; ``logits`` stay.
 
         Raises:
             ValueError: the explanation has one target per image already.
@@ -89,10 +105,12 @@ class Explanation:
         def pick(field: torch.Tensor | None) -> torch.Tensor | None:
             return None if field is None else field[:, index]
 
+        layers = None if self.layers is None else {
+            name: explanation.target(index) for name, explanation in self.layers.items()}
         return dataclasses.replace(
             self, maps=pick(self.maps), raw=pick(self.raw),
             channel_weights=pick(self.channel_weights), scores=pick(self.scores),
-            targets=pick(self.targets), guided=pick(self.guided))
+            targets=pick(self.targets), guided=pick(self.guided), layers=layers)
 
     def __repr__(self) -> str:
         def shape(tensor: torch.Tensor | None) -> str:
@@ -102,5 +120,6 @@ class Explanation:
             f"Explanation(method={self.method!r}, target_layer={self.target_layer!r}, "
             f"maps={shape(self.maps)}, raw={shape(self.raw)}, "
             f"channel_weights={shape(self.channel_weights)}, scores={shape(self.scores)}, "
-            f"guided={shape(self.guided)}, logits={shape(self.logits)})"
+            f"guided={shape(self.guided)}, logits={shape(self.logits)}"
+            + ("" if self.layers is None else f", layers={list(self.layers)}") + ")"
         )

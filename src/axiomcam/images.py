@@ -1,14 +1,9 @@
 """Images in and out: loading any image file as 8-bit RGB (or grey, for a 1-channel
-network), NumPy arrays for networks of other channel counts, sample images, map overlays.
+network), NumPy arrays for networks of other channel counts, sample images, map overlays
+(over an image, or under a 1D signal drawn as a line).
 
-**Arrays.** Image files give 1 (grey) or 3 (RGB) channels. For a network of another channel
-count (multispectral, depth + colour, ...), :func:`load_array` reads a ``.npy`` array of
-shape ``(C, H, W)`` or ``(H, W, C)`` (``(H, W)`` for ``C = 1``). Its values play the role of
-an image's pixels in [0, 1]: ``float`` arrays are taken as they are, ``uint8`` arrays divided
-by 255; the model's mean and std are applied to them afterwards, as to any image (with
-``--preprocess unit``, mean 0 and std 1, the network gets the values unchanged). The result
-is a grey picture to draw maps on (the channels' mean, stretched to 0..255), carrying the
-values for the network (:func:`array_values`).
+**Arrays** for networks of other channel counts are read by :mod:`axiomcam.arrays`; its
+names are re-exported here.
 
 Example:
     >>> import numpy as np
@@ -30,17 +25,16 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .arrays import ARRAY_SUFFIX, array_from_bytes, array_image, array_values, load_array
 
 __all__ = ["ARRAY_SUFFIX", "SAMPLE_IMAGES", "array_from_bytes", "array_image", "array_values",
            "guided_to_image", "image_from_bytes", "load_array", "load_image", "overlay",
-           "sample_image", "to_channels", "to_rgb"]
+           "sample_image", "signal_overlay", "to_channels", "to_rgb"]
 
-#: the file suffix of the NumPy arrays :func:`load_array` reads
-ARRAY_SUFFIX = ".npy"
-# where a picture made by array_image keeps the array's values (PIL's info dict holds data
-# associated with an image; copy(), resize(), crop() and convert() keep it)
-_ARRAY_VALUES = "axiomcam.array_values"
 
 # modes whose pixels are one 8-bit value or 8-bit channels that PIL converts to RGB exactly
 _DIRECT_TO_RGB = {"1", "L", "P", "CMYK", "YCbCr", "HSV"}
@@ -206,115 +200,6 @@ def _decode(source: Path | io.BytesIO, label: str) -> Image.Image:
     return rgb.copy() if rgb is upright else rgb
 
 
-def load_array(path: str | os.PathLike[str], channels: int) -> Image.Image:
-    """Read a ``.npy`` array for a network of ``channels`` channels (see the module
-    docstring): a grey picture of its channels' mean carrying the values
-    (:func:`array_values`).
-
-    Raises:
-        FileNotFoundError: nothing exists at ``path``.
-        ValueError: not a NumPy ``.npy`` file (or one holding Python objects), or an array
-            :func:`array_image` refuses; the message names the path.
-
-    Example:
-        >>> import os, tempfile
-        >>> import numpy as np
-        >>> path = os.path.join(tempfile.mkdtemp(), "bands.npy")
-        >>> np.save(path, np.zeros((5, 4, 6), dtype=np.float32))
-        >>> picture = load_array(path, 5)
-        >>> picture.size, tuple(array_values(picture).shape)
-        ((6, 4), (5, 4, 6))
-    """
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise FileNotFoundError(f"no array file at {str(file_path)!r}")
-    return _read_array(file_path, channels, repr(str(file_path)))
-
-
-def array_from_bytes(data: bytes, channels: int, name: str = "the upload") -> Image.Image:
-    """:func:`load_array` for a ``.npy`` file's bytes (an upload); errors name ``name``.
-
-    Example:
-        >>> import io
-        >>> import numpy as np
-        >>> buffer = io.BytesIO()
-        >>> np.save(buffer, np.full((3, 2), 255, dtype=np.uint8))
-        >>> array_values(array_from_bytes(buffer.getvalue(), 1)).tolist()
-        [[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]]
-    """
-    return _read_array(io.BytesIO(data), channels, repr(name))
-
-
-def _read_array(source: Path | io.BytesIO, channels: int, label: str) -> Image.Image:
-    try:
-        array = np.load(source, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{label} is not a NumPy {ARRAY_SUFFIX} array: {error}") from error
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise ValueError(f"{label} is an .npz archive, not one {ARRAY_SUFFIX} array")
-    try:
-        return array_image(array, channels)
-    except ValueError as error:
-        raise ValueError(f"{label}: {error}") from error
-
-
-def array_image(array: np.ndarray, channels: int) -> Image.Image:
-    """An array of pixel values for a network of ``channels`` channels, as a picture to
-    draw maps on that carries the values (:func:`array_values`).
-
-    The layout is read from the shape: ``(C, H, W)`` when the first axis has ``channels``
-    entries, else ``(H, W, C)`` when the last one has, and ``(H, W)`` for one channel.
-    ``uint8`` values are divided by 255, float values kept (pixels in [0, 1] units).
-
-    Raises:
-        ValueError: a shape that fits neither layout, an empty array, a dtype other than
-            ``uint8`` or float, NaN or infinite values; the message names the shape and the
-            model's channel count.
-
-    Example:
-        >>> import numpy as np
-        >>> picture = array_image(np.ones((4, 3, 5), dtype=np.float32), 5)
-        >>> picture.mode, picture.size, tuple(array_values(picture).shape)
-        ('RGB', (3, 4), (5, 4, 3))
-    """
-    if array.dtype == np.uint8:
-        values = array.astype(np.float32) / 255
-    elif np.issubdtype(array.dtype, np.floating):
-        values = array.astype(np.float32)
-    else:
-        raise ValueError(f"an array of dtype {array.dtype}: give uint8 (0..255) or float "
-                         "values (pixels in [0, 1] units)")
-    if array.ndim == 2 and channels == 1:
-        values = values[None]
-    elif array.ndim == 3 and array.shape[0] == channels:
-        pass
-    elif array.ndim == 3 and array.shape[-1] == channels:
-        values = values.transpose(2, 0, 1)
-    else:
-        raise ValueError(f"an array of shape {array.shape} is neither ({channels}, H, W) nor "
-                         f"(H, W, {channels}) for the model's {channels} channels")
-    if values.size == 0:
-        raise ValueError(f"an empty array (shape {array.shape})")
-    if not np.isfinite(values).all():
-        raise ValueError("the array has NaN or infinite values")
-    shown = values if channels == 3 else values.mean(axis=0, keepdims=True)
-    low, high = float(shown.min()), float(shown.max())
-    scaled = (shown - low) / (high - low) * 255 if high > low else np.zeros_like(shown)
-    pixels = np.round(scaled).astype(np.uint8).transpose(1, 2, 0)
-    if pixels.shape[-1] == 1:  # grey, drawn in RGB as every picture is
-        pixels = np.repeat(pixels, 3, axis=-1)
-    picture = Image.fromarray(np.ascontiguousarray(pixels))
-    picture.info[_ARRAY_VALUES] = torch.from_numpy(np.ascontiguousarray(values))
-    return picture
-
-
-def array_values(image: Image.Image) -> torch.Tensor | None:
-    """The ``(C, H, W)`` float32 values a picture made by :func:`array_image` carries, or
-    ``None`` for any other image (see the module docstring)."""
-    values = image.info.get(_ARRAY_VALUES)
-    return values if torch.is_tensor(values) else None
-
-
 def _skimage_sample(name: str) -> np.ndarray:
     # imported on use: skimage.data is slow to import and only these helpers need it
     from skimage import data
@@ -378,6 +263,39 @@ def _as_float_array(values: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
     return array
 
 
+def _checked_map(cam_map: torch.Tensor | np.ndarray, dims: int, shape: str) -> np.ndarray:
+    """One map of ``dims`` axes (``shape`` says which) with values in ``[0, 1]``, as a
+    float array."""
+    cam = _as_float_array(cam_map, "cam_map")
+    if cam.ndim != dims:
+        raise ValueError(
+            f"cam_map must be {dims}-D {shape}, not of shape {cam.shape}: pass one map, "
+            "e.g. explanation.maps[0]"
+        )
+    if cam.size == 0:
+        raise ValueError(f"cam_map is empty (shape {cam.shape})")
+    if not np.isfinite(cam).all():
+        raise ValueError("cam_map has NaN or infinite values")
+    tolerance = 1e-6  # float32 rounding of a min-max scaled map
+    low, high = float(cam.min()), float(cam.max())
+    if low < -tolerance or high > 1 + tolerance:
+        raise ValueError(
+            f"cam_map values must be in [0, 1], found min {low:.6g}, max {high:.6g}: "
+            "pass Explanation.maps (already scaled), not .raw"
+        )
+    return cam
+
+
+def _checked_colours(alpha: float, colormap: str) -> matplotlib.colors.Colormap:
+    """The colormap called ``colormap`` once ``alpha`` is checked to be in ``[0, 1]``."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], not {alpha!r}")
+    try:
+        return matplotlib.colormaps[colormap]
+    except KeyError as error:
+        raise ValueError(f"unknown matplotlib colormap {colormap!r}") from error
+
+
 def overlay(
     image: Image.Image,
     cam_map: torch.Tensor | np.ndarray,
@@ -415,29 +333,8 @@ def overlay(
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image, not {type(image).__name__}")
-    cam = _as_float_array(cam_map, "cam_map")
-    if cam.ndim != 2:
-        raise ValueError(
-            f"cam_map must be 2-D (h, w), not of shape {cam.shape}: pass one map, "
-            "e.g. explanation.maps[0]"
-        )
-    if cam.size == 0:
-        raise ValueError(f"cam_map is empty (shape {cam.shape})")
-    if not np.isfinite(cam).all():
-        raise ValueError("cam_map has NaN or infinite values")
-    tolerance = 1e-6  # float32 rounding of a min-max scaled map
-    low, high = float(cam.min()), float(cam.max())
-    if low < -tolerance or high > 1 + tolerance:
-        raise ValueError(
-            f"cam_map values must be in [0, 1], found min {low:.6g}, max {high:.6g}: "
-            "pass Explanation.maps (already scaled), not .raw"
-        )
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], not {alpha!r}")
-    try:
-        colour_map = matplotlib.colormaps[colormap]
-    except KeyError as error:
-        raise ValueError(f"unknown matplotlib colormap {colormap!r}") from error
+    cam = _checked_map(cam_map, 2, "(h, w)")
+    colour_map = _checked_colours(alpha, colormap)
 
     rgb = np.asarray(to_rgb(image), dtype=np.float64) / 255.0
     height, width = rgb.shape[:2]
@@ -452,6 +349,121 @@ def overlay(
     coloured = colour_map(np.clip(cam, 0.0, 1.0))[..., :3]
     blended = (1.0 - alpha) * rgb + alpha * coloured
     return Image.fromarray(np.round(blended * 255.0).astype(np.uint8))
+
+
+def signal_overlay(
+    signal: torch.Tensor | np.ndarray,
+    cam_map: torch.Tensor | np.ndarray,
+    alpha: float = 0.6,
+    colormap: str = "jet",
+    *,
+    positions: torch.Tensor | np.ndarray | None = None,
+    xlabel: str = "sample",
+    size: tuple[int, int] = (640, 160),
+) -> Image.Image:
+    """Draw a 1D signal as a black line over its map's colours, as a picture.
+
+    Behind each sample, from the bottom of the plot to its top, the colour
+    ``(1 - alpha) * white + alpha * colormap(cam_map)``: the map runs along the signal.
+    A ``(C, L)`` signal gets one plot per channel, stacked, all with the same map.
+
+    Args:
+        signal: ``(L,)`` or ``(C, L)`` values (one input of a ``(B, C, L)`` batch).
+        cam_map: ``(l,)`` values in ``[0, 1]`` (``Explanation.maps[i]``); resized
+            linearly to ``L`` samples when ``l`` differs.
+        alpha: the colours' weight against white: 0 is a plain line plot.
+        colormap: a matplotlib colormap name.
+        positions: ``(L,)`` increasing x values of the samples (seconds, wavelengths;
+            ``None``: 0, 1, ..., L - 1); each sample's colour reaches halfway to its
+            neighbours.
+        xlabel: the x axis's label.
+        size: ``(width, height)`` in pixels of one channel's plot.
+
+    Returns:
+        an RGB PIL image (``size``, one ``height`` per channel).
+
+    Raises:
+        TypeError: ``signal``, ``cam_map`` or ``positions`` is not a tensor/array.
+        ValueError: a signal that is not ``(L,)`` / ``(C, L)`` or has NaN/infinite
+            values, a map as :func:`overlay` refuses (1-D here), ``positions`` that are
+            not ``L`` increasing values, ``alpha`` outside ``[0, 1]``, an unknown
+            ``colormap``, a ``size`` that is not two positive ints.
+
+    Example:
+        >>> import torch
+        >>> from axiomcam.images import signal_overlay
+        >>> picture = signal_overlay(torch.randn(2, 100), torch.linspace(0, 1, 25))
+        >>> picture.mode, picture.size
+        ('RGB', (640, 320))
+    """
+    values = _as_float_array(signal, "signal")
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or values.shape[1] == 0 or values.shape[0] == 0:
+        raise ValueError(f"signal must be (L,) or (C, L), not of shape {values.shape}: pass "
+                         "one signal of the batch, e.g. inputs[0]")
+    if not np.isfinite(values).all():
+        raise ValueError("signal has NaN or infinite values")
+    cam = _checked_map(cam_map, 1, "(l,)")
+    colour_map = _checked_colours(alpha, colormap)
+    if (not isinstance(size, tuple | list) or len(size) != 2
+            or not all(isinstance(side, int) and side > 0 for side in size)):
+        raise ValueError(f"size must be (width, height) in pixels, not {size!r}")
+    length = values.shape[1]
+    if cam.shape[0] != length:
+        cam = F.interpolate(torch.from_numpy(cam)[None, None], size=(length,), mode="linear",
+                            align_corners=False)[0, 0].numpy()
+    xs = np.arange(length, dtype=np.float64) if positions is None else \
+        _as_float_array(positions, "positions")
+    if xs.shape != (length,) or (length > 1 and not (np.diff(xs) > 0).all()):
+        raise ValueError(f"positions must be {length} increasing values, one per sample, "
+                         f"not of shape {xs.shape}")
+    return _draw_signal(values, cam, xs, _blend_white(colour_map, alpha), xlabel, size)
+
+
+def _blend_white(colour_map: matplotlib.colors.Colormap,
+                 alpha: float) -> matplotlib.colors.Colormap:
+    """``colour_map`` blended with white: ``(1 - alpha) * white + alpha * colour``."""
+    colours = colour_map(np.linspace(0.0, 1.0, 256))[:, :3]
+    return matplotlib.colors.ListedColormap((1.0 - alpha) + alpha * colours)
+
+
+def _draw_signal(values: np.ndarray, cam: np.ndarray, xs: np.ndarray,
+                 colour_map: matplotlib.colors.Colormap, xlabel: str,
+                 size: tuple[int, int]) -> Image.Image:
+    """The picture of :func:`signal_overlay`, its inputs checked."""
+    # each sample's colour spans halfway to its neighbours (one sample: a unit-wide band)
+    middles = (xs[1:] + xs[:-1]) / 2 if len(xs) > 1 else np.empty(0)
+    first = xs[0] - (middles[0] - xs[0] if len(middles) else 0.5)
+    last = xs[-1] + (xs[-1] - middles[-1] if len(middles) else 0.5)
+    edges = np.concatenate([[first], middles, [last]])
+    dpi = 100
+    width, height = size
+    total = height * len(values)
+    figure = Figure(figsize=(width / dpi, total / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    # fixed margins in pixels (room for the tick labels and the x label): a constrained
+    # layout would cost 0.1 s per picture
+    axes = figure.subplots(len(values), 1, sharex=True, squeeze=False, gridspec_kw={
+        "left": min(0.4, 56 / width), "right": 1 - min(0.2, 8 / width),
+        "bottom": min(0.4, 40 / total), "top": 1 - min(0.2, 6 / total),
+        "hspace": 14 / max(height - 14, 1)})[:, 0]
+    for channel, (axis, line) in enumerate(zip(axes, values, strict=True)):
+        low, high = float(line.min()), float(line.max())
+        margin = 0.08 * (high - low) if high > low else 0.5
+        bottom, top = low - margin, high + margin
+        axis.pcolormesh(edges, [bottom, top], cam[None, :], cmap=colour_map, vmin=0.0,
+                        vmax=1.0, shading="flat", rasterized=True)
+        axis.plot(xs, line, color="black", linewidth=1.0)
+        axis.set_xlim(edges[0], edges[-1])
+        axis.set_ylim(bottom, top)
+        if len(values) > 1:
+            axis.set_ylabel(f"channel {channel}", fontsize=8)
+        axis.tick_params(labelsize=8)
+    axes[-1].set_xlabel(xlabel, fontsize=8)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    return Image.fromarray(np.ascontiguousarray(pixels))
 
 
 def guided_to_image(gradient: torch.Tensor | np.ndarray) -> Image.Image:

@@ -1,4 +1,15 @@
-"""Finding the target layer: by name, by module, or automatically."""
+"""Finding the target layer: by name, by module, or automatically; and how its output is
+laid on the ``(B, C, *spatial)`` grid a CAM works on.
+
+The input's dimensions decide how a layer's output is read:
+
+- images ``(B, C, H, W)`` and clips ``(B, C, T, H, W)``: ``(B, C, h, w)`` and
+  ``(B, C, t, h, w)`` outputs are grids; a 3-D ``(B, N, C)`` output is a transformer's
+  tokens, laid on an ``(h, w)`` grid;
+- 1D signals ``(B, C, L)`` (audio, time series, spectra): a 3-D ``(B, C, l)`` output (a
+  ``Conv1d``'s) is the grid, never tokens; a ``LayerNorm``'s ``(B, l, C)`` is
+  channels-last, as in images.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +93,25 @@ def _last_block_norm(model: nn.Module,
     return norms[-1]
 
 
+def _convolution_grids(model: nn.Module, calls: list[tuple[str, tuple[object, object]]],
+                       names: list[str]) -> list[str]:
+    """For 1D signals, the ``names`` whose 3-D output has as many channels as the output of
+    the latest ``Conv1d`` that ran before it: ``(B, C, l)`` grids, not the ``(B, l, C)``
+    outputs of layers that work on the last axis (a linear layer per time step, a
+    ``LayerNorm``). All of ``names`` for a network without ``Conv1d``."""
+    modules = dict(model.named_modules())
+    if not any(isinstance(module, nn.Conv1d) for module in modules.values()):
+        return names
+    channels, grids = None, set()
+    for name, (out, _) in calls:
+        if isinstance(modules.get(name), nn.Conv1d) and torch.is_tensor(out):
+            channels = out.shape[1]
+        if name in names and channels is not None and out.shape[1] == channels \
+                and not isinstance(modules.get(name), nn.LayerNorm):
+            grids.add(name)
+    return [name for name in names if name in grids]
+
+
 def _backbone_scope(model: nn.Module) -> str:
     """``"backbone.body."`` (a torchvision detector's feature extractor under its FPN),
     ``"backbone."`` (segmentation models, detectors without FPN), or ``""``: where the
@@ -136,20 +166,37 @@ def _yolo_layer(model: nn.Module) -> str | None:
     return None
 
 
-def _spatial_size(output: object, batch: int | None = None) -> tuple[int, ...] | None:
-    """The spatial size of a ``(B, C, h, w)`` / ``(B, C, t, h, w)`` output; ``None`` for
-    anything else, and for outputs whose first axis is not the batch's ``batch`` images (a
-    detector's per-proposal features: one row per box, not per image)."""
-    if torch.is_tensor(output) and output.dim() in (4, 5) and (
+#: the dimensions of a batch of 1D signals ``(B, C, L)``
+SIGNAL_DIMS = 3
+
+
+def grid_dims(input_dims: int) -> tuple[int, ...]:
+    """The dimensions of the layer outputs that are grids for inputs of ``input_dims``
+    dimensions: ``(B, C, l)`` for 1D signals, ``(B, C, h, w)`` and ``(B, C, t, h, w)``
+    otherwise.
+
+    Example:
+        >>> grid_dims(3), grid_dims(4)
+        ((3,), (4, 5))
+    """
+    return (SIGNAL_DIMS,) if input_dims == SIGNAL_DIMS else (4, 5)
+
+
+def _spatial_size(output: object, batch: int | None = None,
+                  input_dims: int = 4) -> tuple[int, ...] | None:
+    """The spatial size of a grid output (:func:`grid_dims`); ``None`` for anything else,
+    and for outputs whose first axis is not the batch's ``batch`` images (a detector's
+    per-proposal features: one row per box, not per image)."""
+    if torch.is_tensor(output) and output.dim() in grid_dims(input_dims) and (
             batch is None or output.shape[0] == batch):
         return tuple(output.shape[2:])
     return None
 
 
 def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """Layers whose output is ``(B, C, h, w)`` (or ``(B, C, t, h, w)``) with more than one
-    position, or a transformer's ``(B, tokens, C)`` that lays on a grid, in call order: the
-    layers a CAM can explain.
+    """Layers whose output is ``(B, C, h, w)`` (or ``(B, C, t, h, w)``; ``(B, C, l)`` for
+    1D signals) with more than one position, or a transformer's ``(B, tokens, C)`` that
+    lays on a grid, in call order: the layers a CAM can explain.
 
     Runs one forward pass on ``inputs`` (without autograd) and returns ``(name, shape)``
     for every such module; a module called several times appears at its last call.
@@ -162,7 +209,7 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
         ('layer4', (1, 512, 2, 2))
     """
     def usable(output: object) -> bool:
-        size = _spatial_size(output, inputs.shape[0])
+        size = _spatial_size(output, inputs.shape[0], inputs.dim())
         return (size is not None and math.prod(size) > 1) or \
             _token_grid(output, inputs) is not None
 
@@ -173,7 +220,8 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
 def _token_grid(output: object, inputs: torch.Tensor) -> tuple[int, int] | None:
     """The grid of a transformer's ``(B, tokens, C)`` output (more than one cell), or
     ``None`` when it is not one."""
-    if not torch.is_tensor(output) or output.dim() != 3 or output.shape[0] != inputs.shape[0]:
+    if (not torch.is_tensor(output) or output.dim() != 3 or output.shape[0] != inputs.shape[0]
+            or inputs.dim() == SIGNAL_DIMS):
         return None
     try:
         grid, _ = infer_token_grid(output.shape[1], tuple(inputs.shape[2:]))
@@ -213,7 +261,10 @@ def _record_calls_with_inputs(
 
 
 def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
-    """The last layer whose output is ``(B, C, h, w)`` with ``h * w > 1``; in a vision
+    """The last layer whose output is ``(B, C, h, w)`` with ``h * w > 1`` (for 1D signals
+    ``(B, C, L)``: ``(B, C, l)`` with ``l > 1`` and as many channels as the ``Conv1d``
+    before it, so that no per-time-step linear layer's ``(B, l, C)`` is taken for one);
+    in a vision
     transformer (blocks after the patch embedding), the first norm of its last block; in a
     model with a ``backbone`` (torchvision detection and segmentation models), the last
     such layer of the backbone (of ``backbone.body`` under a feature pyramid).
@@ -236,31 +287,35 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
         return yolo
     calls = _record_calls_with_inputs(model, inputs[:1])
     scope = _backbone_scope(model)
+    dims = inputs.dim()
     spatial = [
         name for name, (out, _) in calls
-        if (size := _spatial_size(out, 1)) is not None and math.prod(size) > 1
+        if (size := _spatial_size(out, 1, dims)) is not None and math.prod(size) > 1
         and name.startswith(scope)
     ]
-    block_norm = _last_block_norm(model, calls)
+    if dims == SIGNAL_DIMS:
+        spatial = _convolution_grids(model, calls, spatial)
+    block_norm = None if dims == SIGNAL_DIMS else _last_block_norm(model, calls)
     if block_norm is not None:
         return block_norm
     if not spatial:
+        wanted = "(B, C, l) output with l > 1" if dims == SIGNAL_DIMS else \
+            "(B, C, h, w) output with h*w > 1"
         raise ValueError(
-            f"{type(model).__name__} has no layer with a (B, C, h, w) output with h*w > 1 for "
-            f"inputs of shape {tuple(inputs.shape)}: CAMs need a spatial layer; pass "
-            "target_layer explicitly."
+            f"{type(model).__name__} has no layer with a {wanted} for inputs of shape "
+            f"{tuple(inputs.shape)}: CAMs need a spatial layer; pass target_layer explicitly."
         )
     order = {name: index for index, (name, _) in enumerate(calls)}
     recorded = dict(calls)
     last_output = recorded[spatial[-1]][0]
-    final_size = _spatial_size(last_output)
+    final_size = _spatial_size(last_output, None, dims)
     same_tensor = sorted(
         (name for name, (out, _) in calls if out is last_output),
         key=lambda name: (name.count("."), -order[name]),
     )
 
     def one_stage(name: str) -> bool:
-        input_size = _spatial_size(recorded[name][1])
+        input_size = _spatial_size(recorded[name][1], None, dims)
         return input_size is not None and len(input_size) == len(final_size) and all(
             i <= 2 * o for i, o in zip(input_size, final_size, strict=True))
 
@@ -378,10 +433,12 @@ def layer_layout(module: nn.Module, output: torch.Tensor, input_size: tuple[int,
                  name: str | None = None) -> LayerLayout:
     """The :class:`LayerLayout` of ``module``'s ``output``.
 
-    ``reshape=None`` decides from the output: a 3-D output ``(B, N, C)`` is tokens (grid
-    inferred from the input's aspect ratio, or ``grid``); a 4-D output of a ``LayerNorm``
-    (which normalises the last, channel, axis) is channels-last; anything else is
-    channels-first.
+    ``reshape=None`` decides from the output and the input (``input_size`` is the input's
+    spatial size: ``(L,)`` for 1D signals): for images, a 3-D output ``(B, N, C)`` is tokens
+    (grid inferred from the input's aspect ratio, or ``grid``); for 1D signals a 3-D output
+    is the ``(B, C, l)`` grid of a ``Conv1d``-style layer; a ``LayerNorm``'s output (which
+    normalises the last, channel, axis) is channels-last when it is ``(B, h, w, C)`` (or
+    ``(B, l, C)`` for 1D signals); anything else is channels-first.
 
     Raises:
         ValueError: an unknown ``reshape``; a ``grid`` that does not fit the token count
@@ -392,9 +449,10 @@ def layer_layout(module: nn.Module, output: torch.Tensor, input_size: tuple[int,
         raise ValueError(f"unknown reshape {reshape!r}; known: {', '.join(RESHAPES)}")
     kind = reshape
     if kind is None:
-        if output.dim() == 3:
+        signal = len(input_size) == SIGNAL_DIMS - 2
+        if output.dim() == 3 and not signal:
             kind = "tokens"
-        elif output.dim() == 4 and isinstance(module, nn.LayerNorm):
+        elif output.dim() == (3 if signal else 4) and isinstance(module, nn.LayerNorm):
             kind = "channels_last"
         else:
             kind = "channels_first"

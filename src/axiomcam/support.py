@@ -28,8 +28,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = [
-    "AxiomCamWarning", "CallbackProgress", "Progress", "check_inputs", "check_model",
-    "check_positive_int", "check_scores", "eval_mode", "progress_bar", "warn",
+    "CONVOLUTION_INPUT_DIMS", "AxiomCamWarning", "CallbackProgress", "Progress", "check_inputs",
+    "check_model", "check_positive_int", "check_scores", "eval_mode", "progress_bar", "warn",
 ]
 
 
@@ -119,8 +119,18 @@ def check_model(model: object) -> nn.Module:
     return model
 
 
+#: the batch dimensions each kind of convolution takes: ``(B, C, L)``, ``(B, C, H, W)``,
+#: ``(B, C, T, H, W)``
+CONVOLUTION_INPUT_DIMS: dict[type[nn.Module], int] = {nn.Conv1d: 3, nn.Conv2d: 4, nn.Conv3d: 5}
+
+
 def check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
-    """Reject what would crash deep inside the model or give a silent wrong answer."""
+    """Reject what would crash deep inside the model or give a silent wrong answer.
+
+    A 3-D batch ``(B, C, L)`` is a batch of 1D signals (audio, time series, spectra); it is
+    refused, with a hint to add the batch axis, when the model's first convolution is a
+    ``Conv2d`` or ``Conv3d`` (it is then one image without its batch axis).
+    """
     if not torch.is_tensor(inputs):
         raise TypeError(
             f"inputs must be a torch.Tensor of shape (B, C, H, W), not {type(inputs).__name__}"
@@ -130,11 +140,15 @@ def check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
             f"inputs must be a float tensor, got dtype {inputs.dtype}: convert and normalise "
             "images as the model expects (e.g. the `preprocess` of axiomcam.models.load)"
         )
-    if inputs.dim() not in (4, 5):
+    first_conv = next((m for m in model.modules()
+                       if isinstance(m, tuple(CONVOLUTION_INPUT_DIMS))), None)
+    expected_dims = None if first_conv is None else next(
+        dims for kind, dims in CONVOLUTION_INPUT_DIMS.items() if isinstance(first_conv, kind))
+    if inputs.dim() not in (3, 4, 5) or (inputs.dim() == 3 and expected_dims in (4, 5)):
         hint = " Add a batch axis with inputs.unsqueeze(0)." if inputs.dim() == 3 else ""
         raise ValueError(
-            f"inputs must be a batch (B, C, H, W), or (B, C, T, H, W) for 3D networks; got "
-            f"shape {tuple(inputs.shape)}.{hint}"
+            f"inputs must be a batch (B, C, H, W), or (B, C, T, H, W) for 3D networks, or "
+            f"(B, C, L) for 1D networks; got shape {tuple(inputs.shape)}.{hint}"
         )
     if inputs.shape[0] == 0:
         raise ValueError("inputs is an empty batch (B = 0)")
@@ -148,16 +162,12 @@ def check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
         raise TypeError(
             f"inputs have dtype {inputs.dtype} but the model's parameters {parameter.dtype}"
         )
-    first_conv = next(
-        (m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d)), None
-    )
-    if first_conv is not None:
-        expected_dims = 4 if isinstance(first_conv, nn.Conv2d) else 5
-        if inputs.dim() == expected_dims and inputs.shape[1] != first_conv.in_channels:
-            raise ValueError(
-                f"inputs have {inputs.shape[1]} channels but the model's first convolution "
-                f"expects {first_conv.in_channels} (inputs shape {tuple(inputs.shape)})"
-            )
+    if (first_conv is not None and inputs.dim() == expected_dims
+            and inputs.shape[1] != first_conv.in_channels):
+        raise ValueError(
+            f"inputs have {inputs.shape[1]} channels but the model's first convolution "
+            f"expects {first_conv.in_channels} (inputs shape {tuple(inputs.shape)})"
+        )
     if not torch.isfinite(inputs).all():
         bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
         raise ValueError(f"inputs contain NaN or inf (images {bad})")

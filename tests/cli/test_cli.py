@@ -252,6 +252,9 @@ def test_bad_images_are_listed_and_the_good_ones_still_written(photo_folder, tmp
     (["--target", "crane bird,cranes"], "unknown class name 'cranes'; did you mean 'crane'"),
     (["--layer", "features.99"], "'features.99' does not exist"),
     (["--layer", "classifier.1"], "layer 'classifier.1' has no (B, C, h, w) output"),
+    (["--layer", "features.18", "--layer", "features.18"], "--layer 'features.18' is given "
+                                                           "twice"),
+    (["--layer", "features.18", "--layer", "features.99"], "'features.99' does not exist"),
     (["--colormap", "jett"], "unknown matplotlib colormap 'jett'; did you mean jet"),
     (["--device", "cuda:0"], "no GPU is available"),
     (["--mean", "0.5,0.5"], "mobilenet_v2 takes 3-channel inputs but the mean has 2 values "
@@ -269,6 +272,27 @@ def test_explain_usage_errors_exit_2_with_one_line(photo_folder, tmp_path, argum
     assert result.exit_code == 2, result.output
     assert expected in one_line_error(result)
     assert not (tmp_path / "o").exists()
+
+
+def test_explain_at_several_layers_and_compare_at_one(photo_folder, tmp_path):
+    import json
+
+    folder, _ = photo_folder
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder / "cat.jpg"), "--out", str(out), "--method",
+                    "gradcam", "--layer", "features.13", "--layer", "features.18")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "(1 map, gradcam at features.13+features.18)" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["layer"] == ["features.13", "features.18"]
+    (entry,) = results["images"][0]["maps"]
+    raw = np.load(out / entry["raw"])
+    assert raw["features.13"].shape == (14, 14) and raw["features.18"].shape == (7, 7)
+    result = invoke("compare", str(folder / "cat.jpg"), "--out", str(tmp_path / "c.png"),
+                    "--layer", "features.13", "--layer", "features.18")
+    assert result.exit_code == 2
+    assert "compare draws (and measures the axioms at) one layer, not 2" in \
+        one_line_error(result)
 
 
 def test_weights_that_do_not_fit_name_the_keys(photo_folder, tmp_path):

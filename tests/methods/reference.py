@@ -7,7 +7,8 @@ mirrored here.
 
 Conventions: ``x`` is one image ``(C, H, W)``; ``A`` and ``G`` are one image's target-layer
 activation and gradient ``(K, h, w)``; ``c`` is a class index.  Everything is returned in
-the model's dtype (the tests use float64).
+the model's dtype (the tests use float64).  1D signals work the same way: ``x`` is
+``(C, L)``, ``A`` and ``G`` are ``(K, l)``, and resizing is linear instead of bilinear.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def weighted_channels(weights: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
 
 
 def cam_weights(A: torch.Tensor, linear_weight: torch.Tensor, c: int) -> torch.Tensor:
-    h, w = A.shape[1:]
-    return torch.stack([linear_weight[c, k] / (h * w) for k in range(A.shape[0])])
+    positions = A[0].numel()  # h * w, or l for 1D signals
+    return torch.stack([linear_weight[c, k] / positions for k in range(A.shape[0])])
 
 
 def gradcam_weights(A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
@@ -220,10 +221,15 @@ def ablation_weights(A: torch.Tensor, y: torch.Tensor, ablated_y: torch.Tensor,
     return torch.stack(weights)
 
 
-def score_cam_mask(channel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize(m: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """One ``(h, w)`` map resized bilinearly, or one ``(l,)`` map linearly, to ``size``."""
+    mode = {1: "linear", 2: "bilinear"}[len(size)]
+    return F.interpolate(m[None, None], size=size, mode=mode, align_corners=False)[0, 0]
+
+
+def score_cam_mask(channel: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """One channel upsampled to the input and min-max scaled (constant -> zeros)."""
-    up = F.interpolate(channel[None, None], size=size, mode="bilinear",
-                       align_corners=False)[0, 0]
+    up = resize(channel, size)
     low, high = up.min(), up.max()
     if high > low:
         return (up - low) / (high - low)
@@ -232,8 +238,8 @@ def score_cam_mask(channel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 def eigencam_raw(A: torch.Tensor) -> torch.Tensor:
     """First principal component of the positions, with numpy's SVD (not torch's)."""
-    K, h, w = A.shape
-    X = A.reshape(K, h * w).T.cpu().numpy().astype(np.float64)  # (positions, channels)
+    K, spatial = A.shape[0], A.shape[1:]
+    X = A.reshape(K, -1).T.cpu().numpy().astype(np.float64)  # (positions, channels)
     X = X - X.mean(axis=0, keepdims=True)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     projection = X @ vt[0]
@@ -242,7 +248,7 @@ def eigencam_raw(A: torch.Tensor) -> torch.Tensor:
     b = mean_activation - mean_activation.mean()
     if float((a * b).sum()) < 0:  # Pearson correlation's sign
         projection = -projection
-    return torch.from_numpy(projection.reshape(h, w)).to(A.dtype)
+    return torch.from_numpy(projection.reshape(spatial)).to(A.dtype)
 
 
 def minmax(m: torch.Tensor) -> torch.Tensor:
@@ -252,15 +258,13 @@ def minmax(m: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(m)
 
 
-def map_from_raw(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``minmax(upsample(ReLU(raw)))`` for one ``(h, w)`` map."""
-    up = F.interpolate(torch.relu(raw)[None, None], size=size, mode="bilinear",
-                       align_corners=False)[0, 0]
-    return minmax(up)
+def map_from_raw(raw: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``minmax(upsample(ReLU(raw)))`` for one ``(h, w)`` (or ``(l,)``) map."""
+    return minmax(resize(torch.relu(raw), size))
 
 
 def guided_map(guided: torch.Tensor) -> torch.Tensor:
-    """``minmax(max_c |guided|)`` for one ``(C, H, W)`` guided gradient."""
+    """``minmax(max_c |guided|)`` for one ``(C, H, W)`` (or ``(C, L)``) guided gradient."""
     return minmax(guided.abs().amax(0))
 
 

@@ -370,3 +370,39 @@ def test_the_same_run_again_replaces_its_files_silently(pretrained, tmp_path):
         run = explain_files(pretrained, paths, "guided_gradcam", tmp_path / "out",
                             model_spec="tiny")
     assert run.replaced == {}
+
+
+def test_explain_files_at_several_layers_writes_the_fused_map_and_each_raw_map(pretrained,
+                                                                               tmp_path):
+    originals = write_images(tmp_path / "in")
+    paths, _ = collect_images([tmp_path / "in" / "a.png", tmp_path / "in" / "c.png"])
+    run = explain_files(pretrained, paths, "xgradcam", tmp_path / "out", layer=["1", "3"],
+                        targets=TargetChoice(classes=(1,)), model_spec="tiny")
+    images = [originals[name] for name in "ac"]
+    inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * 2)
+    expected = axiomcam.explain(pretrained.model, inputs, "xgradcam", ["1", "3"], targets=1)
+    results = json.loads(run.results_file.read_text())
+    assert results["layer"] == ["1", "3"]
+    for row, (name, record) in enumerate(zip("ac", results["images"], strict=True)):
+        (entry,) = record["maps"]
+        assert entry["raw"] == f"{name}_xgradcam_1-dog.npz"
+        raw = np.load(tmp_path / "out" / entry["raw"])
+        assert sorted(raw.files) == ["1", "3"]
+        assert raw["1"].shape == (32, 32) and raw["3"].shape == (16, 16)
+        for layer in ("1", "3"):  # each layer's raw map, as that layer alone gives it
+            alone = axiomcam.explain(pretrained.model, inputs, "xgradcam", layer, targets=1)
+            assert np.allclose(raw[layer], alone.raw[row].numpy(), atol=1e-6)
+        picture = Image.open(tmp_path / "out" / entry["overlay"])
+        assert picture.text["layer"] == "1+3"
+        assert np.array_equal(np.asarray(picture.convert("RGB")), np.asarray(
+            axiomcam.images.overlay(images[row], expected.maps[row])))  # the fused map
+    with warnings.catch_warnings():  # the same run again: nothing of another result
+        warnings.simplefilter("error")
+        again = explain_files(pretrained, paths, "xgradcam", tmp_path / "out",
+                              layer=["1", "3"], targets=TargetChoice(classes=(1,)),
+                              model_spec="tiny")
+    assert again.replaced == {}
+    with pytest.warns(AxiomCamWarning, match=r"another result \(method xgradcam, model tiny, "
+                                             r"layer 1\+3\)"):
+        explain_files(pretrained, paths, "xgradcam", tmp_path / "out", layer="1",
+                      targets=TargetChoice(classes=(1,)), model_spec="tiny")

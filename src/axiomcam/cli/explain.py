@@ -5,7 +5,7 @@ figure (:func:`axiomcam.workflows.explain_files`, :func:`axiomcam.workflows.comp
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from .options import (
     picture_options,
 )
 
+if TYPE_CHECKING:
+    from ..models import PretrainedModel
+
 __all__ = ["COMPARE_METHODS", "compare", "explain", "image_options"]
 
 #: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
@@ -33,11 +36,22 @@ def image_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """What explain and compare share: the images (``IMAGE...``), the model
     (:func:`~axiomcam.cli.options.model_options`) and the layer (``--layer``)."""
     command = click.option(
-        "--layer", default=None, metavar="NAME",
+        "--layer", "layers", multiple=True, metavar="NAME",
         help="Layer to explain (default: the model's last convolutional stage; "
-             "'axiomcam layers' lists them).")(command)
+             "'axiomcam layers' lists them). explain takes it again for several layers: "
+             "their fused map, and each layer's raw map.")(command)
     command = model_options(command)
     return click.argument("images", nargs=-1, required=True, metavar="IMAGE...")(command)
+
+
+def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: ModelOptions,
+                  debug: bool) -> str | list[str]:
+    """The layer of ``--layer`` (the default without it), or the layers of several."""
+    if len(set(layers)) < len(layers):
+        twice = next(name for name in layers if layers.count(name) > 1)
+        raise BadUsage(f"--layer {twice!r} is given twice: give each layer once")
+    names = [check_layer(pretrained, name, model, debug) for name in layers or (None,)]
+    return names[0] if len(names) == 1 else names
 
 
 @main.command()
@@ -52,9 +66,9 @@ def image_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Output directory.")
 @picture_options
-def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: str | None,
-            method: str, target_spec: str, out_dir: str, batch_size: int, alpha: float,
-            colormap: str) -> None:
+def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
+            layers: tuple[str, ...], method: str, target_spec: str, out_dir: str,
+            batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
     Writes, per image and target class, into DIR: the map over the image at its original
@@ -68,16 +82,17 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
       axiomcam explain cat.jpg --method xgradcam --target top3 --out maps
       axiomcam explain photos/ "more/**/*.png" --target tabby --layer features.16
       axiomcam explain x.png --model resnet50 --weights resnet50.pth --classes names.txt
+      axiomcam explain cat.jpg --layer features.13 --layer features.18
     """
     from ..models import PretrainedModel
-    from ..workflows import collect_images, explain_files
+    from ..workflows import collect_images, explain_files, layer_label
 
     method = check_method(method)
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug)
     layer_name = None if method == "guided_backprop" else \
-        check_layer(pretrained, layer, model, debug)
+        _check_layers(pretrained, layers, model, debug)
     paths, failures = collect_images(images)
     try:
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
@@ -85,11 +100,12 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
                             colormap=colormap, failures=failures, model_spec=model.spec)
     except Exception as error:
         fail(error, debug)
-    maps = sum(1 for path in run.written if path.suffix == ".npy")
+    maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
     # the score is named when it is not simply the model's output (an ONNX graph's logits)
     score = "" if pretrained.score == PretrainedModel.score else f" of the {pretrained.score}"
     click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{score}, "
-               f"{method} at {layer_name or 'the input'}) in {run.seconds:.1f} s -> "
+               f"{method} at {layer_label(layer_name or 'the input')}) in "
+               f"{run.seconds:.1f} s -> "
                f"{run.out_dir}; details in {run.results_file}")
     finish(run.failures)
 
@@ -107,7 +123,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
-            layer: str | None, target_spec: str, axioms: bool, figure: str,
+            layers: tuple[str, ...], target_spec: str, axioms: bool, figure: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
@@ -125,7 +141,10 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
     if target.count != 1:
         raise BadUsage(f"--target {target_spec!r}: compare shows one class per image "
                        "(use top1, an index or a name)")
-    layer_name = check_layer(pretrained, layer, model, debug)
+    if len(layers) > 1:
+        raise BadUsage(f"compare draws (and measures the axioms at) one layer, not "
+                       f"{len(layers)}: give one --layer, or use explain for several")
+    layer_name = check_layer(pretrained, layers[0] if layers else None, model, debug)
     paths, failures = collect_images(images)
     try:
         run = compare_files(pretrained, paths, methods, figure, layer=layer_name,

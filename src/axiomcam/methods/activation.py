@@ -73,7 +73,7 @@ class CAM(BaseCAM):
         raise ValueError(
             f"CAM needs the target layer to feed global average pooling and one linear "
             f"layer (like ResNet's layer4 or MobileNetV2's features.18); at "
-            f"{self.target_layer!r} the model's output is not linear(mean(A)){detail}. "
+            f"{context.target_layer!r} the model's output is not linear(mean(A)){detail}. "
             "Grad-CAM and XGrad-CAM work at any layer and equal CAM on such heads."
         )
 

@@ -18,24 +18,27 @@ from ..explanation import Explanation
 from ..outputs import OutputSelector
 from ..support import Progress, check_inputs, check_model, eval_mode
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
-from .capture import TargetLayer
-from .context import LayerContext
+from .capture import LayerSpec, target_layers
+from .context import LayerContext, share_gradients
 from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
-from .maps import minmax_scale, upsample, weighted_sum
+from .maps import fuse_maps, minmax_scale, upsample, weighted_sum
 
 __all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult"]
 
 
 @dataclass
 class PartialResult:
-    """One batch explained, always with a target axis ``n`` (squeezed at the end)."""
+    """One batch explained, always with a target axis ``n`` (squeezed at the end); at
+    several layers, each layer's result in ``layers`` (``raw`` and ``channel_weights`` are
+    then ``None``)."""
 
     raw: torch.Tensor | None  # (B, n, *layer_spatial)
     channel_weights: torch.Tensor | None  # (B, n, K)
     scores: torch.Tensor  # (B, n)
     targets: ResolvedTargets
-    target_layer: str | None
+    target_layer: str | tuple[str, ...] | None
     guided: torch.Tensor | None = None  # (B, n, C, *input_spatial)
+    layers: dict[str, PartialResult] | None = None
 
 
 class Explainer:
@@ -126,8 +129,9 @@ class Explainer:
                 partial = self._explain_smoothed(inputs, targets)
             else:
                 partial = self.explain_batch(inputs, targets)
-            maps, guided = self.final_maps(partial, inputs)
-        return self._explanation(partial, maps, guided)
+            explanation = self._explanation(partial, inputs)
+        # one target per image: drop the target axis the way Explanation.target does
+        return explanation if partial.targets.several else explanation.target(0)
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
@@ -138,6 +142,13 @@ class Explainer:
                    inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``maps`` ``(B, n, H, W)`` in ``[0, 1]`` and ``guided`` (or ``None``) of a batch."""
         raise NotImplementedError
+
+    def fused_maps(self, partial: PartialResult, layers: dict[str, Explanation],
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``maps`` and ``guided`` of a batch explained at several layers, whose own
+        explanations are ``layers`` (a guided method: the guided product of the fused map,
+        which ``partial.guided`` holds)."""
+        return self.final_maps(partial, inputs)
 
     def _resolve_on_clean(self, inputs: torch.Tensor, targets: TargetSpec) -> ResolvedTargets:
         if callable(targets) and not torch.is_tensor(targets):
@@ -165,48 +176,75 @@ class Explainer:
             total = partial if total is None else _add(total, partial)
         return _scale(total, 1.0 / self.smooth)
 
-    def _explanation(self, partial: PartialResult, maps: torch.Tensor,
-                     guided: torch.Tensor | None) -> Explanation:
+    def _explanation(self, partial: PartialResult, inputs: torch.Tensor) -> Explanation:
+        """The explanation of ``partial`` with its target axis (and each layer's, if any)."""
         def detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.detach()
 
-        explanation = Explanation(
+        layers = None
+        if partial.layers is not None:
+            layers = {name: self._explanation(part, inputs)
+                      for name, part in partial.layers.items()}
+            maps, guided = self.fused_maps(partial, layers, inputs)
+        else:
+            maps, guided = self.final_maps(partial, inputs)
+        return Explanation(
             maps=detached(maps), raw=detached(partial.raw),
             channel_weights=detached(partial.channel_weights),
             scores=detached(partial.scores), targets=detached(partial.targets.classes),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
-            logits=partial.targets.logits,
+            logits=partial.targets.logits, layers=layers,
         )
-        # one target per image: drop the target axis the way Explanation.target does
-        return explanation if partial.targets.several else explanation.target(0)
 
 
 def _add(first: PartialResult, second: PartialResult) -> PartialResult:
     def plus(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
         return None if a is None else a + b
 
+    layers = None if first.layers is None else {
+        name: _add(part, second.layers[name]) for name, part in first.layers.items()}
     return replace(first, raw=plus(first.raw, second.raw),
                    channel_weights=plus(first.channel_weights, second.channel_weights),
-                   scores=first.scores + second.scores, guided=plus(first.guided, second.guided))
+                   scores=first.scores + second.scores, guided=plus(first.guided, second.guided),
+                   layers=layers)
 
 
 def _scale(partial: PartialResult, factor: float) -> PartialResult:
     def times(a: torch.Tensor | None) -> torch.Tensor | None:
         return None if a is None else a * factor
 
+    layers = None if partial.layers is None else {
+        name: _scale(part, factor) for name, part in partial.layers.items()}
     return replace(partial, raw=times(partial.raw),
                    channel_weights=times(partial.channel_weights),
-                   scores=partial.scores * factor, guided=times(partial.guided))
+                   scores=partial.scores * factor, guided=times(partial.guided), layers=layers)
 
 
 class BaseCAM(Explainer):
     """A class activation map at a target layer.  Subclasses implement :meth:`compute`.
 
+    Several layers at once: ``target_layer=["layer3", "layer4"]`` (names or modules)
+    explains the batch at every layer from one forward pass (and, for gradient methods,
+    one backward pass per target that reaches them all). ``Explanation.layers`` then holds
+    each layer's explanation, equal to the one that layer alone gives, and
+    ``Explanation.maps`` the fused map ``minmax(mean_l M_l)``, ``M_l`` each layer's
+    ``maps`` (ReLU, upsampled to the input, min-max scaled); ``raw`` and
+    ``channel_weights`` are per layer only (``None`` on the fused explanation), and
+    ``target_layer`` is the tuple of names. This is the multi-layer fusion of Layer-CAM
+    (Jiang et al., 2021) and pytorch-grad-cam's list of layers, with two differences:
+    pytorch-grad-cam min-max scales each layer's map *before* resizing it (we scale after
+    upsampling, so each layer's map is exactly its single-layer ``maps``), and the
+    Layer-CAM paper (and torchcam's ``fuse_cams``) takes the element-wise *maximum* of
+    maps whose shallow layers are scaled by ``tanh(2 M)``; the mean keeps every layer's
+    share visible and needs no parameter.
+
     Args:
         model: any ``torch.nn.Module``.
         target_layer: a qualified name (``"layer4"``, ``"features.18"``), the module itself,
-            or ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
-            (chosen on the first call, logged, and reported as ``target_layer``).
+            ``None`` for the last layer with a ``(B, C, h, w)`` output with ``h*w > 1``
+            (chosen on the first call, logged, and reported as ``target_layer``), or a
+            list of names and modules (several layers; a list of one is that layer;
+            ``reshape`` and ``grid`` apply to each).
         reshape: how the layer's output becomes the ``(B, C, *spatial)`` grid the map is
             computed on (:class:`~axiomcam.layers.LayerLayout`): ``None`` decides from the
             output (``(B, N, C)`` tokens of a vision transformer are laid on their grid,
@@ -230,51 +268,87 @@ class BaseCAM(Explainer):
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
+    def __init__(self, model: nn.Module, target_layer: LayerSpec = None, *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,
                  **options: object) -> None:
         super().__init__(model, **options)
-        #: the target layer, with what the forward passes taught about it
-        self.layer = TargetLayer(self.model, target_layer, reshape=reshape, grid=grid)
+        #: the target layers (one unless ``target_layer`` lists several), with what the
+        #: forward passes taught about each
+        self.layers = target_layers(self.model, target_layer, reshape=reshape, grid=grid)
+        #: the target layer (the first of several)
+        self.layer = self.layers[0]
 
     @property
-    def target_layer(self) -> str | None:
-        """The target layer's qualified name (``None`` until the default one is chosen)."""
+    def target_layer(self) -> str | tuple[str, ...] | None:
+        """The target layer's qualified name (``None`` until the default one is chosen), or
+        the tuple of the names of several layers."""
+        if len(self.layers) > 1:
+            return tuple(layer.name for layer in self.layers)
         return self.layer.name
 
     def close(self) -> None:
-        """Forget what the forward passes taught about the layer (call count, batching)."""
-        self.layer.reset()
+        """Forget what the forward passes taught about the layers (call count, batching)."""
+        for layer in self.layers:
+            layer.reset()
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``raw`` ``(B, n, S)`` and ``channel_weights`` ``(B, n, K)`` (or ``None``)."""
         raise NotImplementedError
 
-    def layer_context(self, inputs: torch.Tensor,
-                      targets: TargetSpec | ResolvedTargets) -> LayerContext:
-        """The :class:`LayerContext` of a batch at this method's layer: one forward pass
-        (autograd after the layer if :attr:`needs_gradients`), the targets resolved, and a
+    def layer_contexts(self, inputs: torch.Tensor,
+                       targets: TargetSpec | ResolvedTargets) -> list[LayerContext]:
+        """The :class:`LayerContext` of a batch at each of this method's layers: one
+        forward pass with every layer hooked (autograd after the first if
+        :attr:`needs_gradients`, every layer's gradient then from one backward pass per
+        target), the targets resolved, and per layer a
         :class:`~axiomcam.methods.engine.PerturbationEngine` with this method's
         ``batch_size``, ``progress`` and ``ablation_cache`` for its perturbed copies."""
-        engine = PerturbationEngine(self.layer, self.forward, batch_size=self.batch_size,
-                                    progress=self.progress, ablation_cache=self.ablation_cache)
-        return LayerContext.capture(engine, inputs, targets, gradients=self.needs_gradients,
-                                    select=self.output)
+        engines = [PerturbationEngine(layer, self.forward, batch_size=self.batch_size,
+                                      progress=self.progress,
+                                      ablation_cache=self.ablation_cache)
+                   for layer in self.layers]
+        contexts = LayerContext.capture_layers(engines, inputs, targets,
+                                               gradients=self.needs_gradients,
+                                               select=self.output)
+        if self.needs_gradients and len(contexts) > 1:
+            share_gradients(contexts)
+        return contexts
+
+    def layer_context(self, inputs: torch.Tensor,
+                      targets: TargetSpec | ResolvedTargets) -> LayerContext:
+        """The :class:`LayerContext` of a batch at this method's (first) layer (see
+        :meth:`layer_contexts`)."""
+        return self.layer_contexts(inputs, targets)[0]
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
-        context = self.layer_context(inputs, targets)
+        parts = [self._layer_result(context)
+                 for context in self.layer_contexts(inputs, targets)]
+        if len(parts) == 1:
+            return parts[0]
+        return PartialResult(raw=None, channel_weights=None, scores=parts[0].scores,
+                             targets=parts[0].targets, target_layer=self.target_layer,
+                             layers={part.target_layer: part for part in parts})
+
+    def _layer_result(self, context: LayerContext) -> PartialResult:
         raw, channel_weights = self.compute(context)
         return PartialResult(
             raw=raw.detach().view(*raw.shape[:2], *context.spatial_shape),
             channel_weights=None if channel_weights is None else channel_weights.detach(),
-            scores=context.scores, targets=context.targets, target_layer=self.target_layer,
+            scores=context.scores, targets=context.targets, target_layer=context.target_layer,
         )
 
     def final_maps(self, partial: PartialResult,
                    inputs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if partial.layers is not None:
+            return fuse_maps([self.final_maps(part, inputs)[0]
+                              for part in partial.layers.values()]), None
         maps = upsample(torch.relu(partial.raw), tuple(inputs.shape[2:]))
         return minmax_scale(maps), None
+
+    def fused_maps(self, partial: PartialResult, layers: dict[str, Explanation],
+                   inputs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return fuse_maps([explanation.maps for explanation in layers.values()]), None
 
 
 class GradientCAM(BaseCAM):

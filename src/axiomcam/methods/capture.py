@@ -18,8 +18,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,11 @@ from torch import nn
 from ..layers import RESHAPES, LayerLayout, find_default_layer, layer_layout, resolve_layer
 from ..support import warn
 
-__all__ = ["LayerCapture", "TargetLayer", "capturing"]
+__all__ = ["LayerCapture", "TargetLayer", "capturing", "record_layers", "target_layers"]
+
+#: what ``target_layer=`` takes: a name, a module, ``None`` (the default layer), or a list
+#: or tuple of names and modules (several layers at once)
+LayerSpec = str | nn.Module | Sequence[str | nn.Module] | None
 
 _CHANNELS_FIRST = LayerLayout("channels_first")
 
@@ -44,6 +48,9 @@ class LayerCapture:
     With ``enable_grad`` the model runs under ``torch.no_grad()`` and the hook switches
     autograd on, so only the part of the network after the target layer is recorded, and
     the recorded grid is a leaf: gradients are taken with respect to it and nothing else.
+    When an earlier target layer's hook has switched autograd on already (several target
+    layers in one pass), the grid is kept in the graph instead of cut from it, so that the
+    gradient with respect to the earlier layer still flows through this one.
     With a ``replacement`` grid, the output of the call number ``replace_at_call`` is
     swapped for it, put back in the layer's own form (Ablation-CAM's ablated copies; a
     transformer's class token is kept as it was).
@@ -84,6 +91,9 @@ class LayerCapture:
         grid, rest = layout.to_grid(output)
         if self.enable_grad and self.calls >= self.grad_from_call:
             torch.set_grad_enabled(True)  # restored by the caller's torch.no_grad() exit
+            if grid.requires_grad:  # after another target layer: stay in its graph
+                self.activation = grid
+                return layout.from_grid(grid.clone(), rest)
             self.activation = grid.detach().requires_grad_(True)
             # a copy flows on, so an in-place op after the layer (ReLU(inplace=True))
             # cannot modify the leaf we differentiate against
@@ -177,7 +187,7 @@ class TargetLayer:
     def record(self, forward: Callable[[torch.Tensor], object], inputs: torch.Tensor, *,
                gradients: bool) -> tuple[torch.Tensor, object]:
         """Run ``forward(inputs)`` once and return the layer's output grid ``(B, C,
-        *spatial)`` and the model's output.
+        *spatial)`` and the model's output (:func:`record_layers` of this layer alone).
 
         With ``gradients`` the grid is a leaf that the output depends on through autograd
         recorded after the layer only; the part of the network before it runs without.
@@ -185,35 +195,113 @@ class TargetLayer:
         Raises:
             ValueError: the layer did not run, or its output is no ``(B, C, ...)`` grid.
         """
-        module = self.resolve(inputs)
-        self.input_size = tuple(inputs.shape[2:])
-        capture = self.capture(enable_grad=gradients, grad_from_call=self.calls)
-        with capturing(module, capture), torch.no_grad():
-            output = forward(inputs)
-        if gradients and 0 < capture.calls < self.calls:
-            # fewer calls than last time: autograd was never switched on; run again with
-            # it on from the first call (forward-only methods need no second pass)
-            self.calls = 1
-            return self.record(forward, inputs, gradients=gradients)
-        self.calls = max(capture.calls, 1)
-        if capture.calls == 0:
-            raise ValueError(
-                f"the target layer {self.name!r} was not called during the forward "
-                "pass: choose a layer the model uses"
-            )
-        self._check_grid(capture.activation, inputs.shape[0])
-        return capture.activation, output
+        (activation,), output = record_layers([self], forward, inputs, gradients=gradients)
+        return activation, output
 
     def _check_grid(self, activation: torch.Tensor, batch: int) -> None:
-        if activation.dim() not in (4, 5) or activation.shape[0] != batch:
+        dims = len(self.input_size) + 2
+        if activation.dim() != dims or activation.shape[0] != batch:
+            wanted = {3: "a (B, C, l) output for 1D signals (B, C, L), as a Conv1d gives",
+                      5: "a (B, C, t, h, w) output for 3D inputs (B, C, T, H, W)"}.get(
+                dims, "a (B, C, h, w) output (or (B, tokens, C) in transformers)")
             raise ValueError(
-                f"the target layer {self.name!r} outputs shape "
-                f"{tuple(activation.shape)}; a CAM needs a (B, C, h, w) output (or "
-                "(B, C, t, h, w) in 3D networks, or (B, tokens, C) in transformers): choose "
-                "a convolutional or transformer-block layer"
+                f"the target layer {self.name!r} outputs shape {tuple(activation.shape)} "
+                f"for inputs with spatial size {self.input_size}; a CAM needs {wanted}: "
+                "choose a convolutional or transformer-block layer"
             )
         if math.prod(activation.shape[2:]) == 1:
             warn(
                 f"the target layer {self.name!r} has a 1x1 output: every map is "
                 "constant; choose an earlier layer"
             )
+
+
+def target_layers(model: nn.Module, layer: LayerSpec, *, reshape: str | None = None,
+                  grid: tuple[int, int] | None = None) -> list[TargetLayer]:
+    """The :class:`TargetLayer` of each layer ``layer`` names: one for a name, a module or
+    ``None``; one per item for a list or tuple (a list of one layer is that layer).
+
+    Raises:
+        ValueError: an empty list, ``None`` in a list, a layer listed twice (by name or as
+            the same module), an unknown name (:func:`~axiomcam.layers.resolve_layer`).
+        TypeError: an item that is neither a name nor a module.
+
+    Example:
+        >>> import torchvision
+        >>> model = torchvision.models.resnet18()
+        >>> [layer.name for layer in target_layers(model, ["layer3", model.layer4])]
+        ['layer3', 'layer4']
+        >>> target_layers(model, ["layer4", model.layer4])
+        Traceback (most recent call last):
+        ...
+        ValueError: target_layer lists layer 'layer4' twice: give each layer once
+    """
+    if not isinstance(layer, list | tuple):
+        return [TargetLayer(model, layer, reshape=reshape, grid=grid)]
+    if not layer:
+        raise ValueError("target_layer is an empty list: give one layer, several, or None "
+                         "for the default layer")
+    if any(item is None for item in layer):
+        raise ValueError(f"target_layer lists None ({list(layer)!r}): a list names each "
+                         "layer; None alone asks for the default layer")
+    layers = [TargetLayer(model, item, reshape=reshape, grid=grid) for item in layer]
+    seen: set[int] = set()
+    for target in layers:
+        if id(target.module) in seen:
+            raise ValueError(f"target_layer lists layer {target.name!r} twice: give each "
+                             "layer once")
+        seen.add(id(target.module))
+    return layers
+
+
+def record_layers(layers: Sequence[TargetLayer], forward: Callable[[torch.Tensor], object],
+                  inputs: torch.Tensor, *, gradients: bool) -> tuple[list[torch.Tensor], object]:
+    """Run ``forward(inputs)`` once with every layer of ``layers`` captured; each layer's
+    output grid ``(B, C, *spatial)`` and the model's output.
+
+    With ``gradients``, autograd is recorded from the first target layer that runs on:
+    that layer's grid is a leaf, the grids of the layers after it stay in its graph, so
+    one backward pass gives the gradient with respect to every layer (see
+    :class:`LayerCapture`). Every hook is removed on return, also when the model raises.
+
+    Raises:
+        ValueError: a layer did not run, or its output is no ``(B, C, ...)`` grid.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 3))
+        >>> layers = [TargetLayer(model, "1"), TargetLayer(model, "3")]
+        >>> (first, second), output = record_layers(layers, model, torch.rand(2, 2, 16),
+        ...                                         gradients=True)
+        >>> first.is_leaf, second.is_leaf, tuple(second.shape)
+        (True, False, (2, 4, 12))
+    """
+    modules = [layer.resolve(inputs) for layer in layers]
+    captures = []
+    for layer in layers:
+        layer.input_size = tuple(inputs.shape[2:])
+        captures.append(layer.capture(enable_grad=gradients, grad_from_call=layer.calls))
+    with ExitStack() as stack:
+        for module, capture in zip(modules, captures, strict=True):
+            stack.enter_context(capturing(module, capture))
+        stack.enter_context(torch.no_grad())
+        output = forward(inputs)
+    pairs = list(zip(layers, captures, strict=True))
+    fewer = [layer for layer, capture in pairs if 0 < capture.calls < layer.calls]
+    if gradients and fewer:
+        # fewer calls than last time: autograd was never switched on there; run again with
+        # it on from the first call (forward-only methods need no second pass)
+        for layer in fewer:
+            layer.calls = 1
+        return record_layers(layers, forward, inputs, gradients=gradients)
+    for layer, capture in pairs:
+        layer.calls = max(capture.calls, 1)
+        if capture.calls == 0:
+            raise ValueError(
+                f"the target layer {layer.name!r} was not called during the forward "
+                "pass: choose a layer the model uses"
+            )
+        layer._check_grid(capture.activation, inputs.shape[0])
+    return [capture.activation for capture in captures], output

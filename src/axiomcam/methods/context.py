@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
@@ -23,19 +24,20 @@ from torch import nn
 from ..outputs import OutputSelector
 from ..support import Progress, check_inputs, check_model, check_scores, eval_mode
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
-from .capture import TargetLayer
+from .capture import TargetLayer, record_layers
 from .engine import AblationCache, PerturbationEngine, check_batch_size
 
-__all__ = ["LayerContext", "capture_layer"]
+__all__ = ["LayerContext", "capture_layer", "share_gradients"]
 
 
 class LayerContext:
     """What a CAM method may use to compute its map for one batch.
 
     Attributes:
-        inputs: ``(B, C, H, W)`` the batch.
+        inputs: ``(B, C, H, W)`` the batch (``(B, C, L)`` 1D signals, ``(B, C, T, H, W)``
+            clips).
         activations: ``(B, K, S)`` the target layer's output, spatial axes flattened
-            (``S = h * w``); ``spatial_shape`` holds ``(h, w)``.
+            (``S = h * w``; ``l`` or ``t * h * w``); ``spatial_shape`` holds ``(h, w)``.
         scores: ``(B, n)`` the target scores ``y^c`` (``n`` targets per image).
         targets: the resolved targets (``targets.classes`` is ``(B, n)`` or ``None``).
         output: the model's output for the batch, detached.
@@ -70,13 +72,28 @@ class LayerContext:
             gradients: record autograd after the layer, for :meth:`gradients`.
             select: where class targets find the scores in the model's output.
         """
-        activation, output = engine.layer.record(engine.forward, inputs, gradients=gradients)
+        return cls.capture_layers([engine], inputs, targets, gradients=gradients,
+                                  select=select)[0]
+
+    @classmethod
+    def capture_layers(cls, engines: Sequence[PerturbationEngine], inputs: torch.Tensor,
+                       targets: TargetSpec | ResolvedTargets, *, gradients: bool,
+                       select: OutputSelector = None) -> list[LayerContext]:
+        """One forward pass with every engine's layer captured: the context of each layer,
+        sharing the model's output, the targets and the scores (arguments as for
+        :meth:`capture`; the engines share the model and its ``forward``). With
+        ``gradients``, :func:`share_gradients` takes every layer's gradient in one
+        backward pass per target."""
+        layers = [engine.layer for engine in engines]
+        activations, output = record_layers(layers, engines[0].forward, inputs,
+                                            gradients=gradients)
         if not isinstance(targets, ResolvedTargets):
             targets = resolve_targets(targets, output, inputs.shape[0], select=select)
         rows = torch.arange(inputs.shape[0], device=inputs.device)
         with torch.enable_grad() if gradients else nullcontext():
             scores = check_scores(targets.scores(output, rows))
-        return cls(engine, inputs, activation, scores, targets, output)
+        return [cls(engine, inputs, activation, scores, targets, output)
+                for engine, activation in zip(engines, activations, strict=True)]
 
     @property
     def target_layer(self) -> str | None:
@@ -97,27 +114,7 @@ class LayerContext:
         """``(B, n, K, S)``: ``dy^c / dA`` for each target, from one backward per target
         that stops at the target layer."""
         if self._gradients is None:
-            scores = self._scores_with_graph
-            if not scores.requires_grad:
-                raise ValueError(
-                    "the target score does not depend differentiably on the target layer's "
-                    "output (the model or the target detaches it?)"
-                )
-            count = scores.shape[1]
-            gradients = []
-            for column in range(count):
-                (gradient,) = torch.autograd.grad(
-                    scores[:, column].sum(), self._activation_leaf,
-                    retain_graph=column < count - 1, allow_unused=True,
-                )
-                if gradient is None:
-                    raise ValueError(
-                        "the target score does not depend on the target layer's output: is "
-                        "the layer on the path from the input to the output?"
-                    )
-                gradients.append(gradient.flatten(2))
-            self._gradients = torch.stack(gradients, dim=1)
-            self._scores_with_graph = scores.detach()  # frees the graph
+            share_gradients([self])
         return self._gradients
 
     def channel_ablation_scores(self) -> torch.Tensor:
@@ -156,6 +153,43 @@ class LayerContext:
         return result
 
 
+def share_gradients(contexts: Sequence[LayerContext]) -> None:
+    """Compute ``dy^c / dA`` of every context's layer in one backward pass per target, for
+    contexts of one forward pass (:meth:`LayerContext.capture_layers`): afterwards each
+    context's :meth:`~LayerContext.gradients` returns its own, and the graph is freed.
+
+    Raises:
+        ValueError: the scores do not depend differentiably on the layers, or not on one of
+            them (named).
+    """
+    contexts = [context for context in contexts if context._gradients is None]
+    if not contexts:
+        return
+    scores = contexts[0]._scores_with_graph
+    if not scores.requires_grad:
+        raise ValueError(
+            "the target score does not depend differentiably on the target layer's "
+            "output (the model or the target detaches it?)"
+        )
+    leaves = [context._activation_leaf for context in contexts]
+    count = scores.shape[1]
+    columns: list[list[torch.Tensor]] = [[] for _ in contexts]
+    for column in range(count):
+        gradients = torch.autograd.grad(scores[:, column].sum(), leaves,
+                                        retain_graph=column < count - 1, allow_unused=True)
+        for context, gradient, kept in zip(contexts, gradients, columns, strict=True):
+            if gradient is None:
+                raise ValueError(
+                    f"the target score does not depend on the target layer's output "
+                    f"({context.target_layer!r}): is the layer on the path from the input "
+                    "to the output?"
+                )
+            kept.append(gradient.flatten(2))
+    for context, kept in zip(contexts, columns, strict=True):
+        context._gradients = torch.stack(kept, dim=1)
+        context._scores_with_graph = scores.detach()  # frees the graph
+
+
 def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
                   target_layer: str | nn.Module | None = None, *, gradients: bool = True,
                   batch_size: int | None = None, progress: Progress = None,
@@ -183,7 +217,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
 
     Raises:
         TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
-            layer, target or ``batch_size``).
+            layer, target or ``batch_size``), and a list of layers (one layer at a time).
 
     Example:
         >>> import torch
@@ -196,6 +230,10 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
     """
     model = check_model(model)
     check_batch_size(batch_size)
+    if isinstance(target_layer, list | tuple):
+        raise ValueError(
+            f"capture_layer (and the axioms probe) works at one layer; got target_layer="
+            f"{list(target_layer)!r}: call it once per layer")
     layer = TargetLayer(model, target_layer)
     inputs = check_inputs(model, inputs)
     engine = PerturbationEngine(layer, batch_size=batch_size, progress=progress,

@@ -99,7 +99,9 @@ class Guided(GuidedBackprop):
     Selvaraju et al. (2017) combine the class-discriminative, coarse CAM with the
     high-resolution guided-backprop gradient.  ``guided`` is the signed product
     ``(B, C, H, W)``; ``maps`` is ``max_c |guided|`` min-max scaled; ``raw``,
-    ``channel_weights`` and ``target_layer`` are the CAM's.
+    ``channel_weights`` and ``target_layer`` are the CAM's.  A CAM at several layers gives
+    the guided product of its fused map, and each layer's guided explanation in
+    ``layers``.
 
     Example:
         >>> import torch, torchvision
@@ -118,12 +120,20 @@ class Guided(GuidedBackprop):
         self.name = f"guided_{cam.name}"
 
     @property
-    def target_layer(self) -> str | None:
+    def target_layer(self) -> str | tuple[str, ...] | None:
         return self.cam.target_layer
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
         cam = self.cam.explain_batch(inputs, targets)
-        cam_maps, _ = self.cam.final_maps(cam, inputs)
         backprop = super().explain_batch(inputs, cam.targets)
-        return replace(cam, guided=backprop.guided * cam_maps[:, :, None])
+        return self._guide(cam, backprop.guided, inputs)
+
+    def _guide(self, cam: PartialResult, gradient: torch.Tensor,
+               inputs: torch.Tensor) -> PartialResult:
+        """``cam`` with its guided product (and each layer's, at several layers: the guided
+        form of every layer's map from the one guided-backprop gradient)."""
+        cam_maps, _ = self.cam.final_maps(cam, inputs)
+        layers = None if cam.layers is None else {
+            name: self._guide(part, gradient, inputs) for name, part in cam.layers.items()}
+        return replace(cam, guided=gradient * cam_maps[:, :, None], layers=layers)

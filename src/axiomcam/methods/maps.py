@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ..support import AxiomCamWarning, warn
 
-__all__ = ["minmax_scale", "minmax_scale_quiet", "safe_divide", "upsample", "weighted_sum"]
+__all__ = ["INTERPOLATION_MODES", "fuse_maps", "minmax_scale", "minmax_scale_quiet",
+           "safe_divide", "upsample", "weighted_sum"]
 
 
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -53,12 +54,33 @@ def minmax_scale(maps: torch.Tensor, what: str = "map") -> torch.Tensor:
     return scaled.view_as(maps)
 
 
+#: how maps of 1, 2 and 3 spatial axes are upsampled
+INTERPOLATION_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
 def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Bilinear (trilinear for 3D) upsampling of ``(B, n, *spatial)`` maps to ``size``."""
+    """Linear (1D signals), bilinear (images) or trilinear (3D) upsampling of
+    ``(B, n, *spatial)`` maps to ``size``, ``align_corners=False``.
+
+    Example:
+        >>> upsample(torch.tensor([[[0.0, 1.0]]]), (4,))
+        tensor([[[0.0000, 0.2500, 0.7500, 1.0000]]])
+    """
     if tuple(maps.shape[2:]) == tuple(size):
         return maps
-    mode = "bilinear" if len(size) == 2 else "trilinear"
-    return F.interpolate(maps, size=size, mode=mode, align_corners=False)
+    return F.interpolate(maps, size=size, mode=INTERPOLATION_MODES[len(size)],
+                         align_corners=False)
+
+
+def fuse_maps(maps: list[torch.Tensor]) -> torch.Tensor:
+    """The fused map of several layers: ``minmax(mean_l M_l)`` of their final maps ``M_l``
+    (each ``(B, n, *input_spatial)``, already in ``[0, 1]``).
+
+    Example:
+        >>> fuse_maps([torch.tensor([[[0.0, 1.0, 1.0]]]), torch.tensor([[[0.0, 0.0, 1.0]]])])
+        tensor([[[0.0000, 0.5000, 1.0000]]])
+    """
+    return minmax_scale(torch.stack(maps).mean(0), "fused map")
 
 
 def minmax_scale_quiet(maps: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from torch import nn
 
 from .activation import CAM, EigenCAM
 from .base import BaseCAM, Explainer
+from .capture import LayerSpec
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
 from .perturbation import AblationCAM, ScoreCAM
@@ -185,7 +186,7 @@ def has_channel_weights(name: str) -> bool:
 _SHARED_OPTIONS = set(inspect.signature(Explainer.__init__).parameters) - {"self", "model"}
 
 
-def create(name: str, model: nn.Module, target_layer: str | nn.Module | None = None,
+def create(name: str, model: nn.Module, target_layer: LayerSpec = None,
            **options: object) -> Explainer:
     """Build the method called ``name`` (see :data:`METHOD_NAMES`) for ``model``.
 

@@ -252,6 +252,16 @@ def sensitivity_correlation(score_drops: torch.Tensor,
     return safe_divide((first * second).sum(-1), scale).clamp(-1.0, 1.0)
 
 
+def _refuse_several_layers(explanation: Explanation) -> None:
+    if explanation.layers is not None:
+        first = next(iter(explanation.layers))
+        raise ValueError(
+            f"the explanation is at several layers {list(explanation.layers)}: the axioms "
+            f"are measured per layer, on each layer's own explanation and probe, e.g. "
+            f"axiom_errors(probe_layer(model, inputs, targets, {first!r}), "
+            f"explanation.layers[{first!r}])")
+
+
 def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
     """Conservation and sensitivity errors of one method's explanation of the probed batch.
 
@@ -262,8 +272,9 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
             Ablation-CAM, Score-CAM).
 
     Raises:
-        ValueError: a method without channel weights, another layer, other targets, or
-            shapes that do not match the probe.
+        ValueError: a method without channel weights, another layer, an explanation at
+            several layers (measure ``explanation.layers[name]`` instead), other targets,
+            or shapes that do not match the probe.
 
     Example:
         >>> import torch, axiomcam
@@ -280,6 +291,7 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
     """
     if not isinstance(explanation, Explanation):
         raise TypeError(f"explanation must be an Explanation, not {type(explanation).__name__}")
+    _refuse_several_layers(explanation)
     if explanation.channel_weights is None:
         raise ValueError(
             f"{explanation.method!r} has no channel weights: the conservation and sensitivity "
@@ -381,7 +393,12 @@ class AxiomProbe:
 
     def errors(self, explanation: Explanation) -> AxiomErrors | None:
         """The axiom errors of ``explanation`` (of this batch, layer and targets), or
-        ``None`` for a method without channel weights (the axioms do not apply)."""
+        ``None`` for a method without channel weights (the axioms do not apply).
+
+        Raises:
+            ValueError: an explanation at several layers (the axioms are per layer).
+        """
+        _refuse_several_layers(explanation)
         if explanation.channel_weights is None:
             return None
         return axiom_errors(self.probe, explanation)

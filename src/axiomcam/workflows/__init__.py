@@ -33,7 +33,7 @@ from .classify import (
 )
 from .comparing import CompareRun, compare_files
 from .demo import parse_methods, run_demo
-from .explaining import ExplainRun, explain_files, method_slug, name_slug
+from .explaining import ExplainRun, explain_files, layer_label, method_slug, name_slug
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "compare_files",
     "create_explainer",
     "explain_files",
+    "layer_label",
     "load_images",
     "method_slug",
     "name_slug",

@@ -153,10 +153,11 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
     return name
 
 
-def create_explainer(pretrained: PretrainedModel, method: str, layer: str | None
-                     ) -> Explainer:
-    """The explainer of ``method`` at ``layer`` (Guided Backpropagation explains the input
-    itself: it takes no layer, and ``layer`` is ignored)."""
+def create_explainer(pretrained: PretrainedModel, method: str,
+                     layer: str | Sequence[str] | None) -> Explainer:
+    """The explainer of ``method`` at ``layer`` (or at each of several layers; Guided
+    Backpropagation explains the input itself: it takes no layer, and ``layer`` is
+    ignored)."""
     if method == GuidedBackprop.name:
         return create(method, pretrained.model)
     return create(method, pretrained.model, layer)

@@ -51,7 +51,8 @@ from .classify import (
 )
 from .image_files import Failure, failing_alone, image_batches
 
-__all__ = ["PROVENANCE_KEYS", "ExplainRun", "explain_files", "method_slug", "name_slug"]
+__all__ = ["PROVENANCE_KEYS", "ExplainRun", "explain_files", "layer_label", "method_slug",
+           "name_slug"]
 
 #: what says which result a file holds, in every PNG's text chunks and ``results.json``
 PROVENANCE_KEYS = ("method", "model", "layer")
@@ -69,6 +70,25 @@ def method_slug(method: str) -> str:
     :data:`axiomcam.METHOD_NAMES`: ``+`` becomes ``p`` (``gradcam++`` -> ``gradcampp``), and
     ``:`` a dash (``ablationcam:activation`` -> ``ablationcam-activation``)."""
     return name_slug(method.replace("+", "p"))
+
+
+def layer_label(layer: str | Sequence[str] | None) -> str:
+    """How files and messages name the layer: several layers joined by ``+``.
+
+    Example:
+        >>> layer_label("features.18"), layer_label(("features.17", "features.18"))
+        ('features.18', 'features.17+features.18')
+    """
+    return "+".join(layer) if isinstance(layer, list | tuple) else str(layer)
+
+
+def _checked_layers(pretrained: PretrainedModel,
+                    layer: str | Sequence[str] | None) -> str | list[str]:
+    """:func:`~axiomcam.workflows.check_layer` of one layer, or of each of several."""
+    if layer is None or isinstance(layer, str):
+        return check_layer(pretrained, layer)
+    names = [check_layer(pretrained, name) for name in layer]
+    return names[0] if len(names) == 1 else names
 
 
 def _unique_stems(paths: Sequence[Path]) -> dict[Path, str]:
@@ -97,7 +117,8 @@ class ExplainRun:
 
 
 def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: str,
-                  out_dir: str | os.PathLike[str], *, layer: str | None = None,
+                  out_dir: str | os.PathLike[str], *,
+                  layer: str | Sequence[str] | None = None,
                   targets: TargetChoice | None = None, batch_size: int = 8,
                   alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
@@ -113,7 +134,9 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
       resized to the original size);
     - ``NAME_METHOD_c-CLASS.npy``: the raw map ``(h, w)`` at the layer's resolution
       (:attr:`axiomcam.Explanation.raw`, before ReLU and scaling; the guided gradient
-      ``(3, H, W)`` for ``guided_backprop``, which has no layer).
+      ``(3, H, W)`` for ``guided_backprop``, which has no layer); at several layers
+      ``NAME_METHOD_c-CLASS.npz`` instead, each layer's raw map under its name, and the
+      overlay shows the fused map (:class:`~axiomcam.methods.BaseCAM`).
 
     ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``).
     And ``results.json``: the model, method, layer, what the score is (``"score"``:
@@ -128,7 +151,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         method: a name from :data:`axiomcam.METHOD_NAMES`.
         out_dir: created if missing; files of the same names are replaced, with one
             warning per earlier result of another method, model or layer, naming its files.
-        layer: the layer (``None``: the model's default); ignored by ``guided_backprop``.
+        layer: the layer (``None``: the model's default), or a list of layers; ignored by
+            ``guided_backprop``.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
         alpha, colormap: how the overlay is drawn (:func:`axiomcam.images.overlay`).
@@ -142,7 +166,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     """
     started = time.perf_counter()
     targets = targets or TargetChoice(top=1)
-    layer_name = None if method == GuidedBackprop.name else check_layer(pretrained, layer)
+    layer_name = None if method == GuidedBackprop.name else _checked_layers(pretrained, layer)
     explainer = create_explainer(pretrained, method, layer_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +174,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                      failures=list(failures))
     model_name = model_spec or pretrained.name
     _note_replaced(run, [run.results_file],
-                   {"method": method, "model": model_name, "layer": str(layer_name)})
+                   {"method": method, "model": model_name, "layer": layer_label(layer_name)})
     writer = _MapWriter(pretrained, out, _unique_stems(paths), method, model_name, alpha,
                         colormap, run)
     records: list[dict[str, object]] = []
@@ -219,12 +243,13 @@ class _MapWriter:
         base = f"{self.stems[path]}_{method_slug(self.method)}_{class_index}-{name_slug(name)}"
         fields = {"class": name, "class_index": class_index,
                   "probability": f"{probability:.6f}", "score": f"{score:.6f}",
-                  "method": self.method, "layer": explanation.target_layer,
+                  "method": self.method, "layer": layer_label(explanation.target_layer),
                   "model": self.model_name, "source": str(path),
                   "Software": f"axiomcam {__version__}"}
         overlay_path = self.out / f"{base}_p{probability:.2f}.png"
         guided_path = self.out / f"{base}_guided.png"
-        raw_path = self.out / f"{base}.npy"
+        # several layers: each layer's raw map, by name, in one file
+        raw_path = self.out / f"{base}.{'npy' if explanation.layers is None else 'npz'}"
         files = [overlay_path, raw_path]
         if explanation.guided is not None:
             files.append(guided_path)
@@ -242,8 +267,12 @@ class _MapWriter:
                 guided_path, pnginfo=_png_text(fields))
             entry["guided"] = guided_path.name
             self.run.written.append(guided_path)
-        raw = explanation.raw if explanation.raw is not None else explanation.guided
-        np.save(raw_path, raw[row, column].detach().cpu().float().numpy())
+        if explanation.layers is not None:
+            np.savez(raw_path, **{name: part.raw[row, column].detach().cpu().float().numpy()
+                                  for name, part in explanation.layers.items()})
+        else:
+            raw = explanation.raw if explanation.raw is not None else explanation.guided
+            np.save(raw_path, raw[row, column].detach().cpu().float().numpy())
         entry["raw"] = raw_path.name
         self.run.written.extend([overlay_path, raw_path])
         return entry
@@ -277,7 +306,7 @@ def _written_for(path: Path) -> dict[str, str] | None:
     try:
         if path.suffix == ".json":
             fields = json.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".npy":
+        elif path.suffix in (".npy", ".npz"):
             pictures = [Path(match) for pattern in ("_p*.png", "_guided.png") for match in
                         glob.glob(glob.escape(str(path.with_suffix(""))) + pattern)]
             if not pictures:
@@ -290,7 +319,8 @@ def _written_for(path: Path) -> dict[str, str] | None:
         return None
     if not isinstance(fields, dict) or not all(key in fields for key in PROVENANCE_KEYS):
         return None
-    return {key: str(fields[key]) for key in PROVENANCE_KEYS}
+    # results.json holds a list for several layers: named as the PNGs name them
+    return {key: layer_label(fields[key]) for key in PROVENANCE_KEYS}
 
 
 def _describe(written_for: dict[str, str] | None) -> str:
