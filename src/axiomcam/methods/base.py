@@ -175,7 +175,7 @@ class Explainer:
             channel_weights=detached(partial.channel_weights),
             scores=detached(partial.scores), targets=detached(partial.targets.classes),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
-            logits=partial.targets.logits,
+            logits=partial.targets.logits, selected=partial.targets.selected,
         )
         # one target per image: drop the target axis the way Explanation.target does
         return explanation if partial.targets.several else explanation.target(0)
