@@ -17,7 +17,7 @@ from torch import nn
 
 import axiomcam
 from axiomcam.targets import NEGATIVE, POSITIVE, ClassScore, LabelsAbove, TopClasses
-from axiomcam.targets.labels import labels_above
+from axiomcam.targets.selection import labels_above
 
 LAYER = "features.2"
 
@@ -105,17 +105,18 @@ def test_sigmoid_target_gradient_is_sigmoid_prime_times_the_logits():
     assert by_sigmoid.targets.tolist() == classes
 
 
-def test_sigmoid_and_softmax_scores_differ_and_top_classes_take_the_flag():
+def test_class_score_of_top_classes_explains_their_probabilities():
     torch.manual_seed(1)
     model, inputs = multi_label_model(), torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         logits = model(inputs)
-    top = axiomcam.explain(model, inputs, "gradcam", LAYER, targets=TopClasses(2, sigmoid=True))
+    top = axiomcam.explain(model, inputs, "gradcam", LAYER,
+                           targets=ClassScore(TopClasses(2), sigmoid=True))
     expected = torch.sigmoid(logits).topk(2, dim=1)
     assert torch.equal(top.targets, logits.topk(2, dim=1).indices)
     torch.testing.assert_close(top.scores, expected.values)
     softmax = axiomcam.explain(model, inputs, "gradcam", LAYER,
-                               targets=TopClasses(2, softmax=True))
+                               targets=ClassScore(TopClasses(2), softmax=True))
     torch.testing.assert_close(softmax.scores, torch.softmax(logits, 1).topk(2, dim=1).values)
     assert not torch.allclose(softmax.scores, top.scores)
 
@@ -249,8 +250,8 @@ def test_labels_above_explanation_against_the_sigmoid_and_class_targets():
     counts = above.sum(dim=1)
     assert len(set(counts.tolist())) > 1  # the counts differ: the padding is exercised
     for sigmoid in (False, True):
-        exp = axiomcam.explain(model, inputs, "gradcam", LAYER,
-                               targets=LabelsAbove(threshold, sigmoid=sigmoid))
+        exp = axiomcam.explain(model, inputs, "gradcam", LAYER, targets=ClassScore(
+            LabelsAbove(threshold), sigmoid=sigmoid) if sigmoid else LabelsAbove(threshold))
         n = max(1, int(counts.max()))
         assert exp.maps.shape == (5, n, 8, 8) and exp.selected.shape == (5, n)
         for image in range(5):
@@ -273,8 +274,9 @@ def test_misuse_is_a_clear_error():
     binary, multi = binary_model(inputs), multi_label_model()
     with pytest.raises(ValueError, match="softmax=True and sigmoid=True together"):
         ClassScore(1, softmax=True, sigmoid=True)
-    with pytest.raises(ValueError, match="TopClasses: softmax=True and sigmoid=True"):
-        TopClasses(2, softmax=True, sigmoid=True)
+    with pytest.raises(ValueError, match="chooses its classes in the explanation's own "
+                                         "forward pass: give it as targets="):
+        ClassScore(TopClasses(2), sigmoid=True)(torch.zeros(2, 3))
     for targets in (2, ClassScore(2), [1, 2]):
         with pytest.raises(ValueError, match=r"target class 2 is out of range: the model "
                                              r"has a single logit z: class 0 is the negative "
@@ -283,7 +285,7 @@ def test_misuse_is_a_clear_error():
     with pytest.raises(ValueError, match="ClassScore: class 2 is out of range: the output "
                                          r"has 2 classes \(0..1\)"):
         ClassScore(2)(torch.zeros(3, 1))
-    for targets in (ClassScore(1, softmax=True), TopClasses(1, softmax=True)):
+    for targets in (ClassScore(1, softmax=True), ClassScore(TopClasses(1), softmax=True)):
         with pytest.raises(ValueError, match=r"softmax=True on a single-logit \(binary\) "
                                              r"output: the softmax of one logit is always 1"):
             axiomcam.explain(binary, inputs, "gradcam", LAYER, targets=targets)

@@ -46,9 +46,9 @@ from .classes import ClassScore
 from .common import NEGATIVE, POSITIVE
 from .detection import DetectionBox, box_iou
 from .embeddings import EmbeddingSimilarity
-from .labels import LabelsAbove
-from .resolution import ResolvedTargets, TargetSpec, TopClasses, resolve_targets
+from .resolution import ResolvedTargets, TargetSpec, resolve_targets
 from .segmentation import SegmentationRegion, predicted_mask
+from .selection import LabelsAbove, TopClasses
 from .tokens import IGNORE_TOKEN, TokenLogProbability
 
 __all__ = [

@@ -1,6 +1,7 @@
 """The score of classes, as a target callable: :class:`ClassScore` (the logit, the softmax
-probability or the sigmoid probability; one class per image or several; binary models'
-positive and negative classes)."""
+probability or the sigmoid probability; one class per image or several, or the classes a
+:class:`~axiomcam.targets.TopClasses` or :class:`~axiomcam.targets.LabelsAbove` chooses;
+binary models' positive and negative classes)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .common import (
     score_kind,
     tensor_output,
 )
+from .selection import LabelsAbove, TopClasses
 
 __all__ = ["ClassScore", "class_score_matrix"]
 
@@ -77,9 +79,13 @@ class ClassScore(TensorTarget):
 
     Args:
         classes: an int (the same class in every image), one class per image (a sequence
-            or 1-D integer tensor of length ``B``, indexed with ``image_indices``), or ``k``
+            or 1-D integer tensor of length ``B``, indexed with ``image_indices``), ``k``
             classes per image (a ``(B, k)`` tensor or equal-length rows ``[[1, 4], [2,
-            3]]``: several labels of a multi-label model in one pass).
+            3]]``: several labels of a multi-label model in one pass), or a
+            :class:`~axiomcam.targets.TopClasses` or
+            :class:`~axiomcam.targets.LabelsAbove`, which choose the classes in the
+            explanation's forward pass (such a ``ClassScore`` is given to
+            :func:`axiomcam.explain`, not called).
         softmax: explain the softmax probability instead of the logit.
         sigmoid: explain the sigmoid probability instead of the logit.
 
@@ -96,7 +102,8 @@ class ClassScore(TensorTarget):
         ValueError: a negative class, rows of different lengths, ``softmax`` and
             ``sigmoid`` together; when called, a class ``>= C`` (``>= 2`` for a binary
             model), ``softmax`` on a binary model, an output that is not ``(N, C)`` or
-            ``(N,)``, an image without a class.
+            ``(N,)``, an image without a class, classes still to be chosen (``TopClasses``,
+            ``LabelsAbove``).
 
     Example:
         >>> import torch
@@ -118,9 +125,13 @@ class ClassScore(TensorTarget):
     output_rank = 2
     output_shape = "(N, num_classes)"
 
-    def __init__(self, classes: int | Sequence[int] | Sequence[Sequence[int]] | torch.Tensor,
-                 *, softmax: bool = False, sigmoid: bool = False) -> None:
-        self.classes = class_indices(classes, "classes", several=True)
+    def __init__(self, classes: int | Sequence[int] | Sequence[Sequence[int]] | torch.Tensor
+                 | TopClasses | LabelsAbove, *, softmax: bool = False,
+                 sigmoid: bool = False) -> None:
+        #: class indices (``()``, ``(B,)`` or ``(B, k)``), or the selector choosing them
+        self.classes: torch.Tensor | TopClasses | LabelsAbove = (
+            classes if isinstance(classes, TopClasses | LabelsAbove)
+            else class_indices(classes, "classes", several=True))
         #: what is explained: ``"logit"``, ``"softmax"`` or ``"sigmoid"``
         self.kind = score_kind(softmax, sigmoid, "ClassScore")
 
@@ -142,6 +153,11 @@ class ClassScore(TensorTarget):
               image_indices: torch.Tensor | None) -> torch.Tensor:
         """The score of each row's class(es), ``(N,)`` (``(N, k)`` for ``k`` per image),
         from ``(N, C)`` class scores."""
+        if not torch.is_tensor(self.classes):
+            raise ValueError(
+                f"{self!r} chooses its classes in the explanation's own forward pass: give "
+                "it as targets= to axiomcam.explain (called directly, a ClassScore needs "
+                "class indices)")
         per_image = None if self.classes.dim() == 0 else self.classes.shape[0]
         rows = row_images(image_indices, logits.shape[0], per_image, "ClassScore")
         if self.classes.dim() == 0:
@@ -154,7 +170,11 @@ class ClassScore(TensorTarget):
         return values if self.classes.dim() == 2 else values[:, 0]
 
     def __repr__(self) -> str:
-        classes = (int(self.classes) if self.classes.dim() == 0
-                   else describe_tensor(self.classes))
+        if not torch.is_tensor(self.classes):
+            classes: object = self.classes
+        elif self.classes.dim() == 0:
+            classes = int(self.classes)
+        else:
+            classes = describe_tensor(self.classes)
         return (f"ClassScore(classes={classes}, softmax={self.softmax}, "
                 f"sigmoid={self.sigmoid})")

@@ -19,47 +19,10 @@ import torch
 
 from ..outputs import OutputSelector, describe_output, select_output
 from .classes import ClassScore
-from .common import binary_scores, class_scores, index_rows, is_single_logit, score_kind
-from .labels import LabelsAbove, labels_above
+from .common import binary_scores, class_scores, index_rows, is_single_logit
+from .selection import LabelsAbove, TopClasses, labels_above
 
 __all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
-
-
-@dataclass(frozen=True)
-class TopClasses:
-    """Each image's ``k`` highest-scoring classes, read from the forward pass the
-    explanation itself runs, so finding them costs no extra pass.
-
-    The explanation is the one a ``(B, k)`` tensor of those classes would give: every
-    per-target field has a ``k`` axis, highest score first, and ``Explanation.logits``
-    holds the scores they were ranked by.  The classes are ranked by their logits (the same
-    order as by softmax or sigmoid probabilities) and explained for the logit, or for the
-    softmax probability (``softmax=True``) or the sigmoid probability (``sigmoid=True``),
-    as :class:`~axiomcam.targets.ClassScore` says.
-
-    Example:
-        >>> import torch, torchvision, axiomcam
-        >>> model = torchvision.models.resnet18(num_classes=10)
-        >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), targets=TopClasses(3))
-        >>> exp.maps.shape, exp.targets.shape, exp.logits.shape
-        (torch.Size([2, 3, 64, 64]), torch.Size([2, 3]), torch.Size([2, 10]))
-        >>> bool((exp.targets == exp.logits.topk(3).indices).all())
-        True
-    """
-
-    k: int
-    softmax: bool = False
-    sigmoid: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
-            raise ValueError(f"TopClasses needs a positive int k, got {self.k!r}")
-        score_kind(self.softmax, self.sigmoid, "TopClasses")
-
-    @property
-    def kind(self) -> str:
-        """What is explained: ``"logit"``, ``"softmax"`` or ``"sigmoid"``."""
-        return score_kind(self.softmax, self.sigmoid, "TopClasses")
 
 
 #: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor (or
@@ -92,7 +55,7 @@ class ResolvedTargets:
     score: str = "logit"
     #: what :meth:`probabilities` gives (Score-CAM's confidence): ``"softmax"``,
     #: ``"sigmoid"`` (binary outputs, :class:`LabelsAbove`) or ``"score"`` (the score
-    #: itself: a :class:`ClassScore`, or a :class:`TopClasses` with a probability flag)
+    #: itself: a :class:`ClassScore` says exactly what every method explains)
     probability: str = "softmax"
     #: ``(B, k)`` bool for :class:`LabelsAbove`: which classes pass the threshold
     selected: torch.Tensor | None = None
@@ -279,27 +242,23 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
 def _score_of(targets: TargetSpec, binary: bool) -> tuple[str, str]:
     """What the scores of ``targets`` are and what their probabilities are
     (:attr:`ResolvedTargets.score`, :attr:`ResolvedTargets.probability`)."""
-    head = "sigmoid" if binary else "softmax"
-    if isinstance(targets, ClassScore | TopClasses | LabelsAbove):
-        score = targets.kind
-    else:
-        score = "logit"
-    if binary and score == "softmax":
-        raise ValueError(
-            f"{type(targets).__name__}: softmax=True on a single-logit (binary) output: the "
-            "softmax of one logit is always 1. A binary model's probabilities are "
-            "sigmoid(z) (class 1, the positive) and 1 - sigmoid(z) (class 0, the negative): "
-            "use sigmoid=True")
-    if isinstance(targets, LabelsAbove):
-        return score, "sigmoid"
-    if isinstance(targets, ClassScore) or score != "logit":
-        return score, "score"
-    return score, head
+    if isinstance(targets, ClassScore):
+        if binary and targets.softmax:
+            raise ValueError(
+                "ClassScore: softmax=True on a single-logit (binary) output: the softmax of "
+                "one logit is always 1. A binary model's probabilities are sigmoid(z) (class "
+                "1, the positive) and 1 - sigmoid(z) (class 0, the negative): use sigmoid=True")
+        return targets.kind, "score"
+    if isinstance(targets, LabelsAbove) or binary:
+        return "logit", "sigmoid"
+    return "logit", "softmax"
 
 
 def _classes_of(targets: TargetSpec, logits: torch.Tensor, batch_size: int, binary: bool
                 ) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
     """``(classes (B, k), several, selected)`` of a class spec against ``(B, C)`` logits."""
+    if isinstance(targets, ClassScore):
+        targets = targets.classes
     if targets is None:
         if binary:  # the predicted side: sigmoid(z) >= 0.5
             return (logits[:, 1:] >= 0).long(), False, None
@@ -312,7 +271,5 @@ def _classes_of(targets: TargetSpec, logits: torch.Tensor, batch_size: int, bina
     if isinstance(targets, LabelsAbove):
         classes, selected = labels_above(logits, targets)
         return classes, True, selected
-    if isinstance(targets, ClassScore):
-        targets = targets.classes
     classes, several = _requested_classes(targets, batch_size)
     return classes, several, None
