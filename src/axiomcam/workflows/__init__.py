@@ -21,13 +21,17 @@ Example:
 from __future__ import annotations
 
 from .classify import (
+    HEADS,
+    SCORES,
     TargetChoice,
     check_layer,
+    choose_head,
     create_explainer,
     network_inputs,
     parse_targets,
     probabilities_and_logits,
     probabilities_from_logits,
+    target_class_names,
     top_classes,
 )
 from .comparing import CompareRun, compare_files
@@ -36,11 +40,14 @@ from .explaining import ExplainRun, explain_files, method_slug, name_slug
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
+    "HEADS",
+    "SCORES",
     "CompareRun",
     "ExplainRun",
     "Failure",
     "TargetChoice",
     "check_layer",
+    "choose_head",
     "collect_images",
     "compare_files",
     "create_explainer",
@@ -55,5 +62,6 @@ __all__ = [
     "probabilities_and_logits",
     "probabilities_from_logits",
     "run_demo",
+    "target_class_names",
     "top_classes",
 ]
