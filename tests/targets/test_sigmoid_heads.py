@@ -265,6 +265,47 @@ def test_labels_above_explanation_against_the_sigmoid_and_class_targets():
         assert torch.equal(exp.target(0).selected, exp.selected[:, 0])
 
 
+def test_scorecam_confidence_follows_the_target():
+    """Score-CAM measures ``LabelsAbove``'s labels by their sigmoid (as a sigmoid
+    ``ClassScore`` of the same classes), plain class indices by their softmax, and a
+    ``ClassScore`` by the score it names."""
+    torch.manual_seed(8)
+    model, inputs = multi_label_model(), torch.rand(1, 3, 8, 8)
+    above = axiomcam.explain(model, inputs, "scorecam", LAYER, targets=LabelsAbove(0.5))
+    classes = above.targets
+    sigmoid = axiomcam.explain(model, inputs, "scorecam", LAYER,
+                               targets=ClassScore(classes, sigmoid=True))
+    torch.testing.assert_close(above.channel_weights, sigmoid.channel_weights)
+    label = int(classes[0, 0])
+    expected = hand_scorecam_weights(model, inputs, model.features[2],
+                                     lambda out: torch.sigmoid(out[:, label]))
+    assert_relative(above.channel_weights[0, 0], expected, 1e-5)
+    softmax = axiomcam.explain(model, inputs, "scorecam", LAYER, targets=label)
+    expected = hand_scorecam_weights(model, inputs, model.features[2],
+                                     lambda out: torch.softmax(out, 1)[:, label])
+    assert_relative(softmax.channel_weights[0], expected, 1e-5)
+    logit = axiomcam.explain(model, inputs, "scorecam", LAYER, targets=ClassScore(label))
+    expected = hand_scorecam_weights(model, inputs, model.features[2],
+                                     lambda out: out[:, label])
+    assert_relative(logit.channel_weights[0], expected, 1e-5)
+
+
+def test_a_shared_ablation_cache_keeps_logit_and_sigmoid_scores_apart():
+    from axiomcam.methods import AblationCache, create
+
+    torch.manual_seed(9)
+    model, inputs = multi_label_model(), torch.rand(2, 3, 8, 8)
+    cache = AblationCache()
+    for sigmoid in (False, True):
+        target = ClassScore([1, 3], sigmoid=sigmoid)
+        alone = axiomcam.explain(model, inputs, "ablationcam", LAYER, targets=target)
+        shared = create("ablationcam", model, LAYER)
+        shared.ablation_cache = cache
+        torch.testing.assert_close(shared(inputs, target).channel_weights,
+                                   alone.channel_weights)
+    assert len(cache) == 2
+
+
 # ------------------------------------------------------------------ misuse
 
 
