@@ -1,4 +1,5 @@
-"""Explain an ONNX model, naming the target layer by its ONNX node name.
+"""Explain ONNX models: the target layer named by its ONNX node name, and a model as
+TensorFlow/Keras exports it (channels-last input, preprocessing and a Softmax in the graph).
 
 By default a random-weight torchvision ResNet-18 is exported to ONNX in a temporary folder
 (torch's TorchScript-based exporter at opset 17, which onnx2torch converts), loaded back with
@@ -8,6 +9,13 @@ model's ``layer3``, 14 x 14: at ``layer4``, right before global pooling and the 
 the two methods give the same map).  The script checks that the converted model gives the
 torch model's outputs and maps, prints the layers a CAM can use, and writes one PNG overlay
 per method.
+
+Then a Keras-like model: a small random CNN whose graph takes ``(N, H, W, C)`` inputs in
+0..255, rescales them by 1/255, transposes them to channels-first and ends in a Softmax, as
+tf2onnx writes a Keras classifier.  ``from_onnx`` reads all of that from the graph: it feeds
+the layout the model wants, leaves the Softmax out (the logits before it are explained) and
+picks the ``raw255`` preprocessing; the script prints what it decided, checks the maps
+against the same network in PyTorch, and writes ``onnx_keras_METHOD.png``.
 
 Run (needs ``pip install "axiomcam[onnx]"``; a few seconds on a CPU)::
 
@@ -27,16 +35,88 @@ from pathlib import Path
 
 import torch
 import torchvision
+from torch import nn
 
 import axiomcam
+from axiomcam.images import overlay, sample_image
 from axiomcam.layers import candidate_layers
 from axiomcam.models import from_onnx
-from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 # the ONNX node torch.onnx.export names for the output of resnet18's layer3 (a BasicBlock
 # calls its ReLU twice; the second call is "relu_1")
 RESNET_NODE, RESNET_LAYER = "/layer3/layer3.1/relu_1/Relu", "layer3"
+
+
+# the Keras-like model's last ReLU, as ONNX node and as PyTorch layer
+KERAS_NODE, KERAS_LAYER = "/features/features.6/Relu", "features.6"
+
+
+class KerasLike(nn.Module):
+    """A classifier as a Keras model is written: ``(N, H, W, C)`` inputs in 0..255,
+    ``Rescaling(1/255)``, the convolutions (channels first once transposed) and a
+    Softmax.  ``logits`` is the same network in PyTorch's layout, without the Softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 5))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x / 255))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * (1 / 255)  # Keras's Rescaling, on the channels-last input
+        return self.head(self.features(x.permute(0, 3, 1, 2))).softmax(dim=-1)
+
+
+def export_keras_like(folder: Path) -> tuple[KerasLike, Path]:
+    """A random Keras-like model and its ONNX file, input (1, 64, 64, 3)."""
+    torch.manual_seed(0)
+    model = KerasLike().eval()
+    path = folder / "keras_like.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 64, 64, 3) * 255,), str(path), dynamo=False,
+                          opset_version=17, input_names=["input_1"])
+    return model, path
+
+
+def explain_keras_like(path: Path, network: KerasLike, out_dir: Path) -> list[Path]:
+    pretrained = from_onnx(path)
+    print(f"{path.name}: {pretrained.channels} channels, input {pretrained.input_size} x "
+          f"{pretrained.input_size}, score: {pretrained.score}")
+    for note in pretrained.notes:
+        print(f"  note: {note}")
+    image = sample_image("chelsea")
+    inputs = pretrained.prepare(image)  # (1, 3, 64, 64), pixels 0..255 (raw255)
+    written = []
+    for method in METHODS:
+        exp = axiomcam.explain(pretrained.model, inputs, method=method, target_layer=KERAS_NODE)
+        torch_logits = _LogitsOnly(network)
+        reference = axiomcam.explain(torch_logits, inputs, method=method,
+                                     target_layer=f"network.{KERAS_LAYER}")
+        difference = (exp.maps - reference.maps).abs().max().item()
+        print(f"{method}: largest map difference, ONNX node {KERAS_NODE!r} vs torch "
+              f"{KERAS_LAYER!r} on the logits: {difference:.2e}")
+        out_path = out_dir / f"onnx_keras_{method}.png"
+        overlay(pretrained.display(image), exp.maps[0]).save(out_path)
+        written.append(out_path)
+    return written
+
+
+class _LogitsOnly(nn.Module):
+    """The Keras-like network on (B, C, H, W) inputs, returning its logits."""
+
+    def __init__(self, network: KerasLike) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.logits(x)
 
 
 def export_resnet(folder: Path) -> tuple[torch.nn.Module, Path]:
@@ -103,6 +183,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         torch_model, path = export_resnet(Path(folder))
         explain_file(path, arguments.layer or RESNET_NODE, arguments.out_dir, torch_model)
+        network, keras_path = export_keras_like(Path(folder))
+        explain_keras_like(keras_path, network, arguments.out_dir)
 
 
 if __name__ == "__main__":

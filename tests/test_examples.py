@@ -212,6 +212,17 @@ def test_onnx_model_example(tmp_path):
         assert overlaid.shape == photo.shape
         assert_overlay_shows_a_map(overlaid, photo, method)
     assert "largest output difference, ONNX vs torch" in stdout
+    # the Keras-like model: channels last, 0..255 rescaled in the graph, a final Softmax
+    assert "keras_like.onnx: 3 channels, input 64 x 64, score: logits before the graph's " \
+           "final Softmax" in stdout
+    assert "note: preprocessing 'raw255'" in stdout
+    differences = re.findall(r"on the logits: (\S+)", stdout)
+    assert len(differences) == 2 and all(float(d) < 1e-4 for d in differences), stdout
+    small = np.asarray(transforms.Compose([transforms.Resize(73), transforms.CenterCrop(64)])(
+        sample_image("chelsea")))
+    for method in ("gradcam", "xgradcam"):
+        assert_overlay_shows_a_map(open_png(tmp_path / f"onnx_keras_{method}.png"), small,
+                                   f"keras-like {method}")
 
 
 def test_embeddings_and_captions_example(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 import numpy as np
 import pytest
@@ -10,10 +12,15 @@ from PIL import Image
 
 from axiomcam.images import (
     SAMPLE_IMAGES,
+    array_from_bytes,
+    array_image,
+    array_values,
     guided_to_image,
+    load_array,
     load_image,
     overlay,
     sample_image,
+    to_channels,
     to_rgb,
 )
 
@@ -296,7 +303,81 @@ def test_guided_to_image_zero_gradient_is_mid_grey():
     assert np.all(pixels == 128)
 
 
-@pytest.mark.parametrize("shape", [(4, 8, 8), (1, 3, 8, 8), (8, 8)])
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (8, 8), (0, 8, 8)])
 def test_guided_to_image_rejects_wrong_shapes(shape):
-    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         guided_to_image(torch.zeros(shape))
+
+
+def test_guided_to_image_of_other_channel_counts_is_the_grey_of_their_mean():
+    gradient = torch.randn(5, 6, 7, generator=torch.Generator().manual_seed(1))
+    picture = np.asarray(guided_to_image(gradient))
+    mean = gradient.mean(dim=0, keepdim=True).expand(3, -1, -1)
+    np.testing.assert_array_equal(picture, np.asarray(guided_to_image(mean)))
+    assert np.all(picture[..., 0] == picture[..., 2]) and picture.std() > 5
+
+
+# ----------------------------------------------------------------------- channels, arrays
+
+
+def test_to_channels_gives_rgb_or_pil_grey_and_refuses_other_counts():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8))
+    assert to_channels(image, 3) is image
+    grey = np.asarray(to_channels(image, 1), dtype=np.float64)
+    rgb = np.asarray(image, dtype=np.float64)
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114  # ITU-R 601-2
+    np.testing.assert_allclose(grey, luma, atol=0.51)
+    flat = Image.new("L", (2, 2), 77)  # a grey file keeps its values
+    assert to_channels(flat, 1).getpixel((0, 0)) == 77
+    with pytest.raises(ValueError, match=r"1 \(grey\) or 3 \(RGB\) channels, not the 4 the "
+                                         r"model takes: give a \.npy array \(4, H, W\)"):
+        to_channels(image, 4)
+
+
+@pytest.mark.parametrize(("array", "channels", "values"), [
+    (np.arange(24, dtype=np.float32).reshape(2, 3, 4), 2, None),  # (C, H, W)
+    (np.arange(24, dtype=np.float32).reshape(3, 4, 2), 2, "hwc"),  # (H, W, C)
+    (np.arange(12, dtype=np.uint8).reshape(3, 4), 1, "grey255"),  # (H, W), uint8 / 255
+])
+def test_arrays_become_pictures_carrying_their_values(array, channels, values):
+    picture = array_image(array, channels)
+    expected = torch.from_numpy(array.astype(np.float32))
+    if values == "hwc":
+        expected = expected.permute(2, 0, 1)
+    elif values == "grey255":
+        expected = expected[None] / 255
+    carried = array_values(picture)
+    torch.testing.assert_close(carried, expected)
+    assert picture.mode == "RGB" and picture.size == (4, 3)
+    # the picture: the channels' mean stretched to 0..255, the same in R, G and B
+    mean = carried.mean(dim=0).numpy()
+    stretched = np.round((mean - mean.min()) / (mean.max() - mean.min()) * 255)
+    np.testing.assert_array_equal(np.asarray(picture)[..., 1], stretched)
+    assert array_values(picture.resize((8, 6))) is carried  # PIL keeps .info
+    assert array_values(Image.new("RGB", (2, 2))) is None
+
+
+def test_a_three_channel_array_is_shown_in_colour(tmp_path):
+    array = np.zeros((3, 2, 2), dtype=np.float32)
+    array[0, 0, 0] = 1.0  # one red pixel
+    np.save(tmp_path / "rgb.npy", array)
+    picture = load_array(tmp_path / "rgb.npy", 3)
+    assert picture.getpixel((0, 0)) == (255, 0, 0) and picture.getpixel((1, 1)) == (0, 0, 0)
+
+
+def test_array_files_that_cannot_be_read_are_named(tmp_path):
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match=r"'.*bad\.npy' is not a NumPy \.npy array"):
+        load_array(tmp_path / "bad.npy", 3)
+    np.savez(tmp_path / "two.npz", a=np.zeros(2), b=np.zeros(2))
+    with pytest.raises(ValueError, match=r"is an \.npz archive"):
+        load_array(tmp_path / "two.npz", 3)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"is not a NumPy \.npy array"):  # no pickles
+        load_array(tmp_path / "objects.npy", 3)
+    with pytest.raises(FileNotFoundError, match="no array file"):
+        load_array(tmp_path / "missing.npy", 3)
+    with pytest.raises(ValueError, match=r"'up\.npy': an empty array"):
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros((3, 0, 4), dtype=np.float32))
+        array_from_bytes(buffer.getvalue(), 3, "up.npy")

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
 
@@ -276,3 +277,56 @@ def test_the_model_serves_one_computation_at_a_time(explorer, photo):
     worker.join(60)
     assert order == ["explained", "opened"]
     assert torch.equal(second.probabilities, opened.probabilities)
+
+
+# ----------------------------------------------------------------------------- channels
+
+
+def explorer_of(channels: int) -> Explorer:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(CLASSES)))
+    pretrained = PretrainedModel("bands", model.eval(), None, None, CLASSES, "3", SIZE,
+                                 mean=(0.5,) * channels, std=(0.25,) * channels,
+                                 channels=channels)
+    return Explorer(pretrained, deletion_steps=4)
+
+
+def test_a_grey_model_explains_an_uploaded_photo(photo):
+    explorer = explorer_of(1)
+    opened = explorer.open_upload(png_bytes(photo), "photo.png")
+    # by hand: PIL's grey, the whole image resized (antialiased, as evaluation_inputs does)
+    expected = (TF.to_tensor(TF.resize(photo.convert("L"), [SIZE, SIZE], antialias=True))
+                - 0.5) / 0.25
+    torch.testing.assert_close(opened.inputs[0], expected)
+    (result,) = explorer.explain(opened, 0, None, ["xgradcam"])
+    reference = axiomcam.explain(explorer.pretrained.model, opened.inputs, method="xgradcam",
+                                 target_layer="3", targets=[0])
+    torch.testing.assert_close(result.cam_map, reference.maps[0], atol=1e-6, rtol=0)
+    assert result.cam_map.std() > 0.05
+    assert result.heatmap.size == photo.size
+
+
+def test_a_five_channel_model_takes_npy_uploads_and_refuses_images(photo):
+    explorer = explorer_of(5)
+    values = np.random.default_rng(2).random((20, 24, 5), dtype=np.float32)  # (H, W, C)
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    opened = explorer.open_upload(buffer.getvalue(), "scene.npy")
+    assert opened.image.size == (24, 20)
+    expected = (TF.resize(torch.from_numpy(values).permute(2, 0, 1), [SIZE, SIZE],
+                          antialias=True) - 0.5) / 0.25
+    torch.testing.assert_close(opened.inputs[0], expected)
+    (result,) = explorer.explain(opened, 1, None, ["gradcam"])
+    assert result.error is None and result.cam_map.shape == (SIZE, SIZE)
+    message = r"'photo\.png' is an image \(1 or 3 channels\) but the model takes 5-channel " \
+              r"inputs: upload a \.npy array \(5, H, W\) or \(H, W, 5\)"
+    with pytest.raises(ValueError, match=message):
+        explorer.open_upload(png_bytes(photo), "photo.png")
+    with pytest.raises(ValueError, match="'chelsea' is an image"):
+        explorer.open_sample("chelsea")
+    with pytest.raises(ValueError, match=r"'x\.npy': an array of shape \(3, 4\) is neither"):
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros((3, 4), dtype=np.float32))
+        explorer.open_upload(buffer.getvalue(), "x.npy")

@@ -115,6 +115,7 @@ def test_info_lists_layers_with_the_default_marked_and_the_methods(server):
     assert {m["name"] for m in info["methods"] if m["default"]} == {"gradcam", "xgradcam"}
     assert info["class_names"] == CLASSES
     assert "chelsea" in [sample["name"] for sample in info["samples"]]
+    assert (info["channels"], info["score"], info["notes"]) == (3, "the model's output", [])
 
 
 def test_an_upload_is_classified_and_explained_with_the_explorers_numbers(server):

@@ -254,7 +254,8 @@ def test_bad_images_are_listed_and_the_good_ones_still_written(photo_folder, tmp
     (["--layer", "classifier.1"], "layer 'classifier.1' has no (B, C, h, w) output"),
     (["--colormap", "jett"], "unknown matplotlib colormap 'jett'; did you mean jet"),
     (["--device", "cuda:0"], "no GPU is available"),
-    (["--mean", "0.5,0.5"], "--mean takes 1 or 3 numbers"),
+    (["--mean", "0.5,0.5"], "mobilenet_v2 takes 3-channel inputs but the mean has 2 values "
+                            "and the std 3: give 1 or 3 values each"),
 ])
 def test_explain_usage_errors_exit_2_with_one_line(photo_folder, tmp_path, arguments,
                                                    expected):
@@ -346,8 +347,9 @@ def test_explain_a_users_own_architecture_weights_and_classes(photo_folder, tmp_
     assert result.exit_code == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["layer"] == "layer4" and results["model"] == "resnet18"
-    assert results["preprocessing"] == {"resize": [96, 96], "crop": None,
+    assert results["preprocessing"] == {"resize": [96, 96], "crop": None, "channels": 3,
                                         "mean": [0.5] * 3, "std": [0.25] * 3}
+    assert (results["score"], results["notes"]) == ("the model's output", [])
     (record,) = results["images"]
     assert {t["name"] for t in record["top_classes"]} == {"apple", "banana", "cherry"}
     (entry,) = record["maps"]

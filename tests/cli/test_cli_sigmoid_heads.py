@@ -96,8 +96,9 @@ def run(files, model: str, out, *options: str) -> dict:
 def test_labels_above_a_threshold_with_sigmoid_scores(files, tmp_path):
     model, inputs = files["models"]["labels"], files["inputs"]
     report = run(files, "labels", tmp_path, "--target", "above0.5", "--score", "sigmoid")
-    assert (report["targets"], report["head"], report["score"]) == ("above0.5", "sigmoid",
-                                                                     "sigmoid")
+    assert (report["targets"], report["head"], report["explained"]) == ("above0.5", "sigmoid",
+                                                                         "sigmoid")
+    assert report["score"] == "the model's output"
     assert "sigmoid head: sigmoid explained" in report["stdout"]
     with torch.no_grad():
         probabilities = torch.sigmoid(model(inputs))
@@ -129,7 +130,8 @@ def test_several_labels_with_logit_and_probability_scores(files, tmp_path):
     logit = run(files, "labels", tmp_path / "logit", "--target", "1,4", "--head", "sigmoid")
     sigmoid = run(files, "labels", tmp_path / "sigmoid", "--target", "1,4", "--score",
                   "probability", "--head", "sigmoid")
-    assert (logit["head"], logit["score"], sigmoid["score"]) == ("sigmoid", "logit", "sigmoid")
+    assert (logit["head"], logit["explained"], sigmoid["explained"]) == ("sigmoid", "logit",
+                                                                         "sigmoid")
     for image in range(2):
         for report, values in ((logit, logits), (sigmoid, torch.sigmoid(logits))):
             entries = report["images"][image]["maps"]
@@ -146,7 +148,8 @@ def test_binary_model_positive_negative_and_the_predicted_side(files, tmp_path):
         z = model(inputs)
     assert z.shape == (2,) and z[0] * z[1] < 0
     report = run(files, "binary", tmp_path / "both", "--target", "positive,negative")
-    assert (report["head"], report["score"], report["targets"]) == ("sigmoid", "logit", [1, 0])
+    assert (report["head"], report["explained"], report["targets"]) == ("sigmoid", "logit",
+                                                                         [1, 0])
     for image, record in enumerate(report["images"]):
         positive, negative = record["maps"]
         assert (positive["class_name"], negative["class_name"]) == ("positive", "negative")

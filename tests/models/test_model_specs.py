@@ -347,8 +347,10 @@ def test_default_preprocessing_is_imagenet_224(tmp_path):
         ("size", 0, "size must be a positive int"),
         ("size", 22.5, r"size must be a positive int .*22\.5"),
         ("size", True, "size must be a positive int"),
-        ("mean", [0.1, 0.2], r"mean must be 3 numbers .*\[0\.1, 0\.2\]"),
-        ("mean", "0.5", "mean must be 3 numbers"),
+        # a 3-channel model: 1 or 3 values (the model, its channels and both counts named)
+        ("mean", [0.1, 0.2], r"net\.pt takes 3-channel inputs but the mean has 2 values and "
+                             r"the std 3: give 1 or 3 values each"),
+        ("mean", "0.5", r"mean must be numbers \(1 for all channels, or 1 per channel\)"),
         ("std", [0.2, 0.0, 0.2], r"std must be > 0 .*\[0\.2, 0\.0, 0\.2\]"),
         ("std", [-1], "std must be > 0"),
         ("mean", [float("nan")], "mean must be finite"),

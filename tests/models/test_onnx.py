@@ -344,20 +344,26 @@ def test_bad_options(resnet):
         from_onnx(path, class_names=["cat", "dog"])
     with pytest.raises(TypeError, match="class_names must be a sequence of str"):
         from_onnx(path, class_names="cat")
-    with pytest.raises(ValueError, match=r"std for .* must be 3 finite numbers > 0"):
+    with pytest.raises(ValueError, match=r"std for .* must be finite numbers > 0, 1 per "
+                                         r"channel \(or 1 for all channels\)"):
         from_onnx(path, std=(0.2, 0.0, 0.2))
     with pytest.raises(ValueError, match="invalid device"):
         from_onnx(path, device="gpu:x")
 
 
 def test_inputs_that_are_not_rgb_images(tmp_path):
-    weights = {"w": np.ones((2, 1, 1, 1), dtype=np.float32)}
+    weights = {"w": np.full((2, 1, 1, 1), 2.0, dtype=np.float32)}
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
              helper.make_node("GlobalAveragePool", ["c"], ["p"], name="pool"),
              helper.make_node("Flatten", ["p"], ["y"], name="flat")]
-    grey = tiny_graph(tmp_path / "grey.onnx", nodes, weights, channels=1, out_features=2)
-    with pytest.raises(ValueError, match="takes 1-channel images"):
-        from_onnx(grey)
+    grey = from_onnx(tiny_graph(tmp_path / "grey.onnx", nodes, weights, channels=1,
+                                out_features=2), input_size=8)
+    # any channel count is taken now (tests/models/test_onnx_layout.py); grey: 1 channel,
+    # pixels in [0, 1] by default (ImageNet's statistics are for RGB)
+    assert (grey.channels, grey.mean, grey.std) == (1, (0.0,), (1.0,))
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(grey.model(x), 2 * x.mean(dim=(1, 2, 3))[:, None].expand(2, 2))
     weights = {"w": np.ones((2, 3, 1, 1), dtype=np.float32)}
     wide = tiny_graph(tmp_path / "wide.onnx", nodes, weights, height=32, width=48,
                       out_features=2)

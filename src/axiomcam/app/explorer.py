@@ -36,12 +36,20 @@ from PIL import Image
 
 from .. import methods as method_registry
 from ..figures import method_title
-from ..images import SAMPLE_IMAGES, image_from_bytes, overlay, sample_image
+from ..images import (
+    ARRAY_SUFFIX,
+    SAMPLE_IMAGES,
+    array_from_bytes,
+    image_from_bytes,
+    overlay,
+    sample_image,
+)
 from ..layers import candidate_layers
 from ..methods import AblationCache, has_channel_weights
 from ..metrics import AxiomProbe, deletion_insertion
 from ..models import PretrainedModel
 from ..workflows import (
+    blank_input,
     check_layer,
     network_inputs,
     parse_targets,
@@ -79,6 +87,9 @@ MAP_COST = 0.1
 #: perturbed images per forward pass of the curves: small enough for the progress bar to move
 DELETION_BATCH_SIZE = 16
 
+# the first bytes of every .npy file
+_NUMPY_MAGIC = b"\x93NUMPY"
+
 #: ``(fraction done in [0, 1], what is running)``
 ProgressReport = Callable[[float, str], object]
 
@@ -88,11 +99,13 @@ class OpenedImage:
     """An image ready to explain.
 
     Attributes:
-        image: the RGB image, downscaled to at most :data:`MAX_SIDE` on its longer side.
+        image: the RGB image, downscaled to at most :data:`MAX_SIDE` on its longer side
+            (for an array, the grey picture of its values, which it carries).
         name: where it came from (the file's name or the sample's).
         notice: what was done to it that the user should know (a downscale), or ``None``.
-        inputs: ``(1, 3, S, S)`` the network's input (the whole image resized).
-        probabilities: ``(num_classes,)`` softmax of the model's output.
+        inputs: ``(1, C, S, S)`` the network's input (the whole image resized).
+        probabilities: ``(num_classes,)`` the model's class probabilities (a softmax of
+            its output, or as :meth:`axiomcam.models.PretrainedModel.probabilities` says).
         top_classes: the 5 most probable classes: ``{"index", "name", "probability"}``.
     """
 
@@ -181,8 +194,7 @@ class Explorer:
                  deletion_steps: int = DELETION_STEPS) -> None:
         self.pretrained = pretrained
         self.deletion_steps = deletion_steps
-        blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
-                            device=pretrained.device)
+        blank = blank_input(pretrained)
         #: ``(name, output shape)`` of every layer a CAM can explain, in call order
         self.layers: list[tuple[str, tuple[int, ...]]] = candidate_layers(pretrained.model,
                                                                           blank)
@@ -194,19 +206,36 @@ class Explorer:
     # -- images
 
     def open_upload(self, data: bytes, name: str) -> OpenedImage:
-        """An uploaded file's bytes, checked, decoded and classified.
+        """An uploaded file's bytes, checked, decoded and classified: an image (grey for a
+        1-channel model), or a ``.npy`` array of the model's channels
+        (:func:`axiomcam.images.array_from_bytes`), the only input of a model of other
+        than 1 or 3 channels.
 
         Raises:
-            ValueError: empty, larger than :data:`MAX_UPLOAD_BYTES`, or not an image
-                (the message names the file and the reason).
+            ValueError: empty, larger than :data:`MAX_UPLOAD_BYTES`, not an image or array,
+                or an image for a model whose channels an image has not (the message names
+                the file and the reason).
         """
         if len(data) > MAX_UPLOAD_BYTES:
             raise ValueError(f"{name!r} is {len(data) / 2**20:.0f} MB; the app takes images "
                              f"up to {MAX_UPLOAD_BYTES // 2**20} MB")
+        channels = self.pretrained.channels
+        if name.lower().endswith(ARRAY_SUFFIX) or data.startswith(_NUMPY_MAGIC):
+            return self.open_image(array_from_bytes(data, channels, name), name)
+        self._check_image_channels(name)
         return self.open_image(image_from_bytes(data, name), name)
+
+    def _check_image_channels(self, name: str) -> None:
+        """Refuse an image for a model of other than 1 or 3 channels, saying what to give."""
+        channels = self.pretrained.channels
+        if channels not in (1, 3):
+            raise ValueError(f"{name!r} is an image (1 or 3 channels) but the model takes "
+                             f"{channels}-channel inputs: upload a {ARRAY_SUFFIX} array "
+                             f"({channels}, H, W) or (H, W, {channels})")
 
     def open_sample(self, name: str) -> OpenedImage:
         """One of the bundled sample photographs (:data:`axiomcam.images.SAMPLE_IMAGES`)."""
+        self._check_image_channels(name)
         return self.open_image(sample_image(name), name)
 
     def open_image(self, image: Image.Image, name: str = "image") -> OpenedImage:
@@ -218,10 +247,12 @@ class Explorer:
             notice = (f"{name} is {image.width}\N{MULTIPLICATION SIGN}{image.height} pixels: "
                       f"downscaled to {size[0]}\N{MULTIPLICATION SIGN}{size[1]} (the network "
                       f"sees {self.pretrained.input_size} pixels a side)")
+            # an array's picture keeps its values (PIL copies .info): the network gets them
             image = image.resize(size, Image.Resampling.LANCZOS)
         inputs = network_inputs(self.pretrained, [image])
         with self.model_lock:
-            probabilities, _ = probabilities_and_logits(self.pretrained.model, inputs)
+            probabilities, _ = probabilities_and_logits(self.pretrained.model, inputs,
+                                                        self.pretrained)
         probabilities = probabilities[0].cpu()
         top = top_classes(self.pretrained, probabilities)
         return OpenedImage(image, name, notice, inputs, probabilities, top)

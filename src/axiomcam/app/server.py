@@ -277,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
             "version": __version__,
             "model": pretrained.name,
             "input_size": pretrained.input_size,
+            "channels": pretrained.channels, "score": pretrained.score,
+            "notes": list(pretrained.notes),
             "layers": [{"name": name, "shape": list(shape[1:]),
                         "default": name == explorer.default_layer}
                        for name, shape in explorer.layers],

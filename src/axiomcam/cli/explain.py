@@ -82,6 +82,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
       axiomcam explain x.png --model labels.pt --target above0.5 --score sigmoid
       axiomcam explain x.png --model binary.pt --target positive,negative
     """
+    from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files
 
     method = check_method(method)
@@ -98,9 +99,11 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool, layer: st
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix == ".npy")
-    head_note = "" if targets.head == "softmax" else \
+    # the score is named when it is not simply the model's output (an ONNX graph's logits)
+    score = "" if pretrained.score == PretrainedModel.score else f" of the {pretrained.score}"
+    head_note = "" if targets.head != "sigmoid" else \
         f", sigmoid head: {targets.explained} explained"
-    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}, "
+    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{score}, "
                f"{method} at {layer_name or 'the input'}{head_note}) in {run.seconds:.1f} s "
                f"-> {run.out_dir}; details in {run.results_file}")
     finish(run.failures)

@@ -23,13 +23,11 @@ def layers(model: ModelOptions, debug: bool) -> None:
       axiomcam layers --model mobilenet_v2
       axiomcam layers --model resnet50 --weights resnet50.pth --size 320
     """
-    import torch
-
     from ..layers import candidate_layers
+    from ..workflows import blank_input
 
     pretrained = model.load(debug)
-    blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
-                        device=pretrained.device)
+    blank = blank_input(pretrained)
     try:
         found = candidate_layers(pretrained.model, blank)
     except Exception as error:

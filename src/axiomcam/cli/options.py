@@ -29,13 +29,21 @@ if TYPE_CHECKING:
     from ..workflows import TargetChoice
 
 __all__ = [
-    "ModelOptions", "check_colormap", "check_layer", "check_method", "check_method_list",
-    "check_targets", "head_option", "layer_error_message", "model_options", "parse_device",
-    "picture_options",
+    "PRESET_HELP", "ModelOptions", "check_colormap", "check_layer", "check_method",
+    "check_method_list", "check_targets", "head_option", "layer_error_message",
+    "model_options", "parse_device", "picture_options",
 ]
 
 # how the library's layer errors point to Python (axiomcam.layers.resolve_layer): on the
 # command line the command that lists the layers is named instead
+#: the --preprocess presets and what each feeds the network (the models' presets, written
+#: out here so that --help does not import torch)
+PRESET_HELP = {
+    "imagenet": "ImageNet's mean and std",
+    "unit": "pixels in [0, 1]",
+    "raw255": "pixels in [0, 255]",
+    "tf": "pixels in [-1, 1]",
+}
 _PYTHON_LAYER_LISTING = re.compile(
     r"\s*`axiomcam\.layers\.candidate_layers\([^`]*\)` lists the usable layers\.?")
 
@@ -51,6 +59,8 @@ class ModelOptions:
     mean: str | None = None
     std: str | None = None
     device: str = "cpu"
+    preprocess: str | None = None
+    onnx_score: str = "logits"
 
     def load(self, debug: bool, device: str | None = None) -> PretrainedModel:
         """The model, or a one-line error: exit 2 for a spec that names nothing known or an
@@ -69,13 +79,17 @@ class ModelOptions:
             raise BadUsage(str(error)) from error
         mean_values, std_values = _floats(self.mean, "--mean"), _floats(self.std, "--std")
         try:
-            return models.load(self.spec, weights=self.weights, classes=self.classes_file,
-                               size=self.size, mean=mean_values, std=std_values,
-                               device=torch_device)
+            pretrained = models.load(self.spec, weights=self.weights, classes=self.classes_file,
+                                     size=self.size, mean=mean_values, std=std_values,
+                                     preprocess=self.preprocess, onnx_score=self.onnx_score,
+                                     device=torch_device)
         except ModelSpecError as error:
             bad_usage(error, debug)
         except Exception as error:
             fail(error, debug)
+        for note in pretrained.notes:  # what the loader decided: layout, score, preprocessing
+            click.echo(f"axiomcam: note: {pretrained.name}: {note}", err=True)
+        return pretrained
 
     def layers_command(self) -> str:
         """The ``axiomcam layers`` command that lists this model's layers."""
@@ -110,13 +124,14 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         values = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise BadUsage(f"{option} takes comma-separated numbers, got {text!r}") from None
-    if len(values) not in (1, 3):
-        raise BadUsage(f"{option} takes 1 or 3 numbers (R,G,B), got {text!r}")
+    if not values:
+        raise BadUsage(f"{option} takes 1 number (every channel) or 1 per channel, got "
+                       f"{text!r}")
     return values
 
 
 _MODEL_OPTION_NAMES = ("model_spec", "weights", "classes_file", "size", "mean", "std",
-                       "device")
+                       "device", "preprocess", "onnx_score")
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -138,10 +153,21 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "(default: ImageNet's for 1000 outputs, else 'class N')."),
         click.option("--size", type=click.IntRange(min=8), default=None,
                      help="Input side in pixels (built-in models: their own, 224)."),
-        click.option("--mean", default=None, metavar="R,G,B",
-                     help="Normalisation mean for pixels in [0, 1] (default: ImageNet's)."),
-        click.option("--std", default=None, metavar="R,G,B",
-                     help="Normalisation standard deviation (default: ImageNet's)."),
+        click.option("--mean", default=None, metavar="M[,M...]",
+                     help="Normalisation mean for pixels in [0, 1]: 1 number for every "
+                          "channel, or 1 per channel (default: ImageNet's; see --preprocess)."),
+        click.option("--std", default=None, metavar="S[,S...]",
+                     help="Normalisation standard deviation, 1 number or 1 per channel."),
+        click.option("--preprocess", type=click.Choice(list(PRESET_HELP)), default=None,
+                     help="A named mean/std instead of --mean/--std: "
+                          + "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items())
+                          + ". Default: imagenet for RGB models; an ONNX graph that "
+                          "rescales 0..255 itself: raw255; other channels-last (TensorFlow) "
+                          "ONNX: tf; models of other than 3 channels: unit."),
+        click.option("--onnx-score", type=click.Choice(["logits", "probability"]),
+                     default="logits", show_default=True,
+                     help="What to explain of an ONNX graph that ends in Softmax or Sigmoid: "
+                          "the logits before that node, or the graph's probability."),
         click.option("--device", default="cpu", show_default=True,
                      help="cpu, cuda, cuda:1, mps, ..."),
         click.option("--debug", is_flag=True, help="Show tracebacks and debug logging."),
@@ -241,7 +267,8 @@ def check_targets(text: str, pretrained: PretrainedModel, debug: bool, *,
     except ValueError as error:
         bad_usage(ValueError(f"--target: {error}"), debug)
     try:
-        return choose_head(choice, head, score, len(pretrained.class_names) == 1)
+        return choose_head(choice, head, score, len(pretrained.class_names) == 1,
+                           pretrained.probability)
     except ValueError as error:
         bad_usage(error, debug)
 

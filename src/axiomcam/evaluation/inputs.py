@@ -17,6 +17,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from ..images import array_values, to_channels
 from ..models import PretrainedModel
 
 __all__ = ["evaluation_inputs"]
@@ -26,6 +27,10 @@ def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
                       boxes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The evaluation preprocessing: whole images resized to ``input_size`` squared, boxes
     scaled with them.
+
+    The image becomes the model's channels: RGB, grey for a 1-channel model
+    (:func:`axiomcam.images.to_channels`), or the values an array picture carries
+    (:func:`axiomcam.images.array_values`, resized as a tensor, bilinear with antialias).
 
     ``x' = x * input_size / width``, ``y' = y * input_size / height`` (clamped to the
     image). There is no centre crop: a crop would cut objects near the border and their
@@ -37,7 +42,11 @@ def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
         boxes: per image, ``(n, 4)`` boxes ``x0, y0, x1, y1`` in the original pixels.
 
     Returns:
-        ``(inputs (B, 3, S, S) normalised, on the model's device; boxes in input pixels)``.
+        ``(inputs (B, C, S, S) normalised, on the model's device; boxes in input pixels)``.
+
+    Raises:
+        ValueError: an image that cannot give the model's channels (an RGB file for a
+            5-channel model, an array of other channels).
 
     Example:
         >>> import torch
@@ -54,10 +63,23 @@ def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
     tensors, scaled = [], []
     for image, image_boxes in zip(images, boxes, strict=True):
         width, height = image.size
-        resized = TF.resize(image.convert("RGB"), [size, size],
-                            interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-        tensors.append(TF.normalize(TF.to_tensor(resized), list(pretrained.mean),
+        tensors.append(TF.normalize(_resized_values(image, pretrained), list(pretrained.mean),
                                     list(pretrained.std)))
         factors = torch.tensor([size / width, size / height, size / width, size / height])
         scaled.append((image_boxes.float().reshape(-1, 4) * factors).clamp(0, size))
     return torch.stack(tensors).to(pretrained.device), scaled
+
+
+def _resized_values(image: Image.Image, pretrained: PretrainedModel) -> torch.Tensor:
+    """``(C, S, S)`` pixel values in [0, 1] units, not normalised."""
+    size, channels = pretrained.input_size, pretrained.channels
+    values = array_values(image)
+    if values is None:  # a picture: PIL resizes it, as it always has
+        resized = TF.resize(to_channels(image, channels), [size, size],
+                            interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        return TF.to_tensor(resized)
+    if values.shape[0] != channels:
+        raise ValueError(f"an array of {values.shape[0]} channels for a model of {channels} "
+                         f"(mean and std: {len(pretrained.mean)} values each)")
+    return TF.resize(values, [size, size], interpolation=TF.InterpolationMode.BILINEAR,
+                     antialias=True)

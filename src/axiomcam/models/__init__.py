@@ -15,8 +15,9 @@
 Modules: :mod:`~axiomcam.models.pretrained` (PretrainedModel, ImageNet preprocessing),
 :mod:`~axiomcam.models.builtin` (the packaged models), :mod:`~axiomcam.models.files` (state
 dicts, whole-model and class-name files), :mod:`~axiomcam.models.specs` (reading a spec:
-:func:`load`), :mod:`~axiomcam.models.onnx`, :mod:`~axiomcam.models.checks` (errors and
-shared checks).
+:func:`load`), :mod:`~axiomcam.models.onnx` and :mod:`~axiomcam.models.onnx_graph` (the
+input layout, a final Softmax, baked-in rescaling), :mod:`~axiomcam.models.checks` (errors
+and shared checks).
 
 Example:
     >>> from axiomcam import models
@@ -32,13 +33,21 @@ from __future__ import annotations
 from .builtin import TFLITE_MEAN, TFLITE_STD, available
 from .checks import MissingWeightsError, ModelSpecError
 from .files import load_state_dict_file, read_class_names, read_state_dict
-from .onnx import ONNX_LAYERS_KEY, from_onnx, onnx_layer
-from .pretrained import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, RESIZE_TO, PretrainedModel
+from .onnx import ONNX_LAYERS_KEY, ONNX_SCORES, from_onnx, onnx_layer
+from .pretrained import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_SIZE,
+    PREPROCESS_PRESETS,
+    RESIZE_TO,
+    PretrainedModel,
+)
 from .specs import load
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "ONNX_LAYERS_KEY", "RESIZE_TO", "TFLITE_MEAN",
-    "TFLITE_STD", "MissingWeightsError", "ModelSpecError", "PretrainedModel", "available",
+    "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "ONNX_LAYERS_KEY", "ONNX_SCORES",
+    "PREPROCESS_PRESETS", "RESIZE_TO", "TFLITE_MEAN", "TFLITE_STD", "MissingWeightsError",
+    "ModelSpecError", "PretrainedModel", "available",
     "from_onnx", "load", "load_state_dict_file", "onnx_layer", "read_class_names",
     "read_state_dict",
 ]

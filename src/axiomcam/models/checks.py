@@ -22,8 +22,9 @@ from torch import nn
 
 __all__ = [
     "MissingWeightsError", "ModelSpecError", "check_hookable", "checked_channels",
-    "checked_device", "checked_file", "checked_size", "first_line", "forward_on_zeros",
-    "missing_modules", "near_matches", "output_description",
+    "checked_device", "checked_file", "checked_size", "first_channels", "first_line",
+    "fit_channels", "forward_on_zeros", "missing_modules", "near_matches",
+    "output_description",
 ]
 
 
@@ -96,46 +97,85 @@ def checked_size(size: int | None) -> int | None:
 
 
 def checked_channels(values: Sequence[float], what: str, *, positive: bool = False,
-                     source: Path | None = None) -> tuple[float, ...]:
-    """Per-channel ``values`` (a mean or a std) as 3 floats; 1 number is repeated for the
-    3 channels. ``positive``: every value must be > 0.
+                     source: Path | None = None, channels: int | None = 3
+                     ) -> tuple[float, ...]:
+    """Per-channel ``values`` (a mean or a std) as ``channels`` floats; 1 number is
+    repeated for every channel. ``channels=None``: any count, kept as given (checked against
+    the model's channels later, :func:`fit_channels`). ``positive``: every value must be > 0.
 
     Raises:
-        ModelSpecError: ``values`` is not 1 or 3 numbers, not finite, or not > 0 when
-            ``positive``, each with its own message naming ``what`` and the value.
+        ModelSpecError: ``values`` is not 1 or ``channels`` numbers, not finite, or not > 0
+            when ``positive``, each with its own message naming ``what`` and the value.
         ValueError: the same cases in one message naming the model file ``source``, when
             it is given (how :func:`axiomcam.models.from_onnx` words it).
 
     Example:
         >>> checked_channels([0.2, 0.4, 0.6], "std", positive=True)
         (0.2, 0.4, 0.6)
+        >>> checked_channels([0.5], "mean", channels=1)
+        (0.5,)
+        >>> checked_channels([1, 2], "std", channels=None)
+        (1.0, 2.0)
     """
-    problem = _channel_problem(values, positive)
+    problem = _channel_problem(values, positive, channels)
     if problem is None:
-        return tuple(float(value) for value in values) * (3 if len(values) == 1 else 1)
+        repeat = channels if len(values) == 1 and channels is not None else 1
+        return tuple(float(value) for value in values) * repeat
     if source is not None:
         condition = "finite numbers > 0" if positive else "finite numbers"
+        count = "1 per channel" if channels is None else str(channels)
         raise ValueError(
-            f"{what} for {str(source)!r} must be 3 {condition} (or 1 for all channels), "
-            f"not {values!r}"
+            f"{what} for {str(source)!r} must be {condition}, {count} (or 1 for all "
+            f"channels), not {values!r}"
         )
     raise ModelSpecError(f"{what} must be {problem}, not {values!r}")
 
 
-def _channel_problem(values: Sequence[float], positive: bool) -> str | None:
+def _channel_problem(values: Sequence[float], positive: bool,
+                     channels: int | None) -> str | None:
     """What ``values`` must be and is not, or None when they are fine."""
     numbers = (
         isinstance(values, Sequence) and not isinstance(values, (str, bytes))
         and all(isinstance(value, (int, float)) and not isinstance(value, bool)
                 for value in values)
     )
-    if not numbers or len(values) not in (1, 3):
-        return "3 numbers (or 1 for all channels)"
+    if channels is None and (not numbers or len(values) == 0):
+        return "numbers (1 for all channels, or 1 per channel)"
+    if channels is not None and (not numbers or len(values) not in (1, channels)):
+        return f"{channels} numbers (or 1 for all channels)"
     if not all(math.isfinite(value) for value in values):
         return "finite"
     if positive and not all(value > 0 for value in values):
         return "> 0 in every channel"
     return None
+
+
+def fit_channels(mean: Sequence[float], std: Sequence[float], channels: int,
+                 subject: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``mean`` and ``std`` (checked numbers) as ``channels`` values each, 1 number
+    standing for every channel.
+
+    Raises:
+        ModelSpecError: either has another count; the message names the model's channels
+            and both counts.
+
+    Example:
+        >>> fit_channels((0.5,), (0.2, 0.2), 2, "net")
+        ((0.5, 0.5), (0.2, 0.2))
+        >>> try:
+        ...     fit_channels((0.4, 0.4, 0.4), (0.2,), 1, "'g.onnx'")
+        ... except ModelSpecError as error:
+        ...     print(error)
+        'g.onnx' takes 1-channel inputs but the mean has 3 values and the std 1: give 1 value each
+    """
+    if all(len(values) in (1, channels) for values in (mean, std)):
+        return (tuple(mean) * (channels if len(mean) == 1 else 1),
+                tuple(std) * (channels if len(std) == 1 else 1))
+    wanted = "1 value each" if channels == 1 else f"1 or {channels} values each"
+    raise ModelSpecError(
+        f"{subject} takes {channels}-channel inputs but the mean has {len(mean)} "
+        f"value{'' if len(mean) == 1 else 's'} and the std {len(std)}: give {wanted}"
+    )
 
 
 def checked_file(path: str | os.PathLike[str], what: str) -> Path:
@@ -208,6 +248,19 @@ def forward_on_zeros(model: nn.Module, zeros: torch.Tensor, subject: str, hint: 
             f"{subject} fails on an input of shape {tuple(zeros.shape)} ({hint}): "
             f"{type(error).__name__}: {reason(error)}"
         ) from error
+
+
+def first_channels(model: nn.Module) -> int:
+    """The input channels of a model's first 2-D convolution (in registration order, the
+    order torchvision and timm build the stem first), or 3 when it has none.
+
+    Example:
+        >>> first_channels(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 2, 1)))
+        1
+    """
+    first = next((module for module in model.modules() if isinstance(module, nn.Conv2d)),
+                 None)
+    return 3 if first is None else int(first.in_channels)
 
 
 def output_description(output: object) -> str:

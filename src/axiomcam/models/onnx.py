@@ -11,6 +11,7 @@ import os
 import types
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from torch import nn
 from ..layers import find_default_layer
 from .checks import (
     MissingWeightsError,
+    ModelSpecError,
     checked_channels,
     checked_device,
     checked_file,
@@ -29,23 +31,33 @@ from .checks import (
     near_matches,
     output_description,
 )
+from .onnx_graph import (
+    ImageInput,
+    final_activation,
+    input_rescaling,
+    read_image_input,
+    strip_final_activation,
+)
 from .pretrained import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     INPUT_SIZE,
+    PREPROCESS_PRESETS,
     PretrainedModel,
+    channel_note,
+    chosen_normalisation,
     default_class_names,
 )
 
 if TYPE_CHECKING:  # an optional dependency: axiomcam[onnx]
     import onnx
 
-__all__ = ["ONNX_INSTALL", "ONNX_LAYERS_KEY", "from_onnx", "onnx_layer"]
+__all__ = ["ONNX_INSTALL", "ONNX_LAYERS_KEY", "ONNX_SCORES", "from_onnx", "onnx_layer"]
 
 ONNX_INSTALL = "pip install 'axiomcam[onnx]'"
 #: the key of ``model.meta`` (a GraphModule's dict, kept by deepcopy) under which a model
 #: made by :func:`from_onnx` maps ONNX node names to qualified module names (see onnx_layer)
 ONNX_LAYERS_KEY = "onnx_layers"
+#: what :func:`from_onnx` explains of a graph ending in Softmax or Sigmoid (``score``)
+ONNX_SCORES = ("logits", "probability")
 # how onnx2torch keeps the graph's constant tensors (weights it does not fold into modules)
 _ONNX2TORCH_INITIALIZERS = "initializers"
 # a module path segment goes into fx's generated code as getattr(parent, "segment")
@@ -57,8 +69,11 @@ def from_onnx(
     *,
     class_names: Sequence[str] | None = None,
     input_size: int | None = None,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    preprocess: str | None = None,
+    score: str = "logits",
+    layout: str | None = None,
     device: str | torch.device = "cpu",
 ) -> PretrainedModel:
     """Load an ONNX model file as a torch module (through onnx2torch) ready to explain.
@@ -74,17 +89,42 @@ def from_onnx(
     (dots replaced by ``/``); :func:`onnx_layer` maps every named node to its module either
     way, and the mapping is kept as ``model.meta["onnx_layers"]``.
 
+    **TensorFlow/Keras models.** The input layout is read from the graph
+    (:func:`axiomcam.models.onnx_graph.read_image_input`: a ``Transpose`` with perm
+    ``0,3,1,2`` after the input, as tf2onnx writes, means channels-last ``N,H,W,C``; else
+    the first convolution, else the fixed dims).  A channels-last model gets a permute
+    as its first operation, so ``model`` takes ``(B, C, H, W)`` like every axiomcam model,
+    every method works on it, its layers keep their node names, and maps come out
+    ``(B, H, W)``.  The channels are any number (1 for grey, 5 bands, ...).
+
+    **A final Softmax or Sigmoid.** A graph whose output is a ``Softmax`` over the classes
+    or a ``Sigmoid`` is explained on the logits before it (``score="logits"``, the
+    default): Grad-CAM's score is the pre-softmax logit and XGrad-CAM's axioms are stated
+    for it, while a probability's gradient vanishes as it saturates.  The node is left out
+    of the converted model; ``score`` of the result says so (``"logits before the graph's
+    final Softmax"``) and ``probabilities`` applies it back for the class probabilities
+    shown.  ``score="probability"`` keeps the node: the graph's own probabilities are
+    explained.
+
+    **Preprocessing** as for the pretrained models: the shorter side resized to
+    ``round(input_size * 256 / 224)``, a centre crop of ``input_size``, normalised with
+    ``mean`` and ``std`` or the ``preprocess`` preset
+    (:data:`~axiomcam.models.pretrained.PREPROCESS_PRESETS`).  Unless they are given: a
+    graph whose first nodes multiply the input by 1/255 or 1/127.5 (Keras's
+    ``Rescaling``; read from the graph) gets ``raw255`` (pixels 0..255); else a
+    channels-last graph gets ``tf`` (pixels in [-1, 1], the most common preprocessing of
+    TensorFlow/Keras classifiers: keras.applications' MobileNet, Inception, Xception,
+    ResNetV2, NASNet, and TFLite/TF Hub models); else a 3-channel graph gets ImageNet's
+    mean and std (torch exports), and any other channel count ``unit`` (pixels in [0, 1]).
+    ``notes`` of the result says what was chosen and why.
+
     Two fixes before the conversion, which change no output: torch's exporter stores equal
     weight tensors once (random-init biases are all zeros) and reads the copies through
     ``Identity`` nodes, while onnx2torch needs convolution weights as graph constants, so
-    an ``Identity`` of a constant becomes a copy of that constant.
-
-    Preprocessing as for the pretrained models: the shorter side resized to
-    ``round(input_size * 256 / 224)``, a centre crop of ``input_size``, normalised with
-    ``mean`` and ``std``.  One forward pass on a ``(1, 3, input_size, input_size)`` input of
-    zeros counts the outputs and picks ``default_layer`` with
-    :func:`axiomcam.layers.find_default_layer` (the last layer with a ``(B, C, h, w)``
-    output, ``h * w > 1``).
+    an ``Identity`` of a constant becomes a copy of that constant.  One forward pass on a
+    ``(1, C, input_size, input_size)`` input of zeros counts the outputs and picks
+    ``default_layer`` with :func:`axiomcam.layers.find_default_layer` (the last layer with
+    a ``(B, C, h, w)`` output, ``h * w > 1``).
 
     onnx2torch converts the standard ONNX operators up to about opset 17.  Models exported
     by ``torch.onnx.export`` convert when exported with ``dynamo=False,
@@ -99,8 +139,14 @@ def from_onnx(
         input_size: the side of the square input, in pixels.  Default: the file's input
             height and width when they are fixed (as ``torch.onnx.export`` writes them),
             else 224.
-        mean: per-channel mean for pixels in [0, 1] (3 numbers, or 1 for all channels).
-        std: per-channel standard deviation, all > 0 (3 numbers, or 1 for all channels).
+        mean: per-channel mean for pixels in [0, 1] (1 number for all channels, or one per
+            channel).
+        std: per-channel standard deviation, all > 0 (1 number, or one per channel).
+        preprocess: a preset name instead of ``mean`` and ``std``: ``"imagenet"``,
+            ``"unit"`` ([0, 1]), ``"raw255"`` ([0, 255]), ``"tf"`` ([-1, 1]).
+        score: ``"logits"`` or ``"probability"``: what is explained of a graph that ends in
+            a Softmax or Sigmoid (see above).
+        layout: ``"NCHW"`` or ``"NHWC"`` to override what the graph says.
         device: where to put the model.
 
     Returns:
@@ -113,12 +159,14 @@ def from_onnx(
             ``pip install 'axiomcam[onnx]'``.
         ValueError: the file is not an ONNX model; it uses an operator onnx2torch cannot
             convert (each such operator, its opset and its nodes are named); it has not
-            exactly one image input of 3 channels; ``input_size`` differs from the file's
-            fixed input size; the model fails on a ``(1, 3, input_size, input_size)``
+            exactly one image input of rank 4; ``input_size`` differs from the file's
+            fixed input size; the model fails on a ``(1, C, input_size, input_size)``
             input, has several outputs or one that is not ``(1, N, ...)``, or has no layer
             with a ``(B, C, h, w)`` output; ``class_names`` does not have one name per
-            output; an invalid ``input_size``, ``mean``, ``std`` or ``device``.  Every
-            message names the path.
+            output; ``score="probability"`` for a graph without a final Softmax or
+            Sigmoid; ``mean``/``std`` whose lengths do not fit the channels; an invalid
+            ``input_size``, ``mean``, ``std``, ``preprocess``, ``score``, ``layout`` or
+            ``device``.  Every message names the path.
         TypeError: ``class_names`` is not a sequence of strings.
 
     Example:
@@ -144,11 +192,20 @@ def from_onnx(
     """
     path = _checked_onnx_path(path)
     torch_device = checked_device(device, where=f" for {str(path)!r}")
-    mean = checked_channels(mean, "mean", source=path)
-    std = checked_channels(std, "std", positive=True, source=path)
+    if score not in ONNX_SCORES:
+        raise ModelSpecError(f"score for {str(path)!r} must be one of {', '.join(ONNX_SCORES)}"
+                             f", not {score!r}")
+    mean = None if mean is None else checked_channels(mean, "mean", source=path, channels=None)
+    std = None if std is None else checked_channels(std, "std", positive=True, source=path,
+                                                    channels=None)
     onnx, onnx2torch = _onnx_modules(path)
     proto = _read_onnx(onnx, path)
-    side = _onnx_input_side(proto, path, input_size)
+    image = read_image_input(proto, path, layout)
+    side = _onnx_input_side(image, path, input_size)
+    channels = image.channels or 3
+    reading = _output_reading(proto, score, path)
+    normalisation, notes = _onnx_normalisation(proto, image, channels, (mean, std, preprocess),
+                                               path)
     _inline_constant_identities(proto)
     _check_convertible(proto, path)
     try:
@@ -158,17 +215,22 @@ def from_onnx(
             f"onnx2torch cannot convert the ONNX model {str(path)!r}: "
             f"{type(error).__name__}: {error}"
         ) from error
-    model = _named_by_onnx_nodes(converted, proto).to(torch_device).eval()
+    model = _named_by_onnx_nodes(converted, proto)
+    if image.layout == "NHWC":
+        _permute_input_to_channels_last(model)
+    model = model.to(torch_device).eval()
 
-    zeros = torch.zeros(1, 3, side, side, device=torch_device)
+    zeros = torch.zeros(1, channels, side, side, device=torch_device)
     num_outputs = _onnx_output_count(model, zeros, path)
     names = _onnx_class_names(class_names, num_outputs, path)
     try:
         default_layer = find_default_layer(model, zeros)
     except ValueError as error:
         raise ValueError(f"the ONNX model {str(path)!r}: {error}") from error
-    return PretrainedModel.with_imagenet_crop(path.name, model, names, default_layer, side,
-                                              mean, std)
+    notes = [*_layout_notes(image, channels), *reading.notes, *notes]
+    return PretrainedModel.with_imagenet_crop(
+        path.name, model, names, default_layer, side, *normalisation, channels=channels,
+        score=reading.score, probability=reading.probability, notes=tuple(notes))
 
 
 def onnx_layer(model: nn.Module | PretrainedModel, node_name: str) -> str:
@@ -234,7 +296,7 @@ def _read_onnx(onnx: types.ModuleType, path: Path) -> onnx.ModelProto:
     return proto
 
 
-def _onnx_input_side(proto: onnx.ModelProto, path: Path, input_size: int | None) -> int:
+def _onnx_input_side(image: ImageInput, path: Path, input_size: int | None) -> int:
     """The square input side: ``input_size``, checked against the file's fixed height and
     width when it has them, else those, else 224."""
     if input_size is not None and (
@@ -242,29 +304,7 @@ def _onnx_input_side(proto: onnx.ModelProto, path: Path, input_size: int | None)
         raise ValueError(
             f"input_size for {str(path)!r} must be a positive int (pixels), not {input_size!r}"
         )
-    constants = {tensor.name for tensor in proto.graph.initializer}
-    # old exporters list the weights among the graph inputs too
-    inputs = [value for value in proto.graph.input if value.name not in constants]
-    if len(inputs) != 1:
-        raise ValueError(
-            f"the ONNX model {str(path)!r} has {len(inputs)} inputs "
-            f"({', '.join(value.name for value in inputs)}): from_onnx takes models with one "
-            "image input"
-        )
-    (image,) = inputs
-    dims = [dim.dim_value if dim.HasField("dim_value") else None
-            for dim in image.type.tensor_type.shape.dim]
-    if image.type.tensor_type.HasField("shape") and len(dims) != 4:
-        raise ValueError(
-            f"the ONNX model {str(path)!r} takes a rank-{len(dims)} input {image.name!r}, "
-            "not a (batch, 3, height, width) image"
-        )
-    channels, height, width = dims[1:] if dims else (None, None, None)
-    if channels not in (None, 3):
-        raise ValueError(
-            f"the ONNX model {str(path)!r} takes {channels}-channel images; axiomcam feeds RGB "
-            "(3 channels)"
-        )
+    height, width = image.height, image.width
     fixed = height if height is not None and height == width else None
     if height is not None and width is not None and height != width:
         raise ValueError(
@@ -277,6 +317,86 @@ def _onnx_input_side(proto: onnx.ModelProto, path: Path, input_size: int | None)
             f"input_size={input_size}"
         )
     return input_size if input_size is not None else fixed or INPUT_SIZE
+
+
+@dataclass(frozen=True)
+class _OutputReading:
+    """What the converted model's output is (see :func:`from_onnx`, final Softmax)."""
+
+    score: str
+    probability: str
+    notes: tuple[str, ...] = ()
+
+
+def _output_reading(proto: onnx.ModelProto, score: str, path: Path) -> _OutputReading:
+    """Leave a final Softmax or Sigmoid out of the graph for ``score="logits"``, and say
+    what the output then is."""
+    tail = final_activation(proto)
+    if tail is None:
+        if score == "probability":
+            last = proto.graph.node[-1]
+            raise ValueError(
+                f"score='probability' needs a graph that ends in a Softmax or Sigmoid; the "
+                f"ONNX model {str(path)!r} ends in {last.op_type} {last.name!r}: its output "
+                "is explained as it is (score='logits')"
+            )
+        return _OutputReading("the graph's output", "softmax")
+    if score == "probability":
+        return _OutputReading(f"probabilities: the output of the graph's final {tail.op_type}",
+                              "output")
+    strip_final_activation(proto, tail)
+    note = (f"the graph ends in {tail.describe()}: the logits before it are explained "
+            "(Grad-CAM's score; XGrad-CAM's axioms hold for logits); "
+            "--onnx-score probability (score='probability') explains its output "
+            "instead")
+    return _OutputReading(f"logits before the graph's final {tail.op_type}",
+                          tail.op_type.lower(), (note,))
+
+
+def _onnx_normalisation(proto: onnx.ModelProto, image: ImageInput, channels: int,
+                        given: tuple[Sequence[float] | None, Sequence[float] | None,
+                                     str | None], path: Path
+                        ) -> tuple[tuple[tuple[float, ...], tuple[float, ...]], list[str]]:
+    """``(mean, std)`` for the graph (the options, else the defaults of :func:`from_onnx`)
+    and a note when a default other than ImageNet's was chosen."""
+    mean, std, preset = given
+    rescaling = input_rescaling(proto, image)
+    if rescaling is not None:
+        default, why = "raw255", rescaling
+    elif image.layout == "NHWC":
+        default, why = "tf", "the usual preprocessing of channels-last TensorFlow/Keras models"
+    elif channels == 3:
+        default, why = "imagenet", ""
+    else:
+        default, why = "unit", f"a {channels}-channel model"
+    chosen = chosen_normalisation(mean, std, preset, channels, default, repr(str(path)))
+    notes = []
+    if default != "imagenet" and preset is None and (mean is None or std is None):
+        notes.append(f"preprocessing {default!r}: {PREPROCESS_PRESETS[default][2]}, as "
+                     f"{why}; --preprocess or --mean/--std change it")
+    return chosen, notes
+
+
+def _layout_notes(image: ImageInput, channels: int) -> list[str]:
+    """What the user should know about the input: channels last, channels other than 3."""
+    notes = []
+    if image.layout == "NHWC":
+        notes.append(f"it takes channels-last (N, H, W, C) inputs ({image.reason} says so): "
+                     "axiomcam permutes its (B, C, H, W) inputs to them; layers keep their "
+                     "ONNX node names")
+    note = channel_note(channels)
+    return [*notes, note] if note is not None else notes
+
+
+def _permute_input_to_channels_last(model: torch.fx.GraphModule) -> None:
+    """Make a channels-last graph take ``(B, C, H, W)``: its first operation becomes
+    ``x.permute(0, 2, 3, 1)``, and every layer keeps its name."""
+    graph = model.graph
+    placeholder = next(node for node in graph.nodes if node.op == "placeholder")
+    with graph.inserting_after(placeholder):
+        permuted = graph.call_method("permute", (placeholder, 0, 2, 3, 1))
+    placeholder.replace_all_uses_with(permuted, delete_user_cb=lambda user: user is not permuted)
+    model.recompile()
 
 
 def _inline_constant_identities(proto: onnx.ModelProto) -> None:

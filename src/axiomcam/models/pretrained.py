@@ -14,11 +14,13 @@ from torch import nn
 from torchvision import transforms
 from torchvision.models import MobileNet_V2_Weights
 
-from ..images import to_rgb
+from ..images import ARRAY_SUFFIX, array_values, to_channels
+from .checks import ModelSpecError, fit_channels
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "RESIZE_TO", "PretrainedModel",
-    "default_class_names", "imagenet_transforms", "resize_for",
+    "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "PREPROCESS_PRESETS", "PROBABILITY_RULES",
+    "RESIZE_TO", "PretrainedModel", "channel_note", "chosen_normalisation",
+    "default_class_names", "imagenet_transforms", "preset_mean_std", "resize_for",
 ]
 
 #: ImageNet mean and standard deviation (RGB, for pixel values in [0, 1])
@@ -28,6 +30,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: the shorter side before the centre crop, and the side of the crop the network sees
 RESIZE_TO = 256
 INPUT_SIZE = 224
+
+#: named preprocessing (``--preprocess``): ``(mean, std)`` for pixels in [0, 1], and what the
+#: network then gets. One number stands for every channel.
+PREPROCESS_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...], str]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD, "ImageNet's mean and std (torchvision, timm)"),
+    "unit": ((0.0,), (1.0,), "pixels in [0, 1], not normalised"),
+    "raw255": ((0.0,), (1 / 255,), "pixels in [0, 255] (the graph normalises them itself)"),
+    "tf": ((0.5,), (0.5,), "pixels in [-1, 1] (TensorFlow/Keras 'tf' mode: x / 127.5 - 1)"),
+}
+
+#: how :meth:`PretrainedModel.probabilities` reads the model's output
+PROBABILITY_RULES = ("softmax", "sigmoid", "output")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +60,16 @@ class PretrainedModel:
         input_size: the side of the square input, in pixels.
         mean: the per-channel mean the inputs are normalised with (for pixels in [0, 1]).
         std: the per-channel standard deviation the inputs are normalised with.
+        channels: how many channels the network takes (1: image files are converted to
+            grey; other than 1 and 3: ``.npy`` arrays, see :mod:`axiomcam.images`).
+        score: what the model's output, hence a class's explained score, is, in words
+            (``"logits before the graph's final Softmax"`` for an ONNX classifier whose
+            Softmax was left out); ``results.json`` and the command line show it.
+        probability: how class probabilities follow from the output (one of
+            :data:`PROBABILITY_RULES`): ``"softmax"`` of logits, ``"sigmoid"`` of
+            independent logits, or ``"output"`` when the output already is probabilities.
+        notes: what the loader decided that a user should know (an input layout, a
+            Softmax left out, a preprocessing chosen), one sentence each.
 
     Example:
         >>> from axiomcam import models
@@ -67,14 +91,20 @@ class PretrainedModel:
     input_size: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    channels: int = 3
+    score: str = "the model's output"
+    probability: str = "softmax"
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def with_imagenet_crop(cls, name: str, model: nn.Module, class_names: list[str],
                            default_layer: str, input_size: int, mean: tuple[float, ...],
-                           std: tuple[float, ...]) -> PretrainedModel:
+                           std: tuple[float, ...], *, channels: int = 3,
+                           score: str = "the model's output", probability: str = "softmax",
+                           notes: tuple[str, ...] = ()) -> PretrainedModel:
         """A classifier whose preprocessing is the ImageNet evaluation crop at
         ``input_size``, normalised with ``mean`` and ``std`` (see
-        :func:`imagenet_transforms`).
+        :func:`imagenet_transforms`); the other fields as the class says.
 
         Example:
             >>> from torch import nn
@@ -85,10 +115,11 @@ class PretrainedModel:
             >>> tiny.prepare(Image.new("RGB", (60, 40))).shape
             torch.Size([1, 3, 32, 32])
         """
-        display, preprocess = imagenet_transforms(mean, std, input_size)
+        display, preprocess = imagenet_transforms(mean, std, input_size, channels=channels)
         return cls(name=name, model=model, preprocess=preprocess, display=display,
                    class_names=class_names, default_layer=default_layer,
-                   input_size=input_size, mean=mean, std=std)
+                   input_size=input_size, mean=mean, std=std, channels=channels,
+                   score=score, probability=probability, notes=notes)
 
     @property
     def device(self) -> torch.device:
@@ -99,7 +130,8 @@ class PretrainedModel:
         """Preprocess one image or a sequence of images into a batch on the model's device.
 
         Returns:
-            a ``(B, 3, input_size, input_size)`` float tensor (``B = 1`` for one image).
+            a ``(B, channels, input_size, input_size)`` float tensor (``B = 1`` for one
+            image).
 
         Raises:
             TypeError: an item is not a PIL image.
@@ -124,6 +156,28 @@ class PretrainedModel:
                 raise TypeError(f"images[{position}] is a {type(image).__name__}, not a PIL image")
         return torch.stack([self.preprocess(image) for image in batch]).to(self.device)
 
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the model's ``(B, num_classes)`` output, by the rule
+        :attr:`probability` names: ``softmax(z)`` over the classes, ``sigmoid(z)`` per
+        class, or the output itself (already probabilities), as float32.
+
+        Example:
+            >>> import dataclasses, torch
+            >>> from torch import nn
+            >>> net = PretrainedModel("net", nn.Identity(), None, None, ["a", "b"], "", 8)
+            >>> net.probabilities(torch.tensor([[0.0, 0.0]])).tolist()
+            [[0.5, 0.5]]
+            >>> dataclasses.replace(net, probability="sigmoid").probabilities(
+            ...     torch.tensor([[0.0, 0.0]])).tolist()
+            [[0.5, 0.5]]
+        """
+        values = outputs.detach().float()
+        if self.probability == "sigmoid":
+            return values.sigmoid()
+        if self.probability == "output":
+            return values
+        return values.softmax(dim=1)
+
     def top_classes(self, logits: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """The ``k`` most probable classes of each image, most probable first.
 
@@ -132,7 +186,8 @@ class PretrainedModel:
             k: how many classes per image, ``1 <= k <= num_classes``.
 
         Returns:
-            one list per image of ``(class_index, class_name, softmax_probability)``.
+            one list per image of ``(class_index, class_name, probability)``, the
+            probability by :meth:`probabilities` (a softmax of logits by default).
 
         Raises:
             TypeError: ``logits`` is not a tensor or ``k`` not an int.
@@ -162,7 +217,7 @@ class PretrainedModel:
             )
         if not 1 <= k <= num_classes:
             raise ValueError(f"k must be between 1 and {num_classes}, not {k}")
-        probabilities = logits.detach().float().softmax(dim=1).cpu()
+        probabilities = self.probabilities(logits).cpu()
         values, indices = probabilities.topk(k, dim=1)
         return [
             [
@@ -189,13 +244,18 @@ def imagenet_transforms(
     mean: Sequence[float],
     std: Sequence[float],
     input_size: int = INPUT_SIZE,
+    *,
+    channels: int = 3,
 ) -> tuple[Callable[[Image.Image], Image.Image], Callable[[Image.Image], torch.Tensor]]:
     """``(display, preprocess)`` for the usual ImageNet evaluation crop: the shorter side
     resized to :func:`resize_for` ``(input_size)`` (256 for 224), then a centre crop of
     ``input_size`` x ``input_size``.
 
     ``preprocess`` is ``display`` followed by ToTensor and Normalize with ``mean`` and
-    ``std``, so the two can never disagree about which pixels the network saw.
+    ``std``, so the two can never disagree about which pixels the network saw. With
+    ``channels=1`` both give the grey image (:func:`axiomcam.images.to_channels`); for a
+    picture made from an array (:func:`axiomcam.images.array_image`), ``preprocess`` crops
+    its values and ``display`` its picture.
 
     Example:
         >>> from PIL import Image
@@ -203,6 +263,11 @@ def imagenet_transforms(
         >>> image = Image.new("RGB", (640, 480))
         >>> display(image).size, tuple(preprocess(image).shape)
         ((224, 224), (3, 224, 224))
+        >>> import numpy as np
+        >>> from axiomcam.images import array_image
+        >>> _, bands = imagenet_transforms((0.0,) * 5, (1.0,) * 5, 32, channels=5)
+        >>> tuple(bands(array_image(np.ones((5, 40, 60), dtype=np.float32), 5)).shape)
+        (5, 32, 32)
     """
     crop = transforms.Compose(
         [transforms.Resize(resize_for(input_size)), transforms.CenterCrop(input_size)]
@@ -212,11 +277,18 @@ def imagenet_transforms(
     )
 
     def display(image: Image.Image) -> Image.Image:
-        """The RGB image resized and centre-cropped exactly as the network sees it."""
-        return crop(to_rgb(image))
+        """The image resized and centre-cropped exactly as the network sees it (RGB, or
+        grey for a 1-channel network; an array's own picture)."""
+        if array_values(image) is not None:
+            return crop(image)
+        return crop(to_channels(image, channels))
 
     def preprocess(image: Image.Image) -> torch.Tensor:
-        """The image as the network's ``(3, H, W)`` normalised input."""
+        """The image as the network's ``(C, H, W)`` normalised input (an array picture's
+        values, resized and cropped as tensors)."""
+        values = array_values(image)
+        if values is not None:
+            return transforms.Normalize(mean, std)(crop(values))
         return to_normalized_tensor(display(image))
 
     return display, preprocess
@@ -234,3 +306,66 @@ def default_class_names(num_outputs: int) -> list[str]:
     if num_outputs == 1000:
         return list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
     return [f"class {index}" for index in range(num_outputs)]
+
+
+def preset_mean_std(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ``(mean, std)`` of a preprocessing preset of :data:`PREPROCESS_PRESETS`.
+
+    Raises:
+        ModelSpecError: an unknown name (the presets are listed).
+
+    Example:
+        >>> preset_mean_std("tf")
+        ((0.5,), (0.5,))
+    """
+    if name not in PREPROCESS_PRESETS:
+        raise ModelSpecError(f"unknown preprocessing preset {name!r}; the presets: "
+                         + "; ".join(f"{key}: {text}"
+                                     for key, (_, _, text) in PREPROCESS_PRESETS.items()))
+    mean, std, _ = PREPROCESS_PRESETS[name]
+    return mean, std
+
+
+def chosen_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None,
+                         preset: str | None, channels: int | None, default: str, subject: str
+                         ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std a model's inputs are normalised with, ``channels`` values each:
+    ``preset``'s (:data:`PREPROCESS_PRESETS`), or ``mean`` and ``std``, each given one
+    replacing only its own part of the ``default`` preset's. ``channels=None``: the
+    values as they are, not fitted to a channel count yet.
+
+    Raises:
+        ModelSpecError: ``preset`` together with ``mean`` or ``std``, an unknown preset, or
+            values that do not fit the channels (:func:`~axiomcam.models.checks.fit_channels`
+            names the model ``subject``, its channels and both counts).
+
+    Example:
+        >>> chosen_normalisation(None, [0.25], None, 1, "tf", "net")
+        ((0.5,), (0.25,))
+    """
+    if preset is not None and (mean is not None or std is not None):
+        raise ModelSpecError(
+            f"give a preprocessing preset ({preset!r}) or a mean and std, not both: the "
+            "preset is a mean and a std"
+        )
+    base_mean, base_std = preset_mean_std(preset or default)
+    mean, std = (base_mean if mean is None else tuple(mean),
+                 base_std if std is None else tuple(std))
+    return (mean, std) if channels is None else fit_channels(mean, std, channels, subject)
+
+
+def channel_note(channels: int) -> str | None:
+    """What a user should know about a model of ``channels`` input channels (nothing for
+    RGB): how image files are fed to it.
+
+    Example:
+        >>> channel_note(3) is None, channel_note(1)[:26]
+        (True, 'it takes 1-channel inputs:')
+    """
+    if channels == 3:
+        return None
+    if channels == 1:
+        return ("it takes 1-channel inputs: image files are converted to grey (ITU-R 601-2 "
+                "luma, 0.299 R + 0.587 G + 0.114 B)")
+    return (f"it takes {channels}-channel inputs: give {ARRAY_SUFFIX} arrays ({channels}, H, W) "
+            f"or (H, W, {channels}), uint8 or float (image files have 1 or 3 channels)")

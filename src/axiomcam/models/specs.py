@@ -72,7 +72,9 @@ from .checks import (
     checked_device,
     checked_file,
     checked_size,
+    first_channels,
     first_line,
+    fit_channels,
     forward_on_zeros,
     near_matches,
     output_description,
@@ -90,9 +92,13 @@ from .pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     INPUT_SIZE,
+    PREPROCESS_PRESETS,
     PretrainedModel,
+    channel_note,
+    chosen_normalisation,
     default_class_names,
     imagenet_transforms,
+    preset_mean_std,
 )
 
 __all__ = ["TIMM_INSTALL", "TIMM_PREFIX", "TORCHVISION_PREFIX", "load"]
@@ -114,6 +120,8 @@ def load(
     size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    preprocess: str | None = None,
+    onnx_score: str = "logits",
 ) -> PretrainedModel:
     """Load the classifier that ``spec`` names, with its preprocessing and class names.
 
@@ -134,11 +142,17 @@ def load(
     - your own code, ``package.module:factory`` (a function, an ``nn.Module`` class or
       instance, imported from the current directory too): ``load("mynets.resnet:build")``.
 
-    Preprocessing: a built-in model keeps its own unless ``size``, ``mean`` or ``std`` is
-    given (each replaces only its own part). Any other model: the shorter side resized to
-    ``round(size * 256 / 224)``, a centre crop of ``size`` (default 224), normalised with
-    ``mean``/``std`` (default ImageNet's; a timm architecture defaults to the mean, std and,
-    if the architecture needs a fixed size, the input size of its ``pretrained_cfg``).
+    Preprocessing: a built-in model keeps its own unless ``size``, ``mean``, ``std`` or
+    ``preprocess`` is given (each replaces only its own part). Any other model: the shorter
+    side resized to ``round(size * 256 / 224)``, a centre crop of ``size`` (default 224),
+    normalised with ``mean``/``std`` or the ``preprocess`` preset (default ImageNet's; a
+    timm architecture defaults to the mean, std and, if the architecture needs a fixed size,
+    the input size of its ``pretrained_cfg``; an ONNX file as :func:`from_onnx` says).
+
+    Channels: the model's first 2-D convolution's input channels (an ONNX file: its input's,
+    :func:`from_onnx`), 3 when it has none. A model of other than 3 channels defaults to the
+    ``unit`` preset (pixels in [0, 1]), since ImageNet's statistics are for RGB; ``mean``
+    and ``std`` take 1 number (for every channel) or 1 per channel.
 
     Number of classes: a torchvision or timm architecture is built with as many outputs as
     the weights file's final layer has (the file's tensor under the key of the model's last
@@ -161,8 +175,14 @@ def load(
             ``imagenet_class_index.json``, too). Default: the 1000 ImageNet names for a
             model with 1000 outputs, else ``"class 0"``, ``"class 1"``, ...
         size: the side of the square input the network sees, in pixels.
-        mean: per-channel mean (pixels in [0, 1]): 3 numbers, or 1 for all channels.
-        std: per-channel standard deviation, all > 0: 3 numbers, or 1 for all channels.
+        mean: per-channel mean (pixels in [0, 1]): 1 per channel, or 1 for all channels.
+        std: per-channel standard deviation, all > 0: 1 per channel, or 1 for all channels.
+        preprocess: a preset instead of ``mean`` and ``std``
+            (:data:`~axiomcam.models.pretrained.PREPROCESS_PRESETS`): ``"imagenet"``,
+            ``"unit"`` (pixels in [0, 1]), ``"raw255"`` ([0, 255]), ``"tf"`` ([-1, 1]).
+        onnx_score: ``"logits"`` or ``"probability"``: what is explained of an ONNX graph
+            that ends in a Softmax or Sigmoid (:func:`from_onnx`'s ``score``); refused for
+            other models.
 
     Returns:
         a :class:`~axiomcam.models.PretrainedModel`, model in eval mode on ``device``, named
@@ -177,7 +197,9 @@ def load(
             model that cannot be hooked; a weights file that cannot be read or does not
             fit (missing, unexpected and mismatched keys are listed); a classes file whose
             length differs from the model's outputs; a model whose output is not
-            ``(1, N)``; an invalid ``size``, ``mean``, ``std`` or ``device``; a factory
+            ``(1, N)``; an invalid ``size``, ``mean``, ``std``, ``preprocess`` or ``device``;
+            ``preprocess`` with ``mean`` or ``std``; ``mean`` or ``std`` of another length
+            than 1 or the model's channels (both named with the channels); a factory
             module that cannot be imported; an ONNX file :func:`from_onnx` refuses.
             :class:`~axiomcam.models.ModelSpecError` (a ValueError) marks the usage errors.
         FileNotFoundError: ``weights``, ``classes`` or a model file that looks like a path
@@ -210,40 +232,68 @@ def load(
         raise ModelSpecError("the model spec is empty: " + _forms_help())
     torch_device = checked_device(device)
     size = checked_size(size)
-    mean = None if mean is None else checked_channels(mean, "mean")
-    std = None if std is None else checked_channels(std, "std", positive=True)
+    mean, std = _checked_normalisation(mean, std, preprocess, spec)
+    is_onnx = Path(spec).suffix.lower() == ".onnx"
+    _check_onnx_score(onnx_score, spec, is_onnx)
     weights = weights if weights is not None else weights_path
     checked_weights = None if weights is None else checked_file(weights, "weights file")
     class_names = None if classes is None else read_class_names(classes)
 
     if spec in available():
+        if preprocess is not None:
+            mean, std = preset_mean_std(preprocess)
         return _builtin(spec, checked_weights, class_names, size, mean, std, torch_device)
-    if Path(spec).suffix.lower() == ".onnx":  # converted by onnx2torch: see the module doc
+    if is_onnx:  # converted by onnx2torch: see the module doc
         if checked_weights is not None:
             raise ModelSpecError(
                 f"--weights does not apply to the ONNX model {spec!r}: its weights are in the file"
             )
-        return from_onnx(spec, class_names=class_names, input_size=size,
-                         mean=mean or IMAGENET_MEAN, std=std or IMAGENET_STD,
-                         device=torch_device)
+        return from_onnx(spec, class_names=class_names, input_size=size, mean=mean, std=std,
+                         preprocess=preprocess, score=onnx_score, device=torch_device)
     built = _build(spec, checked_weights)
     if checked_weights is not None and not built.weights_loaded:
         load_state_dict_file(built.model, checked_weights, architecture=built.name)
-    return _ready(built, class_names, classes, size, mean, std, torch_device)
+    return _ready(built, class_names, classes, size, (mean, std, preprocess), torch_device)
+
+
+def _checked_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None,
+                           preprocess: str | None, spec: str
+                           ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """``mean`` and ``std`` checked as numbers (their count is checked against the
+    model's channels once it is built); a preset checked, and refused with either."""
+    mean = None if mean is None else checked_channels(mean, "mean", channels=None)
+    std = None if std is None else checked_channels(std, "std", positive=True, channels=None)
+    if preprocess is not None:  # a preset is a mean and a std: checked now, given alone
+        chosen_normalisation(mean, std, preprocess, None, preprocess, spec)
+    return mean, std
+
+
+def _check_onnx_score(onnx_score: str, spec: str, is_onnx: bool) -> None:
+    """``onnx_score`` is the default, or asked for an ONNX file."""
+    if onnx_score != "logits" and not is_onnx:
+        raise ModelSpecError(f"--onnx-score {onnx_score} applies to ONNX files (FILE.onnx), "
+                             f"not to {spec!r}: explain a probability with a target instead "
+                             "(ClassScore(c, softmax=True))")
 
 
 def _ready(built: _Built, class_names: list[str] | None,
            classes: str | os.PathLike[str] | None, size: int | None,
-           mean: tuple[float, ...] | None, std: tuple[float, ...] | None,
+           normalisation: tuple[tuple[float, ...] | None, tuple[float, ...] | None, str | None],
            device: torch.device) -> PretrainedModel:
     """The built model on ``device`` in eval mode, checked (its outputs counted, its hooks
-    tried), with its preprocessing (the options, else its form's defaults) and class
-    names."""
+    tried), with its preprocessing (the options, else its form's defaults; ``unit`` for a
+    model of other than 3 channels) and class names."""
     model = built.model.to(device).eval()
     size = size if size is not None else built.size
-    mean = mean if mean is not None else built.mean
-    std = std if std is not None else built.std
-    zeros = torch.zeros(1, 3, size, size, device=device)
+    channels = first_channels(model)
+    mean, std, preset = normalisation
+    if preset is not None:
+        mean, std = preset_mean_std(preset)
+    default_mean, default_std = (built.mean, built.std) if channels == 3 else \
+        preset_mean_std("unit")
+    mean, std = fit_channels(default_mean if mean is None else mean,
+                             default_std if std is None else std, channels, built.name)
+    zeros = torch.zeros(1, channels, size, size, device=device)
     num_outputs = _count_outputs(model, zeros, built.name)
     check_hookable(model, zeros, built.name)
     if class_names is None:
@@ -253,8 +303,13 @@ def _ready(built: _Built, class_names: list[str] | None,
             f"the classes file {os.fspath(classes)!r} has {len(class_names)} names but "
             f"{built.name} has {num_outputs} outputs"
         )
-    return PretrainedModel.with_imagenet_crop(built.name, model, class_names,
-                                              find_default_layer(model, zeros), size, mean, std)
+    notes = [note for note in [channel_note(channels)] if note is not None]
+    if channels != 3 and normalisation == (None, None, None):
+        notes.append(f"preprocessing 'unit': {PREPROCESS_PRESETS['unit'][2]} (ImageNet's "
+                     "statistics are for RGB); --preprocess or --mean/--std change it")
+    return PretrainedModel.with_imagenet_crop(
+        built.name, model, class_names, find_default_layer(model, zeros), size, mean, std,
+        channels=channels, notes=tuple(notes))
 
 
 def _count_outputs(model: nn.Module, zeros: torch.Tensor, name: str) -> int:
@@ -324,8 +379,8 @@ def _builtin(name: str, weights_path: Path | None, class_names: list[str] | None
     changes: dict[str, object] = {}
     if size is not None or mean is not None or std is not None:
         input_size = size if size is not None else pretrained.input_size
-        mean = mean if mean is not None else pretrained.mean
-        std = std if std is not None else pretrained.std
+        mean, std = fit_channels(mean if mean is not None else pretrained.mean,
+                                 std if std is not None else pretrained.std, 3, name)
         display, preprocess = imagenet_transforms(mean, std, input_size)
         changes.update(display=display, preprocess=preprocess, input_size=input_size,
                        mean=mean, std=std)

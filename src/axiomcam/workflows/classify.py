@@ -14,7 +14,7 @@ Heads: a softmax head's probabilities are ``softmax(z)`` over its classes; a sig
 Example:
     >>> from axiomcam.workflows.classify import parse_targets
     >>> parse_targets("top3", ["cat", "dog", "car", "bus"])
-    TargetChoice(top=3, classes=(), threshold=None, head='softmax', score='logit')
+    TargetChoice(top=3, classes=(), threshold=None, head=None, score='logit')
     >>> parse_targets("1,Car", ["cat", "dog", "car", "bus"]).classes
     (1, 2)
     >>> parse_targets("above0.5", ["cat", "dog", "car", "bus"]).threshold
@@ -40,8 +40,8 @@ from ..models import PretrainedModel
 from ..targets import ClassScore, LabelsAbove, TargetSpec, TopClasses
 
 __all__ = [
-    "HEADS", "SCORES", "TargetChoice", "check_layer", "choose_head", "create_explainer",
-    "network_inputs", "parse_targets", "probabilities_and_logits",
+    "HEADS", "SCORES", "TargetChoice", "blank_input", "check_layer", "choose_head",
+    "create_explainer", "network_inputs", "parse_targets", "probabilities_and_logits",
     "probabilities_from_logits", "target_class_names", "top_classes",
 ]
 
@@ -57,13 +57,15 @@ SCORES = ("logit", "probability", "softmax", "sigmoid")
 class TargetChoice:
     """What each image is explained for: its ``top`` most probable classes, the given
     ``classes`` (the same for every image), or its labels whose sigmoid probability is at
-    least ``threshold``; with the model's ``head`` (``"softmax"`` or ``"sigmoid"``) and the
-    ``score`` explained (``"logit"`` or ``"probability"``, the head's)."""
+    least ``threshold``; with the model's ``head`` (``"softmax"``, ``"sigmoid"``,
+    ``"output"`` for scores that are probabilities already, or ``None``: as the model's
+    :attr:`~axiomcam.models.PretrainedModel.probability` says) and the ``score`` explained
+    (``"logit"`` or ``"probability"``, the head's)."""
 
     top: int | None = None
     classes: tuple[int, ...] = ()
     threshold: float | None = None
-    head: str = "softmax"
+    head: str | None = None
     score: str = "logit"
 
     @property
@@ -75,8 +77,9 @@ class TargetChoice:
 
     @property
     def explained(self) -> str:
-        """What each map's score is: ``"logit"``, ``"softmax"`` or ``"sigmoid"``."""
-        return self.head if self.score == "probability" else "logit"
+        """What each map's score is: ``"logit"`` (the model's score as it is), or the
+        head's probability, ``"softmax"`` or ``"sigmoid"``."""
+        return (self.head or "probability") if self.score == "probability" else "logit"
 
     def describe(self) -> str:
         """The targets as ``--target`` spells them (``top3``, ``above0.5``), or ``""`` for
@@ -97,7 +100,7 @@ class TargetChoice:
             chosen = TopClasses(self.top)
         else:
             chosen = torch.tensor(self.classes, device=device).expand(batch, -1)
-        if self.score == "probability":
+        if self.score == "probability" and self.head in HEADS:
             return ClassScore(chosen, softmax=self.head == "softmax",
                               sigmoid=self.head == "sigmoid")
         return ClassScore(chosen) if self.head == "sigmoid" else chosen
@@ -119,16 +122,21 @@ def target_class_names(class_names: Sequence[str]) -> list[str]:
     return [f"not {class_names[0]}", class_names[0]]
 
 
-def choose_head(choice: TargetChoice, head: str | None, score: str,
-                single_logit: bool) -> TargetChoice:
+def choose_head(choice: TargetChoice, head: str | None, score: str, single_logit: bool,
+                rule: str = "softmax") -> TargetChoice:
     """``choice`` with the model's head and the score to explain, checked.
 
     Args:
         choice: from :func:`parse_targets`.
         head: ``"softmax"``, ``"sigmoid"`` or ``None`` (decided: ``sigmoid`` for a
-            single-logit model, a threshold or ``score="sigmoid"``, else ``softmax``).
+            single-logit model, a threshold, ``score="sigmoid"`` or a model whose ``rule``
+            is the sigmoid, else ``softmax``).
         score: one of :data:`SCORES`.
         single_logit: the model has one output (a binary sigmoid head).
+        rule: how the model's loader says its probabilities follow from its output
+            (:attr:`~axiomcam.models.PretrainedModel.probability`): ``"softmax"``,
+            ``"sigmoid"`` (logits before an ONNX graph's final Sigmoid) or ``"output"`` (the
+            output already is probabilities: its head and score cannot be chosen).
 
     Raises:
         ValueError: an unknown head or score, a head that contradicts the score, the
@@ -147,21 +155,42 @@ def choose_head(choice: TargetChoice, head: str | None, score: str,
     if head is not None and head not in HEADS:
         raise ValueError(f"unknown head {head!r}: one of {', '.join(HEADS)}")
     implied = score if score in HEADS else None
-    if implied is not None and head is not None and head != implied:
-        raise ValueError(f"--score {score} explains a {score} head's probability, but "
-                         f"--head {head} was given")
-    if single_logit and "softmax" in (head, implied):
-        raise ValueError("the model has one output, a binary head: its probabilities are "
-                         "sigmoid(z) and 1 - sigmoid(z) (the softmax of one logit is always "
-                         "1); use --head sigmoid, or leave it out")
-    if choice.threshold is not None and "softmax" in (head, implied):
-        raise ValueError(f"--target {choice.describe()} picks the labels whose sigmoid "
-                         "probability passes the threshold: it needs a sigmoid head, not "
-                         "softmax")
-    sigmoid = single_logit or choice.threshold is not None or implied == "sigmoid"
+    conflict = _head_conflict(choice, head, score, single_logit, rule)
+    if conflict:
+        raise ValueError(conflict)
+    if rule == "output":
+        return dataclasses.replace(choice, head="output", score="logit")
+    sigmoid = single_logit or choice.threshold is not None or "sigmoid" in (implied, rule)
     head = head or implied or ("sigmoid" if sigmoid else "softmax")
     return dataclasses.replace(choice, head=head,
                                score="logit" if score == "logit" else "probability")
+
+
+def _head_conflict(choice: TargetChoice, head: str | None, score: str, single_logit: bool,
+                   rule: str) -> str | None:
+    """Why ``--head`` and ``--score`` do not fit each other, the targets or the model."""
+    implied = score if score in HEADS else None
+    if implied is not None and head is not None and head != implied:
+        return (f"--score {score} explains a {score} head's probability, but --head {head} "
+                "was given")
+    if rule == "output" and (head or score != "logit" or choice.threshold is not None
+                             or single_logit):
+        return ("the model's output already is its probabilities (an ONNX graph explained "
+                "with its final Softmax or Sigmoid, --onnx-score probability): its head and "
+                "score are not chosen, and thresholds and binary classes need logits; use "
+                "--onnx-score logits")
+    softmax = "softmax" in (head, implied)
+    if single_logit and softmax:
+        return ("the model has one output, a binary head: its probabilities are sigmoid(z) "
+                "and 1 - sigmoid(z) (the softmax of one logit is always 1); use --head "
+                "sigmoid, or leave it out")
+    if rule == "sigmoid" and softmax:
+        return ("the model's probabilities are the sigmoid of its logits (its ONNX graph ends "
+                "in a Sigmoid): use --head sigmoid, or leave it out")
+    if choice.threshold is not None and softmax:
+        return (f"--target {choice.describe()} picks the labels whose sigmoid probability "
+                "passes the threshold: it needs a sigmoid head, not softmax")
+    return None
 
 
 def parse_targets(text: str, class_names: Sequence[str], *,
@@ -276,8 +305,7 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
     if layer is None:
         return pretrained.default_layer
     name, _ = resolve_layer(pretrained.model, layer)
-    blank = torch.zeros(1, 3, pretrained.input_size, pretrained.input_size,
-                        device=pretrained.device)
+    blank = blank_input(pretrained)
     usable = [candidate for candidate, _ in candidate_layers(pretrained.model, blank)]
     if name not in usable:
         near = difflib.get_close_matches(name, usable, n=3, cutoff=0.5)
@@ -296,27 +324,41 @@ def create_explainer(pretrained: PretrainedModel, method: str, layer: str | None
     return create(method, pretrained.model, layer)
 
 
+def blank_input(pretrained: PretrainedModel) -> torch.Tensor:
+    """``(1, C, S, S)`` zeros on the model's device: one input of the model's channels and
+    size, for the forward pass that lists its layers."""
+    side = pretrained.input_size
+    return torch.zeros(1, pretrained.channels, side, side, device=pretrained.device)
+
+
 def network_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
                    ) -> torch.Tensor:
-    """``(B, 3, S, S)``: the whole images resized to the input size and normalised, on the
-    model's device (:func:`axiomcam.evaluation.evaluation_inputs` with no boxes)."""
+    """``(B, C, S, S)``: the whole images resized to the input size and normalised, on the
+    model's device (:func:`axiomcam.evaluation.evaluation_inputs` with no boxes): RGB, grey
+    for a 1-channel model, or the values of array pictures."""
     inputs, _ = evaluation_inputs(pretrained, images, [torch.zeros(0, 4)] * len(images))
     return inputs
 
 
-def probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor
+def probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor,
+                             pretrained: PretrainedModel | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass without gradients: ``(softmax probabilities, logits)``, both
+    """One forward pass without gradients: ``(probabilities, logits)``, both
     ``(B, num_classes)`` (see :func:`probabilities_from_logits`)."""
     with torch.no_grad():
         logits = model(inputs)
-    return probabilities_from_logits(logits), logits
+    return probabilities_from_logits(logits, pretrained), logits
 
 
-def probabilities_from_logits(logits: object, head: str = "softmax") -> torch.Tensor:
-    """Probabilities of ``(B, num_classes)`` class scores, which must be finite: their
-    softmax, or with ``head="sigmoid"`` each one's sigmoid (a multi-label head; a binary
-    model's ``Explanation.logits`` ``[-z, z]`` give ``1 - sigmoid(z)`` and ``sigmoid(z)``).
+def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None = None,
+                              *, head: str | None = None) -> torch.Tensor:
+    """Class probabilities of ``(B, num_classes)`` class scores, which must be finite:
+    their softmax, or as ``pretrained`` reads its output
+    (:meth:`~axiomcam.models.PretrainedModel.probabilities`: the sigmoid of logits before
+    an ONNX graph's final Sigmoid, the output itself when it is the graph's probabilities),
+    or as ``head`` says instead: ``"softmax"``, ``"sigmoid"`` (a multi-label head; a binary
+    model's ``Explanation.logits`` ``[-z, z]`` give ``1 - sigmoid(z)`` and ``sigmoid(z)``)
+    or ``"output"`` (the scores already are probabilities).
 
     Raises:
         ValueError: the model returned something else than a 2-D tensor, or NaN / inf; an
@@ -325,17 +367,23 @@ def probabilities_from_logits(logits: object, head: str = "softmax") -> torch.Te
     Example:
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]])).tolist()
         [[0.5, 0.5]]
-        >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]]), "sigmoid").tolist()
+        >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]]), head="sigmoid").tolist()
         [[0.5, 0.5]]
     """
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}: one of {', '.join(HEADS)}")
+    if head is not None and head not in (*HEADS, "output"):
+        raise ValueError(f"unknown head {head!r}: one of {', '.join(HEADS)}, output")
     if not torch.is_tensor(logits) or logits.dim() != 2:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
         raise ValueError(f"the model returned {shape}, not (B, num_classes) class scores")
     if not torch.isfinite(logits).all():
         raise ValueError("the model's output contains NaN or inf")
-    return logits.float().sigmoid() if head == "sigmoid" else logits.float().softmax(dim=1)
+    if head is None:
+        return logits.float().softmax(dim=1) if pretrained is None \
+            else pretrained.probabilities(logits)
+    values = logits.detach().float()
+    if head == "output":
+        return values
+    return values.sigmoid() if head == "sigmoid" else values.softmax(dim=1)
 
 
 def top_classes(pretrained: PretrainedModel, probabilities: torch.Tensor, k: int = 5

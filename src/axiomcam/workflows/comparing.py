@@ -102,7 +102,7 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
         explainers = {method: stack.enter_context(create_explainer(pretrained, method, layer))
                       for method in methods}
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
-                                    description="compare"):
+                                    description="compare", channels=pretrained.channels):
             with failing_alone(loaded, run.failures):
                 rows.extend(_compare_batch(pretrained, explainers, loaded, target, layer,
                                            axioms, alpha, colormap, run))
@@ -134,7 +134,7 @@ def _compare_batch(pretrained: PretrainedModel, explainers: dict[str, Explainer]
     plain = dataclasses.replace(target, head="softmax", score="logit")
     first = first_explainer(inputs, plain.spec(inputs.shape[0], inputs.device)).target(0)
     logits, classes = first.logits, first.targets
-    probabilities = probabilities_from_logits(logits, target.head)
+    probabilities = probabilities_from_logits(logits, pretrained, head=target.head)
     names = target_class_names(pretrained.class_names)
     # the layer is probed once, when the first map with channel weights is measured
     batch = AxiomProbe(pretrained.model, inputs, classes, layer, ablation_cache=cache) \

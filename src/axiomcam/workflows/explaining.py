@@ -117,12 +117,16 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
       ``(3, H, W)`` for ``guided_backprop``, which has no layer).
 
     ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``).
-    And ``results.json``: the model, method, layer, preprocessing, the targets, the head
-    (``softmax`` or ``sigmoid``: how probabilities are computed) and the score explained
-    (``logit``, ``softmax`` or ``sigmoid``), and per image its size, top-5 classes with
-    probabilities and each map's class, probability, score (the ``y^c`` the map explains)
-    and files; then the failures (path and reason).  With a threshold (``above0.5``), an
-    image gets a map for each of its labels above it, and none if it has none.
+    And ``results.json``: the model, method, layer, what the score is (``"score"``:
+    :attr:`~axiomcam.models.PretrainedModel.score`, e.g. ``"logits before the graph's final
+    Softmax"``), the targets, the head (``"head"``: ``softmax``, ``sigmoid`` or ``output``,
+    how probabilities follow from the score) and what each map explains (``"explained"``:
+    the ``logit``, or its ``softmax`` or ``sigmoid`` probability), the preprocessing (with
+    the channels), the loader's notes, and per image its size, top-5 classes with
+    probabilities and each map's class, probability, score (the value ``y^c`` the map
+    explains) and files; then the failures (path and reason).  With a threshold
+    (``above0.5``), an image gets a map for each of its labels above it, and none if it has
+    none.
 
     Args:
         pretrained: the model and its preprocessing (``axiomcam.models.load``).
@@ -158,18 +162,20 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     records: list[dict[str, object]] = []
     with explainer:
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
-                                    description=f"explain ({method})"):
+                                    description=f"explain ({method})",
+                                    channels=pretrained.channels):
             with failing_alone(loaded, run.failures):
                 records.extend(_explain_batch(explainer, loaded, targets, writer))
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "layer": layer_name,
+        "layer": layer_name, "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
-        "head": targets.head, "score": targets.explained,
+        "head": targets.head or pretrained.probability, "explained": targets.explained,
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],
-                          "crop": None, "mean": list(pretrained.mean),
-                          "std": list(pretrained.std)},
+                          "crop": None, "channels": pretrained.channels,
+                          "mean": list(pretrained.mean), "std": list(pretrained.std)},
+        "notes": list(pretrained.notes),
         "device": str(pretrained.device), "seconds": round(run.seconds, 3),
         "images": records, "failures": [asdict(failure) for failure in run.failures],
     }
@@ -185,7 +191,8 @@ def _explain_batch(explainer: Explainer, loaded: Sequence[tuple[Path, Image.Imag
     images = [image for _, image in loaded]
     inputs = network_inputs(writer.pretrained, images)
     explanation = explainer(inputs, targets.spec(inputs.shape[0], inputs.device))
-    probabilities = probabilities_from_logits(explanation.logits, targets.head)
+    probabilities = probabilities_from_logits(explanation.logits, writer.pretrained,
+                                              head=targets.head)
     selected = explanation.selected  # a threshold's padding places are not written
     records = []
     for row, (path, image) in enumerate(loaded):

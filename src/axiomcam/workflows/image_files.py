@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data import IMAGE_EXTENSIONS
-from ..images import load_image
+from ..images import ARRAY_SUFFIX, load_array, load_image
 
 __all__ = [
     "BATCH_ERRORS", "Failure", "collect_images", "failing_alone", "image_batches",
@@ -53,8 +53,9 @@ class Failure:
 
 
 def collect_images(arguments: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Failure]]:
-    """Image paths from files, directories (their image files, sorted, not recursive) and
-    glob patterns (``photos/**/*.jpg``, recursive), in the order given, without repeats.
+    """Image paths from files, directories (their image files and ``.npy`` arrays, sorted,
+    not recursive) and glob patterns (``photos/**/*.jpg``, recursive), in the order given,
+    without repeats.
 
     A missing file, a directory without image files and a pattern that matches nothing
     are returned as failures, so that the other inputs are still processed.
@@ -75,11 +76,12 @@ def collect_images(arguments: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
         text = os.fspath(argument)
         path = Path(text)
         if path.is_dir():
-            found = sorted(child for child in path.iterdir()
-                           if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(child for child in path.iterdir() if child.is_file()
+                           and child.suffix.lower() in (*IMAGE_EXTENSIONS, ARRAY_SUFFIX))
             if not found:
                 failures.append(Failure(text, "directory has no image files ("
-                                        f"{', '.join(IMAGE_EXTENSIONS)})"))
+                                        f"{', '.join(IMAGE_EXTENSIONS)}) or {ARRAY_SUFFIX} "
+                                        "arrays"))
             paths.extend(found)
         elif path.exists():
             paths.append(path)
@@ -94,29 +96,45 @@ def collect_images(arguments: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
     return list(dict.fromkeys(paths)), failures
 
 
-def load_images(paths: Sequence[Path]) -> tuple[list[tuple[Path, Image.Image]], list[Failure]]:
+def load_images(paths: Sequence[Path], channels: int = 3
+                ) -> tuple[list[tuple[Path, Image.Image]], list[Failure]]:
     """``(path, RGB image)`` for each readable file (:func:`axiomcam.images.load_image`),
-    and a failure for each other one."""
+    and a failure for each other one. A ``.npy`` file is an array for a model of
+    ``channels`` channels (:func:`axiomcam.images.load_array`: a picture carrying the
+    values); an image file for a model of other than 1 or 3 channels is a failure that
+    says to give arrays."""
     loaded, failures = [], []
     for path in paths:
         try:
-            loaded.append((path, load_image(path)))
+            if path.suffix.lower() == ARRAY_SUFFIX:
+                loaded.append((path, load_array(path, channels)))
+            elif channels not in (1, 3):
+                failures.append(Failure(str(path), _image_for_channels(path, channels)))
+            else:
+                loaded.append((path, load_image(path)))
         except (OSError, ValueError) as error:
             failures.append(Failure(str(path), str(error)))
     return loaded, failures
 
 
+def _image_for_channels(path: Path, channels: int) -> str:
+    """Why an image file cannot feed a model of ``channels`` channels."""
+    return (f"an image file has 1 (grey) or 3 (RGB) channels, but the model takes {channels}: "
+            f"give a {ARRAY_SUFFIX} array ({channels}, H, W) or (H, W, {channels}) instead")
+
+
 def image_batches(paths: Sequence[Path], batch_size: int, failures: list[Failure], *,
-                  progress: bool | None, description: str
+                  progress: bool | None, description: str, channels: int = 3
                   ) -> Iterator[list[tuple[Path, Image.Image]]]:
     """The readable images of ``paths`` as ``(path, RGB image)``, ``batch_size`` files at a
     time (a batch of unreadable files only is skipped); each unreadable file is appended to
-    ``failures``. A progress bar over the files (``progress``; ``None``: when there are
-    more than a few) advances after each batch."""
+    ``failures``. ``channels``: the model's (see :func:`load_images`). A progress bar over
+    the files (``progress``; ``None``: when there are more than a few) advances after each
+    batch."""
     show = len(paths) > _PROGRESS_FROM if progress is None else progress
     with tqdm(total=len(paths), desc=description, unit="image", disable=not show) as bar:
         for batch_paths in in_batches(list(paths), batch_size):
-            loaded, load_failures = load_images(batch_paths)
+            loaded, load_failures = load_images(batch_paths, channels)
             failures.extend(load_failures)
             if loaded:
                 yield loaded
