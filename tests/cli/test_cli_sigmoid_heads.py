@@ -16,7 +16,7 @@ from torch import nn
 
 import axiomcam
 from axiomcam.cli import main
-from axiomcam.targets import ClassScore
+from axiomcam.targets import ClassScore, TopClasses
 from axiomcam.workflows import (
     TargetChoice,
     choose_head,
@@ -229,12 +229,28 @@ def test_parse_targets_and_choose_head():
     assert torch.is_tensor(TargetChoice(classes=(1,)).spec(2, torch.device("cpu")))
     with pytest.raises(ValueError, match="unknown score 'odds'"):
         choose_head(TargetChoice(top=1), None, "odds", False)
+    # the loader's rule: an ONNX graph's Sigmoid tail is a sigmoid head; an output that
+    # already is probabilities takes no head, probability score, threshold or binary view
+    assert choose_head(TargetChoice(top=1), None, "logit", False, "sigmoid").head == "sigmoid"
+    with pytest.raises(ValueError, match="its ONNX graph ends in a Sigmoid"):
+        choose_head(TargetChoice(top=1), "softmax", "logit", False, "sigmoid")
+    output = choose_head(TargetChoice(top=2), None, "logit", False, "output")
+    assert (output.head, output.explained) == ("output", "logit")
+    assert isinstance(output.spec(2, torch.device("cpu")), TopClasses)
+    for head, score, choice, single in ((None, "probability", TargetChoice(top=1), False),
+                                        ("sigmoid", "logit", TargetChoice(top=1), False),
+                                        (None, "logit", TargetChoice(threshold=0.5), False),
+                                        (None, "logit", TargetChoice(top=1), True)):
+        with pytest.raises(ValueError, match=r"the model's output already is its "
+                                             r"probabilities.*use --onnx-score logits"):
+            choose_head(choice, head, score, single, "output")
 
 
 def test_probabilities_from_logits_by_head():
     logits = torch.tensor([[2.0, -1.0, 0.0]])
-    torch.testing.assert_close(probabilities_from_logits(logits, "sigmoid"),
-                               torch.sigmoid(logits))
     torch.testing.assert_close(probabilities_from_logits(logits), torch.softmax(logits, 1))
+    torch.testing.assert_close(probabilities_from_logits(logits, head="sigmoid"),
+                               torch.sigmoid(logits))
+    torch.testing.assert_close(probabilities_from_logits(logits, head="output"), logits)
     with pytest.raises(ValueError, match="unknown head 'tanh': one of softmax, sigmoid"):
-        probabilities_from_logits(logits, "tanh")
+        probabilities_from_logits(logits, head="tanh")
