@@ -390,8 +390,10 @@ def top_classes(pretrained: PretrainedModel, probabilities: torch.Tensor, k: int
                 ) -> list[dict[str, object]]:
     """The ``k`` most probable classes of one image's ``(num_classes,)`` probabilities:
     ``{"index", "name", "probability"}`` each, most probable first (a binary model's
-    two classes named by :func:`target_class_names`)."""
+    two classes, from ``Explanation.logits``, named by :func:`target_class_names`)."""
     names = target_class_names(pretrained.class_names)
+    if len(names) != probabilities.shape[0]:  # a binary model's one raw output
+        names = list(pretrained.class_names)
     values, indices = probabilities.topk(min(k, probabilities.shape[0]))
     return [{"index": int(i), "name": names[int(i)], "probability": float(p)}
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)]
