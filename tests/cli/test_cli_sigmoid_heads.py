@@ -254,3 +254,21 @@ def test_probabilities_from_logits_by_head():
     torch.testing.assert_close(probabilities_from_logits(logits, head="output"), logits)
     with pytest.raises(ValueError, match="unknown head 'tanh': one of softmax, sigmoid"):
         probabilities_from_logits(logits, head="tanh")
+
+
+def test_the_app_shows_a_sigmoid_heads_probabilities_and_refuses_a_binary_model(files):
+    from axiomcam.app.explorer import Explorer
+    from axiomcam.cli.model import with_head
+
+    pretrained = axiomcam.models.load(files["labels"], size=SIZE)
+    explorer = Explorer(with_head(pretrained, "sigmoid"))
+    opened = explorer.open_image(_open(files["photos"][0]))
+    with torch.no_grad():
+        expected = torch.sigmoid(files["models"]["labels"](opened.inputs))[0]
+    torch.testing.assert_close(opened.probabilities, expected)
+    assert [entry["index"] for entry in opened.top_classes] == \
+        expected.topk(5).indices.tolist()
+    assert with_head(pretrained, None).probability == "softmax"
+    refused = invoke("serve", "--model", files["binary"], "--size", str(SIZE), "--port", "0")
+    assert refused.exit_code == 2
+    assert "the app does not explain models with one output" in one_line_error(refused)
