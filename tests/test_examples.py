@@ -269,3 +269,74 @@ def test_multi_label_example(tmp_path):
     negative = float(re.search(r"negative \(not cat\): share of the map on the cat half "
                                r"([0-9.]+)", stdout).group(1))
     assert positive > 0.8 and negative < 0.3
+
+
+def test_yolo_example(tmp_path):
+    pytest.importorskip("ultralytics")  # the yolo extra (in dev)
+    stdout = run_example("yolo", tmp_path)
+    photo = np.asarray(load_example("yolo").prepare(sample_image("chelsea"))[0])
+    for method in ("eigencam", "gradcam", "xgradcam"):
+        overlaid = open_png(tmp_path / f"yolo_{method}.png")
+        assert overlaid.shape == photo.shape
+        assert_overlay_shows_a_map(overlaid, photo, method)
+        # the box is drawn in white: pure white pixels, which a jet overlay never has
+        assert (overlaid == 255).all(axis=2).sum() > 100
+    # the default layer; the detection's own box: its probability + IoU 1
+    assert stdout.count("at 'model.15' (layer grid (32, 48))") == 3
+    scores = re.findall(r"probability \+ IoU ([0-9.]+)", stdout)
+    assert len(scores) == 3 and all(1.0 < float(s) < 2.0 for s in scores)
+
+
+def test_huggingface_example(tmp_path):
+    pytest.importorskip("transformers")  # the huggingface extra (in dev)
+    stdout = run_example("huggingface", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "huggingface.png"))
+    # a row per model (ViT, Swin, ConvNeXt, ResNet): the photo, Grad-CAM, XGrad-CAM
+    assert [len(row) for row in cells] == [3, 3, 3, 3]
+    for model, row in enumerate(cells):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"model {model}, picture {position}")
+    for layer in ("vit.layers.11.layernorm_before",
+                  "swin.encoder.layers.3.blocks.1.layernorm_before",
+                  "convnext.encoder.stages.3", "resnet.encoder.stages.3"):
+        assert f"default layer {layer!r}" in stdout
+    assert stdout.count("logits (1, 10)") == 4
+    assert "14 x 14 grid" in stdout and "7 x 7 grid" in stdout
+
+
+def test_clip_example(tmp_path):
+    pytest.importorskip("open_clip")  # the clip extra (in dev)
+    stdout = run_example("clip", tmp_path)
+    cells = grid_cells(open_png(tmp_path / "clip.png"))
+    # a row per model (ViT-B-32, RN50): the photo, then one map per text
+    assert [len(row) for row in cells] == [3, 3]
+    for model, row in enumerate(cells):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"model {model}, text {position}")
+    cosines = re.findall(r"cosine ([-+0-9.]+)", stdout)
+    assert len(cosines) == 4 and all(-1 <= float(c) <= 1 for c in cosines)
+    assert "'transformer.resblocks.11.ln_1' on a 7 x 7 grid" in stdout
+    assert "'layer4' on a 7 x 7 grid" in stdout
+    assert "random weights" in stdout
+
+
+def test_the_code_in_docs_ecosystem_runs(tmp_path):
+    """The Python blocks of docs/ecosystem.md (YOLO, Hugging Face, CLIP) run as they are, in
+    one process, without an axiomcam warning, and explain at the layers the page names."""
+    for module in ("ultralytics", "transformers", "open_clip"):
+        pytest.importorskip(module)
+    text = (EXAMPLES.parent / "docs" / "ecosystem.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    report = "print('explained at', explanation.target_layer, float(explanation.maps.std()))\n"
+    script = tmp_path / "snippets.py"
+    script.write_text("".join(block + report for block in blocks), encoding="utf-8")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=environment, timeout=600, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "AxiomCamWarning" not in result.stderr, result.stderr
+    explained = re.findall(r"explained at (\S+) ([0-9.]+)", result.stdout)
+    assert [layer for layer, _ in explained] == [
+        "model.15", "vit.layers.11.layernorm_before", "transformer.resblocks.11.ln_1"]
+    assert all(float(spread) > 0.05 for _, spread in explained)  # maps that vary

@@ -94,6 +94,48 @@ def _backbone_scope(model: nn.Module) -> str:
         else "backbone."
 
 
+def _yolo_dependencies(layers: nn.Sequential) -> list[set[int]]:
+    """Each layer of an Ultralytics model's ``nn.Sequential`` with the layers it depends on
+    (through its inputs ``f``: -1 the previous layer, negative counts back, else indices)."""
+    depends_on: list[set[int]] = []
+    for index, layer in enumerate(layers):
+        own = {index}
+        for source in [layer.f] if isinstance(layer.f, int) else layer.f:
+            source = index + source if source < 0 else source
+            if 0 <= source < index:  # -1 of the first layer: the image
+                own |= depends_on[source]
+        depends_on.append(own)
+    return depends_on
+
+
+def _yolo_layer(model: nn.Module) -> str | None:
+    """An Ultralytics YOLO model's default layer: the last layer that every input of its
+    head depends on, or ``None`` for other models.
+
+    Ultralytics keeps the layers in an ``nn.Sequential`` whose modules name their inputs
+    (``f``: -1 the previous layer, or indices); the detection head reads several levels
+    (``f`` a list: strides 8, 16 and 32).  The last layer they all depend on is the neck's
+    stride-8 output in YOLOv5u/v8/11 (``model.15`` in YOLOv8): the finest map that every
+    detection, small or large, gets a gradient through.  The head's last input alone
+    (``model.21``, a usual choice) feeds only the stride-32 anchors: a small object's
+    detection has no gradient there.
+    """
+    for prefix, layers in model.named_modules():
+        if not isinstance(layers, nn.Sequential) or len(layers) < 2 \
+                or not isinstance(getattr(layers[-1], "f", None), list) \
+                or not all(isinstance(getattr(layer, "f", None), int | list) for layer in layers):
+            continue
+        depends_on = _yolo_dependencies(layers)
+        inputs = [index + len(layers) - 1 if index < 0 else index for index in layers[-1].f]
+        shared = set.intersection(*(depends_on[index] for index in inputs))
+        if shared:
+            chosen = f"{prefix}.{max(shared)}" if prefix else str(max(shared))
+            logger.info("axiomcam: target layer %r (the last layer all the inputs of the YOLO "
+                        "head depend on) chosen automatically", chosen)
+            return chosen
+    return None
+
+
 def _spatial_size(output: object, batch: int | None = None) -> tuple[int, ...] | None:
     """The spatial size of a ``(B, C, h, w)`` / ``(B, C, t, h, w)`` output; ``None`` for
     anything else, and for outputs whose first axis is not the batch's ``batch`` images (a
@@ -183,9 +225,15 @@ def find_default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
     container that also holds the earlier stages (``features``).  Between modules at the
     same depth the later call wins (an in-place ReLU after a convolution).
 
+    In an Ultralytics YOLO model, the last layer that every input of the detection head
+    depends on (``model.15`` in YOLOv8, ``model.16`` in YOLO11: the neck's stride-8 output).
+
     Raises:
         ValueError: no layer has a spatial output with more than one position.
     """
+    yolo = _yolo_layer(model)
+    if yolo is not None:
+        return yolo
     calls = _record_calls_with_inputs(model, inputs[:1])
     scope = _backbone_scope(model)
     spatial = [

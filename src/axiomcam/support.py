@@ -101,7 +101,15 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def check_model(model: object) -> nn.Module:
-    """``model`` if it is an ``nn.Module`` with parameters (a TypeError or ValueError else)."""
+    """``model`` if it is an ``nn.Module`` with parameters (a TypeError or ValueError else).
+
+    An Ultralytics ``YOLO(...)`` object gives its network, ``.model``: its own forward is
+    ``predict`` (resizing, non-maximum suppression, ``Results``), which no gradient crosses.
+    """
+    if any(cls.__name__ == "Model" and cls.__module__ == "ultralytics.engine.model"
+           for cls in type(model).__mro__) and isinstance(getattr(model, "model", None),
+                                                          nn.Module):
+        model = model.model
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     if next(model.parameters(), None) is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..outputs import select_output
 from .base import BaseCAM
 from .context import LayerContext
 from .maps import weighted_sum
@@ -49,7 +50,8 @@ class CAM(BaseCAM):
 
     def _head(self, context: LayerContext) -> nn.Linear:
         pooled = context.activations.mean(-1)  # (B, K): global average pooling
-        output = context.output
+        # this pass's class scores (a Hugging Face ModelOutput's logits, a dict's ...)
+        output = select_output(context.output, self.output)
         channels = pooled.shape[1]
         largest_difference = None
         for module in reversed(list(self.model.modules())):

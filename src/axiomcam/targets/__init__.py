@@ -22,8 +22,12 @@ class, mask, box, reference embedding or token sequence per image) picks that da
   class's scores summed over a region, for ``(N, C, H, W)`` segmentation outputs;
 - :class:`DetectionBox` (:mod:`.detection`): ``s_d + IoU(b_d, b_i)``, the score of the
   detection ``d`` matching a box plus its overlap, for detectors returning a list of dicts;
+- :class:`YoloBox` (:mod:`.yolo`): ``p_{a,l} + IoU(b_a, b_i)``, one detection of an
+  Ultralytics YOLO detector read at its anchor ``a`` in the raw ``(N, 4 + nc, A)`` output
+  (:func:`yolo_detections`: the detections and their anchors);
 - :class:`EmbeddingSimilarity` (:mod:`.embeddings`): ``cos(e, r_i)`` for ``(N, D)``
-  embeddings;
+  embeddings; :class:`TextSimilarity`, the same with a CLIP model's text embedding
+  (:func:`encode_texts`): the image regions that match a text;
 - :class:`TokenLogProbability` (:mod:`.tokens`): ``sum_t log softmax(z_t)[w_t]`` for
   ``(N, T, V)`` logits.
 
@@ -45,11 +49,12 @@ Example:
 from .classes import ClassScore
 from .common import NEGATIVE, POSITIVE
 from .detection import DetectionBox, box_iou
-from .embeddings import EmbeddingSimilarity
+from .embeddings import EmbeddingSimilarity, TextSimilarity, encode_texts
 from .resolution import ResolvedTargets, TargetSpec, resolve_targets
 from .segmentation import SegmentationRegion, predicted_mask
 from .selection import LabelsAbove, TopClasses
 from .tokens import IGNORE_TOKEN, TokenLogProbability
+from .yolo import YoloBox, yolo_detections
 
 __all__ = [
     "IGNORE_TOKEN",
@@ -62,9 +67,13 @@ __all__ = [
     "ResolvedTargets",
     "SegmentationRegion",
     "TargetSpec",
+    "TextSimilarity",
     "TokenLogProbability",
     "TopClasses",
+    "YoloBox",
     "box_iou",
+    "encode_texts",
     "predicted_mask",
     "resolve_targets",
+    "yolo_detections",
 ]

@@ -12,14 +12,14 @@ from ..outputs import describe_output
 from ..support import warn
 from .common import class_indices, describe_tensor, row_images
 
-__all__ = ["DetectionBox", "box_iou"]
-
+__all__ = ["DetectionBox", "box_iou", "checked_boxes", "detection_positions"]
 
 
 def box_iou(boxes: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of each of ``boxes`` ``(n, 4)`` with ``box`` ``(4,)``, boxes
-    as ``x0, y0, x1, y1``: ``|A ∩ B| / |A ∪ B|``, 0 where the union is empty.
-    Differentiable in both (the detection target's box-regression agreement).
+    """Intersection over union of each of ``boxes`` ``(n, 4)`` with ``box`` ``(4,)`` (or,
+    row by row, with ``(n, 4)`` boxes), boxes as ``x0, y0, x1, y1``:
+    ``|A ∩ B| / |A ∪ B|``, 0 where the union is empty.  Differentiable in both (the
+    detection targets' box-regression agreement).
 
     Example:
         >>> import torch
@@ -27,14 +27,73 @@ def box_iou(boxes: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         ...         torch.tensor([1.0, 0.0, 3.0, 2.0]))
         tensor([0.3333, 0.0000])
     """
-    width = (torch.minimum(boxes[:, 2], box[2]) - torch.maximum(boxes[:, 0], box[0]))
-    height = (torch.minimum(boxes[:, 3], box[3]) - torch.maximum(boxes[:, 1], box[1]))
+    width = (torch.minimum(boxes[:, 2], box[..., 2]) - torch.maximum(boxes[:, 0], box[..., 0]))
+    height = (torch.minimum(boxes[:, 3], box[..., 3]) - torch.maximum(boxes[:, 1], box[..., 1]))
     intersection = width.clamp_min(0) * height.clamp_min(0)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = areas + (box[2] - box[0]) * (box[3] - box[1]) - intersection
+    union = areas + (box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1]) - intersection
     empty = union <= 0
     return torch.where(empty, torch.zeros_like(intersection),
                        intersection / torch.where(empty, torch.ones_like(union), union))
+
+
+def checked_boxes(box: object) -> torch.Tensor:
+    """``box`` as a float ``(4,)`` or ``(B, 4)`` tensor of ``x0, y0, x1, y1``, detached.
+
+    Raises:
+        ValueError: another shape, a box that is not ``x0 <= x1, y0 <= y1`` or not finite.
+
+    Example:
+        >>> checked_boxes([0, 0, 2, 1])
+        tensor([0., 0., 2., 1.])
+    """
+    boxes = torch.as_tensor(box.detach() if torch.is_tensor(box) else box)
+    if boxes.is_complex() or boxes.dtype == torch.bool or boxes.dim() not in (1, 2) \
+            or boxes.shape[-1] != 4:
+        raise ValueError(f"box must be x0, y0, x1, y1 (a (4,) box or (B, 4) boxes), got "
+                         f"{boxes.dtype} of shape {tuple(boxes.shape)}")
+    boxes = boxes.float() if not boxes.is_floating_point() else boxes
+    flat = boxes.reshape(-1, 4)
+    bad = ~torch.isfinite(flat).all(1) | (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
+    if bad.any():
+        raise ValueError(f"box {flat[bad][0].tolist()} is not x0 <= x1, y0 <= y1 "
+                         "(finite, in input pixels)")
+    return boxes
+
+
+def detection_positions(detections: Sequence[Mapping[str, torch.Tensor]],
+                        index: object) -> list[int]:
+    """Detection ``index`` of every image (an int for all, or one per image), checked
+    against how many detections (``"scores"`` entries) each image has.
+
+    Raises:
+        ValueError: an index an image does not have (the message says how many it has),
+            indices for another number of images.
+
+    Example:
+        >>> import torch
+        >>> found = [{"scores": torch.tensor([0.9, 0.5])}, {"scores": torch.tensor([0.7])}]
+        >>> detection_positions(found, [1, 0])
+        [1, 0]
+        >>> detection_positions(found, 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: image 1 has 1 detection (index 0); there is no detection 1
+    """
+    indices = class_indices(index, "index")
+    if indices.dim() == 0:
+        indices = indices.expand(len(detections))
+    if indices.shape[0] != len(detections):
+        raise ValueError(f"{indices.shape[0]} detection indices for {len(detections)} "
+                         "images: give one per image, or one int for all")
+    for image, (found, position) in enumerate(zip(detections, indices.tolist(), strict=True)):
+        count = found["scores"].shape[0]
+        if position >= count:
+            have = ("no detections" if count == 0 else
+                    f"{count} detection{'s' if count > 1 else ''} (index 0"
+                    f"{f'..{count - 1}' if count > 1 else ''})")
+            raise ValueError(f"image {image} has {have}; there is no detection {position}")
+    return indices.tolist()
 
 
 def _check_detections(output: object, rows: int | None = None) -> Sequence[Mapping]:
@@ -117,17 +176,7 @@ class DetectionBox:
     def __init__(self, box: Sequence[float] | torch.Tensor,
                  label: int | Sequence[int] | torch.Tensor, *,
                  iou_threshold: float = 0.5) -> None:
-        boxes = torch.as_tensor(box.detach() if torch.is_tensor(box) else box)
-        if boxes.is_complex() or boxes.dtype == torch.bool or boxes.dim() not in (1, 2) \
-                or boxes.shape[-1] != 4:
-            raise ValueError(f"box must be x0, y0, x1, y1 (a (4,) box or (B, 4) boxes), got "
-                             f"{boxes.dtype} of shape {tuple(boxes.shape)}")
-        boxes = boxes.float() if not boxes.is_floating_point() else boxes
-        flat = boxes.reshape(-1, 4)
-        bad = ~torch.isfinite(flat).all(1) | (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
-        if bad.any():
-            raise ValueError(f"box {flat[bad][0].tolist()} is not x0 <= x1, y0 <= y1 "
-                             "(finite, in input pixels)")
+        boxes = checked_boxes(box)
         self.labels = class_indices(label, "label")
         if boxes.dim() == 2 and self.labels.dim() == 1 and boxes.shape[0] != self.labels.shape[0]:
             raise ValueError(f"{boxes.shape[0]} boxes but {self.labels.shape[0]} labels: give "
@@ -169,23 +218,11 @@ class DetectionBox:
             ValueError: image 0 has 1 detection (index 0); there is no detection 1
         """
         _check_detections(detections)
-        indices = class_indices(index, "index")
-        if indices.dim() == 0:
-            indices = indices.expand(len(detections))
-        if indices.shape[0] != len(detections):
-            raise ValueError(f"{indices.shape[0]} detection indices for {len(detections)} "
-                             "images: give one per image, or one int for all")
-        boxes, labels = [], []
-        for image, (found, position) in enumerate(zip(detections, indices.tolist(),
-                                                      strict=True)):
-            count = found["scores"].shape[0]
-            if position >= count:
-                have = ("no detections" if count == 0 else
-                        f"{count} detection{'s' if count > 1 else ''} (index 0"
-                        f"{f'..{count - 1}' if count > 1 else ''})")
-                raise ValueError(f"image {image} has {have}; there is no detection {position}")
-            boxes.append(found["boxes"][position].detach().cpu())
-            labels.append(int(found["labels"][position]))
+        positions = detection_positions(detections, index)
+        boxes = [found["boxes"][position].detach().cpu()
+                 for found, position in zip(detections, positions, strict=True)]
+        labels = [int(found["labels"][position])
+                  for found, position in zip(detections, positions, strict=True)]
         return cls(torch.stack(boxes), torch.tensor(labels), iou_threshold=iou_threshold)
 
     def __call__(self, output: object,
