@@ -272,6 +272,36 @@ def test_embeddings_and_captions_example(tmp_path):
     assert len(log_probability) == 2 and all(float(s) < 0 for s in log_probability)
 
 
+def test_multi_label_example(tmp_path):
+    stdout = run_example("multi_label", tmp_path)
+    # a row per label above 0.5 (the cat and the coffee): the photo, Grad-CAM, XGrad-CAM
+    cells = grid_cells(open_png(tmp_path / "multi_label.png"))
+    assert [len(row) for row in cells] == [3, 3]
+    for label, row in enumerate(cells):
+        for position, cell in enumerate(row[1:], start=1):
+            assert_overlay_shows_a_map(cell, row[0], f"label {label}, picture {position}")
+    assert "labels >= 0.5: maps (1, 2, 256, 448), selected [True, True]" in stdout
+    # each label's map lies on its own half of the picture
+    shares = {(label, method): float(share) for label, method, share in re.findall(
+        r"(\w+) \((Grad-CAM|XGrad-CAM)\): share of the map on the cat half ([0-9.]+)",
+        stdout)}
+    assert set(shares) == {(label, method) for label in ("cat", "coffee")
+                           for method in ("Grad-CAM", "XGrad-CAM")}
+    assert all(share > 0.8 for (label, _), share in shares.items() if label == "cat")
+    assert all(share < 0.3 for (label, _), share in shares.items() if label == "coffee")
+    # the binary cat model: the negative class's weights are the positive's negated
+    (row,) = grid_cells(open_png(tmp_path / "binary.png"))
+    assert len(row) == 3
+    for position, cell in enumerate(row[1:], start=1):
+        assert_overlay_shows_a_map(cell, row[0], f"binary, picture {position}")
+    assert "negative weights = -positive weights: True" in stdout
+    positive = float(re.search(r"positive \(cat\): share of the map on the cat half "
+                               r"([0-9.]+)", stdout).group(1))
+    negative = float(re.search(r"negative \(not cat\): share of the map on the cat half "
+                               r"([0-9.]+)", stdout).group(1))
+    assert positive > 0.8 and negative < 0.3
+
+
 def test_yolo_example(tmp_path):
     pytest.importorskip("ultralytics")  # the yolo extra (in dev)
     stdout = run_example("yolo", tmp_path)

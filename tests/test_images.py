@@ -16,6 +16,7 @@ from axiomcam.images import (
     array_image,
     array_values,
     guided_to_image,
+    image_from_bytes,
     load_array,
     load_image,
     overlay,
@@ -381,3 +382,30 @@ def test_array_files_that_cannot_be_read_are_named(tmp_path):
         buffer = io.BytesIO()
         np.save(buffer, np.zeros((3, 0, 4), dtype=np.float32))
         array_from_bytes(buffer.getvalue(), 3, "up.npy")
+
+
+def test_a_replaced_image_open_that_imports_a_missing_plugin_is_still_not_an_image(
+        tmp_path, monkeypatch):
+    # ultralytics replaces PIL.Image.open on import: on a file PIL cannot identify, its
+    # replacement imports pi_heif, which may be missing (found by the suite when a YOLO test
+    # ran first in the same process)
+    from PIL import UnidentifiedImageError
+
+    original_open = Image.open
+
+    def replaced_open(source, *args, **kwargs):
+        try:
+            return original_open(source, *args, **kwargs)
+        except UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(Image, "open", replaced_open)
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("just text")
+    with pytest.raises(ValueError, match=r"notes.png' is not an image PIL can read"):
+        load_image(text_file)
+    with pytest.raises(ValueError, match=r"'up.png' is not an image PIL can read"):
+        image_from_bytes(b"just text", "up.png")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_gradient_rgb()).save(photo)
+    assert load_image(photo).mode == "RGB"  # real images still open

@@ -19,7 +19,7 @@ from torch import nn
 from . import methods
 from .explanation import Explanation
 from .methods import METHOD_NAMES, AxiomCamWarning
-from .targets import TargetSpec, TopClasses
+from .targets import LabelsAbove, TargetSpec, TopClasses
 
 __version__ = "0.1.0"
 
@@ -46,9 +46,13 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
             :class:`~axiomcam.methods.BaseCAM`).
         targets: ``None`` (each image's top class), an int, one class per image (a
             sequence or 1-D tensor of length ``B``), a ``(B, k)`` tensor (``k`` maps per
-            image from one forward pass), ``TopClasses(k)`` (each image's ``k`` most
-            probable classes, found in the same forward pass), or a callable
-            ``output -> (B,)`` scores.
+            image from one forward pass; also equal-length rows ``[[1, 4], [2, 3]]``),
+            ``TopClasses(k)`` (each image's ``k`` most probable classes, found in the same
+            forward pass), ``LabelsAbove(t)`` (each image's labels with
+            ``sigmoid(z_c) >= t``, a multi-label head), ``ClassScore(c, sigmoid=True)``
+            (or ``softmax=True``: a probability instead of the logit), or a callable
+            ``output -> (B,)`` scores.  A single-logit (binary) model has classes ``0``
+            (the negative, ``-z``) and ``1`` (the positive, ``z``).
         **options: ``smooth`` (noisy copies to average, SmoothGrad-style), ``smooth_sigma``
             (0.15 of the image's range), ``seed``, ``batch_size`` (perturbed copies per
             forward pass), ``progress``, and method options such as Ablation-CAM's
@@ -56,7 +60,7 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
 
     Returns:
         an :class:`Explanation` (``maps``, ``raw``, ``channel_weights``, ``scores``,
-        ``targets``, ``target_layer``, ``guided``, ``logits``).
+        ``targets``, ``target_layer``, ``guided``, ``logits``, ``selected``).
     """
     return methods.create(method, model, target_layer, **options)(inputs, targets)
 
@@ -85,5 +89,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "METHOD_NAMES", "AxiomCamWarning", "Explanation", "TopClasses", "explain", "methods", "models",
+    "METHOD_NAMES", "AxiomCamWarning", "Explanation", "LabelsAbove", "TopClasses", "explain",
+    "methods", "models",
 ]

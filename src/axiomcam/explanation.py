@@ -47,8 +47,13 @@ class Explanation:
             else ``None``.
         logits: ``(B, num_classes)`` the model's class scores for the inputs, from the
             forward pass the explanation ran (no extra pass): the image's probabilities are
-            ``logits.softmax(1)``.  ``None`` for callable targets.  With ``smooth=n``, the
-            scores of the clean inputs.
+            ``logits.softmax(1)`` (``logits.sigmoid()`` for a multi-label head).  For a
+            single-logit (binary) model, the two classes' scores ``(B, 2)`` ``[-z, z]``
+            (negative, positive), whose probabilities are ``logits.sigmoid()``.  ``None``
+            for callable targets.  With ``smooth=n``, the scores of the clean inputs.
+        selected: ``(B, k)`` bool for :class:`~axiomcam.targets.LabelsAbove` targets: which
+            of each image's ``k`` classes pass the threshold (the others pad the image to
+            ``k`` with its next-highest labels); ``None`` for other targets.
         layers: ``{layer name: Explanation}`` when explained at several layers, else
             ``None``.
 
@@ -74,6 +79,7 @@ class Explanation:
     guided: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     layers: dict[str, Explanation] | None = None
+    selected: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.maps.shape[0]
@@ -110,7 +116,8 @@ class Explanation:
         return dataclasses.replace(
             self, maps=pick(self.maps), raw=pick(self.raw),
             channel_weights=pick(self.channel_weights), scores=pick(self.scores),
-            targets=pick(self.targets), guided=pick(self.guided), layers=layers)
+            targets=pick(self.targets), guided=pick(self.guided), layers=layers,
+            selected=pick(self.selected))
 
     def __repr__(self) -> str:
         def shape(tensor: torch.Tensor | None) -> str:

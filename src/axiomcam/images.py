@@ -187,9 +187,12 @@ def _decode(source: Path | io.BytesIO, label: str) -> Image.Image:
             upright = ImageOps.exif_transpose(opened)
     except Image.DecompressionBombError as error:  # far beyond any photograph
         raise ValueError(f"{label} has too many pixels to open safely ({error})") from error
-    except UnidentifiedImageError as error:
-        # for bytes PIL's message names a BytesIO object: say only what it means
-        reason = error if isinstance(source, Path) else "cannot identify image file"
+    except (UnidentifiedImageError, ImportError) as error:
+        # for bytes PIL's message names a BytesIO object: say only what it means. The
+        # ImportError: ultralytics replaces Image.open when imported, and on a file PIL
+        # cannot identify its replacement imports a HEIF plugin that may not be installed
+        reason = error if isinstance(source, Path) and isinstance(
+            error, UnidentifiedImageError) else "cannot identify image file"
         raise ValueError(f"{label} is not an image PIL can read ({reason})") from error
     except (OSError, SyntaxError) as error:  # PIL reports corrupt data as either
         raise ValueError(

@@ -75,8 +75,8 @@ def test_class_score_bad_input():
     with pytest.raises(ValueError, match=r"class 3 is out of range: the output has 3 classes"):
         ClassScore([0, 3])(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"ClassScore needs a model output of shape "
-                                         r"\(N, num_classes\); this output has shape "
-                                         r"\(2, 3, 4, 4\)"):
+                                         r"\(N, num_classes\), or \(N,\) for one logit; "
+                                         r"this output has shape \(2, 3, 4, 4\)"):
         ClassScore(0)(torch.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError, match="classes must be >= 0, got -1"):
         ClassScore(-1)

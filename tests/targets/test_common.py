@@ -14,8 +14,11 @@ from axiomcam.targets import (
 
 
 def test_reprs_name_their_data():
-    assert repr(ClassScore(3)) == "ClassScore(classes=3, softmax=False)"
-    assert repr(ClassScore([1, 2], softmax=True)) == "ClassScore(classes=[1, 2], softmax=True)"
+    assert repr(ClassScore(3)) == "ClassScore(classes=3, softmax=False, sigmoid=False)"
+    assert repr(ClassScore([1, 2], softmax=True)) == \
+        "ClassScore(classes=[1, 2], softmax=True, sigmoid=False)"
+    assert repr(ClassScore([[1, 2], [0, 3]], sigmoid=True)) == \
+        "ClassScore(classes=[[1, 2], [0, 3]], softmax=False, sigmoid=True)"
     assert repr(SegmentationRegion(1)) == "SegmentationRegion(class_index=1, mask=predicted)"
     mask = torch.zeros(4, 4, dtype=torch.bool)
     mask[0, :3] = True

@@ -19,6 +19,7 @@ from .options import (
     check_method,
     check_method_list,
     check_targets,
+    head_option,
     model_options,
     picture_options,
 )
@@ -60,14 +61,22 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
                    "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
-              metavar="top1|top3|INDEX|NAME",
-              help="What to explain: each image's top N classes, or classes by index or "
-                   "name, comma-separated (281,tabby).")
+              metavar="top1|top3|aboveT|INDEX|NAME",
+              help="What to explain: each image's top N classes; each image's labels whose "
+                   "sigmoid probability is at least T (above0.5: a multi-label model); or "
+                   "classes by index or name, comma-separated (281,tabby; positive or "
+                   "negative for a model with one output).")
+@head_option
+@click.option("--score", type=click.Choice(["logit", "probability", "softmax", "sigmoid"]),
+              default="logit", show_default=True,
+              help="The score each map explains: the class's logit, or the head's "
+                   "probability (softmax and sigmoid name it and the head at once).")
 @click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Output directory.")
 @picture_options
 def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
-            layers: tuple[str, ...], method: str, target_spec: str, out_dir: str,
+            layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
+            score: str, out_dir: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
@@ -77,12 +86,17 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     File names carry the method; a file of another method, model or layer that a run
     replaces is named in a warning.
 
+    A sigmoid head (--head sigmoid, a model with one output, --target aboveT) gives each
+    class its own probability sigmoid(z); results.json says the head and the score.
+
     \b
     Examples:
       axiomcam explain cat.jpg --method xgradcam --target top3 --out maps
       axiomcam explain photos/ "more/**/*.png" --target tabby --layer features.16
       axiomcam explain x.png --model resnet50 --weights resnet50.pth --classes names.txt
       axiomcam explain cat.jpg --layer features.13 --layer features.18
+      axiomcam explain x.png --model labels.pt --target above0.5 --score sigmoid
+      axiomcam explain x.png --model binary.pt --target positive,negative
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
@@ -90,7 +104,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     method = check_method(method)
     check_colormap(colormap)
     pretrained = model.load(debug)
-    targets = check_targets(target_spec, pretrained, debug)
+    targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
     layer_name = None if method == "guided_backprop" else \
         _check_layers(pretrained, layers, model, debug)
     paths, failures = collect_images(images)
@@ -102,11 +116,13 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
     # the score is named when it is not simply the model's output (an ONNX graph's logits)
-    score = "" if pretrained.score == PretrainedModel.score else f" of the {pretrained.score}"
-    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{score}, "
-               f"{method} at {layer_label(layer_name or 'the input')}) in "
-               f"{run.seconds:.1f} s -> "
-               f"{run.out_dir}; details in {run.results_file}")
+    output_note = "" if pretrained.score == PretrainedModel.score else \
+        f" of the {pretrained.score}"
+    head_note = "" if targets.head != "sigmoid" else \
+        f", sigmoid head: {targets.explained} explained"
+    click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{output_note}, "
+               f"{method} at {layer_label(layer_name or 'the input')}{head_note}) in "
+               f"{run.seconds:.1f} s -> {run.out_dir}; details in {run.results_file}")
     finish(run.failures)
 
 
@@ -116,6 +132,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
               metavar="LIST", help="Comma-separated methods, one column each.")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|INDEX|NAME", help="The class each row explains.")
+@head_option
 @click.option("--axioms", is_flag=True,
               help="Print the conservation (CE) and sensitivity (SE) errors of XGrad-CAM's "
                    "axioms under each map (methods with channel weights).")
@@ -123,7 +140,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
-            layers: tuple[str, ...], target_spec: str, axioms: bool, figure: str,
+            layers: tuple[str, ...], target_spec: str, head: str | None, axioms: bool,
+            figure: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
@@ -137,7 +155,7 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
     methods = check_method_list(method_list)
     check_colormap(colormap)
     pretrained = model.load(debug)
-    target = check_targets(target_spec, pretrained, debug)
+    target = check_targets(target_spec, pretrained, debug, head=head)
     if target.count != 1:
         raise BadUsage(f"--target {target_spec!r}: compare shows one class per image "
                        "(use top1, an index or a name)")

@@ -3,13 +3,19 @@ browser (:mod:`axiomcam.app`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import click
 
 from .group import main
-from .messages import fail, plural
-from .options import ModelOptions, model_options
+from .messages import BadUsage, fail, plural
+from .options import ModelOptions, head_option, model_options
 
-__all__ = ["layers", "serve"]
+if TYPE_CHECKING:
+    from ..models import PretrainedModel
+
+__all__ = ["layers", "serve", "with_head"]
 
 
 @main.command()
@@ -48,7 +54,8 @@ def layers(model: ModelOptions, debug: bool) -> None:
                    "opens the app to the network, with no login).")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
               help="Port to listen on (0: any free port).")
-def serve(model: ModelOptions, debug: bool, host: str, port: int) -> None:
+@head_option
+def serve(model: ModelOptions, debug: bool, host: str, port: int, head: str | None) -> None:
     """Start the explorer in the browser: upload an image or pick a sample, pick a class,
     a layer and several methods, and see the maps side by side with their axiom errors
     and deletion-curve areas. Runs offline; Ctrl-C stops it.
@@ -57,11 +64,12 @@ def serve(model: ModelOptions, debug: bool, host: str, port: int) -> None:
     Examples:
       axiomcam serve
       axiomcam serve --model efficientnet_lite0 --port 8080
+      axiomcam serve --model labels.pt --head sigmoid
     """
     from ..app.explorer import Explorer
     from ..app.server import serve as serve_app
 
-    pretrained = model.load(debug)
+    pretrained = with_head(model.load(debug), head)
     try:
         explorer = Explorer(pretrained)
     except Exception as error:
@@ -71,3 +79,21 @@ def serve(model: ModelOptions, debug: bool, host: str, port: int) -> None:
             f"axiomcam explorer for {pretrained.name}: open {url} (Ctrl-C stops it)"))
     except OSError as error:
         fail(OSError(f"cannot listen on {host}:{port}: {error.strerror or error}"), debug)
+
+
+def with_head(pretrained: PretrainedModel, head: str | None) -> PretrainedModel:
+    """The model with its probabilities read by ``--head`` (``None``: as loaded), or a
+    usage error: a head the model contradicts (:func:`axiomcam.workflows.choose_head`), or
+    a single-logit model, which the app does not explain (its classes are ``-z`` and ``z``,
+    and its deletion curves read a softmax)."""
+    from ..workflows import TargetChoice, choose_head
+
+    if len(pretrained.class_names) == 1:
+        raise BadUsage("the app does not explain models with one output (binary: classes "
+                       "negative -z and positive z) yet: use 'axiomcam explain IMAGE --model "
+                       "... --target positive,negative'")
+    try:
+        chosen = choose_head(TargetChoice(top=1), head, "logit", False, pretrained.probability)
+    except ValueError as error:
+        raise BadUsage(str(error)) from error
+    return dataclasses.replace(pretrained, probability=chosen.head)

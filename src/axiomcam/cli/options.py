@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRESET_HELP", "ModelOptions", "check_colormap", "check_layer", "check_method",
-    "check_method_list",
-    "check_targets", "layer_error_message", "model_options", "parse_device", "picture_options",
+    "check_method_list", "check_targets", "head_option", "layer_error_message",
+    "model_options", "parse_device", "picture_options",
 ]
 
 # how the library's layer errors point to Python (axiomcam.layers.resolve_layer): on the
@@ -256,14 +256,31 @@ def layer_error_message(message: str, model: ModelOptions, *, always: bool = Tru
     return f"{text}{separator}'{model.layers_command()}' lists the usable layers"
 
 
-def check_targets(text: str, pretrained: PretrainedModel, debug: bool) -> TargetChoice:
-    """``--target`` read against the model's classes, or a usage error."""
-    from ..workflows import parse_targets
+def check_targets(text: str, pretrained: PretrainedModel, debug: bool, *,
+                  head: str | None = None, score: str = "logit") -> TargetChoice:
+    """``--target`` read against the model's classes, with ``--head`` and ``--score``
+    (:func:`axiomcam.workflows.choose_head`), or a usage error."""
+    from ..workflows import choose_head, parse_targets
 
     try:
-        return parse_targets(text, pretrained.class_names)
+        choice = parse_targets(text, pretrained.class_names)
     except ValueError as error:
         bad_usage(ValueError(f"--target: {error}"), debug)
+    try:
+        return choose_head(choice, head, score, len(pretrained.class_names) == 1,
+                           pretrained.probability)
+    except ValueError as error:
+        bad_usage(error, debug)
+
+
+def head_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--head softmax|sigmoid``: how the model's class scores become probabilities."""
+    return click.option(
+        "--head", type=click.Choice(["softmax", "sigmoid"]), default=None,
+        help="How the model's outputs become probabilities: softmax over the classes, or "
+             "each class's own sigmoid (multi-label models). Default: sigmoid for a model "
+             "with one output (binary: classes negative and positive) or --target aboveT, "
+             "else softmax.")(command)
 
 
 def check_colormap(colormap: str) -> None:

@@ -193,7 +193,7 @@ class Explainer:
             channel_weights=detached(partial.channel_weights),
             scores=detached(partial.scores), targets=detached(partial.targets.classes),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
-            logits=partial.targets.logits, layers=layers,
+            logits=partial.targets.logits, layers=layers, selected=partial.targets.selected,
         )
 
 

@@ -129,7 +129,7 @@ class LayerContext:
         key = None
         if cache is not None and self.targets.classes is not None:
             key = (self.target_layer, id(self.inputs), self.inputs._version,
-                   tuple(self.targets.classes.flatten().tolist()))
+                   self.targets.score, tuple(self.targets.classes.flatten().tolist()))
             if key in cache:
                 return cache[key].clone()
         with eval_mode(self.engine.layer.model):

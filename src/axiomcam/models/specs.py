@@ -313,9 +313,12 @@ def _ready(built: _Built, class_names: list[str] | None,
 
 
 def _count_outputs(model: nn.Module, zeros: torch.Tensor, name: str) -> int:
-    """``N`` for a model that maps ``zeros`` to a ``(1, N)`` tensor of class scores."""
+    """``N`` for a model that maps ``zeros`` to a ``(1, N)`` tensor of class scores; 1 for
+    a binary model's ``(1,)`` (one logit per image, squeezed)."""
     output = forward_on_zeros(model, zeros, name, "set the input size with --size",
                               reason=first_line)
+    if torch.is_tensor(output) and output.shape == (1,):
+        return 1
     if not torch.is_tensor(output) or output.dim() != 2 or output.shape[0] != 1 \
             or output.shape[1] < 1:
         raise ValueError(

@@ -2,8 +2,11 @@
 models beyond classifiers.
 
 A target says which scalar ``y^c`` a map explains: ``None`` (each image's top class), a
-class, one class per image, a ``(B, k)`` tensor of classes, :class:`TopClasses`, or a
-callable ``output -> (B,)`` (:mod:`.resolution`, which checks them against a batch).
+class, one class per image, a ``(B, k)`` tensor (or equal-length rows) of classes,
+:class:`TopClasses`, :class:`LabelsAbove` (each image's labels above a sigmoid threshold),
+:class:`ClassScore`, or a callable ``output -> (B,)`` (:mod:`.resolution`, which checks
+them against a batch).  A single-logit (binary) model's output ``z`` has two classes:
+:data:`NEGATIVE` (``0``, scored ``-z``) and :data:`POSITIVE` (``1``, scored ``z``).
 
 The ready-made targets are small callable objects ``target(output, image_indices) -> (N,)``
 that ``axiomcam.explain(..., targets=target)`` accepts.  Row ``i`` of ``output`` is a
@@ -12,8 +15,9 @@ target on batches of copies of *one* image, so every target that holds per-image
 class, mask, box, reference embedding or token sequence per image) picks that data with
 ``image_indices``.  Called as ``target(output)``, row ``i`` is image ``i``.
 
-- :class:`ClassScore` (:mod:`.classes`): the logit ``z_c`` (or softmax probability
-  ``p_c``) of class ``c_i``, for ``(N, C)`` outputs;
+- :class:`ClassScore` (:mod:`.classes`): the logit ``z_c``, the softmax probability
+  ``p_c`` or the sigmoid probability ``sigmoid(z_c)`` of class ``c_i`` (or of ``k`` classes
+  per image), for ``(N, C)`` outputs and single-logit ``(N,)`` / ``(N, 1)`` ones;
 - :class:`SegmentationRegion` (:mod:`.segmentation`): ``sum_{(u,v) in M_i} S[c, u, v]``, a
   class's scores summed over a region, for ``(N, C, H, W)`` segmentation outputs;
 - :class:`DetectionBox` (:mod:`.detection`): ``s_d + IoU(b_d, b_i)``, the score of the
@@ -43,18 +47,23 @@ Example:
 """
 
 from .classes import ClassScore
+from .common import NEGATIVE, POSITIVE
 from .detection import DetectionBox, box_iou
 from .embeddings import EmbeddingSimilarity, TextSimilarity, encode_texts
-from .resolution import ResolvedTargets, TargetSpec, TopClasses, resolve_targets
+from .resolution import ResolvedTargets, TargetSpec, resolve_targets
 from .segmentation import SegmentationRegion, predicted_mask
+from .selection import LabelsAbove, TopClasses
 from .tokens import IGNORE_TOKEN, TokenLogProbability
 from .yolo import YoloBox, yolo_detections
 
 __all__ = [
     "IGNORE_TOKEN",
+    "NEGATIVE",
+    "POSITIVE",
     "ClassScore",
     "DetectionBox",
     "EmbeddingSimilarity",
+    "LabelsAbove",
     "ResolvedTargets",
     "SegmentationRegion",
     "TargetSpec",

@@ -4,6 +4,11 @@ score in the model's output, and picking each output row's per-image data.
 Row ``i`` of an output is a (possibly perturbed) copy of image ``image_indices[i]``
 (:func:`row_images`); a target that holds one value per image picks row ``i``'s with
 :func:`pick`.
+
+Class scores: a single-logit (binary) output ``z``, ``(N,)`` or ``(N, 1)``, is read as two
+classes, ``0`` the negative with score ``-z`` and ``1`` the positive with score ``z``
+(:func:`binary_scores`); each class's score is a logit, its softmax probability or its
+sigmoid probability (:func:`score_kind`, :func:`class_scores`).
 """
 
 from __future__ import annotations
@@ -16,15 +21,31 @@ import torch
 from ..outputs import describe_output, select_output
 
 __all__ = [
+    "NEGATIVE",
+    "POSITIVE",
+    "SCORE_KINDS",
     "TensorTarget",
+    "binary_scores",
     "check_class_range",
     "class_indices",
+    "class_scores",
     "describe_tensor",
+    "index_rows",
+    "is_single_logit",
     "pick",
     "row_classes",
     "row_images",
+    "score_kind",
     "tensor_output",
 ]
+
+#: the classes of a single-logit (binary) model: ``0`` the negative (score ``-z``, sigmoid
+#: probability ``1 - sigmoid(z)``), ``1`` the positive (``z``, ``sigmoid(z)``), as the labels
+#: such a model is trained on with ``BCEWithLogitsLoss``
+NEGATIVE, POSITIVE = 0, 1
+#: what a class target explains: the logit ``z_c``, the softmax probability ``p_c``, or the
+#: sigmoid probability ``sigmoid(z_c)`` of a multi-label or binary (sigmoid) head
+SCORE_KINDS = ("logit", "softmax", "sigmoid")
 
 
 def describe_tensor(value: torch.Tensor) -> str:
@@ -80,21 +101,29 @@ def row_images(image_indices: object, rows: int, per_image: int | None,
     return image_indices.long()
 
 
-def class_indices(classes: object, what: str) -> torch.Tensor:
+def class_indices(classes: object, what: str, *, several: bool = False) -> torch.Tensor:
     """Class (or other) indices, checked: an int -> a 0-D long tensor; a sequence or 1-D
-    tensor -> ``(B,)`` long.  ``what`` names the argument in the error messages.
+    tensor -> ``(B,)`` long; with ``several``, also ``k`` per image (a ``(B, k)`` tensor or
+    equal-length rows, ``[[1, 4], [2, 3]]``) -> ``(B, k)`` long.  ``what`` names the
+    argument in the error messages.
 
     Raises:
         TypeError: a bool, floats, or a value that is not an int or a sequence of ints.
-        ValueError: an empty or 2-D value, a negative index.
+        ValueError: an empty value, a 2-D one (without ``several``), rows of different
+            lengths, a negative index.
 
     Example:
         >>> class_indices(3, "classes"), class_indices([1, 2], "classes")
         (tensor(3), tensor([1, 2]))
+        >>> class_indices([[1, 4], [2, 3]], "classes", several=True).shape
+        torch.Size([2, 2])
     """
     if isinstance(classes, bool):
         raise TypeError(f"{what} must be an int or one int per image, not a bool: {classes!r}")
-    if isinstance(classes, numbers.Integral):
+    rows = index_rows(classes, what) if several else None
+    if rows is not None:
+        tensor = rows
+    elif isinstance(classes, numbers.Integral):
         tensor = torch.tensor(int(classes))
     elif torch.is_tensor(classes):
         tensor = classes.detach().cpu()
@@ -102,16 +131,106 @@ def class_indices(classes: object, what: str) -> torch.Tensor:
             isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in classes):
         tensor = torch.tensor([int(c) for c in classes], dtype=torch.long)
     else:
+        offered = ", or k per image" if several else ""
         raise TypeError(f"{what} must be an int or one int per image (a sequence or 1-D "
-                        f"tensor), not {type(classes).__name__}: {classes!r}")
+                        f"tensor){offered}, not {type(classes).__name__}: {classes!r}")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{what} must be integer indices, got dtype {tensor.dtype}")
-    if tensor.dim() > 1 or tensor.numel() == 0:
-        raise ValueError(f"{what} must be an int or a (B,) sequence, got shape "
-                         f"{tuple(tensor.shape)}")
+    if tensor.dim() > (2 if several else 1) or tensor.numel() == 0:
+        shapes = "an int, a (B,) sequence or (B, k) rows" if several else \
+            "an int or a (B,) sequence"
+        raise ValueError(f"{what} must be {shapes}, got shape {tuple(tensor.shape)}")
     if (tensor < 0).any():
         raise ValueError(f"{what} must be >= 0, got {int(tensor[tensor < 0][0])}")
     return tensor.long()
+
+
+def index_rows(value: object, what: str) -> torch.Tensor | None:
+    """A sequence of equal-length sequences of ints (``[[1, 4], [2, 3]]``, one row of class
+    indices per image) as a ``(B, k)`` long tensor; ``None`` for anything else.
+
+    Raises:
+        TypeError: rows holding something else than ints (bools, floats, strings).
+        ValueError: rows of different lengths (the number of labels per image must be the
+            same; :class:`~axiomcam.targets.LabelsAbove` takes a threshold instead).
+
+    Example:
+        >>> index_rows([[1, 4], [2, 3]], "targets")
+        tensor([[1, 4],
+                [2, 3]])
+        >>> index_rows([1, 2], "targets") is None
+        True
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value or \
+            not all(isinstance(row, Sequence) and not isinstance(row, str | bytes)
+                    for row in value):
+        return None
+    for row in value:
+        bad = [c for c in row if isinstance(c, bool) or not isinstance(c, numbers.Integral)]
+        if bad:
+            raise TypeError(f"{what} must hold integer class indices, got {bad[0]!r} in "
+                            f"{list(row)!r}")
+    lengths = sorted({len(row) for row in value})
+    if len(lengths) > 1:
+        raise ValueError(
+            f"{what} has rows of {', '.join(map(str, lengths))} classes: give the same number "
+            "of classes for every image (or LabelsAbove(threshold) for each image's labels "
+            "above a threshold)")
+    return torch.tensor([[int(c) for c in row] for row in value], dtype=torch.long)
+
+
+def score_kind(softmax: bool, sigmoid: bool, owner: str) -> str:
+    """``"logit"``, ``"softmax"`` or ``"sigmoid"`` from a target's two flags.
+
+    Raises:
+        ValueError: both flags (a class's score is one or the other probability).
+
+    Example:
+        >>> score_kind(False, True, "ClassScore")
+        'sigmoid'
+    """
+    if softmax and sigmoid:
+        raise ValueError(
+            f"{owner}: softmax=True and sigmoid=True together: a softmax head's classes "
+            "share one probability distribution (softmax=True), a multi-label or binary "
+            "head gives each class its own (sigmoid=True); choose the one your model has")
+    return "softmax" if softmax else "sigmoid" if sigmoid else "logit"
+
+
+def is_single_logit(scores: torch.Tensor) -> bool:
+    """Whether ``scores`` are one logit per row, ``(N,)`` or ``(N, 1)``: a binary model."""
+    return scores.dim() == 1 or (scores.dim() == 2 and scores.shape[1] == 1)
+
+
+def binary_scores(scores: torch.Tensor) -> torch.Tensor:
+    """A single-logit output ``z`` (``(N,)`` or ``(N, 1)``) as the scores of its two
+    classes, ``(N, 2)``: ``[-z, z]`` (:data:`NEGATIVE`, :data:`POSITIVE`).  Their sigmoids
+    are the two probabilities, ``1 - sigmoid(z)`` and ``sigmoid(z)``.
+
+    Example:
+        >>> binary_scores(torch.tensor([[2.0], [-1.0]]))
+        tensor([[-2.,  2.],
+                [ 1., -1.]])
+    """
+    logit = scores.reshape(-1, 1)
+    return torch.cat([-logit, logit], dim=1)
+
+
+def class_scores(logits: torch.Tensor, classes: torch.Tensor, kind: str) -> torch.Tensor:
+    """``(N, k)`` scores of ``classes`` ``(N, k)`` in ``(N, C)`` ``logits``: the logits
+    themselves, their softmax probabilities (over all ``C`` classes) or their sigmoid
+    probabilities, as ``kind`` says (:data:`SCORE_KINDS`).
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 2.0, 1.0]])
+        >>> [round(class_scores(logits, torch.tensor([[1]]), kind).item(), 4)
+        ...  for kind in SCORE_KINDS]
+        [2.0, 0.6652, 0.8808]
+    """
+    if kind == "softmax":
+        return torch.softmax(logits, dim=1).gather(1, classes)
+    chosen = logits.gather(1, classes)
+    return torch.sigmoid(chosen) if kind == "sigmoid" else chosen
 
 
 def check_class_range(classes: torch.Tensor, num_classes: int, owner: str) -> None:

@@ -1,6 +1,12 @@
 """What a map explains: the target specs (``None``, a class, one class per image, ``(B, k)``
-classes, :class:`TopClasses`, a callable) and their resolution against a batch and the
-model's output (:func:`resolve_targets` -> :class:`ResolvedTargets`)."""
+classes, :class:`TopClasses`, :class:`~axiomcam.targets.LabelsAbove`,
+:class:`~axiomcam.targets.ClassScore`, a callable) and their resolution against a batch and
+the model's output (:func:`resolve_targets` -> :class:`ResolvedTargets`).
+
+A single-logit (binary) output ``z``, ``(B,)`` or ``(B, 1)``, has two classes: ``0`` the
+negative, scored ``-z``, and ``1`` the positive, scored ``z``
+(:func:`~axiomcam.targets.common.binary_scores`); ``None`` explains each image's predicted
+side (the positive where ``z >= 0``, i.e. ``sigmoid(z) >= 0.5``)."""
 
 from __future__ import annotations
 
@@ -12,40 +18,18 @@ from dataclasses import dataclass
 import torch
 
 from ..outputs import OutputSelector, describe_output, select_output
+from .classes import ClassScore
+from .common import binary_scores, class_scores, index_rows, is_single_logit
+from .selection import LabelsAbove, TopClasses, labels_above
 
 __all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
 
 
-@dataclass(frozen=True)
-class TopClasses:
-    """Each image's ``k`` highest-scoring classes, read from the forward pass the
-    explanation itself runs, so finding them costs no extra pass.
-
-    The explanation is the one a ``(B, k)`` tensor of those classes would give: every
-    per-target field has a ``k`` axis, highest score first, and ``Explanation.logits``
-    holds the scores they were ranked by.
-
-    Example:
-        >>> import torch, torchvision, axiomcam
-        >>> model = torchvision.models.resnet18(num_classes=10)
-        >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), targets=TopClasses(3))
-        >>> exp.maps.shape, exp.targets.shape, exp.logits.shape
-        (torch.Size([2, 3, 64, 64]), torch.Size([2, 3]), torch.Size([2, 10]))
-        >>> bool((exp.targets == exp.logits.topk(3).indices).all())
-        True
-    """
-
-    k: int
-
-    def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
-            raise ValueError(f"TopClasses needs a positive int k, got {self.k!r}")
-
-
-#: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor of
-#: classes, :class:`TopClasses`, or a callable ``output -> (B,)`` scores.
-TargetSpec = (int | Sequence[int] | torch.Tensor | TopClasses | Callable[..., torch.Tensor]
-              | None)
+#: ``None`` (each image's top class), an int, one class per image, a ``(B, k)`` tensor (or
+#: equal-length rows) of classes, :class:`TopClasses`, :class:`LabelsAbove`,
+#: :class:`ClassScore`, or a callable ``output -> (B,)`` scores.
+TargetSpec = (int | Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | TopClasses
+              | LabelsAbove | ClassScore | Callable[..., torch.Tensor] | None)
 
 
 @dataclass(frozen=True)
@@ -55,7 +39,8 @@ class ResolvedTargets:
     ``classes`` is ``(B, k)`` (``k = 1`` unless several classes per image were asked for)
     or ``None`` for a callable.  ``several`` says whether the caller asked for ``(B, k)``
     and so gets a ``k`` axis back.  ``logits`` is the detached ``(B, num_classes)`` class
-    scores the classes were checked against (``None`` for a callable).
+    scores the classes were checked against (``None`` for a callable); for a single-logit
+    (binary) model, the two classes' ``(B, 2)`` scores ``[-z, z]``.
     """
 
     classes: torch.Tensor | None
@@ -66,6 +51,14 @@ class ResolvedTargets:
     #: explicitly, also what a callable receives
     select: OutputSelector = None
     logits: torch.Tensor | None = None
+    #: what :meth:`scores` gives for classes: ``"logit"``, ``"softmax"`` or ``"sigmoid"``
+    score: str = "logit"
+    #: what :meth:`probabilities` gives (Score-CAM's confidence): ``"softmax"``,
+    #: ``"sigmoid"`` (binary outputs, :class:`LabelsAbove`) or ``"score"`` (the score
+    #: itself: a :class:`ClassScore` says exactly what every method explains)
+    probability: str = "softmax"
+    #: ``(B, k)`` bool for :class:`LabelsAbove`: which classes pass the threshold
+    selected: torch.Tensor | None = None
 
     @property
     def count(self) -> int:
@@ -80,8 +73,7 @@ class ResolvedTargets:
         ``image_indices[i]``: the perturbation methods run many copies of one image.
         """
         if self.function is None:
-            logits = _check_logits(output, self.select)
-            return logits.gather(1, self.classes.to(logits.device)[image_indices])
+            return self._class_scores(output, image_indices, self.score)
         if self.select is not None:
             output = select_output(output, self.select)
         if self.passes_image_indices:
@@ -91,16 +83,23 @@ class ResolvedTargets:
         return _check_function_scores(values, image_indices.shape[0])
 
     def probabilities(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
-        """Softmax probability of each target class, ``(N, k)``; a callable's own value."""
-        if self.function is not None:
+        """Probability of each target class, ``(N, k)``, as :attr:`probability` says (the
+        softmax, the sigmoid, or the explained score itself); a callable's own value."""
+        if self.function is not None or self.probability == "score":
             return self.scores(output, image_indices)
-        probabilities = torch.softmax(_check_logits(output, self.select), dim=1)
-        return probabilities.gather(1, self.classes.to(probabilities.device)[image_indices])
+        return self._class_scores(output, image_indices, self.probability)
+
+    def _class_scores(self, output: object, image_indices: torch.Tensor,
+                      kind: str) -> torch.Tensor:
+        logits = _check_logits(output, self.select)
+        classes = self.classes.to(logits.device)[image_indices]
+        return class_scores(logits, classes, kind)
 
 
-def _check_logits(output: object, select: OutputSelector = None) -> torch.Tensor:
+def _raw_logits(output: object, select: OutputSelector = None) -> torch.Tensor:
+    """The ``(B, num_classes)`` (or single-logit ``(B,)``) scores in ``output``, checked."""
     logits = select_output(output, select)
-    if not torch.is_tensor(logits) or logits.dim() != 2:
+    if not torch.is_tensor(logits) or logits.dim() not in (1, 2):
         found = describe_output(logits)
         if logits is not output:
             found += f" (taken from its {describe_output(output)})"
@@ -110,6 +109,13 @@ def _check_logits(output: object, select: OutputSelector = None) -> torch.Tensor
             "axiomcam.targets) that turns the output into (B,) scores."
         )
     return logits
+
+
+def _check_logits(output: object, select: OutputSelector = None) -> torch.Tensor:
+    """``(B, num_classes)`` class scores; a single-logit output as its two classes'
+    ``[-z, z]``."""
+    logits = _raw_logits(output, select)
+    return binary_scores(logits) if is_single_logit(logits) else logits
 
 
 def _check_function_scores(values: object, rows: int) -> torch.Tensor:
@@ -140,6 +146,9 @@ def _index_tensor(targets: object) -> torch.Tensor:
     """Class indices given as a tensor, a sequence of ints or an array, as a CPU tensor."""
     if torch.is_tensor(targets):
         return targets.detach().cpu()
+    rows = index_rows(targets, "targets")
+    if rows is not None:
+        return rows
     if isinstance(targets, Sequence) and not isinstance(targets, str):
         if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool)
                    for t in targets):
@@ -148,8 +157,8 @@ def _index_tensor(targets: object) -> torch.Tensor:
     if hasattr(targets, "__array__"):
         return torch.as_tensor(targets)
     raise TypeError(
-        "targets must be None, an int, a sequence of ints, a tensor of class indices "
-        f"or a callable, not {type(targets).__name__}: {targets!r}"
+        "targets must be None, an int, a sequence of ints (or of equal-length rows of ints), "
+        f"a tensor of class indices or a callable, not {type(targets).__name__}: {targets!r}"
     )
 
 
@@ -185,44 +194,82 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
     """Check ``targets`` against the batch size and the model's output.
 
     Args:
-        targets: ``None`` for each image's top class; an int for the same class in every
-            image; a sequence or 1-D tensor with one class per image; a ``(B, k)`` integer
-            tensor for ``k`` classes per image; :class:`TopClasses` for each image's ``k``
-            highest-scoring classes; or a callable ``output -> (B,)`` (or
-            ``(output, image_indices) -> (B,)``, for callables that need to know which
-            image each output row belongs to).
+        targets: ``None`` for each image's top class (a binary model: its predicted
+            side); an int for the same class in every image; a sequence or 1-D tensor with
+            one class per image; a ``(B, k)`` integer tensor (or equal-length rows,
+            ``[[1, 4], [2, 3]]``) for ``k`` classes per image; :class:`TopClasses` for each
+            image's ``k`` highest-scoring classes; :class:`LabelsAbove` for each image's
+            labels above a sigmoid threshold; :class:`ClassScore` for any of the class
+            forms with the softmax or sigmoid probability explained; or a callable
+            ``output -> (B,)`` (or ``(output, image_indices) -> (B,)``, for callables that
+            need to know which image each output row belongs to).
         output: the model's output for the batch.
         batch_size: ``B``.
         select: where the class scores are in ``output`` (see
             :func:`axiomcam.outputs.select_output`; ``None``: found automatically).
 
     Raises:
-        ValueError: a length that is not ``B``, a class outside ``[0, num_classes)``,
-            ``TopClasses(k)`` with ``k`` above the number of classes.
+        ValueError: a length that is not ``B``, a class outside ``[0, num_classes)`` (0 and
+            1 for a binary model), ``TopClasses(k)`` with ``k`` above the number of classes,
+            a softmax probability asked of a single-logit model.
         TypeError: floats, booleans or other types that are not class indices.
     """
-    if callable(targets) and not torch.is_tensor(targets):
+    if callable(targets) and not torch.is_tensor(targets) \
+            and not isinstance(targets, ClassScore):
         return ResolvedTargets(None, targets, several=False,
                                passes_image_indices=_accepts_two_arguments(targets),
                                select=select)
+    raw = _raw_logits(output, select)
+    if raw.shape[0] != batch_size:
+        raise ValueError(f"the model returned class scores of shape {tuple(raw.shape)} for a "
+                         f"batch of {batch_size} images: class targets need one row per image")
+    binary = is_single_logit(raw)
     logits = _check_logits(output, select).detach()
+    score, probability = _score_of(targets, binary)
+    classes, several, selected = _classes_of(targets, logits, batch_size, binary)
     num_classes = logits.shape[1]
-    if targets is None:
-        classes = logits.argmax(dim=1, keepdim=True)
-        return ResolvedTargets(classes, None, several=False, select=select, logits=logits)
-    if isinstance(targets, TopClasses):
-        if targets.k > num_classes:
-            raise ValueError(f"TopClasses({targets.k}) asks for more classes than the model's "
-                             f"{num_classes}")
-        classes = logits.topk(targets.k, dim=1).indices
-        return ResolvedTargets(classes, None, several=True, select=select, logits=logits)
-    classes, several = _requested_classes(targets, batch_size)
     bad = (classes < 0) | (classes >= num_classes)
     if bad.any():
-        raise ValueError(
-            f"target class {int(classes[bad][0])} is out of range: the model has "
-            f"{num_classes} classes (0..{num_classes - 1})"
-        )
+        described = ("has a single logit z: class 0 is the negative (-z), 1 the positive (z)"
+                     if binary else f"has {num_classes} classes (0..{num_classes - 1})")
+        raise ValueError(f"target class {int(classes[bad][0])} is out of range: the model "
+                         f"{described}")
     return ResolvedTargets(classes.to(logits.device), None, several=several, select=select,
-                           logits=logits)
+                           logits=logits, score=score, probability=probability,
+                           selected=selected)
 
+
+def _score_of(targets: TargetSpec, binary: bool) -> tuple[str, str]:
+    """What the scores of ``targets`` are and what their probabilities are
+    (:attr:`ResolvedTargets.score`, :attr:`ResolvedTargets.probability`)."""
+    if isinstance(targets, ClassScore):
+        if binary and targets.softmax:
+            raise ValueError(
+                "ClassScore: softmax=True on a single-logit (binary) output: the softmax of "
+                "one logit is always 1. A binary model's probabilities are sigmoid(z) (class "
+                "1, the positive) and 1 - sigmoid(z) (class 0, the negative): use sigmoid=True")
+        return targets.kind, "score"
+    if isinstance(targets, LabelsAbove) or binary:
+        return "logit", "sigmoid"
+    return "logit", "softmax"
+
+
+def _classes_of(targets: TargetSpec, logits: torch.Tensor, batch_size: int, binary: bool
+                ) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+    """``(classes (B, k), several, selected)`` of a class spec against ``(B, C)`` logits."""
+    if isinstance(targets, ClassScore):
+        targets = targets.classes
+    if targets is None:
+        if binary:  # the predicted side: sigmoid(z) >= 0.5
+            return (logits[:, 1:] >= 0).long(), False, None
+        return logits.argmax(dim=1, keepdim=True), False, None
+    if isinstance(targets, TopClasses):
+        if targets.k > logits.shape[1]:
+            raise ValueError(f"TopClasses({targets.k}) asks for more classes than the model's "
+                             f"{logits.shape[1]}")
+        return logits.topk(targets.k, dim=1).indices, True, None
+    if isinstance(targets, LabelsAbove):
+        classes, selected = labels_above(logits, targets)
+        return classes, True, selected
+    classes, several = _requested_classes(targets, batch_size)
+    return classes, several, None

@@ -21,14 +21,18 @@ Example:
 from __future__ import annotations
 
 from .classify import (
+    HEADS,
+    SCORES,
     TargetChoice,
     blank_input,
     check_layer,
+    choose_head,
     create_explainer,
     network_inputs,
     parse_targets,
     probabilities_and_logits,
     probabilities_from_logits,
+    target_class_names,
     top_classes,
 )
 from .comparing import CompareRun, compare_files
@@ -37,12 +41,15 @@ from .explaining import ExplainRun, explain_files, layer_label, method_slug, nam
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
+    "HEADS",
+    "SCORES",
     "CompareRun",
     "ExplainRun",
     "Failure",
     "TargetChoice",
     "blank_input",
     "check_layer",
+    "choose_head",
     "collect_images",
     "compare_files",
     "create_explainer",
@@ -58,5 +65,6 @@ __all__ = [
     "probabilities_and_logits",
     "probabilities_from_logits",
     "run_demo",
+    "target_class_names",
     "top_classes",
 ]

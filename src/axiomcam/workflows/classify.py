@@ -6,17 +6,26 @@ Preprocessing: the *whole* image is resized to the model's ``input_size`` square
 centre crop, as in :func:`axiomcam.evaluation.evaluation_inputs`), so the map covers every
 pixel of the file and is drawn over the original image by bilinear upsampling.
 
+Heads: a softmax head's probabilities are ``softmax(z)`` over its classes; a sigmoid head
+(multi-label, or a single-logit binary model) gives each class ``sigmoid(z_c)``
+(:func:`choose_head`).  A single-logit model's two classes are ``negative`` (``-z``) and
+``positive`` (``z``) (:func:`target_class_names`).
+
 Example:
     >>> from axiomcam.workflows.classify import parse_targets
     >>> parse_targets("top3", ["cat", "dog", "car", "bus"])
-    TargetChoice(top=3, classes=())
-    >>> parse_targets("1,Car", ["cat", "dog", "car", "bus"])
-    TargetChoice(top=None, classes=(1, 2))
+    TargetChoice(top=3, classes=(), threshold=None, head=None, score='logit')
+    >>> parse_targets("1,Car", ["cat", "dog", "car", "bus"]).classes
+    (1, 2)
+    >>> parse_targets("above0.5", ["cat", "dog", "car", "bus"]).threshold
+    0.5
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,52 +37,181 @@ from ..evaluation import evaluation_inputs
 from ..layers import candidate_layers, resolve_layer
 from ..methods import Explainer, GuidedBackprop, create
 from ..models import PretrainedModel
-from ..targets import TargetSpec, TopClasses
+from ..targets import ClassScore, LabelsAbove, TargetSpec, TopClasses
 
 __all__ = [
-    "TargetChoice", "blank_input", "check_layer", "create_explainer", "network_inputs",
-    "parse_targets",
-    "probabilities_and_logits", "probabilities_from_logits", "top_classes",
+    "HEADS", "SCORES", "TargetChoice", "blank_input", "check_layer", "choose_head",
+    "create_explainer", "network_inputs", "parse_targets", "probabilities_and_logits",
+    "probabilities_from_logits", "target_class_names", "top_classes",
 ]
+
+#: how a model's class scores become probabilities: ``softmax`` over the classes, or each
+#: class's own ``sigmoid`` (multi-label and single-logit binary models)
+HEADS = ("softmax", "sigmoid")
+#: what a map explains: the ``logit`` ``z_c``, or the head's ``probability``; ``softmax`` and
+#: ``sigmoid`` name the probability and its head at once
+SCORES = ("logit", "probability", "softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
 class TargetChoice:
-    """What each image is explained for: its ``top`` most probable classes, or the given
-    ``classes`` (the same for every image)."""
+    """What each image is explained for: its ``top`` most probable classes, the given
+    ``classes`` (the same for every image), or its labels whose sigmoid probability is at
+    least ``threshold``; with the model's ``head`` (``"softmax"``, ``"sigmoid"``,
+    ``"output"`` for scores that are probabilities already, or ``None``: as the model's
+    :attr:`~axiomcam.models.PretrainedModel.probability` says) and the ``score`` explained
+    (``"logit"`` or ``"probability"``, the head's)."""
 
     top: int | None = None
     classes: tuple[int, ...] = ()
+    threshold: float | None = None
+    head: str | None = None
+    score: str = "logit"
 
     @property
-    def count(self) -> int:
-        """How many maps each image gets."""
+    def count(self) -> int | None:
+        """How many maps each image gets (``None`` for a threshold: as many as its labels)."""
+        if self.threshold is not None:
+            return None
         return self.top if self.top is not None else len(self.classes)
 
+    @property
+    def explained(self) -> str:
+        """What each map's score is: ``"logit"`` (the model's score as it is), or the
+        head's probability, ``"softmax"`` or ``"sigmoid"``."""
+        return (self.head or "probability") if self.score == "probability" else "logit"
+
+    def describe(self) -> str:
+        """The targets as ``--target`` spells them (``top3``, ``above0.5``), or ``""`` for
+        classes."""
+        if self.threshold is not None:
+            return f"above{self.threshold:g}"
+        return f"top{self.top}" if self.top is not None else ""
+
     def spec(self, batch: int, device: torch.device) -> TargetSpec:
-        """The targets for an explainer: it finds the top classes in its own forward pass,
-        so the images are not classified in a pass of their own first."""
-        if self.top is not None:
-            return TopClasses(self.top)
-        return torch.tensor(self.classes, device=device).expand(batch, -1)
+        """The targets for an explainer: it finds the top classes or the labels above the
+        threshold in its own forward pass, so the images are not classified in a pass of
+        their own first.  A sigmoid head's classes are given as a
+        :class:`~axiomcam.targets.ClassScore`, so that no method (Score-CAM included)
+        measures a softmax the model does not have."""
+        if self.threshold is not None:
+            chosen: TargetSpec = LabelsAbove(self.threshold)
+        elif self.top is not None:
+            chosen = TopClasses(self.top)
+        else:
+            chosen = torch.tensor(self.classes, device=device).expand(batch, -1)
+        if self.score == "probability" and self.head in HEADS:
+            return ClassScore(chosen, softmax=self.head == "softmax",
+                              sigmoid=self.head == "sigmoid")
+        return ClassScore(chosen) if self.head == "sigmoid" else chosen
+
+
+def target_class_names(class_names: Sequence[str]) -> list[str]:
+    """The names of the classes a map can explain: the model's own, or for a single-logit
+    (binary) model its two classes, ``negative`` (``-z``, class 0) and ``positive`` (``z``,
+    class 1), with the name given to its one output (``not cat``, ``cat``).
+
+    Example:
+        >>> target_class_names(["class 0"]), target_class_names(["cat"])
+        (['negative', 'positive'], ['not cat', 'cat'])
+    """
+    if len(class_names) != 1:
+        return list(class_names)
+    if class_names[0] == "class 0":  # the default name: nothing to say
+        return ["negative", "positive"]
+    return [f"not {class_names[0]}", class_names[0]]
+
+
+def choose_head(choice: TargetChoice, head: str | None, score: str, single_logit: bool,
+                rule: str = "softmax") -> TargetChoice:
+    """``choice`` with the model's head and the score to explain, checked.
+
+    Args:
+        choice: from :func:`parse_targets`.
+        head: ``"softmax"``, ``"sigmoid"`` or ``None`` (decided: ``sigmoid`` for a
+            single-logit model, a threshold, ``score="sigmoid"`` or a model whose ``rule``
+            is the sigmoid, else ``softmax``).
+        score: one of :data:`SCORES`.
+        single_logit: the model has one output (a binary sigmoid head).
+        rule: how the model's loader says its probabilities follow from its output
+            (:attr:`~axiomcam.models.PretrainedModel.probability`): ``"softmax"``,
+            ``"sigmoid"`` (logits before an ONNX graph's final Sigmoid) or ``"output"`` (the
+            output already is probabilities: its head and score cannot be chosen).
+
+    Raises:
+        ValueError: an unknown head or score, a head that contradicts the score, the
+            threshold or the model (softmax on a single logit: always 1).
+
+    Example:
+        >>> choose_head(TargetChoice(top=1), None, "sigmoid", False).head
+        'sigmoid'
+        >>> choose_head(TargetChoice(top=1), "softmax", "sigmoid", False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --score sigmoid explains a sigmoid head's probability, but --head softmax...
+    """
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}: one of {', '.join(SCORES)}")
+    if head is not None and head not in HEADS:
+        raise ValueError(f"unknown head {head!r}: one of {', '.join(HEADS)}")
+    implied = score if score in HEADS else None
+    conflict = _head_conflict(choice, head, score, single_logit, rule)
+    if conflict:
+        raise ValueError(conflict)
+    if rule == "output":
+        return dataclasses.replace(choice, head="output", score="logit")
+    sigmoid = single_logit or choice.threshold is not None or "sigmoid" in (implied, rule)
+    head = head or implied or ("sigmoid" if sigmoid else "softmax")
+    return dataclasses.replace(choice, head=head,
+                               score="logit" if score == "logit" else "probability")
+
+
+def _head_conflict(choice: TargetChoice, head: str | None, score: str, single_logit: bool,
+                   rule: str) -> str | None:
+    """Why ``--head`` and ``--score`` do not fit each other, the targets or the model."""
+    implied = score if score in HEADS else None
+    if implied is not None and head is not None and head != implied:
+        return (f"--score {score} explains a {score} head's probability, but --head {head} "
+                "was given")
+    if rule == "output" and (head or score != "logit" or choice.threshold is not None
+                             or single_logit):
+        return ("the model's output already is its probabilities (an ONNX graph explained "
+                "with its final Softmax or Sigmoid, --onnx-score probability): its head and "
+                "score are not chosen, and thresholds and binary classes need logits; use "
+                "--onnx-score logits")
+    softmax = "softmax" in (head, implied)
+    if single_logit and softmax:
+        return ("the model has one output, a binary head: its probabilities are sigmoid(z) "
+                "and 1 - sigmoid(z) (the softmax of one logit is always 1); use --head "
+                "sigmoid, or leave it out")
+    if rule == "sigmoid" and softmax:
+        return ("the model's probabilities are the sigmoid of its logits (its ONNX graph ends "
+                "in a Sigmoid): use --head sigmoid, or leave it out")
+    if choice.threshold is not None and softmax:
+        return (f"--target {choice.describe()} picks the labels whose sigmoid probability "
+                "passes the threshold: it needs a sigmoid head, not softmax")
+    return None
 
 
 def parse_targets(text: str, class_names: Sequence[str], *,
                   offer_top: bool = True) -> TargetChoice:
-    """Read a target spec: ``top1`` / ``top3`` (each image's most probable classes), or a
-    comma-separated list of class indices and names (case-insensitive, exact names).
+    """Read a target spec: ``top1`` / ``top3`` (each image's most probable classes),
+    ``above0.5`` (each image's labels whose sigmoid probability is at least 0.5: a
+    multi-label head), or a comma-separated list of class indices and names
+    (case-insensitive, exact names; a single-logit model's classes are ``negative`` and
+    ``positive``, :func:`target_class_names`).
 
     Args:
         text: the spec.
-        class_names: the model's classes, by index.
+        class_names: the model's classes, by index (one name: a binary model).
         offer_top: whether the error messages suggest ``topN`` (``False`` where only
             classes are taken, as in the app).
 
     Raises:
-        ValueError: an empty spec, ``top0`` or more than the number of classes, an index out
-            of range, an unknown name (near matches listed), a name shared by several classes
-            (ImageNet has two ``crane`` classes: their indices are listed), or ``topN`` mixed
-            with classes.
+        ValueError: an empty spec, ``top0`` or more than the number of classes, a threshold
+            outside ``(0, 1)``, an index out of range, an unknown name (near matches
+            listed), a name shared by several classes (ImageNet has two ``crane`` classes:
+            their indices are listed), or ``topN`` / ``aboveT`` mixed with classes.
 
     Example:
         >>> parse_targets("Top2", ["a", "b", "c"]).top
@@ -92,20 +230,44 @@ def parse_targets(text: str, class_names: Sequence[str], *,
         offered = "top1, top3, a class index or a name" if offer_top else \
             "a class index or a name"
         raise ValueError(f"no target in {text!r}: give {offered}")
-    num_classes = len(class_names)
+    names = target_class_names(class_names)
+    num_classes = len(names)
+    chosen = _chosen_in_the_pass(parts, text, num_classes)
+    if chosen is not None:
+        return chosen
+    indices_by_name: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        indices_by_name.setdefault(name.lower(), []).append(index)
+    if len(class_names) == 1:  # a binary model's sides, whatever its output is named
+        indices_by_name.setdefault("negative", [0])
+        indices_by_name.setdefault("positive", [1])
+    classes = [_class_index(part, indices_by_name, num_classes, offer_top) for part in parts]
+    return TargetChoice(classes=tuple(dict.fromkeys(classes)))
+
+
+def _chosen_in_the_pass(parts: list[str], text: str, num_classes: int
+                        ) -> TargetChoice | None:
+    """``topN`` or ``aboveT`` (alone), checked; ``None`` for a list of classes."""
     top = re.fullmatch(r"top(\d+)", parts[0], flags=re.IGNORECASE)
+    above = re.fullmatch(r"above(.+)", parts[0], flags=re.IGNORECASE)
+    if not (top or above):
+        return None
+    if len(parts) > 1:
+        raise ValueError(f"target {text!r}: {'topN' if top else 'aboveT'} cannot be combined "
+                         "with other targets")
     if top:
-        if len(parts) > 1:
-            raise ValueError(f"target {text!r}: topN cannot be combined with other targets")
         count = int(top.group(1))
         if not 1 <= count <= num_classes:
             raise ValueError(f"target {text!r}: N in topN must be between 1 and {num_classes}")
         return TargetChoice(top=count)
-    indices_by_name: dict[str, list[int]] = {}
-    for index, name in enumerate(class_names):
-        indices_by_name.setdefault(name.lower(), []).append(index)
-    classes = [_class_index(part, indices_by_name, num_classes, offer_top) for part in parts]
-    return TargetChoice(classes=tuple(dict.fromkeys(classes)))
+    try:
+        threshold = float(above.group(1))
+    except ValueError:
+        threshold = math.nan
+    if not 0 < threshold < 1:
+        raise ValueError(f"target {text!r}: T in aboveT must be a sigmoid probability between "
+                         "0 and 1 (exclusive), e.g. above0.5")
+    return TargetChoice(threshold=threshold)
 
 
 def _class_index(part: str, indices_by_name: dict[str, list[int]], num_classes: int,
@@ -189,34 +351,50 @@ def probabilities_and_logits(model: torch.nn.Module, inputs: torch.Tensor,
     return probabilities_from_logits(logits, pretrained), logits
 
 
-def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None = None
-                              ) -> torch.Tensor:
+def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None = None,
+                              *, head: str | None = None) -> torch.Tensor:
     """Class probabilities of ``(B, num_classes)`` class scores, which must be finite:
     their softmax, or as ``pretrained`` reads its output
     (:meth:`~axiomcam.models.PretrainedModel.probabilities`: the sigmoid of logits before
-    an ONNX graph's final Sigmoid, the output itself when it is the graph's probabilities).
+    an ONNX graph's final Sigmoid, the output itself when it is the graph's probabilities),
+    or as ``head`` says instead: ``"softmax"``, ``"sigmoid"`` (a multi-label head; a binary
+    model's ``Explanation.logits`` ``[-z, z]`` give ``1 - sigmoid(z)`` and ``sigmoid(z)``)
+    or ``"output"`` (the scores already are probabilities).
 
     Raises:
-        ValueError: the model returned something else than a 2-D tensor, or NaN / inf.
+        ValueError: the model returned something else than a 2-D tensor, or NaN / inf; an
+            unknown head.
 
     Example:
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]])).tolist()
         [[0.5, 0.5]]
+        >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]]), head="sigmoid").tolist()
+        [[0.5, 0.5]]
     """
+    if head is not None and head not in (*HEADS, "output"):
+        raise ValueError(f"unknown head {head!r}: one of {', '.join(HEADS)}, output")
     if not torch.is_tensor(logits) or logits.dim() != 2:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
         raise ValueError(f"the model returned {shape}, not (B, num_classes) class scores")
     if not torch.isfinite(logits).all():
         raise ValueError("the model's output contains NaN or inf")
-    if pretrained is not None:
-        return pretrained.probabilities(logits)
-    return logits.float().softmax(dim=1)
+    if head is None:
+        return logits.float().softmax(dim=1) if pretrained is None \
+            else pretrained.probabilities(logits)
+    values = logits.detach().float()
+    if head == "output":
+        return values
+    return values.sigmoid() if head == "sigmoid" else values.softmax(dim=1)
 
 
 def top_classes(pretrained: PretrainedModel, probabilities: torch.Tensor, k: int = 5
                 ) -> list[dict[str, object]]:
     """The ``k`` most probable classes of one image's ``(num_classes,)`` probabilities:
-    ``{"index", "name", "probability"}`` each, most probable first."""
+    ``{"index", "name", "probability"}`` each, most probable first (a binary model's
+    two classes, from ``Explanation.logits``, named by :func:`target_class_names`)."""
+    names = target_class_names(pretrained.class_names)
+    if len(names) != probabilities.shape[0]:  # a binary model's one raw output
+        names = list(pretrained.class_names)
     values, indices = probabilities.topk(min(k, probabilities.shape[0]))
-    return [{"index": int(i), "name": pretrained.class_names[int(i)], "probability": float(p)}
+    return [{"index": int(i), "name": names[int(i)], "probability": float(p)}
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)]

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from .classify import (
     create_explainer,
     network_inputs,
     probabilities_from_logits,
+    target_class_names,
 )
 from .image_files import Failure, failing_alone, image_batches
 
@@ -88,7 +90,8 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
     started = time.perf_counter()
     target = target or TargetChoice(top=1)
     if target.count != 1:
-        raise ValueError(f"compare shows one class per image; got {target.count} targets")
+        got = f"{target.count} targets" if target.count else f"--target {target.describe()}"
+        raise ValueError(f"compare shows one class per image; got {got}")
     if not methods:
         raise ValueError("compare needs at least one method")
     layer = check_layer(pretrained, layer)
@@ -125,16 +128,21 @@ def _compare_batch(pretrained: PretrainedModel, explainers: dict[str, Explainer]
         explainer.ablation_cache = cache
     # the first method's forward pass classifies the images too: no pass of its own
     first_method, first_explainer = next(iter(explainers.items()))
-    first = first_explainer(inputs, target.spec(inputs.shape[0], inputs.device)).target(0)
+    # class indices as they are: the axiom probe and the other methods explain the same
+    # classes (logits; Score-CAM its softmax, or a binary model's sigmoid); the head says
+    # how the titles' probabilities are computed
+    plain = dataclasses.replace(target, head="softmax", score="logit")
+    first = first_explainer(inputs, plain.spec(inputs.shape[0], inputs.device)).target(0)
     logits, classes = first.logits, first.targets
-    probabilities = probabilities_from_logits(logits, pretrained)
+    probabilities = probabilities_from_logits(logits, pretrained, head=target.head)
+    names = target_class_names(pretrained.class_names)
     # the layer is probed once, when the first map with channel weights is measured
     batch = AxiomProbe(pretrained.model, inputs, classes, layer, ablation_cache=cache) \
         if axioms else None
     # the overlays are drawn on the thumbnails: the figure shows nothing finer
     thumbnails = [thumbnail(image) for image in images]
     rows = [([small],
-             [f"{path.name}\n{pretrained.class_names[c]}: p {float(probabilities[i, c]):.2f}, "
+             [f"{path.name}\n{names[c]}: p {float(probabilities[i, c]):.2f}, "
               f"logit {float(logits[i, c]):.2f}"],
              [""])
             for i, ((path, _), c, small) in enumerate(

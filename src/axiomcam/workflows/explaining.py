@@ -47,6 +47,7 @@ from .classify import (
     create_explainer,
     network_inputs,
     probabilities_from_logits,
+    target_class_names,
     top_classes,
 )
 from .image_files import Failure, failing_alone, image_batches
@@ -141,9 +142,14 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``).
     And ``results.json``: the model, method, layer, what the score is (``"score"``:
     :attr:`~axiomcam.models.PretrainedModel.score`, e.g. ``"logits before the graph's final
-    Softmax"``), the preprocessing (with the channels), the loader's notes, and per image
-    its size, top-5 classes with probabilities and each map's class, probability, score
-    (the value ``y^c`` the map explains) and files; then the failures (path and reason).
+    Softmax"``), the targets, the head (``"head"``: ``softmax``, ``sigmoid`` or ``output``,
+    how probabilities follow from the score) and what each map explains (``"explained"``:
+    the ``logit``, or its ``softmax`` or ``sigmoid`` probability), the preprocessing (with
+    the channels), the loader's notes, and per image its size, top-5 classes with
+    probabilities and each map's class, probability, score (the value ``y^c`` the map
+    explains) and files; then the failures (path and reason).  With a threshold
+    (``above0.5``), an image gets a map for each of its labels above it, and none if it has
+    none.
 
     Args:
         pretrained: the model and its preprocessing (``axiomcam.models.load``).
@@ -188,7 +194,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
         "layer": layer_name, "score": pretrained.score,
-        "targets": f"top{targets.top}" if targets.top else list(targets.classes),
+        "targets": targets.describe() or list(targets.classes),
+        "head": targets.head or pretrained.probability, "explained": targets.explained,
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],
                           "crop": None, "channels": pretrained.channels,
                           "mean": list(pretrained.mean), "std": list(pretrained.std)},
@@ -208,11 +215,14 @@ def _explain_batch(explainer: Explainer, loaded: Sequence[tuple[Path, Image.Imag
     images = [image for _, image in loaded]
     inputs = network_inputs(writer.pretrained, images)
     explanation = explainer(inputs, targets.spec(inputs.shape[0], inputs.device))
-    probabilities = probabilities_from_logits(explanation.logits, writer.pretrained)
+    probabilities = probabilities_from_logits(explanation.logits, writer.pretrained,
+                                              head=targets.head)
+    selected = explanation.selected  # a threshold's padding places are not written
     records = []
     for row, (path, image) in enumerate(loaded):
         maps_written = [writer.write(explanation, probabilities, row, column, path, image)
-                        for column in range(explanation.targets.shape[1])]
+                        for column in range(explanation.targets.shape[1])
+                        if selected is None or selected[row, column]]
         records.append({"path": str(path), "size": list(image.size),
                         "top_classes": top_classes(writer.pretrained, probabilities[row]),
                         "maps": maps_written})
@@ -237,7 +247,7 @@ class _MapWriter:
               column: int, path: Path, image: Image.Image) -> dict[str, object]:
         """Write the files of image ``row``'s map ``column``: its ``results.json`` entry."""
         class_index = int(explanation.targets[row, column])
-        name = self.pretrained.class_names[class_index]
+        name = target_class_names(self.pretrained.class_names)[class_index]
         probability = float(probabilities[row, class_index])
         score = float(explanation.scores[row, column])
         base = f"{self.stems[path]}_{method_slug(self.method)}_{class_index}-{name_slug(name)}"
