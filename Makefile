@@ -21,7 +21,7 @@ quickstart: setup
 # style and complexity (ruff), the package's layers and the absence of import cycles
 # (import-linter; both configured in pyproject.toml, explained in docs/architecture.md)
 lint: setup
-	$(RUFF) check src tests
+	$(RUFF) check src tests examples benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 
 # both cores: two pytest-xdist workers of one torch thread each (4 min 14 s on 2 cores;

@@ -382,38 +382,49 @@ def format_mb(megabytes: float | None) -> str:
     return "n/a" if megabytes is None else f"{megabytes:.0f}"
 
 
-def evaluate(check: Check, times: dict[str, float], memory: dict[str, float | None],
-             results: dict[str, object]) -> tuple[str, str, str]:
-    """The reference, ratio and met? cells of one target."""
-    def met(ok: bool) -> str:
-        return "yes" if ok else "NO"
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
 
+
+def _time_cells(check: Check, times: dict[str, float]) -> tuple[str, str, str]:
     subject, reference = check.subject, check.reference
-    if check.kind in ("faster", "cost"):
-        if subject not in times or reference not in times:
-            return reference, "n/a", "n/a"
-        mine, theirs = times[subject], times[reference]
-        reference_text = f"{reference} {format_time(theirs)}"
-        if check.kind == "faster":
-            return reference_text, f"{theirs / mine:.2f}x faster", met(theirs / mine >= check.bound)
-        return reference_text, f"{mine / theirs:.2f}x", met(mine / theirs <= check.bound)
-    if check.kind == "memory":
-        mine, theirs = memory.get(subject), memory.get(reference)
-        if mine is None or theirs is None:
-            return f"{reference} peak", "n/a", "n/a"
-        ratio = mine / max(theirs, 1e-9)
-        return f"{reference} peak {theirs:.0f} MB", f"{ratio:.2f}x", met(ratio <= check.bound)
+    if subject not in times or reference not in times:
+        return reference, "n/a", "n/a"
+    mine, theirs = times[subject], times[reference]
+    reference_text = f"{reference} {format_time(theirs)}"
+    if check.kind == "faster":
+        return reference_text, f"{theirs / mine:.2f}x faster", _met(theirs / mine >= check.bound)
+    return reference_text, f"{mine / theirs:.2f}x", _met(mine / theirs <= check.bound)
+
+
+def _memory_cells(check: Check, memory: dict[str, float | None]) -> tuple[str, str, str]:
+    subject, reference = check.subject, check.reference
+    mine = memory.get(subject)
     if check.kind == "memory_below":
-        mine = memory.get(subject)
         reference_text = f"{reference} {check.bound:.0f} MB"
         if mine is None:
             return reference_text, "n/a", "n/a"
-        return reference_text, f"{mine:.0f} MB", met(mine < check.bound)
+        return reference_text, f"{mine:.0f} MB", _met(mine < check.bound)
+    theirs = memory.get(reference)
+    if mine is None or theirs is None:
+        return f"{reference} peak", "n/a", "n/a"
+    ratio = mine / max(theirs, 1e-9)
+    return f"{reference} peak {theirs:.0f} MB", f"{ratio:.2f}x", _met(ratio <= check.bound)
+
+
+def evaluate(check: Check, times: dict[str, float], memory: dict[str, float | None],
+             results: dict[str, object]) -> tuple[str, str, str]:
+    """The reference, ratio and met? cells of one target."""
+    if check.kind in ("faster", "cost"):
+        return _time_cells(check, times)
+    if check.kind in ("memory", "memory_below"):
+        return _memory_cells(check, memory)
     if check.kind == "correlation":
+        subject, reference = check.subject, check.reference
         if subject not in results or reference not in results:
             return f"{reference} maps", "n/a", "n/a"
         r = map_correlation(results[subject], results[reference])
-        return f"{reference} maps", f"r = {r:.6f}", met(r > check.bound)
+        return f"{reference} maps", f"r = {r:.6f}", _met(r > check.bound)
     raise ValueError(f"unknown check kind {check.kind!r}")
 
 

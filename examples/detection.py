@@ -31,8 +31,8 @@ from torch import nn
 
 import axiomcam
 from axiomcam.figures import method_title
-from axiomcam.targets import DetectionBox
 from axiomcam.images import overlay, sample_image
+from axiomcam.targets import DetectionBox
 
 METHODS = ("gradcam", "xgradcam")
 LAYER = "backbone.body.16"

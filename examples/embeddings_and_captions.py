@@ -33,9 +33,9 @@ from torch import nn
 
 import axiomcam
 from axiomcam.figures import method_title, save_grid
+from axiomcam.images import overlay, sample_image
 from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
 from axiomcam.targets import EmbeddingSimilarity, TokenLogProbability
-from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 INPUT_SIZE = 224

@@ -37,9 +37,9 @@ from torch import nn
 
 import axiomcam
 from axiomcam.figures import method_title
+from axiomcam.images import overlay, sample_image
 from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
 from axiomcam.targets import SegmentationRegion, predicted_mask
-from axiomcam.images import overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam")
 #: --model: (torchvision builder, title, default layer)

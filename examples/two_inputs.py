@@ -34,8 +34,8 @@ from torch import nn
 
 import axiomcam
 from axiomcam.figures import method_title, save_grid
-from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
 from axiomcam.images import overlay, sample_image
+from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
 
 METHODS = ("gradcam", "xgradcam", "scorecam")
 LAYER = "image"

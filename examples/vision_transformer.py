@@ -41,9 +41,9 @@ from torch import nn
 
 import axiomcam
 from axiomcam.figures import method_title, save_grid
+from axiomcam.images import SAMPLE_IMAGES, overlay, sample_image
 from axiomcam.layers import find_default_layer
 from axiomcam.models import IMAGENET_MEAN, IMAGENET_STD
-from axiomcam.images import SAMPLE_IMAGES, overlay, sample_image
 
 METHODS = ("gradcam", "xgradcam", "layercam")
 INPUT_SIZE = 224  # ViT-B/16's position embeddings are for 224 x 224 inputs
