@@ -27,7 +27,6 @@ import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
-import torchvision
 
 from ..outputs import describe_output
 from .common import class_indices, describe_tensor, pick, row_classes, row_images
@@ -137,6 +136,10 @@ def yolo_detections(output: object, *, conf_threshold: float = 0.25,
     if isinstance(max_detections, bool) or not isinstance(max_detections, numbers.Integral) \
             or max_detections < 1:
         raise ValueError(f"max_detections must be a positive int, got {max_detections!r}")
+    # Imported here: importing torchvision costs about a second, and the targets package is
+    # imported by code (the evaluation summary and report) that never runs a model.
+    import torchvision
+
     found = []
     for image in prediction.detach():
         boxes = xywh_to_xyxy(image[:4].T)
