@@ -1,8 +1,54 @@
 """The zoo test (issue 23): every CAM method on every torchvision classifier of the issue
 and on axiomcam's two built-in models, at axiomcam's default layer and at one inner layer
-(``zoo.ARCHITECTURES`` names both, and why the inner one), against a float64 reference.
+(``zoo.ARCHITECTURES`` names both, and why that inner layer), against a float64 reference.
 
-DESIGN TO BE WRITTEN.
+What is checked, per architecture: the layer ``axiomcam.explain`` chooses; Grad-CAM,
+Grad-CAM++, XGrad-CAM, HiResCAM, Layer-CAM, Eigen-CAM and CAM at both layers (CAM refuses
+every layer that does not feed global average pooling and one linear layer); Score-CAM and
+Ablation-CAM (both weight forms) at both layers; Guided Grad-CAM at the default layer.
+Every field (``scores``, ``targets``, ``raw``, ``channel_weights``, ``maps``,
+``guided``) must equal the reference's, the maps be finite, in [0, 1] and of the input's
+size, and a constant map be reported exactly when the reference's is all zero.
+
+The reference (``zoo.py``, with ``reference.py``'s definitions) never calls axiomcam: a
+private deep copy of the network with every in-place op off, the layer's output kept by a
+forward hook that passes a clone on, ``G = dy/dA`` by ``torch.autograd.grad`` with respect
+to that kept tensor, tokens and channels-last outputs laid on their grid by hand, channels
+zeroed and images masked by hand.
+
+Tolerance: axiomcam and the reference both run in float64 and must agree to 1e-6 of the
+reference's largest value.  Float32 would need tolerances as loose as the worst
+conditioning of the formulas (Grad-CAM++ near ``2 + S G = 0``, XGrad-CAM's channel sums
+near 0, Ablation-CAM's ``y - y_(k)``), which is where the issue's disagreements with
+pytorch-grad-cam are.  The random-weight networks are calibrated (``zoo.calibrate``) so
+that their own float64 gradients agree to ~1e-13 whatever the batch: with fresh BatchNorm
+statistics activations reach 1e4 and even float64 gradients keep only 8 digits.  Checked
+by breaking axiomcam on purpose: a ``+1e-7`` in XGrad-CAM's or Grad-CAM++'s denominator,
+or a layer output kept without a copy (DenseNet's in-place ReLU after ``norm5``), fails
+here on most architectures.
+
+Cost (the whole file must stay well under a minute in ``make test``):
+
+- small inputs: the least each network takes with at least 2 x 2 (2 x 1 for Inception-v3
+  and DenseNet) positions at its default layer; MaxViT-T with 2 x 2 attention partitions
+  instead of 7 x 7 (``zoo._maxvit_t_small_windows``: 7 needs 224 x 224);
+- one test per architecture (pytest-xdist spreads them), which builds its model once;
+  one reference forward and backward pass of the two images serves both layers;
+- the methods that read only ``A`` and ``G`` are computed by their own ``compute`` from
+  one capture of the layer (the capture their own call makes: with autograd after the
+  layer for the gradient methods, without for Eigen-CAM and CAM) and made final by their
+  own ``final_maps``; ``axiomcam.explain`` itself runs XGrad-CAM (layer chosen),
+  Score-CAM and Guided Grad-CAM;
+- Score-CAM costs one whole-network pass per channel and Ablation-CAM one pass of the
+  network after the layer per channel (2048 channels at ResNeXt's ``layer4``): they
+  explain the first image in the same network with all but three channels of the layer
+  switched off (multiplied by 0 at the layer's last call, by a forward hook, on both
+  sides).  axiomcam skips all-zero channels, as it does for any dead ReLU channel, so
+  three passes remain; the three are the first, the last and a random one among the
+  channels that vary.  Ablation-CAM's two weight forms share one sweep of ablations (an
+  ``AblationCache``, as ``evaluate`` does).
+
+Run it alone: ``OMP_NUM_THREADS=1 python -m pytest -q -n 2 tests/methods/test_zoo.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +74,7 @@ from axiomcam.methods import (
 #: relative tolerance, to the reference's largest value, of every comparison: axiomcam and
 #: the reference both compute in float64, in different orders
 RTOL = 1e-6
-#: computed from one capture of the layer (A, and G from one backward pass)
+#: computed from one capture of the layer (A, and G from one backward pass) per layer
 LAYER_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "cam")
 ABLATION = ("ablationcam", "ablationcam:activation")
 GUIDED = "guided_gradcam"
@@ -161,19 +207,23 @@ def check_default_choice(zm: zoo.ZooModel, failures: Failures) -> None:
 
 
 def check_layer_methods(zm: zoo.ZooModel, layer: str, failures: Failures) -> None:
-    """Every method computed from ``A`` and ``G``, from one capture of the layer; CAM,
-    where the layer does not feed global average pooling and one linear layer, must
-    refuse."""
-    context = create("gradcam", zm.model, layer).layer_context(zm.x.clone(), None)
+    """Every method computed from ``A`` (and ``G``): the gradient methods from one capture
+    of the layer with autograd after it, Eigen-CAM and CAM from one without (each the
+    capture its own call makes).  CAM, where the layer does not feed global average
+    pooling and one linear layer, must refuse."""
+    contexts = {needs: create(method, zm.model, layer).layer_context(zm.x.clone(), None)
+                for needs, method in ((True, "gradcam"), (False, "eigencam"))}
     for method in LAYER_METHODS:
         explainer = create(method, zm.model, layer)
+        context = contexts[explainer.needs_gradients]
         if method == "cam" and (layer != zm.arch.default or zm.arch.head is None):
-            def refuses(explainer=explainer) -> None:
+            def refuses(explainer=explainer, context=context) -> None:
                 with pytest.raises(ValueError, match="CAM needs the target layer to feed"):
                     explainer.compute(context)
             failures.check(f"{layer} cam refuses", refuses)
             continue
-        result, said = run(lambda explainer=explainer: from_context(explainer, context, zm.x))
+        result, said = run(lambda explainer=explainer, context=context: from_context(
+            explainer, context, zm.x))
         failures.check(f"{layer} {method}", lambda method=method, result=result, said=said:
                        assert_matches(result, expected_layer_method(zm, layer, method),
                                       said, layer))

@@ -284,9 +284,10 @@ class ZooModel:
     def passes(self, layer: str) -> list[dict]:
         """Per image: its logits, the top class ``c``, ``y`` = its logit, the layer's output
         at its last call laid on the grid ``A`` ``(K, h, w)``, ``G = dy/dA`` (autograd
-        with respect to that very tensor), and how often the layer runs in a forward pass.  One forward and one backward pass of the
-        images serve both layers: in eval mode the images do not interact, so the gradient
-        of the sum of their scores is each image's own."""
+        with respect to that very tensor), and how often the layer runs in a forward
+        pass.  One forward and one backward pass of the images serve both layers: in eval
+        mode the images do not interact, so the gradient of the sum of their scores is
+        each image's own."""
         return self._cached(("passes",), self._gradients)[layer]
 
     def _gradients(self) -> dict[str, list[dict]]:
