@@ -22,8 +22,6 @@ from torch import nn
 F64 = torch.float64
 #: images per architecture (the perturbation methods and guided backprop use the first)
 IMAGES = 2
-#: channels left on at the target layer for the perturbation methods (see test_zoo.py)
-LIVE_CHANNELS = 3
 
 
 # --------------------------------------------------------------------------- layouts
@@ -214,7 +212,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def calibrate(model: nn.Module, size: tuple[int, int], generator: torch.Generator,
-              images: int = 16) -> None:
+              images: int = 8) -> None:
     """Make a random-weight network's numbers look like a trained one's.
 
     Fresh BatchNorms (running mean 0, variance 1) normalise nothing: activations grow
@@ -242,13 +240,18 @@ def calibrate(model: nn.Module, size: tuple[int, int], generator: torch.Generato
         for name, parameter in model.named_parameters():
             if name.endswith("layer_scale"):
                 parameter.copy_(0.1 + 0.5 * torch.rand(parameter.shape, generator=generator))
-        model(noise)
-        model.eval()
         last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+        seen = []  # the last layer's input, to scale its new weights without another pass
+        handle = last.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        try:
+            model(noise)
+        finally:
+            handle.remove()
+        model.eval()
         last.weight.normal_(generator=generator)
         if last.bias is not None:
             last.bias.copy_(0.1 * torch.randn(last.bias.shape, generator=generator))
-        last.weight.mul_(2.0 / float(model(noise).std()))
+        last.weight.mul_(2.0 / float(last(seen[-1]).std()))
 
 
 class ZooModel:
@@ -323,16 +326,13 @@ class ZooModel:
 
     def live_channels(self, layer: str) -> torch.Tensor:
         """``(K,)`` 0/1: the channels of ``layer`` that stay on for the perturbation
-        methods: the first, the last and a random one (seeded) among those that vary over
-        the positions for the first image (a dead or constant channel would weigh 0 and
-        test nothing)."""
+        methods: the first and the last of those that vary over the positions for the
+        first image (a dead or constant channel would weigh 0 and test nothing)."""
         A = self.passes(layer)[0]["A"].flatten(1)
         varying = (A.amax(1) > A.amin(1)).nonzero().flatten()
-        assert varying.numel() >= LIVE_CHANNELS, f"{self.name} {layer}: {varying.numel()}"
-        generator = torch.Generator().manual_seed(A.shape[0])
-        middle = torch.randperm(varying.numel() - 2, generator=generator)[:LIVE_CHANNELS - 2]
+        assert varying.numel() >= 2, f"{self.name} {layer}: {varying.numel()} vary"
         live = torch.zeros(A.shape[0], dtype=F64)
-        live[[int(varying[0]), int(varying[-1]), *varying[1 + middle].tolist()]] = 1.0
+        live[[int(varying[0]), int(varying[-1])]] = 1.0
         return live
 
     def perturbed(self, layer: str) -> dict:
@@ -346,25 +346,32 @@ class ZooModel:
     def _perturb(self, layer: str) -> dict:
         grid, x, live = self.arch.grid(layer), self.x[0], self.live_channels(layer)
         module = ref.module_named(self.private, layer)
-        calls = self.passes(layer)[0]["calls"]
-        with channels_switched_off(module, grid, live, calls), torch.no_grad():
-            keep = ref.KeepEveryCall()  # after the switch: keeps what the network sees
-            handle = module.register_forward_hook(keep)
-            try:
-                logits = self.private(x[None])[0]
-            finally:
-                handle.remove()
-            A = grid.of(keep.outputs[-1][0])
-            assert len(keep.outputs) == calls
+        passes = self.passes(layer)[0]
+        with channels_switched_off(module, grid, live, passes["calls"]), torch.no_grad():
+            if passes["calls"] == 1:  # the switch multiplies the very output kept above
+                A = passes["A"] * live[:, None, None]
+            else:  # the switch at the last call changes what the layer sees next time
+                A = self._last_output(module, grid, x)
             on = live.nonzero().flatten().tolist()
             masks = [ref.score_cam_mask(A[k], tuple(x.shape[1:])) for k in on]
-            probabilities = torch.softmax(
-                self.private(torch.stack([*(x * m for m in masks), torch.zeros_like(x)])), 1)
-            ablated = self._ablated(module, grid, x, on, calls, logits)
-        c = int(logits.argmax())
-        return {"A": A, "live": on, "logits": logits, "c": c, "y": logits[c],
-                "ablated_y": ablated[1:, c], "masked_p": probabilities[:-1, c],
+            logits = self.private(torch.stack([x, *(x * m for m in masks),
+                                               torch.zeros_like(x)]))
+            ablated = self._ablated(module, grid, x, on, passes["calls"], logits[0])
+        probabilities = torch.softmax(logits, 1)
+        c = int(logits[0].argmax())
+        return {"A": A, "live": on, "logits": logits[0], "c": c, "y": logits[0, c],
+                "ablated_y": ablated[1:, c], "masked_p": probabilities[1:-1, c],
                 "baseline_p": probabilities[-1, c]}
+
+    def _last_output(self, module: nn.Module, grid: Grid, x: torch.Tensor) -> torch.Tensor:
+        """``(K, h, w)``: ``module``'s output at its last call for image ``x``."""
+        keep = ref.KeepEveryCall()
+        handle = module.register_forward_hook(keep)
+        try:
+            self.private(x[None])
+        finally:
+            handle.remove()
+        return grid.of(keep.outputs[-1][0])
 
     def _ablated(self, module: nn.Module, grid: Grid, x: torch.Tensor, on: list[int],
                  calls: int, logits: torch.Tensor) -> torch.Tensor:
