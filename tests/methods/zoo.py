@@ -2,9 +2,10 @@
 built-in models, each with its input size, the layer axiomcam picks by default, one inner
 layer, and a float64 reference computed on a private copy of the network.
 
-Nothing here calls axiomcam: the reference lays a layer's output on its grid, takes
-``dy/dA`` with ``torch.autograd.grad``, zeroes channels and masks images by itself (the
-formulas are ``reference.py``'s, one channel at a time).
+Nothing here calls axiomcam (but to load its built-in models): the reference lays a
+layer's output on its grid, takes ``dy/dA`` with ``torch.autograd.grad``, zeroes channels
+and masks images by itself, with methods.md's formulas (``channel_weights``,
+``raw_map``: ``reference.py``'s, vectorised over channels).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class Architecture:
             pooling and that layer); ``None``: CAM must refuse the default layer.
         grids: the layers whose output is not channels-first.
         concatenated: the layers whose output is concatenated with other branches of the
-            same image (the network after them cannot run on a batch of copies of their
-            output alone: axiomcam's Ablation-CAM re-runs the whole network, and says so).
+            same image: the network after them cannot run on a batch of copies of their
+            output alone, so axiomcam's Ablation-CAM re-runs the whole network, and says
+            so.
         pretrained: the weights are axiomcam's built-in ones (not recalibrated).
     """
 
@@ -346,22 +348,28 @@ class ZooModel:
     def _perturb(self, layer: str) -> dict:
         grid, x, live = self.arch.grid(layer), self.x[0], self.live_channels(layer)
         module = ref.module_named(self.private, layer)
-        passes = self.passes(layer)[0]
-        with channels_switched_off(module, grid, live, passes["calls"]), torch.no_grad():
-            if passes["calls"] == 1:  # the switch multiplies the very output kept above
-                A = passes["A"] * live[:, None, None]
-            else:  # the switch at the last call changes what the layer sees next time
-                A = self._last_output(module, grid, x)
-            on = live.nonzero().flatten().tolist()
+        calls = self.passes(layer)[0]["calls"]
+        on = live.nonzero().flatten().tolist()
+        with channels_switched_off(module, grid, live, calls), torch.no_grad():
+            # called once, the layer's output is the one kept above, times the switch
+            A = (self.passes(layer)[0]["A"] * live[:, None, None] if calls == 1
+                 else self._last_output(module, grid, x))
             masks = [ref.score_cam_mask(A[k], tuple(x.shape[1:])) for k in on]
-            logits = self.private(torch.stack([x, *(x * m for m in masks),
-                                               torch.zeros_like(x)]))
-            ablated = self._ablated(module, grid, x, on, passes["calls"], logits[0])
+            # one batch: the image, the image with each live channel zeroed at the layer,
+            # the image masked by each live channel (Score-CAM), the all-zero image
+            zeroed = ZeroChannelPerRow(grid, {1 + row: k for row, k in enumerate(on)}, calls)
+            handle = module.register_forward_hook(zeroed)
+            try:
+                logits = self.private(torch.stack([x] * (1 + len(on))
+                                                  + [x * m for m in masks]
+                                                  + [torch.zeros_like(x)]))
+            finally:
+                handle.remove()
         probabilities = torch.softmax(logits, 1)
         c = int(logits[0].argmax())
         return {"A": A, "live": on, "logits": logits[0], "c": c, "y": logits[0, c],
-                "ablated_y": ablated[1:, c], "masked_p": probabilities[1:-1, c],
-                "baseline_p": probabilities[-1, c]}
+                "ablated_y": logits[1:1 + len(on), c],
+                "masked_p": probabilities[1 + len(on):-1, c], "baseline_p": probabilities[-1, c]}
 
     def _last_output(self, module: nn.Module, grid: Grid, x: torch.Tensor) -> torch.Tensor:
         """``(K, h, w)``: ``module``'s output at its last call for image ``x``."""
@@ -373,37 +381,23 @@ class ZooModel:
             handle.remove()
         return grid.of(keep.outputs[-1][0])
 
-    def _ablated(self, module: nn.Module, grid: Grid, x: torch.Tensor, on: list[int],
-                 calls: int, logits: torch.Tensor) -> torch.Tensor:
-        """``(1 + L, classes)``: the logits with the layer's last output as it is, then with
-        each live channel zeroed in turn.  The network after the layer runs on the ``1 + L``
-        copies of the layer's output when it can (the first copy must give ``logits``
-        back); else (a branch concatenated with the image's other branches) the whole
-        network runs on ``1 + L`` copies of the image."""
-        seen = []
 
-        def zero_each(module: nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
-            seen.append(1)
-            if len(seen) % calls:  # not the last call of this forward pass
-                return output
-            copies = output.expand(1 + len(on), *output.shape[1:]).clone()
-            for row, k in enumerate(on, start=1):
-                copies[(row, *grid.channel(k))] = 0.0
-            return copies
+class ZeroChannelPerRow:
+    """Forward hook: at the layer's last call of each pass (of ``calls``), row ``r`` of the
+    batch gets grid channel ``channels[r]`` set to 0 (the whole network is re-run for each
+    ablated copy, so nothing depends on how the network handles a batch)."""
 
-        handle = module.register_forward_hook(zero_each)
-        try:
-            try:
-                ablated = self.private(x[None])
-                batched = torch.allclose(ablated[0], logits, rtol=1e-10, atol=0)
-            except RuntimeError:  # torch.cat of 1 + L rows with 1
-                batched = False
-            if not batched:
-                ablated = self.private(x[None].expand(1 + len(on), *x.shape))
-        finally:
-            handle.remove()
-        ref.assert_rel_close(ablated[0], logits, 1e-10, f"{self.name}: reference ablation")
-        return ablated
+    def __init__(self, grid: Grid, channels: dict[int, int], calls: int) -> None:
+        self.grid, self.channels, self.calls, self.seen = grid, channels, calls, 0
+
+    def __call__(self, module: nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
+        self.seen += 1
+        if self.seen % self.calls:
+            return output
+        output = output.clone()
+        for row, k in self.channels.items():
+            output[(row, *self.grid.channel(k))] = 0.0
+        return output
 
 
 @contextmanager
