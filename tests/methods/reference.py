@@ -221,11 +221,7 @@ def ablation_weights(A: torch.Tensor, y: torch.Tensor, ablated_y: torch.Tensor,
 
 
 def score_cam_mask(channel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """One channel upsampled to the input and min-max scaled (constant -> zeros).  A
-    constant channel is caught before upsampling, whose rounding (``a w + a (1 - w)``)
-    would leave a ~1e-16 ripple for the min-max scaling to blow up to [0, 1]."""
-    if channel.max() == channel.min():
-        return torch.zeros(size, dtype=channel.dtype)
+    """One channel upsampled to the input and min-max scaled (constant -> zeros)."""
     up = F.interpolate(channel[None, None], size=size, mode="bilinear",
                        align_corners=False)[0, 0]
     low, high = up.min(), up.max()

@@ -80,7 +80,7 @@ class Architecture:
         size: ``(H, W)`` of the inputs: small, and still more than one position at the
             default layer.
         default: the layer axiomcam chooses when none is given (asserted).
-        inner: one inner layer, and why it is worth testing.
+        inner: one inner layer; ``why_inner`` says why it is worth testing.
         head: the linear layer CAM reads at the default layer (it feeds global average
             pooling and that layer); ``None``: CAM must refuse the default layer.
         grids: the layers whose output is not channels-first.
@@ -276,9 +276,6 @@ class ZooModel:
         self.layers = (self.arch.default, self.arch.inner)
         self._cache: dict = {}
 
-    def layer(self, which: str) -> str:
-        return self.arch.default if which == "default" else self.arch.inner
-
     def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
         if key not in self._cache:
             self._cache[key] = compute()
@@ -339,7 +336,7 @@ class ZooModel:
 
     def perturbed(self, layer: str) -> dict:
         """The first image in the network whose ``layer`` output is multiplied by
-        :meth:`live_channels` at every call: its logits, top class ``c`` and score ``y``,
+        :meth:`live_channels` at its last call: its logits, top class ``c`` and score ``y``,
         ``A``, the live channels, the class score with each live channel of ``A`` zeroed in
         turn, and the softmax probabilities of the image masked by each live channel
         (Score-CAM) and of the all-zero image."""
@@ -354,7 +351,7 @@ class ZooModel:
             # called once, the layer's output is the one kept above, times the switch
             A = (self.passes(layer)[0]["A"] * live[:, None, None] if calls == 1
                  else self._last_output(module, grid, x))
-            masks = [ref.score_cam_mask(A[k], tuple(x.shape[1:])) for k in on]
+            masks = [score_cam_mask(A[k], tuple(x.shape[1:])) for k in on]
             # one batch: the image, the image with each live channel zeroed at the layer,
             # the image masked by each live channel (Score-CAM), the all-zero image
             zeroed = ZeroChannelPerRow(grid, {1 + row: k for row, k in enumerate(on)}, calls)
@@ -443,6 +440,16 @@ def channel_weights(method: str, A: torch.Tensor, G: torch.Tensor, c: int,
         totals = a.sum(1)
         return torch.where(totals != 0, (a * g).sum(1) / totals.where(totals != 0, 1), 0)
     return None
+
+
+def score_cam_mask(channel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``reference.score_cam_mask``, with a constant channel's all-zero mask decided before
+    upsampling, whose rounding (``a w + a (1 - w)``) leaves a ~1e-16 ripple on a constant
+    channel that the min-max scaling would blow up to [0, 1] (GoogLeNet's ``inception5b``
+    has such channels: a 3 x 3 max-pool branch on a 2 x 2 grid)."""
+    if channel.max() == channel.min():
+        return torch.zeros(size, dtype=channel.dtype)
+    return ref.score_cam_mask(channel, size)
 
 
 def raw_map(method: str, A: torch.Tensor, G: torch.Tensor,
