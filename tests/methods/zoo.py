@@ -142,9 +142,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         grids={"encoder.layers.encoder_layer_11.ln_1": _TOKENS_2x2,
                "encoder.layers.encoder_layer_5.ln_1": _TOKENS_2x2}),
     "swin_t": Architecture(
-        _torchvision("swin_t"), (64, 96), "features.7.1.norm1", "features.5.1.norm1",
-        "a stage-3 block's channels-last LayerNorm (shifted windows after it)",
-        grids={"features.7.1.norm1": LAST, "features.5.1.norm1": LAST}),
+        _torchvision("swin_t"), (64, 96), "features.7.1.norm1", "features.5",
+        "the third stage's (B, h, w, C) output, which no LayerNorm gives away",
+        grids={"features.7.1.norm1": LAST, "features.5": LAST}),
     "efficientnet_v2_s": Architecture(
         _torchvision("efficientnet_v2_s"), (64, 64), "features.7", "features.3",
         "a fused-MBConv stage output", head="classifier.1"),
@@ -157,9 +157,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         "Mixed_7c", "Mixed_5b.branch_pool", "a branch before the concatenation",
         head="fc", concatenated=("Mixed_5b.branch_pool",)),
     "convnext_tiny": Architecture(
-        _torchvision("convnext_tiny"), (64, 64), "features.7", "features.3.1.block.2",
-        "a channels-last LayerNorm inside a block, scaled by layer_scale after it",
-        grids={"features.3.1.block.2": LAST}),
+        _torchvision("convnext_tiny"), (64, 64), "features.7", "features.4.0",
+        "a LayerNorm of (B, C, h, w), not (B, h, w, C): LayerNorm2d before a downsampling"),
     "vgg11_bn": Architecture(
         _torchvision("vgg11_bn"), (64, 64), "avgpool", "features.5",
         "a BatchNorm output then changed in place by ReLU(inplace=True)"),
