@@ -428,6 +428,49 @@ def infer_token_grid(tokens: int, input_size: tuple[int, ...]) -> tuple[tuple[in
         "grid=(h, w)")
 
 
+def _misfit(grid: tuple[int, ...], input_size: tuple[int, ...]) -> float:
+    """How far, in cells, an ``(h, w)`` grid is from the input's ``(H, W)`` seen with one
+    stride ``s``: the least over ``s`` of ``max(|h - H / s|, |w - W / s|)`` (0 for an
+    exact fit; below 1 when sizes were rounded at each downsampling step)."""
+    (h, w), (height, width) = grid, input_size
+    scales = [h / height, w / width, (h + w) / (height + width)]  # 1 / s at the kinks
+    if height != width:
+        scales.append((h - w) / (height - width))
+    return min(max(abs(h - height * u), abs(w - width * u)) for u in scales if u > 0)
+
+
+def _image_layout(module: nn.Module, output: torch.Tensor,
+                  input_size: tuple[int, ...]) -> str | None:
+    """``"channels_first"`` or ``"channels_last"`` for the 4-D output of a layer of an image
+    model (``None`` for any other output, or input).
+
+    A ``LayerNorm`` normalises the channels: its output is laid along the axis its size
+    matches (torchvision's and timm's ``LayerNorm2d`` are LayerNorms of ``(B, C, h, w)``).
+    Other layers: the reading whose ``(h, w)`` is a grid of the image seen with one stride
+    (:func:`_misfit` below one cell) when the other reading is clearly not (half a cell
+    worse): Swin's stage outputs and the layers inside a ConvNeXt block are
+    ``(B, h, w, C)`` with no LayerNorm to tell.  Otherwise a ``LayerNorm``'s output is
+    channels-last and any other layer's channels-first.
+
+    Example:
+        >>> _image_layout(nn.GELU(), torch.zeros(1, 8, 12, 768), (64, 96))  # Swin, ConvNeXt
+        'channels_last'
+        >>> _image_layout(nn.Conv2d(3, 768, 8, 8), torch.zeros(1, 768, 8, 12), (64, 96))
+        'channels_first'
+    """
+    if output.dim() != 4 or len(input_size) != 2:
+        return None
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
+        channels = module.normalized_shape[0]
+        if (output.shape[-1] == channels) != (output.shape[1] == channels):
+            return "channels_last" if output.shape[-1] == channels else "channels_first"
+    first = _misfit(tuple(output.shape[2:]), input_size)
+    last = _misfit(tuple(output.shape[1:3]), input_size)
+    if min(first, last) < 1 and abs(first - last) >= 0.5:
+        return "channels_first" if first < last else "channels_last"
+    return "channels_last" if isinstance(module, nn.LayerNorm) else "channels_first"
+
+
 def layer_layout(module: nn.Module, output: torch.Tensor, input_size: tuple[int, ...], *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,
                  name: str | None = None) -> LayerLayout:
@@ -443,11 +486,17 @@ def layer_layout(module: nn.Module, output: torch.Tensor, input_size: tuple[int,
     Raises:
         ValueError: an unknown ``reshape``; a ``grid`` that does not fit the token count
             (the message gives both); tokens whose grid cannot be inferred.
+
+    Note:
+        A 4-D output of an image model is first read by :func:`_image_layout`: the axes
+        that make a grid of the image decide (Swin's stages and the layers inside a
+        ConvNeXt block are ``(B, h, w, C)`` with no LayerNorm to tell; ConvNeXt's
+        ``LayerNorm2d`` is ``(B, C, h, w)``); the LayerNorm rule is its fallback.
     """
     where = f"the target layer {name!r}" if name else "the target layer"
     if reshape is not None and reshape not in RESHAPES:
         raise ValueError(f"unknown reshape {reshape!r}; known: {', '.join(RESHAPES)}")
-    kind = reshape
+    kind = reshape or _image_layout(module, output, input_size)
     if kind is None:
         signal = len(input_size) == SIGNAL_DIMS - 2
         if output.dim() == 3 and not signal:

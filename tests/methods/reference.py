@@ -306,10 +306,11 @@ class GuidedReLU6(nn.Module):
 
 
 @contextmanager
-def guided_relus(private: nn.Module) -> Iterator[nn.Module]:
+def guided_relus(private: nn.Module, require_relu: bool = True) -> Iterator[nn.Module]:
     """Swap every nn.ReLU / nn.ReLU6 module of a private copy for its guided form (and
     back afterwards).  A module used several times (ResNet's ``block.relu``) is swapped
-    once and so guided at every use."""
+    once and so guided at every use.  With ``require_relu=False`` a network without any
+    (GELU, SiLU, functional ReLUs) is left as it is: its guided gradient is the plain one."""
     swapped = []
     for parent in list(private.modules()):
         for name, child in list(parent.named_children()):
@@ -319,7 +320,7 @@ def guided_relus(private: nn.Module) -> Iterator[nn.Module]:
             elif isinstance(child, nn.ReLU):
                 swapped.append((parent, name, child))
                 setattr(parent, name, GuidedReLU())
-    assert swapped, "no ReLU to guide"
+    assert swapped or not require_relu, "no ReLU to guide"
     try:
         yield private
     finally:
@@ -327,9 +328,10 @@ def guided_relus(private: nn.Module) -> Iterator[nn.Module]:
             setattr(parent, name, child)
 
 
-def guided_gradient(private: nn.Module, x: torch.Tensor, c: int) -> torch.Tensor:
+def guided_gradient(private: nn.Module, x: torch.Tensor, c: int,
+                    require_relu: bool = True) -> torch.Tensor:
     """Guided backprop of one image: d y^c / d x through guided ReLUs."""
-    with guided_relus(private) as guided_model:
+    with guided_relus(private, require_relu) as guided_model:
         leaf = x[None].detach().clone().requires_grad_(True)
         logits = guided_model(leaf)
         (gradient,) = torch.autograd.grad(logits[0, c], leaf)
