@@ -97,7 +97,7 @@ def capture(model: nn.Module, layer: nn.Module, image: torch.Tensor, target: int
     (gradient,) = torch.autograd.grad(logits[0, target], kept[0])
     return Capture(A=to_grid(kept[0].detach(), layout)[0].double(),
                    G=to_grid(gradient, layout)[0].double(), output=kept[0].detach(),
-                   logits=logits[0].detach(), score=float(logits[0, target]))
+                   logits=logits[0].detach(), score=float(logits[0, target].detach()))
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
