@@ -7,6 +7,10 @@ method (torchcam has no Ablation-CAM).  The explainer object is built inside the
 its hooks are removed on exit, so the peers never leave hooks on the model the other
 libraries share.
 
+The zoo comparison (``benchmarks.zoo_peers``, ``docs/peers.md``) also uses HiResCAM and
+Eigen-CAM of pytorch-grad-cam and torchcam's CAM, and passes a ``reshape_transform`` for
+transformers (and torchcam's CAM the name of the classifier, ``fc_layer``).
+
 - pytorch-grad-cam (``grad-cam`` 1.5.7): ``Method(model=..., target_layers=[module])``,
   ``cam(input_tensor=x, targets=[ClassifierOutputTarget(c), ...])`` -> NumPy maps,
   already upsampled (OpenCV, bilinear) and min-max scaled.  Its gradient methods call

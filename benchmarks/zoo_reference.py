@@ -67,22 +67,29 @@ def reshape_transform(layout: str):
 
 @dataclass
 class Capture:
-    """One image at the target layer: ``A`` and ``G`` ``(K, h, w)`` in float64, the
-    layer's own output (float32, for Ablation-CAM's class token), the logits and ``y^c``."""
+    """One image at the target layer (its last call, of ``calls``): ``A`` and ``G``
+    ``(K, h, w)`` in float64, the layer's own output (float32, for Ablation-CAM's class
+    token), the logits and ``y^c``."""
 
     A: torch.Tensor
     G: torch.Tensor
     output: torch.Tensor
     logits: torch.Tensor
     score: float
+    calls: int = 1
 
 
 def capture(model: nn.Module, layer: nn.Module, image: torch.Tensor, target: int,
-            layout: str) -> Capture:
-    """``A`` and ``G = dy^c/dA`` of one image ``(C, H, W)`` (see the module docstring)."""
+            layout: str, call: int = -1) -> Capture:
+    """``A`` and ``G = dy^c/dA`` of one image ``(C, H, W)`` (see the module docstring) at
+    the layer's call number ``call`` (``-1``: its last, as axiomcam; ``0``: its first)."""
     kept: list[torch.Tensor] = []
+    calls: list[int] = []
 
-    def keep_a_copy(module: nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
+    def keep_a_copy(module: nn.Module, args: object, output: torch.Tensor) -> torch.Tensor | None:
+        calls.append(len(calls))
+        if call >= 0 and calls[-1] != call:
+            return None  # not the call asked for: the graph through it stays whole
         leaf = output.detach().clone().requires_grad_(True)
         kept.append(leaf)
         return leaf.clone()  # what flows on may be modified in place; the leaf is not
@@ -92,12 +99,11 @@ def capture(model: nn.Module, layer: nn.Module, image: torch.Tensor, target: int
         logits = model(image[None])
     finally:
         handle.remove()
-    if len(kept) != 1:
-        raise ValueError(f"the target layer ran {len(kept)} times; the reference expects once")
-    (gradient,) = torch.autograd.grad(logits[0, target], kept[0])
-    return Capture(A=to_grid(kept[0].detach(), layout)[0].double(),
-                   G=to_grid(gradient, layout)[0].double(), output=kept[0].detach(),
-                   logits=logits[0].detach(), score=float(logits[0, target].detach()))
+    (gradient,) = torch.autograd.grad(logits[0, target], kept[-1])
+    return Capture(A=to_grid(kept[-1].detach(), layout)[0].double(),
+                   G=to_grid(gradient, layout)[0].double(), output=kept[-1].detach(),
+                   logits=logits[0].detach(), score=float(logits[0, target].detach()),
+                   calls=len(calls))
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -169,6 +175,9 @@ def ablation_map(model: nn.Module, layer: nn.Module, image: torch.Tensor, target
                  layout: str, seen: Capture, chunk: int = 64) -> torch.Tensor:
     """Ablation-CAM: ``w_k = (y^c - y^c_(k)) / y^c`` with ``y^c_(k)`` the score when
     channel ``k`` of the layer's grid is set to 0 (the copies replace the layer's output)."""
+    if seen.calls != 1:
+        raise ValueError(f"the target layer ran {seen.calls} times; this reference ablates "
+                         "a layer that runs once")
     grid = to_grid(seen.output, layout)  # (1, K, h, w), float32
     channels = grid.shape[1]
     ablated = torch.empty(channels, dtype=torch.float64)

@@ -7,4 +7,6 @@ lines, and each with an ``evidence()`` function returning the numbers it prints.
 - ``eigencam_sign``: pytorch-grad-cam's Eigen-CAM keeps the SVD's arbitrary sign.
 - ``ablation_value``: pytorch-grad-cam's Ablation-CAM ablates signed layers with
   ``min - 1e7``, cumulatively.
+- ``shared_module``: a layer called twice (EfficientNet-Lite0's ``_swish``):
+  pytorch-grad-cam explains its first call.
 """

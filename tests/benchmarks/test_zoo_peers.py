@@ -158,3 +158,18 @@ def test_ablation_value_reproduction() -> None:
     assert found["r(axiomcam, definition)"] > 0.9999
     assert found["r(pytorch-grad-cam, definition)"] < 0.5
     assert found["r(pytorch-grad-cam, channels set to the values it writes)"] > 0.9999
+
+
+@pytest.mark.usefixtures("peers")
+def test_shared_module_reproduction() -> None:
+    from benchmarks.zoo_repro import shared_module
+
+    found = shared_module.evidence()
+    assert found["calls of the layer"] == 2
+    first = found["first call's output (C, h, w)"]
+    assert found["pytorch-grad-cam keeps (activation, gradient)"] == (first, first)
+    assert found["last call's output (C, h, w)"] != first
+    assert found["r(axiomcam, definition at the last call)"] > 0.9999
+    assert found["r(torchcam, definition at the last call)"] > 0.9999
+    assert found["r(pytorch-grad-cam, definition at the first call)"] > 0.9999
+    assert found["r(pytorch-grad-cam, definition at the last call)"] < 0.5
