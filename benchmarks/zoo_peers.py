@@ -324,13 +324,32 @@ def run(settings: Settings) -> tuple[list[dict[str, object]], list[dict[str, obj
 # ----------------------------------------------------------------------------- the table
 
 
-def cell(values: list[float | None] | None) -> str:
-    """Per-image correlations ``0.999 / 0.474``; bold when one is below :data:`AGREEMENT`."""
+def pair_values(row: dict[str, object], first: str, second: str) -> list[object] | None:
+    """Per image: Pearson r of ``first``'s and ``second``'s maps, ``"both const"`` when
+    both are constant (the same all-zero map), ``"<name> const"`` when one is."""
+    values = row.get("r", {}).get(f"{first} vs {second}")
+    if values is None:
+        return None
+    constant = row.get("constant", {})
+    shown: list[object] = []
+    for index, value in enumerate(values):
+        flat = [name for name in (first, second) if constant.get(name, [False] * 9)[index]]
+        shown.append(value if value is not None else
+                     "both const" if len(flat) == 2 else f"{flat[0]} const" if flat else "const")
+    return shown
+
+
+def agrees(values: list[object]) -> bool:
+    """Every image r >= :data:`AGREEMENT`, or both maps constant."""
+    return all(v == "both const" or (isinstance(v, float) and v >= AGREEMENT) for v in values)
+
+
+def cell(values: list[object] | None) -> str:
+    """Per-image correlations ``0.999 / 0.474``; bold unless :func:`agrees`."""
     if values is None:
         return ""
-    text = " / ".join("const" if v is None else f"{v:.3f}" for v in values)
-    low = any(v is None or v < AGREEMENT for v in values)
-    return f"**{text}**" if low else text
+    text = " / ".join(v if isinstance(v, str) else f"{v:.3f}" for v in values)
+    return text if agrees(values) else f"**{text}**"
 
 
 def table(rows: list[dict[str, object]]) -> list[str]:
@@ -340,7 +359,7 @@ def table(rows: list[dict[str, object]]) -> list[str]:
         if row["status"] == "refused":
             cells = ["refused by axiomcam (head is not GAP + one linear layer)", "", "", "", ""]
         else:
-            cells = [cell(row["r"].get(f"{a} vs {b}")) for a, b in PAIRS]
+            cells = [cell(pair_values(row, a, b)) for a, b in PAIRS]
         lines.append("| " + " | ".join([row["architecture"], f"`{row['layer']}`",
                                          row["method"], *cells]) + " |")
     return lines
@@ -348,15 +367,14 @@ def table(rows: list[dict[str, object]]) -> list[str]:
 
 def summary(rows: list[dict[str, object]]) -> list[str]:
     """How many compared (architecture, method) rows each library matches the reference
-    on (every image r >= :data:`AGREEMENT`)."""
+    on (:func:`agrees` on every image)."""
     lines = []
     for library in LIBRARIES:
-        key = f"{library} vs {REFERENCE}"
-        compared = [row["r"][key] for row in rows if key in row.get("r", {})]
-        agreeing = sum(all(v is not None and v >= AGREEMENT for v in values)
-                       for values in compared)
-        lines.append(f"- {library}: r >= {AGREEMENT} with the reference on every image in "
-                     f"{agreeing} of {len(compared)} rows")
+        compared = [values for row in rows
+                    if (values := pair_values(row, library, REFERENCE)) is not None]
+        lines.append(f"- {library}: r >= {AGREEMENT} with the reference (or both maps "
+                     f"constant) on every image in {sum(map(agrees, compared))} of "
+                     f"{len(compared)} rows")
     return lines
 
 
@@ -413,6 +431,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser.add_argument("--out", type=Path, default=Path("results/zoo-peers"),
                         help="where zoo_peers.json and zoo_peers.md go")
     parser.add_argument("--list", action="store_true", help="the plan and its cost, then exit")
+    parser.add_argument("--from-json", type=Path,
+                        help="write the markdown of an earlier run's zoo_peers.json again")
     args = parser.parse_args(argv)
 
     def names(text: str) -> tuple[str, ...]:
@@ -434,8 +454,20 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
                           args.perturbation_images, args.threads)
 
 
+def rewrite(path: Path) -> None:
+    """The markdown of an earlier run, from its JSON (after a change of the table's form)."""
+    saved = json.loads(path.read_text())
+    settings = Settings(**{key: tuple(value) if isinstance(value, list) else value
+                           for key, value in saved["settings"].items()})
+    write(path.parent, saved["rows"], saved["scales"], settings, saved["about"])
+
+
 def main(argv: list[str] | None = None) -> None:
     args, settings = parse(argv)
+    if args.from_json:
+        rewrite(args.from_json)
+        print(f"wrote {args.from_json.parent / 'zoo_peers.md'}")
+        return
     torch.set_num_threads(settings.threads)
     cost = estimate_seconds(settings)
     print(f"{len(jobs(settings))} rows on {len(settings.archs)} architectures; "
