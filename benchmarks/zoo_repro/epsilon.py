@@ -93,6 +93,32 @@ def evidence(scales: tuple[float, ...] = SCALES) -> list[dict[str, float]]:
     return rows
 
 
+def trained_evidence() -> dict[str, list[float]]:
+    """The same comparison on a trained network: axiomcam's packaged MobileNetV2 (ImageNet
+    weights) at its default layer ``features.18``, on the cat and the espresso."""
+    import axiomcam
+    from axiomcam.images import sample_image
+
+    loaded = axiomcam.models.load("mobilenet_v2")
+    model, layer = loaded.model.eval(), "features.18"
+    found: dict[str, list[float]] = {"median |G|": [], "min sum A": []}
+    for name in ("chelsea", "coffee"):
+        image = loaded.prepare(sample_image(name))[0]
+        with torch.no_grad():
+            target = int(model(image[None]).argmax())
+        seen = reference.capture(model, model.get_submodule(layer), image, target, "conv")
+        found["median |G|"].append(float(seen.G.abs().median()))
+        found["min sum A"].append(float(seen.A.sum((1, 2)).min()))
+        size = tuple(image.shape[1:])
+        for method, grad_cam_class in (("gradcam++", "GradCAMPlusPlus"),
+                                       ("xgradcam", "XGradCAM")):
+            definition = input_size_map(reference.gradient_map(method, seen.A, seen.G), size)
+            peer = grad_cam_map(model, image, grad_cam_class, model.get_submodule(layer),
+                                target)
+            found.setdefault(f"{method}: pytorch-grad-cam", []).append(r(peer, definition))
+    return found
+
+
 def main() -> None:
     rows = evidence()
     print(f"the same function in other units s; r with the definition's map at s = "
@@ -103,6 +129,10 @@ def main() -> None:
         print(" | ".join(f"{row[key]:.0e}" if key == "s" else
                          f"{row[key]:.3f}" if key.startswith(("xgradcam", "gradcam++"))
                          else f"{row[key]:.2g}" for key in keys))
+    print("trained MobileNetV2 (axiomcam's packaged weights), features.18, chelsea / coffee:")
+    for key, values in trained_evidence().items():
+        print(f"  {key:28} " + " / ".join(f"{v:.3g}" if "|" in key or "sum" in key
+                                          else f"{v:.4f}" for v in values))
 
 
 if __name__ == "__main__":
