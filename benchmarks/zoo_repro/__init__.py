@@ -9,4 +9,6 @@ lines, and each with an ``evidence()`` function returning the numbers it prints.
   ``min - 1e7``, cumulatively.
 - ``shared_module``: a layer called twice (EfficientNet-Lite0's ``_swish``):
   pytorch-grad-cam explains its first call.
+- ``as_read``: every gradient-method disagreement of a ``zoo_peers`` run recomputed from
+  the peer's formula as written in its code.
 """
