@@ -7,6 +7,10 @@ method (torchcam has no Ablation-CAM).  The explainer object is built inside the
 its hooks are removed on exit, so the peers never leave hooks on the model the other
 libraries share.
 
+The zoo comparison (``benchmarks.zoo_peers``, ``docs/peers.md``) also uses HiResCAM and
+Eigen-CAM of pytorch-grad-cam and torchcam's CAM, and passes a ``reshape_transform`` for
+transformers (and torchcam's CAM the name of the classifier, ``fc_layer``).
+
 - pytorch-grad-cam (``grad-cam`` 1.5.7): ``Method(model=..., target_layers=[module])``,
   ``cam(input_tensor=x, targets=[ClassifierOutputTarget(c), ...])`` -> NumPy maps,
   already upsampled (OpenCV, bilinear) and min-max scaled.  Its gradient methods call
@@ -66,9 +70,10 @@ PEERS = (GRAD_CAM, TORCHCAM)
 _GRAD_CAM_CLASSES = {
     "gradcam": "GradCAM", "xgradcam": "XGradCAM", "gradcam++": "GradCAMPlusPlus",
     "layercam": "LayerCAM", "ablationcam": "AblationCAM", "scorecam": "ScoreCAM",
+    "hirescam": "HiResCAM", "eigencam": "EigenCAM",
 }
 _TORCHCAM_CLASSES = {
-    "gradcam": "GradCAM", "xgradcam": "XGradCAM", "gradcam++": "GradCAMpp",
+    "cam": "CAM", "gradcam": "GradCAM", "xgradcam": "XGradCAM", "gradcam++": "GradCAMpp",
     "layercam": "LayerCAM", "scorecam": "ScoreCAM",
 }
 
@@ -87,8 +92,11 @@ def peer_versions() -> dict[str, str]:
 
 
 def grad_cam_call(method: str, model: nn.Module, layer: str, inputs: torch.Tensor,
-                  classes: list[int]) -> Call | None:
-    """One pytorch-grad-cam explanation (``None`` if not installed / no such method)."""
+                  classes: list[int], *,
+                  reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  ) -> Call | None:
+    """One pytorch-grad-cam explanation (``None`` if not installed / no such method);
+    ``reshape_transform`` lays a transformer's output on a ``(B, C, h, w)`` grid."""
     if pytorch_grad_cam is None or method not in _GRAD_CAM_CLASSES:
         return None
     method_class = getattr(pytorch_grad_cam, _GRAD_CAM_CLASSES[method])
@@ -97,7 +105,8 @@ def grad_cam_call(method: str, model: nn.Module, layer: str, inputs: torch.Tenso
 
     def call() -> np.ndarray:
         # its Ablation-CAM and Score-CAM draw tqdm bars on stderr: keep the table readable
-        with method_class(model=model, target_layers=[module]) as cam, \
+        with method_class(model=model, target_layers=[module],
+                          reshape_transform=reshape_transform) as cam, \
                 contextlib.redirect_stderr(io.StringIO()):
             maps = cam(input_tensor=inputs, targets=targets)
         model.zero_grad(set_to_none=True)  # it back-propagates into every parameter
@@ -122,17 +131,25 @@ def _upsampled(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
 
 def torchcam_call(method: str, model: nn.Module, layer: str, inputs: torch.Tensor,
-                  classes: list[int], batch_size: int | None = None) -> Call | None:
-    """One torchcam explanation (``None`` if not installed / no such method)."""
+                  classes: list[int], batch_size: int | None = None, *,
+                  reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  fc_layer: str | None = None) -> Call | None:
+    """One torchcam explanation (``None`` if not installed / no such method);
+    ``reshape_transform`` lays a transformer's output on a grid, ``fc_layer`` names CAM's
+    classifier (needed when the model has several linear layers)."""
     if torchcam_methods is None or method not in _TORCHCAM_CLASSES:
         return None
     method_class = getattr(torchcam_methods, _TORCHCAM_CLASSES[method])
-    options = {} if batch_size is None else {"batch_size": batch_size}
+    options: dict[str, object] = {} if batch_size is None else {"batch_size": batch_size}
+    if reshape_transform is not None:
+        options["reshape_transform"] = reshape_transform
+    if fc_layer is not None:
+        options["fc_layer"] = fc_layer
     size = tuple(inputs.shape[2:])
 
     def call() -> torch.Tensor:
         with method_class(model, target_layer=layer, **options) as cam:
-            if method == "scorecam":
+            if method in ("scorecam", "cam"):
                 # its documented use: the forward pass only fills the hooks
                 with torch.inference_mode():
                     model(inputs)
