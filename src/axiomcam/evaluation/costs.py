@@ -10,7 +10,10 @@ group's ``passes``, a function of the run's parameters); each method's cost clas
     **cheap** = at most :data:`CHEAP_PASSES` passes of the whole network per image (and
     method), none of them repeated per channel of the layer or per block of the network.
 
-A forward and a backward pass count as one pass each. Passes of the network *after* the
+A forward and a backward pass count as one pass each, and so does a noisy linear
+imputation (ROAD's, a sparse solve that costs a few passes); an explanation by the method
+(the sanity check's, per randomisation step) counts as two (a gradient method's forward and
+backward pass). Passes of the network *after* the
 target layer (the axioms probe's and Ablation-CAM's ``K`` channel ablations) do not count:
 at the default layer (the last convolutional stage) they run the pooling and the
 classifier only; the estimate printed before a run measures what they cost at the layer
@@ -66,10 +69,10 @@ class Passes:
 
     @property
     def cheap(self) -> bool:
-        """The rule: at most :data:`CHEAP_PASSES` whole passes (an explanation counting
-        as one), none per channel or per block."""
+        """The rule: at most :data:`CHEAP_PASSES` whole passes (an imputation counting as
+        one, an explanation as two), none per channel or per block."""
         return (self.whole_per_channel == 0 and self.explanations_per_block == 0
-                and self.whole + self.explanations <= CHEAP_PASSES)
+                and self.whole + 2 * self.explanations + self.imputations <= CHEAP_PASSES)
 
     def describe(self) -> str:
         """The passes in a few words (``"102 passes"``, ``"1 + K passes"``)."""

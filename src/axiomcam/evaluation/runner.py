@@ -115,7 +115,8 @@ class RunResult:
         target_layer: the layer explained.
         methods: the methods evaluated.
         metric_groups: the metric groups requested.
-        seconds: wall time per stage (``"forward"``, ``"explain"``, one per metric group,
+        seconds: wall time per stage (``"forward"``, ``"estimate"`` (the probe of the
+            cost estimate), ``"explain"``, one per metric group,
             ``"total"``; then ``"gallery"``, ``"summary"``, ``"report"``, which come after
             the run's end and are not in the database's details), summed over the run.
         seconds_by_method: per method, wall time per stage (the axioms probe, shared by
@@ -251,7 +252,7 @@ def evaluate(
         on_estimate: told the cost estimate's text before the first batch (per method
             and stage, from a probe on the first batch: :mod:`.estimate`), with the
             expensive groups and methods left out; ``None``: written to stderr unless
-            ``progress`` is ``False``.
+            ``progress`` is ``False`` (above the progress bar).
 
     Returns:
         a :class:`RunResult`.
@@ -317,7 +318,7 @@ def evaluate(
         run = _open(stack, request, pretrained, dataset, explainers, out_dir=out_dir,
                     overwrite=overwrite, start=start)
         run.on_estimate = on_estimate if on_estimate is not None or progress is False \
-            else (lambda text: print(text, file=sys.stderr))
+            else (lambda text: tqdm.write(text, file=sys.stderr))
         for message in warnings if run.processes.is_main else []:
             warn(message)
         _compute_batches(run, chain([first], samples))
