@@ -30,11 +30,16 @@ def main() -> None:
     parser.add_argument("--layer", default=None)
     parser.add_argument("--out", default="/tmp/evaluate-defaults")
     parser.add_argument("--all", action="store_true", help="include the expensive ones")
+    parser.add_argument("--methods", default=None, help="methods (default: evaluate's)")
+    parser.add_argument("--metrics", default=None, help="metric groups (default: evaluate's)")
+    parser.add_argument("--sanity-steps", type=int, default=None)
     arguments = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    run = evaluate(load("mobilenet_v2"), arguments.data, out_dir=arguments.out,
-                   target_layer=arguments.layer, overwrite=True, progress=False,
+    run = evaluate(load("mobilenet_v2"), arguments.data, arguments.methods,
+                   metrics=arguments.metrics, sanity_steps=arguments.sanity_steps,
+                   out_dir=arguments.out, target_layer=arguments.layer, overwrite=True,
+                   progress=False,
                    include_expensive=arguments.all, on_estimate=print)
     wall = time.perf_counter() - start
     estimate = run.estimate
@@ -45,10 +50,11 @@ def main() -> None:
             print(f"{method:<12} {stage:<15} {format_seconds(seconds):>10} "
                   f"{format_seconds(measured):>10}")
     measured = sum(sum(stages.values()) for stages in run.seconds_by_method.values())
+    end = sum(run.seconds[stage] for stage in ("gallery", "summary", "report"))
     print(f"\nmethods and groups: estimated {format_seconds(estimate.total)}, measured "
           f"{format_seconds(measured)}; the probe {format_seconds(run.seconds['estimate'])}, "
           f"the first forward passes {format_seconds(run.seconds['forward'])}, the gallery, "
-          f"summaries and report {format_seconds(sum(run.seconds[s] for s in ('gallery', 'summary', 'report')))}; "
+          f"summaries and report {format_seconds(end)}; "
           f"evaluate() in all {format_seconds(wall)} (model loaded before)")
     print(f"left out: {', '.join(run.left_out) or 'nothing'}")
 

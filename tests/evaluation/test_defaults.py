@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
-from axiomcam import AxiomCamWarning
+from axiomcam import AxiomCamWarning, evaluation
 from axiomcam.cli import main
 from axiomcam.data import Dataset, Sample
 from axiomcam.evaluation import costs, request, runner
@@ -181,13 +181,6 @@ def test_named_groups_and_methods_run_even_when_expensive(tmp_path):
             ("scorecam", "deletion_auc"), ("scorecam", "insertion_auc")}
 
 
-def test_everything_with_include_expensive(tmp_path):
-    run = evaluate(toy_model(), Shades(2), "gradcam", out_dir=tmp_path, progress=False,
-                   deletion_steps=2, road_percentages=(50,), sanity_images=1, sanity_steps=1,
-                   gallery_images=0, include_expensive=True, on_estimate=lambda text: None)
-    assert run.metric_groups == [group.name for group in GROUPS] and run.left_out == []
-
-
 def test_warnings_name_the_method_the_layer_and_the_image(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -225,11 +218,28 @@ def test_the_command_prints_the_estimate_and_what_it_left_out(tmp_path, monkeypa
     assert result.stderr.index("cost estimate for 2 images at 1") < \
         result.stderr.index("left out as expensive")
     assert "left out as expensive: deletion, road, sanity, scorecam" in result.output
-    everything = CliRunner().invoke(main, [
-        "evaluate", "--data", "shades", "--out", str(tmp_path / "all"), "--all",
-        "--deletion-steps", "2", "--road-percentages", "50", "--sanity-steps", "1",
-        "--methods", "gradcam", "--gallery-images", "0"])
-    assert everything.exit_code == 0, everything.output + everything.stderr
-    assert "left out" not in everything.output + everything.stderr
-    with ResultStore.open(tmp_path / "all") as store:
-        assert store.config["metric_groups"] == [group.name for group in GROUPS]
+    # --all asks evaluate for the expensive ones too (what that runs: the last test)
+    asked = {}
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(evaluation, "evaluate", record)
+    everything = CliRunner().invoke(main, ["evaluate", "--data", "shades", "--out",
+                                           str(tmp_path / "all"), "--all"])
+    assert everything.exit_code == 1 and "recorded" in everything.stderr
+    assert asked["include_expensive"] is True and asked["metrics"] is None
+
+
+def test_a_run_of_the_old_defaults_is_continued_with_include_expensive(tmp_path):
+    # before the cheap defaults, no methods meant DEFAULT_METHODS and no groups meant all
+    options = dict(out_dir=tmp_path, deletion_steps=2, road_percentages=(50,), sanity_images=1,
+                   sanity_steps=1, progress=False, gallery_images=0,
+                   on_estimate=lambda text: None)
+    old = evaluate(toy_model(), Shades(2), list(request.DEFAULT_METHODS),
+                   metrics=[group.name for group in GROUPS], **options)
+    again = evaluate(toy_model(), Shades(2), include_expensive=True, **options)
+    assert again.metric_groups == [group.name for group in GROUPS] and again.left_out == []
+    assert again.resumed == 2 and again.computed == 0
+    assert again.config == old.config
