@@ -91,7 +91,7 @@ class Passes:
             parts.append(f"{_times(self.explanations_per_block)}one explanation per block")
         if self.imputations:
             parts.append(f"{self.imputations:g} imputations")
-        return " and ".join(parts)
+        return " and ".join(parts) + (", shared by the methods" if self.shared else "")
 
 
 def _times(factor: float) -> str:
