@@ -15,9 +15,9 @@ error (CE) and sensitivity error (SE) of each map with channel weights (one
 
 At MobileNetV2's default layer (``features.18``, followed only by global average pooling
 and the classifier) Grad-CAM and XGrad-CAM give the same map, both equal to CAM, and the
-demo says so (``--layer features.18``); at ``features.17.conv.1`` a 1x1 convolution and
-a BatchNorm come in between, the maps differ, and XGrad-CAM's sensitivity error is the
-smaller one.
+demo says so (``--layer features.18``); at ``features.17.conv.1`` two 1x1 convolutions
+with BatchNorm and a ReLU6 come before the pooling, and the maps and their errors differ
+(on these photographs XGrad-CAM's sensitivity error is the smaller one).
 
 Example:
     >>> parse_methods("gradcam, Grad-CAM++")
