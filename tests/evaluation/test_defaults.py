@@ -243,3 +243,15 @@ def test_a_run_of_the_old_defaults_is_continued_with_include_expensive(tmp_path)
     assert again.metric_groups == [group.name for group in GROUPS] and again.left_out == []
     assert again.resumed == 2 and again.computed == 0
     assert again.config == old.config
+
+
+def test_a_failed_probe_warns_and_the_run_goes_on(tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise RuntimeError("no timer here")
+
+    monkeypatch.setattr(runner, "probe_timing", failing)
+    told = []
+    with pytest.warns(AxiomCamWarning, match=r"no cost estimate: .*no timer here"):
+        run = evaluate(toy_model(), Shades(3), "gradcam", out_dir=tmp_path, metrics="axioms",
+                       batch_size=1, progress=False, gallery_images=0, on_estimate=told.append)
+    assert told == [] and run.estimate is None and run.computed == 3

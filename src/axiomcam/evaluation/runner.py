@@ -170,6 +170,7 @@ class _Run:
     previous_details: dict[str, Any]
     on_estimate: Callable[[str], object] | None = None
     estimate: CostEstimate | None = None
+    estimated: bool = False
     timer: Timer = field(default_factory=Timer)
     # what the groups record per method (sanity_layers), over this session
     recorded: dict[str, dict[str, Any]] = field(default_factory=lambda: {
@@ -409,7 +410,8 @@ def _compute_batch(run: _Run, batch_index: int, samples: list[Sample], first_ind
     images = []
     if samples:
         batch = _prepare_batch(run.pretrained, samples, first_index, run.timer)
-        if run.estimate is None and run.processes.is_main:
+        if not run.estimated and run.processes.is_main:
+            run.estimated = True  # once, even if the probe fails
             _announce_estimate(run, batch)
         try:
             _evaluate_batch(run, batch, results, curves)
@@ -427,11 +429,15 @@ def _announce_estimate(run: _Run, batch: Batch) -> None:
     request = run.request
     every = [*request.groups, *(metric_group(name) for name in request.left_out_groups)]
     passes = [group.passes_at(request.parameters) for group in every]
-    with run.timer("estimate"):
-        timing = probe_timing(
-            run.pretrained.model, batch.inputs, batch.targets, request.layer,
-            imputation=any(p is not None and p.imputations for p in passes),
-            blocks=any(p is not None and p.explanations_per_block for p in passes))
+    try:
+        with run.timer("estimate"):
+            timing = probe_timing(
+                run.pretrained.model, batch.inputs, batch.targets, request.layer,
+                imputation=any(p is not None and p.imputations for p in passes),
+                blocks=any(p is not None and p.explanations_per_block for p in passes))
+    except Exception as error:  # the run itself does not need the estimate
+        warn(f"no cost estimate: its probe of the first batch failed ({error!r})")
+        return
     remaining = len(run.dataset) - sum(len(ids) for ids in run.done.values())
     run.estimate = estimate_cost(
         timing, request.methods, request.group_names, request.parameters,
