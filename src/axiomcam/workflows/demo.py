@@ -62,12 +62,16 @@ class DemoColumn:
         title: the column's title (``None``: the method's title).
         options: options of the method (passed to :func:`axiomcam.methods.create`).
         name: the overlays' file names are ``<image>_<name>.png`` (``None``: the method).
+        axioms: caption the map with its axiom errors (when it has channel weights);
+            ``False`` for a map the axioms do not describe (a counterfactual map's
+            negated weights explain no score).
     """
 
     method: str
     title: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     name: str | None = None
+    axioms: bool = True
 
 
 def figure_columns(methods: Sequence[str]) -> list[DemoColumn]:
@@ -175,7 +179,7 @@ def _explain_column(probe: AxiomProbe, pretrained: PretrainedModel, column: Demo
             return explainer(probe.inputs, probe.targets).maps, None
     with create(column.method, pretrained.model, layer, **column.options) as explainer:
         explanation, errors = probe.explain(explainer)
-    return explanation.maps, errors
+    return explanation.maps, errors if column.axioms else None
 
 
 def _caption(errors: AxiomErrors | None, image: int) -> str:
