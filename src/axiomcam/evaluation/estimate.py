@@ -16,7 +16,7 @@ channels. Not estimated: the gallery, summaries and report at the end (seconds).
 
 Example:
     >>> format_seconds(0.25), format_seconds(75), format_seconds(5400)
-    ('0.2 s', '1.2 min', '1.5 h')
+    ('0.25 s', '1.2 min', '1.5 h')
 """
 
 from __future__ import annotations
