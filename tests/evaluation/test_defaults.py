@@ -185,7 +185,7 @@ def test_warnings_name_the_method_the_layer_and_the_image(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         evaluate(toy_model(), Shades(2), "gradcam,xgradcam", out_dir=tmp_path,
-                 metrics="faithfulness", progress=False, gallery_images=0,
+                 metrics="faithfulness", progress=False, gallery_images=1,
                  on_estimate=lambda text: None)
     said = [str(w.message) for w in caught if issubclass(w.category, AxiomCamWarning)]
     for method in ("gradcam", "xgradcam"):
@@ -194,6 +194,9 @@ def test_warnings_name_the_method_the_layer_and_the_image(tmp_path):
             "(all-zero activations or gradients, or nothing positive): returned as all zeros" \
             in said
     assert not any("shade-1" in message for message in said)
+    # the report's gallery draws the maps again: its warnings say so
+    assert any(message.startswith("gradcam at 1 (gallery): the map of (image, target) "
+                                  "[('shade-0', 0)] is constant") for message in said)
 
 
 def test_outside_an_evaluation_the_warning_keeps_its_text():
