@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -70,7 +71,7 @@ class PassTiming:
                 + passes.imputations * self.imputation + explanations * explanation)
 
 
-def _timed(function: object, *args: object) -> float:
+def _timed(function: Callable[..., object], *args: object) -> float:
     """The faster of two calls' wall time (the first call pays one-time costs)."""
     best = float("inf")
     for _ in range(2):
@@ -93,7 +94,8 @@ def probe_timing(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Te
     # one pass as the ablations batch them: the part before the layer runs once per pass
     count = min(channels, context.engine.copies_per_pass(output.numel() * output.element_size()))
     copies = output.repeat(count, *([1] * (output.dim() - 1)))
-    copies[torch.arange(count), torch.arange(count)] = 0
+    diagonal = torch.arange(count, device=copies.device)
+    copies[diagonal, diagonal] = 0  # copy i without channel i
     start = time.perf_counter()
     with eval_mode(model):
         context.engine.layer_output_scores(context.inputs, 0, copies, context.targets.scores,
@@ -189,17 +191,17 @@ def _explanation_seconds(timing: PassTiming, method: str, ablations_shared: bool
 
 
 def _group_images(group: MetricGroup, images: int, first_index: int,
-                  parameters: Mapping[str, object]) -> int:
+                  parameters: Mapping[str, Any]) -> int:
     """How many of the ``images`` (from the run's ``first_index``-th on) ``group``
     measures."""
     if group.needs.first_images is None:
         return images
-    first = int(parameters[group.needs.first_images])  # type: ignore[call-overload]
+    first = int(parameters[group.needs.first_images])
     return max(0, min(images, first - first_index))
 
 
 def _method_seconds(timing: PassTiming, method: str, groups: Sequence[MetricGroup],
-                    parameters: Mapping[str, object], images: int, first_index: int,
+                    parameters: Mapping[str, Any], images: int, first_index: int,
                     pays_shared: bool) -> dict[str, float]:
     """``{stage: seconds}`` of one method over ``images`` images."""
     group_names = {group.name for group in groups}
@@ -221,7 +223,7 @@ def _method_seconds(timing: PassTiming, method: str, groups: Sequence[MetricGrou
 
 
 def estimate_cost(timing: PassTiming, methods: Sequence[str], groups: Sequence[str],
-                  parameters: Mapping[str, object], *, images: int, first_index: int = 0,
+                  parameters: Mapping[str, Any], *, images: int, first_index: int = 0,
                   left_out_methods: Sequence[str] = (),
                   left_out_groups: Sequence[str] = ()) -> CostEstimate:
     """The :class:`CostEstimate` of ``methods`` x ``groups`` on ``images`` images (the
