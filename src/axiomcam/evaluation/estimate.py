@@ -82,13 +82,16 @@ def _timed(function: Callable[..., object], *args: object) -> float:
 
 
 def probe_timing(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                 layer: str, *, imputation: bool, blocks: bool) -> PassTiming:
+                 layer: str, *, imputation: bool, blocks: bool,
+                 batch_size: int | None = None) -> PassTiming:
     """Time the passes on the first batch ``inputs`` (see the module's documentation);
     ``imputation`` / ``blocks``: also time an imputation / count the sanity check's
-    blocks."""
+    blocks; ``batch_size``: ablated copies per pass, as the run's (``None``: the
+    default)."""
     with eval_mode(model), torch.no_grad():
         whole = _timed(model, inputs) / inputs.shape[0]
-    context = capture_layer(model, inputs[:1], targets[:1], layer, gradients=False)
+    context = capture_layer(model, inputs[:1], targets[:1], layer, gradients=False,
+                            batch_size=batch_size)
     channels = context.num_channels
     output = context.activations[:1].reshape(1, channels, *context.spatial_shape)
     # one pass as the ablations batch them: the part before the layer runs once per pass

@@ -434,7 +434,8 @@ def _announce_estimate(run: _Run, batch: Batch) -> None:
             timing = probe_timing(
                 run.pretrained.model, batch.inputs, batch.targets, request.layer,
                 imputation=any(p is not None and p.imputations for p in passes),
-                blocks=any(p is not None and p.explanations_per_block for p in passes))
+                blocks=any(p is not None and p.explanations_per_block for p in passes),
+                batch_size=request.perturbation_batch_size)
     except Exception as error:  # the run itself does not need the estimate
         warn(f"no cost estimate: its probe of the first batch failed ({error!r})")
         return
