@@ -23,7 +23,7 @@ from PIL import Image
 
 from .methods import METHODS
 
-__all__ = ["method_title", "save_grid"]
+__all__ = ["axiom_caption", "method_title", "save_grid"]
 
 
 def method_title(method: str) -> str:
@@ -35,6 +35,17 @@ def method_title(method: str) -> str:
         ('Guided Grad-CAM++', 'something')
     """
     return METHODS[method].title if method in METHODS else method
+
+
+def axiom_caption(conservation_error: float, sensitivity_error: float) -> str:
+    """The caption under a map with channel weights: its conservation error (CE) and
+    sensitivity error (SE) of XGrad-CAM's axioms.
+
+    Example:
+        >>> axiom_caption(0.0123, 0.5)
+        'CE 0.012   SE 0.500'
+    """
+    return f"CE {conservation_error:.3f}   SE {sensitivity_error:.3f}"
 
 
 def save_grid(path: str | os.PathLike[str], pictures: Sequence[Sequence[Image.Image]],

@@ -17,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -29,7 +30,8 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "CONVOLUTION_INPUT_DIMS", "AxiomCamWarning", "CallbackProgress", "Progress", "check_inputs",
-    "check_model", "check_positive_int", "check_scores", "eval_mode", "progress_bar", "warn",
+    "check_model", "check_positive_int", "check_scores", "eval_mode", "image_name",
+    "progress_bar", "warn", "warning_context",
 ]
 
 
@@ -40,8 +42,48 @@ class AxiomCamWarning(UserWarning):
 _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 
+#: what the warnings of the current work are about (:func:`warning_context`)
+_CONTEXT: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = \
+    contextvars.ContextVar("axiomcam_warning_context", default=None)
+
+
+@contextmanager
+def warning_context(about: str, image_ids: Sequence[str] = ()) -> Iterator[None]:
+    """Within the block, :func:`warn` starts each message with ``about`` (``"gradcam at
+    features.18"``), and :func:`image_name` names batch image ``i`` by ``image_ids[i]``:
+    an evaluation's warnings then say which method, layer and image they are about.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     with warning_context("gradcam at features.18", ["cat.jpg", "dog.jpg"]):
+        ...         warn(f"the map of image {image_name(1)!r} is constant")
+        >>> str(caught[0].message)
+        "gradcam at features.18: the map of image 'dog.jpg' is constant"
+    """
+    token = _CONTEXT.set((about, tuple(image_ids)))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def image_name(index: int) -> int | str:
+    """Image ``index`` of the batch by its id within :func:`warning_context` (when it has
+    one), else the index itself."""
+    context = _CONTEXT.get()
+    if context is not None and 0 <= index < len(context[1]):
+        return context[1][index]
+    return index
+
+
 def warn(message: str) -> None:
-    """Warn with the location of the user's call, not of axiomcam's internals."""
+    """Warn with the location of the user's call, not of axiomcam's internals (and, within
+    :func:`warning_context`, what the warning is about first)."""
+    context = _CONTEXT.get()
+    if context is not None:
+        message = f"{context[0]}: {message}"
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
             _PACKAGE_DIRECTORY):

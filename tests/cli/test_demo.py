@@ -9,6 +9,11 @@ import pytest
 from PIL import Image
 
 from axiomcam import demo
+from axiomcam.images import sample_image
+from axiomcam.metrics import measure_axioms
+from axiomcam.models import load
+from axiomcam.workflows import demo as demo_workflow
+from axiomcam.workflows.demo import IMAGE_NAMES, DemoColumn, figure_columns
 
 EXPECTED_FILES = [
     "chelsea_gradcam.png",
@@ -32,8 +37,50 @@ def test_demo_writes_the_overlays_and_the_grid(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "chelsea: Egyptian cat" in printed
     assert "coffee: espresso" in printed
-    assert "layer features.18" in printed
+    assert "layer features.17.conv.1" in printed
     assert str(out / "coffee_xgradcam.png") in printed
+    # at the inner layer the two maps differ (at features.18 they are one map: below)
+    for name in IMAGE_NAMES:
+        with Image.open(out / f"{name}_gradcam.png") as first, \
+                Image.open(out / f"{name}_xgradcam.png") as second:
+            difference = np.abs(np.asarray(first, float) - np.asarray(second, float))
+        assert difference.max() > 8  # 0 or 1 (rounding) for one map: see below
+    assert "give the same maps" not in printed
+    # each map's axiom errors, as an independent probe of the same layer measures them
+    pretrained = load("mobilenet_v2")
+    inputs = pretrained.prepare([sample_image(name) for name in IMAGE_NAMES])
+    errors = measure_axioms(pretrained.model, inputs, ["gradcam", "xgradcam"],
+                            "features.17.conv.1")
+    for method, measured in errors.items():
+        for index, name in enumerate(IMAGE_NAMES):
+            conservation = float(measured.conservation_error[index])
+            sensitivity = float(measured.sensitivity_error[index])
+            assert f"{name} {method}: layer features.17.conv.1 (CE {conservation:.3f}   SE " \
+                f"{sensitivity:.3f})" in printed
+    # Grad-CAM's and XGrad-CAM's maps differ, and so do their errors
+    assert errors["gradcam"].sensitivity_error.tolist() != \
+        errors["xgradcam"].sensitivity_error.tolist()
+
+
+def test_demo_at_the_last_layer_says_the_two_maps_are_one(tmp_path, capsys, monkeypatch):
+    # the figure's columns are a hook: a column may go without its axiom errors
+    monkeypatch.setattr(demo_workflow, "figure_columns", lambda methods: [
+        DemoColumn("gradcam"), DemoColumn("xgradcam", axioms=False)])
+    assert demo.main(["--out", str(tmp_path), "--layer", "features.18"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: gradcam and xgradcam give the same maps at layer features.18" in printed
+    assert "chelsea gradcam: layer features.18 (CE " in printed
+    assert f"chelsea xgradcam: layer features.18 -> {tmp_path / 'chelsea_xgradcam.png'}" \
+        in printed
+    with Image.open(tmp_path / "chelsea_gradcam.png") as first, \
+            Image.open(tmp_path / "chelsea_xgradcam.png") as second:
+        assert np.abs(np.asarray(first, float) - np.asarray(second, float)).max() <= 1
+
+
+def test_the_figure_has_one_column_per_method_in_order():
+    columns = figure_columns(["xgradcam", "gradcam"])
+    assert [column.method for column in columns] == ["xgradcam", "gradcam"]
+    assert all(column.options == {} and column.title is None for column in columns)
 
 
 def test_demo_rejects_an_unknown_method(capsys):

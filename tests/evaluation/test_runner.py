@@ -160,7 +160,8 @@ def test_the_progress_bar_shows_the_method_and_stage_a_batch_is_at(tmp_path, cap
               if state.startswith("evaluate:   0%")]
     # one batch of three images: the stages in the order they run
     assert list(dict.fromkeys(stages[1:])) == [
-        "forward", "gradcam: explain", "gradcam: faithfulness", "gradcam: localization",
+        "forward", "estimate", "gradcam: explain", "gradcam: faithfulness",
+        "gradcam: localization",
         "layercam: explain", "layercam: faithfulness", "layercam: localization"]
     assert states[-1].startswith("evaluate: 100%") and states[-1].endswith("image/s]")
 
@@ -452,7 +453,7 @@ def test_a_run_is_not_extended_when_the_images_done_would_change(tmp_path):
 TINY_DATA = "composite:2"
 TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_size=480,
             deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
-            progress=False)
+            progress=False, include_expensive=True)
 TINY_METHODS = ["gradcam", "xgradcam"]
 
 

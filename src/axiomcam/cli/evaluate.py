@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_METHODS", "evaluate"]
 
-#: the methods ``evaluate`` measures unless ``--methods`` says otherwise
+#: the methods ``evaluate`` chooses from unless ``--methods`` names them: the cheap ones
+#: (see :mod:`axiomcam.evaluation.costs`), all of them with ``--all``
 DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
 
 
@@ -27,8 +28,9 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
 @click.option("--data", "data_spec", required=True, metavar="SPEC",
               help="composite:N (built-in benchmark), an image folder (one sub-folder per "
                    "class) or a CSV of path,label.")
-@click.option("--methods", "method_list", default=DEFAULT_METHODS, show_default=True,
-              metavar="LIST", help="Comma-separated CAM methods.")
+@click.option("--methods", "method_list", default=None, metavar="LIST",
+              help=f"Comma-separated CAM methods (default: the cheap ones of {DEFAULT_METHODS}"
+                   "; Score-CAM, one pass of the network per channel, only with --all).")
 @click.option("--layer", default=None, metavar="NAME",
               help="Layer to explain (default: the model's last convolutional stage).")
 @click.option("--out", "out_dir", required=True, metavar="DIR",
@@ -37,9 +39,14 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "report.html.")
 @click.option("--boxes", nargs=2, default=None, metavar="voc|coco FILE",
               help="Ground-truth boxes for --data: a Pascal VOC folder/file or a COCO JSON.")
-@click.option("--metrics", "metric_list", default=None, metavar="LIST",
+@click.option("--metrics", "--groups", "metric_list", default=None, metavar="LIST",
               help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, sanity (default: all that the data allows).")
+                   "localization, discrimination, sanity (default: the cheap ones, at most "
+                   "4 passes of the network per image and method, that the data allows; "
+                   "deletion, road and sanity only with --all or by name).")
+@click.option("--all", "include_expensive", is_flag=True,
+              help="Also the expensive metric groups and methods the defaults leave out "
+                   "(the estimate printed before the run names them).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per batch.")
 @click.option("--perturbation-batch-size", type=click.IntRange(min=1), default=None,
@@ -65,8 +72,8 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
              layer: str | None, out_dir: str, boxes: tuple[str, str] | None,
              metric_list: str | None, batch_size: int, perturbation_batch_size: int | None,
              deletion_steps: int, road_percentages: str, sanity_images: int,
-             sanity_steps: int | None, seed: int, gallery_images: int, overwrite: bool
-             ) -> None:
+             sanity_steps: int | None, seed: int, gallery_images: int, overwrite: bool,
+             include_expensive: bool) -> None:
     """Measure CAM methods on a data set: XGrad-CAM's axioms, faithfulness, ROAD,
     localization, class discrimination and sanity, per image, into DIR/results.sqlite,
     with summary.csv, summary.md, plots and report.html (one self-contained file: the
@@ -80,6 +87,9 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
     \b
     Your own images, with Pascal VOC boxes:
       axiomcam evaluate --data photos/ --boxes voc photos/annotations --out results/mine
+    \b
+    Before the first batch it prints an estimate of the run's cost per method and
+    metric group; by default it runs the cheap ones and names those left out.
     \b
     Interrupted? Run the same command again: it continues where it stopped.
     On 4 processes (or machines: docs/scaling.md):
@@ -109,7 +119,7 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
             perturbation_batch_size=perturbation_batch_size, deletion_steps=deletion_steps,
             road_percentages=percentages, sanity_images=sanity_images,
             sanity_steps=sanity_steps, seed=seed, overwrite=overwrite, progress=None,
-            gallery_images=gallery_images)
+            gallery_images=gallery_images, include_expensive=include_expensive)
     except KeyboardInterrupt:
         click.echo(f"\naxiomcam: interrupted; the finished batches are kept in {out_dir}: "
                    "run the same command again to continue", err=True)
@@ -120,14 +130,16 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
         _report(run)
 
 
-def _check_choices(method_list: str, metric_list: str | None, road_percentages: str
-                   ) -> tuple[list[str], list[str], tuple[float, ...]]:
-    """The methods, metric groups and ROAD percentages, checked, or a usage error."""
+def _check_choices(method_list: str | None, metric_list: str | None, road_percentages: str
+                   ) -> tuple[list[str] | None, list[str] | None, tuple[float, ...]]:
+    """The methods, metric groups (``None``: the defaults) and ROAD percentages, checked,
+    or a usage error."""
     from ..evaluation import check_methods, check_metric_groups
     from ..metrics import check_percentages
 
     try:
-        return (check_methods(method_list), check_metric_groups(metric_list),
+        return (None if method_list is None else check_methods(method_list),
+                None if metric_list is None else check_metric_groups(metric_list),
                 check_percentages([float(p) for p in road_percentages.split(",")
                                    if p.strip()], "--road-percentages"))
     except ValueError as error:
@@ -169,6 +181,9 @@ def _report(run: RunResult) -> None:
         f"\n{run.images} image{'' if run.images == 1 else 's'} x {len(run.methods)} "
         f"method{'' if len(run.methods) == 1 else 's'} at {run.target_layer} "
         f"({run.computed} computed in {seconds:.1f} s); {len(run.problems)} files skipped")
+    if run.left_out:
+        click.echo(f"left out as expensive: {', '.join(run.left_out)} (add them by name, or "
+                   "all with --all)")
     click.echo(f"wrote {run.database}, {run.files.csv}, {run.files.markdown} and "
                f"{len(run.files.plots)} plots")
     click.echo(f"report: {run.report}")

@@ -124,6 +124,12 @@ class Selection:
     boxes: list[torch.Tensor] = field(default_factory=list)
     other_boxes: list[torch.Tensor] = field(default_factory=list)
 
+    def pick(self, items: list[Item]) -> list[Item]:
+        """The ``items`` (one per image of the batch) of the images selected."""
+        if isinstance(self.indices, slice):
+            return items[self.indices]
+        return [items[index] for index in self.indices]
+
 
 def select_images(needs: Needs, batch: Batch, parameters: Mapping[str, Any]
                   ) -> Selection | None:
@@ -159,9 +165,8 @@ def measurement(group: MetricGroup, batch: Batch, selection: Selection, *, metho
     (``run``: the run's ``model``, ``target_layer``, ``parameters``, ``seed``,
     ``batch_size``, ``forward_options`` and ``details``)."""
     take = selection.indices
-    ids = batch.ids[take] if isinstance(take, slice) else [batch.ids[i] for i in take]
     return Measurement(
-        group=group, method=method, ids=ids, inputs=batch.inputs[take],
+        group=group, method=method, ids=selection.pick(batch.ids), inputs=batch.inputs[take],
         targets=batch.targets[take], predicted=batch.predicted[take],
         maps=explanation.maps[take], explanation=explanation, probe=probe, results=results,
         curves=curves, boxes=selection.boxes, other_boxes=selection.other_boxes, **run)

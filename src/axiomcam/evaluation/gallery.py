@@ -21,7 +21,7 @@ from ..data import Dataset, Sample, open_dataset
 from ..images import overlay
 from ..methods import Explainer, create
 from ..models import PretrainedModel
-from ..support import check_positive_int
+from ..support import check_positive_int, warning_context
 from .inputs import evaluation_inputs
 from .report import GALLERY_SIZE, THUMBNAIL_SIZE, GalleryItem, select_gallery
 from .store import ImageRow, ResultStore
@@ -130,8 +130,8 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
             if not chosen:
                 continue
             explainer = (explainers or {}).get(method)
+            layer = config.get("target_layer") or pretrained.default_layer
             if explainer is None:
-                layer = config.get("target_layer") or pretrained.default_layer
                 explainer = stack.enter_context(create(
                     method, pretrained.model, layer, batch_size=perturbation_batch_size,
                     progress=False))
@@ -144,8 +144,10 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
                            for row in part_rows]
                 inputs, _ = evaluation_inputs(pretrained, [s.image for s in part_samples],
                                               [s.boxes for s in part_samples])
-                maps = explainer(inputs, torch.tensor(targets, dtype=torch.long,
-                                                      device=inputs.device)).maps.cpu()
+                with warning_context(f"{method} at {layer} (gallery)",
+                                     [sample.id for sample in part_samples]):
+                    maps = explainer(inputs, torch.tensor(targets, dtype=torch.long,
+                                                          device=inputs.device)).maps.cpu()
                 for (rank, ranked), sample, row, target, cam_map in zip(
                         part, part_samples, part_rows, targets, maps, strict=True):
                     items.append(GalleryItem(

@@ -32,16 +32,19 @@ from ..methods import (
 )
 from ..models import PretrainedModel
 from ..support import check_positive_int, warn
+from .costs import Passes, Selection, method_passes, select_cheap
 from .groups import GROUPS, MetricGroup, check_metric_groups, check_parameters
 from .summary import MetricSummary
 
 __all__ = [
+    "DEFAULT_METHODS",
     "EVALUATED_METHODS",
     "Request",
     "check_dataset",
     "check_methods",
     "check_request",
     "configuration",
+    "default_selection",
     "no_images_message",
     "refuse_unavailable_groups",
     "warn_about_empty_groups",
@@ -52,6 +55,11 @@ __all__ = [
 #: maps, and the metrics here are defined for maps of the form ReLU(sum_k w_k A^k)
 #: upsampled.
 EVALUATED_METHODS: tuple[str, ...] = (*CAM_METHODS, *VARIANT_NAMES)
+
+#: the methods a run measures when none are named, those that are cheap by the rule of
+#: :mod:`axiomcam.evaluation.costs` (all of them with ``include_expensive``)
+DEFAULT_METHODS: tuple[str, ...] = (
+    "gradcam", "gradcam++", "xgradcam", "ablationcam", "scorecam", "layercam")
 
 
 def check_methods(names: str | Iterable[str]) -> list[str]:
@@ -105,9 +113,11 @@ class Request:
     Attributes:
         methods: the methods' canonical names, in the order given.
         groups: the metric groups to compute, in the registry's order.
-        named: the names of the groups asked for by name (empty when all were asked for
-            with ``metrics=None``): those are refused or warned about when the run cannot
-            give them.
+        named: the names of the groups asked for by name (empty when the groups were
+            left to the defaults with ``metrics=None``): those are refused or warned about
+            when the run cannot give them.
+        left_out_methods: expensive methods the defaults left out (``methods=None``).
+        left_out_groups: expensive groups the defaults left out (``metrics=None``).
         layer: the layer to explain.
         batch_size: images per batch.
         perturbation_batch_size: perturbed copies per forward pass (``None``: each
@@ -129,6 +139,8 @@ class Request:
     seed: int
     gallery_images: int
     progress: bool | None
+    left_out_methods: list[str]
+    left_out_groups: list[str]
 
     @property
     def group_names(self) -> list[str]:
@@ -136,26 +148,66 @@ class Request:
         return [group.name for group in self.groups]
 
 
-def check_request(pretrained: PretrainedModel, methods: str | Sequence[str],
+def default_selection(methods: str | Sequence[str] | None,
+                      metrics: str | Sequence[str] | None, parameters: Mapping[str, Any], *,
+                      include_expensive: bool) -> tuple[Selection, Selection]:
+    """The methods and metric groups a run measures, checked: those named, else the cheap
+    ones of :data:`DEFAULT_METHODS` and of every group at ``parameters`` (the rule of
+    :mod:`axiomcam.evaluation.costs`), with the expensive ones left out.
+
+    Example:
+        >>> methods, groups = default_selection(None, None, check_parameters({}),
+        ...                                     include_expensive=False)
+        >>> methods.left_out, groups.left_out
+        (['scorecam'], ['deletion', 'road', 'sanity'])
+        >>> default_selection("scorecam", "road", check_parameters({}),
+        ...                   include_expensive=False)[1]
+        Selection(chosen=['road'], left_out=[])
+    """
+    if methods is None:
+        method_choice = select_cheap(DEFAULT_METHODS, [_explanation_passes(name)
+                                                       for name in DEFAULT_METHODS],
+                                     include_expensive=include_expensive)
+    else:
+        method_choice = Selection(check_methods(methods), [])
+    if metrics is None:
+        group_choice = select_cheap([group.name for group in GROUPS],
+                                    [group.passes_at(parameters) for group in GROUPS],
+                                    include_expensive=include_expensive)
+    else:
+        group_choice = Selection(check_metric_groups(metrics), [])
+    return method_choice, group_choice
+
+
+def _explanation_passes(method: str) -> Passes | None:
+    return method_passes(method_info(method).cost)
+
+
+def check_request(pretrained: PretrainedModel, methods: str | Sequence[str] | None,
                   metrics: str | Sequence[str] | None, *, target_layer: str | None,
                   batch_size: int, perturbation_batch_size: int | None,
                   parameters: dict[str, Any], seed: int, gallery_images: int,
-                  progress: bool | None) -> Request:
+                  progress: bool | None, include_expensive: bool = False) -> Request:
     """Every argument of :func:`~axiomcam.evaluation.evaluate` but the data set and the
     output, checked in the order of its signature (``parameters``: the groups' settable
-    parameters by name).
+    parameters by name; ``methods`` or ``metrics`` ``None``: the cheap ones, see
+    :func:`default_selection`).
 
     Raises:
         ValueError: an unknown method or metric group, or a value out of range (named).
         TypeError: ``pretrained`` is no :class:`~axiomcam.models.PretrainedModel`.
     """
-    method_names = check_methods(methods)
-    group_names = check_metric_groups(metrics)
+    if methods is not None:
+        check_methods(methods)  # a bad name is told before a bad parameter
+    if metrics is not None:
+        check_metric_groups(metrics)
     batch_size = check_positive_int(batch_size, "batch_size")
     if perturbation_batch_size is not None:
         perturbation_batch_size = check_positive_int(perturbation_batch_size,
                                                      "perturbation_batch_size")
     checked = check_parameters(parameters)
+    method_choice, group_choice = default_selection(methods, metrics, checked,
+                                                    include_expensive=include_expensive)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     gallery_images = check_positive_int(gallery_images, "gallery_images", minimum=0)
@@ -164,12 +216,13 @@ def check_request(pretrained: PretrainedModel, methods: str | Sequence[str],
             f"pretrained must be an axiomcam.models.PretrainedModel, not "
             f"{type(pretrained).__name__}: see axiomcam.models.load")
     return Request(
-        methods=method_names,
-        groups=[group for group in GROUPS if group.name in group_names],
-        named=set() if metrics is None else set(group_names),
+        methods=method_choice.chosen,
+        groups=[group for group in GROUPS if group.name in group_choice.chosen],
+        named=set() if metrics is None else set(group_choice.chosen),
         layer=pretrained.default_layer if target_layer is None else target_layer,
         batch_size=batch_size, perturbation_batch_size=perturbation_batch_size,
-        parameters=checked, seed=seed, gallery_images=gallery_images, progress=progress)
+        parameters=checked, seed=seed, gallery_images=gallery_images, progress=progress,
+        left_out_methods=method_choice.left_out, left_out_groups=group_choice.left_out)
 
 
 def check_dataset(dataset: Dataset | str, pretrained: PretrainedModel, seed: int) -> Dataset:

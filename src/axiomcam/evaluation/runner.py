@@ -60,8 +60,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -74,11 +75,12 @@ from ..data import Dataset, Problem, Sample
 from ..methods import DEFAULT_BATCH_SIZE, AblationCache, Explainer, create
 from ..metrics import AxiomProbe
 from ..models import PretrainedModel
-from ..support import eval_mode, warn
+from ..support import eval_mode, warn, warning_context
 from . import distributed
 from .batches import Batch, Timer, batches, image_rows, measurement, select_images
+from .estimate import CostEstimate, estimate_cost, probe_timing
 from .gallery import build_gallery
-from .groups import GROUPS
+from .groups import GROUPS, metric_group
 from .inputs import evaluation_inputs
 from .merging import merge_details
 from .report import GALLERY_SIZE, write_report
@@ -113,7 +115,8 @@ class RunResult:
         target_layer: the layer explained.
         methods: the methods evaluated.
         metric_groups: the metric groups requested.
-        seconds: wall time per stage (``"forward"``, ``"explain"``, one per metric group,
+        seconds: wall time per stage (``"forward"``, ``"estimate"`` (the probe of the
+            cost estimate), ``"explain"``, one per metric group,
             ``"total"``; then ``"gallery"``, ``"summary"``, ``"report"``, which come after
             the run's end and are not in the database's details), summed over the run.
         seconds_by_method: per method, wall time per stage (the axioms probe, shared by
@@ -124,6 +127,9 @@ class RunResult:
         computed: images this run computed (every process's, in a distributed run).
         extended_from: the data description of the shorter run this one extended
             (``"composite:64 (seed 0)"``), ``None`` if it extended none.
+        estimate: the cost estimate given before the first batch (``None``: no batch was
+            computed, or not by this process).
+        left_out: the expensive methods and metric groups the defaults left out.
     """
 
     out_dir: Path
@@ -142,6 +148,8 @@ class RunResult:
     resumed: int = 0
     computed: int = 0
     extended_from: str | None = None
+    estimate: CostEstimate | None = None
+    left_out: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -160,6 +168,9 @@ class _Run:
     out_dir: str | os.PathLike[str]
     start: float
     previous_details: dict[str, Any]
+    on_estimate: Callable[[str], object] | None = None
+    estimate: CostEstimate | None = None
+    estimated: bool = False
     timer: Timer = field(default_factory=Timer)
     # what the groups record per method (sanity_layers), over this session
     recorded: dict[str, dict[str, Any]] = field(default_factory=lambda: {
@@ -177,7 +188,7 @@ class _Run:
 def evaluate(
     pretrained: PretrainedModel,
     dataset: Dataset | str,
-    methods: str | Sequence[str],
+    methods: str | Sequence[str] | None = None,
     *,
     target_layer: str | None = None,
     out_dir: str | os.PathLike[str],
@@ -192,6 +203,8 @@ def evaluate(
     overwrite: bool = False,
     progress: bool | None = None,
     gallery_images: int = GALLERY_SIZE,
+    include_expensive: bool = False,
+    on_estimate: Callable[[str], object] | None = None,
 ) -> RunResult:
     """Evaluate CAM methods on a data set and write the database, summaries, plots and
     the HTML report.
@@ -204,11 +217,15 @@ def evaluate(
         dataset: a :class:`axiomcam.data.Dataset`, or a spec for
             :func:`axiomcam.data.open_dataset` (``"composite:200"``, a folder, a CSV).
         methods: CAM method names (a sequence or a comma list); see
-            :data:`EVALUATED_METHODS`.
+            :data:`EVALUATED_METHODS`. ``None``: the cheap ones of
+            :data:`~axiomcam.evaluation.request.DEFAULT_METHODS` (see
+            :mod:`axiomcam.evaluation.costs`: Score-CAM is left out, and named).
         target_layer: the layer to explain (``None``: ``pretrained.default_layer``).
         out_dir: the run's directory (created if missing).
         metrics: metric groups (:data:`METRIC_GROUPS`; a sequence or a comma list);
-            ``None``: all, each where the data allows it (no boxes: no localization or
+            ``None``: the cheap ones by the rule of :mod:`axiomcam.evaluation.costs`
+            (deletion, ROAD and the sanity check are left out, and named), each where the
+            data allows it (no boxes: no localization or
             discrimination rows; no channel weights: no axiom rows). Asking for
             ``"axioms"`` by name with methods that have no channel weights (Layer-CAM,
             HiResCAM, Eigen-CAM) warns about them, or refuses the run if no method has
@@ -231,6 +248,12 @@ def evaluate(
         gallery_images: best (and worst) images per method in the report's gallery
             (:func:`~axiomcam.evaluation.gallery.build_gallery`; 0: no gallery). Not part
             of the run's configuration: it changes no stored number.
+        include_expensive: with ``methods`` or ``metrics`` ``None``, also the expensive
+            methods or groups (``--all``).
+        on_estimate: told the cost estimate's text before the first batch (per method
+            and stage, from a probe on the first batch: :mod:`.estimate`), with the
+            expensive groups and methods left out; ``None``: written to stderr unless
+            ``progress`` is ``False`` (above the progress bar).
 
     Returns:
         a :class:`RunResult`.
@@ -276,7 +299,7 @@ def evaluate(
     request = check_request(
         pretrained, methods, metrics, target_layer=target_layer, batch_size=batch_size,
         perturbation_batch_size=perturbation_batch_size, seed=seed,
-        gallery_images=gallery_images, progress=progress,
+        gallery_images=gallery_images, progress=progress, include_expensive=include_expensive,
         parameters={"deletion_steps": deletion_steps, "road_percentages": road_percentages,
                     "sanity_images": sanity_images, "sanity_steps": sanity_steps})
     dataset = check_dataset(dataset, pretrained, seed)
@@ -295,6 +318,8 @@ def evaluate(
             raise ValueError(no_images_message(dataset))
         run = _open(stack, request, pretrained, dataset, explainers, out_dir=out_dir,
                     overwrite=overwrite, start=start)
+        run.on_estimate = on_estimate if on_estimate is not None or progress is False \
+            else (lambda text: tqdm.write(text, file=sys.stderr))
         for message in warnings if run.processes.is_main else []:
             warn(message)
         _compute_batches(run, chain([first], samples))
@@ -385,6 +410,9 @@ def _compute_batch(run: _Run, batch_index: int, samples: list[Sample], first_ind
     images = []
     if samples:
         batch = _prepare_batch(run.pretrained, samples, first_index, run.timer)
+        if not run.estimated and run.processes.is_main:
+            run.estimated = True  # once, even if the probe fails
+            _announce_estimate(run, batch)
         try:
             _evaluate_batch(run, batch, results, curves)
         finally:  # the cache keys on tensor ids, which later tensors reuse
@@ -394,6 +422,30 @@ def _compute_batch(run: _Run, batch_index: int, samples: list[Sample], first_ind
     run.computed += len(samples)
     run.store.write_batch(images=images, results=results, curves=curves, problems=problems,
                           batch=batch_index, details=run.details())
+
+
+def _announce_estimate(run: _Run, batch: Batch) -> None:
+    """Probe the first batch computed, estimate the run's cost and tell it."""
+    request = run.request
+    every = [*request.groups, *(metric_group(name) for name in request.left_out_groups)]
+    passes = [group.passes_at(request.parameters) for group in every]
+    try:
+        with run.timer("estimate"):
+            timing = probe_timing(
+                run.pretrained.model, batch.inputs, batch.targets, request.layer,
+                imputation=any(p is not None and p.imputations for p in passes),
+                blocks=any(p is not None and p.explanations_per_block for p in passes),
+                batch_size=request.perturbation_batch_size)
+    except Exception as error:  # the run itself does not need the estimate
+        warn(f"no cost estimate: its probe of the first batch failed ({error!r})")
+        return
+    remaining = len(run.dataset) - sum(len(ids) for ids in run.done.values())
+    run.estimate = estimate_cost(
+        timing, request.methods, request.group_names, request.parameters,
+        images=max(remaining, len(batch.samples)), first_index=batch.first_index,
+        left_out_methods=request.left_out_methods, left_out_groups=request.left_out_groups)
+    if run.on_estimate is not None:
+        run.on_estimate(run.estimate.format())
 
 
 def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_index: int,
@@ -440,15 +492,18 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
     # and the probe take None too (their defaults)
     forward_options = {"batch_size": request.perturbation_batch_size or DEFAULT_BATCH_SIZE,
                        "progress": False}
+    ids = batch.ids
     for method, explainer in run.explainers.items():
-        with run.timer("explain", method):
+        with run.timer("explain", method), warning_context(f"{method} at {request.layer}", ids):
             explanation = explainer(batch.inputs, batch.targets)
         for group in request.groups:
             selection = selections[group.name]
             if selection is None or (group.needs.channel_weights
                                      and explanation.channel_weights is None):
                 continue
-            with run.timer(group.name, method):
+            with run.timer(group.name, method), warning_context(
+                    f"{method} at {request.layer} ({group.name})",
+                    selection.pick(ids)):
                 group.compute(measurement(
                     group, batch, selection, method=method, explanation=explanation,
                     probe=probe, results=results, curves=curves, model=model,
@@ -473,7 +528,8 @@ def _finish(run: _Run) -> RunResult:
         methods=request.methods, metric_groups=request.group_names,
         seconds=dict(run.timer.seconds), seconds_by_method=run.timer.by_method,
         config=run.config, resumed=sum(len(ids) for ids in run.done.values()),
-        computed=computed_by_all, extended_from=run.extended,
+        computed=computed_by_all, extended_from=run.extended, estimate=run.estimate,
+        left_out=[*request.left_out_groups, *request.left_out_methods],
     )
 
 

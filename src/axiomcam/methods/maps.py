@@ -19,7 +19,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from ..support import AxiomCamWarning, warn
+from ..support import AxiomCamWarning, image_name, warn
 
 __all__ = ["INTERPOLATION_MODES", "fuse_maps", "minmax_scale", "minmax_scale_quiet",
            "safe_divide", "upsample", "weighted_sum"]
@@ -44,7 +44,8 @@ def minmax_scale(maps: torch.Tensor, what: str = "map") -> torch.Tensor:
     span = flat.amax(-1, keepdim=True) - low
     constant = span <= torch.finfo(maps.dtype).tiny
     if constant.any():
-        where = [tuple(i) for i in constant.squeeze(-1).nonzero().tolist()]
+        where = [(image_name(image), target)
+                 for image, target in constant.squeeze(-1).nonzero().tolist()]
         warn(
             f"the {what} of (image, target) {where} is constant (all-zero activations or "
             "gradients, or nothing positive): returned as all zeros"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..figures import method_title, save_grid
+from ..figures import axiom_caption, method_title, save_grid
 from ..images import overlay
 from ..methods import AblationCache, Explainer
 from ..metrics import AxiomErrors, AxiomProbe
@@ -172,7 +172,7 @@ def _caption(run: CompareRun, method: str, errors: AxiomErrors | None, image: in
         return "axioms: n/a (no channel weights)" if axioms else ""
     pair = (float(errors.conservation_error[image]), float(errors.sensitivity_error[image]))
     run.axiom_errors[method].append(pair)
-    return f"CE {pair[0]:.3f}   SE {pair[1]:.3f}"
+    return axiom_caption(*pair)
 
 
 def thumbnail(image: Image.Image) -> Image.Image:

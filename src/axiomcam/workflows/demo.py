@@ -1,40 +1,85 @@
 """The quick start (``axiomcam demo``): explain a pretrained classifier on two real
-photographs.
+photographs, and measure each map against XGrad-CAM's axioms.
 
 :func:`run_demo` classifies scikit-image's *chelsea* (a cat) and *coffee* (an espresso)
 photographs, explains each image's top class with each method (one batched call per
-method; Grad-CAM and XGrad-CAM by default), and writes
+method; Grad-CAM and XGrad-CAM by default) at an inner layer where they differ
+(:data:`DEMO_LAYERS`: MobileNetV2's ``features.17.conv.1``), measures the conservation
+error (CE) and sensitivity error (SE) of each map with channel weights (one
+:class:`~axiomcam.metrics.AxiomProbe` for both images, shared by the methods), and writes
 
 - ``OUT/<image>_<method>.png``: the map overlaid on the image as the network saw it;
-- ``OUT/quickstart.png``: a grid, one row per image: original | one column per method.
+- ``OUT/quickstart.png``: a grid, one row per image: original | one column per method
+  (:func:`figure_columns`), each map with its CE and SE under it, as
+  ``axiomcam compare --axioms`` draws them.
 
 At MobileNetV2's default layer (``features.18``, followed only by global average pooling
-and the classifier) Grad-CAM and XGrad-CAM give the same map, both equal to CAM; the demo
-says so. ``--layer features.16`` shows two different maps.
+and the classifier) Grad-CAM and XGrad-CAM give the same map, both equal to CAM, and the
+demo says so (``--layer features.18``); at ``features.17.conv.1`` two 1x1 convolutions
+with BatchNorm and a ReLU6 come before the pooling, and the maps and their errors differ
+(on these photographs XGrad-CAM's sensitivity error is the smaller one).
 
 Example:
     >>> parse_methods("gradcam, Grad-CAM++")
     ['gradcam', 'gradcam++']
+    >>> [column.method for column in figure_columns(["gradcam", "xgradcam"])]
+    ['gradcam', 'xgradcam']
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..figures import method_title, save_grid
+from ..figures import axiom_caption, method_title, save_grid
 from ..images import overlay, sample_image
 from ..methods import METHOD_NAMES, GuidedBackprop, create, normalise_method_name
+from ..metrics import AxiomErrors, AxiomProbe
 from ..models import PretrainedModel
 
-__all__ = ["DEFAULT_METHODS", "IMAGE_NAMES", "parse_methods", "run_demo"]
+__all__ = ["DEFAULT_METHODS", "DEMO_LAYERS", "IMAGE_NAMES", "DemoColumn", "figure_columns",
+           "parse_methods", "run_demo"]
 
 #: the sample photographs the demo explains
 IMAGE_NAMES = ("chelsea", "coffee")
 #: the methods it compares unless told otherwise
 DEFAULT_METHODS = ("gradcam", "xgradcam")
+#: the layer the demo explains per built-in model unless told otherwise: an inner layer
+#: (the one docs/evaluation.md measures) where Grad-CAM and XGrad-CAM differ; another
+#: model's default layer otherwise
+DEMO_LAYERS = {"mobilenet_v2": "features.17.conv.1", "efficientnet_lite0": "_blocks.15._swish"}
+
+
+@dataclass(frozen=True)
+class DemoColumn:
+    """One column of the quick start's figure: a method's map of each image.
+
+    Attributes:
+        method: the method's name.
+        title: the column's title (``None``: the method's title).
+        options: options of the method (passed to :func:`axiomcam.methods.create`).
+        name: the overlays' file names are ``<image>_<name>.png`` (``None``: the method).
+        axioms: caption the map with its axiom errors (when it has channel weights);
+            ``False`` for a map the axioms do not describe (a counterfactual map's
+            negated weights explain no score).
+    """
+
+    method: str
+    title: str | None = None
+    options: dict[str, object] = field(default_factory=dict)
+    name: str | None = None
+    axioms: bool = True
+
+
+def figure_columns(methods: Sequence[str]) -> list[DemoColumn]:
+    """The figure's columns after the photograph: one per method, in order. An
+    application's map (e.g. a counterfactual Grad-CAM) is one more :class:`DemoColumn`
+    appended here.
+    """
+    return [DemoColumn(method) for method in methods]
 
 
 def parse_methods(text: str) -> list[str]:
@@ -61,8 +106,9 @@ def parse_methods(text: str) -> list[str]:
 
 def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
              layer: str | None = None, echo: Callable[[str], object] = print) -> list[Path]:
-    """Explain the sample images with each method and write the PNG files into ``out``,
-    telling ``echo`` the top classes and each file written.
+    """Explain the sample images with each method, measure the axioms of the maps with
+    channel weights, and write the PNG files into ``out``, telling ``echo`` the top
+    classes, each map's CE and SE and each file written.
 
     Returns:
         the paths written: one overlay per image and method, then ``quickstart.png``.
@@ -79,7 +125,7 @@ def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
         >>> written = run_demo(load("mobilenet_v2"), out, ["gradcam"])  # doctest: +SKIP
     """
     out.mkdir(parents=True, exist_ok=True)
-    layer = layer or pretrained.default_layer
+    layer = layer or DEMO_LAYERS.get(pretrained.name, pretrained.default_layer)
     images = [sample_image(name) for name in IMAGE_NAMES]
     displayed = [pretrained.display(image) for image in images]
     inputs = pretrained.prepare(images)
@@ -91,37 +137,57 @@ def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
         listed = ", ".join(f"{label} {probability:.3f}" for _, label, probability in classes)
         echo(f"{name}: {listed}")
 
+    # every map explains each image's top class; the layer is probed once for all maps
+    probe = AxiomProbe(pretrained.model, inputs, logits.argmax(dim=1), layer)
     written: list[Path] = []
     maps_by_method: dict[str, torch.Tensor] = {}
-    grid_pictures = [[picture] for picture in displayed]
-    grid_titles = [[f"{name}\n{classes[0][1]} ({classes[0][2]:.2f})"]
-                   for name, classes in zip(IMAGE_NAMES, top, strict=True)]
-    for method in methods:
-        # one call per method explains the whole batch, each image for its top class;
-        # guided backprop explains the input itself: it takes no layer
-        method_layer = None if method == GuidedBackprop.name else layer
-        with create(method, pretrained.model, method_layer) as explainer:
-            explanation = explainer(inputs, None)
+    grid = [([picture], [f"{name}\n{classes[0][1]} ({classes[0][2]:.2f})"], [""])
+            for picture, name, classes in zip(displayed, IMAGE_NAMES, top, strict=True)]
+    for column in figure_columns(methods):
+        maps, errors = _explain_column(probe, pretrained, column, layer)
         for index, name in enumerate(IMAGE_NAMES):
-            target = int(explanation.targets[index])
+            target = int(logits[index].argmax())
             probability = float(logits[index].softmax(dim=0)[target])
-            picture = overlay(displayed[index], explanation.maps[index])
-            path = out / f"{name}_{method}.png"
+            picture = overlay(displayed[index], maps[index])
+            path = out / f"{name}_{column.name or column.method}.png"
             picture.save(path)
             written.append(path)
-            grid_pictures[index].append(picture)
-            grid_titles[index].append(
-                f"{method_title(method)}\n{pretrained.class_names[target]} ({probability:.2f})")
-            echo(f"  {name} {method}: layer {explanation.target_layer} -> {path}")
-        _note_equal_maps(maps_by_method, method, explanation.maps,
-                         explanation.target_layer, echo)
-        maps_by_method[method] = explanation.maps
+            caption = _caption(errors, index)
+            grid[index][0].append(picture)
+            grid[index][1].append(f"{column.title or method_title(column.method)}\n"
+                                  f"{pretrained.class_names[target]} ({probability:.2f})")
+            grid[index][2].append(caption)
+            echo(f"  {name} {column.method}: layer {layer}"
+                 f"{f' ({caption})' if caption else ''} -> {path}")
+        _note_equal_maps(maps_by_method, column.method, maps, layer, echo)
+        maps_by_method[column.method] = maps
 
     grid_path = out / "quickstart.png"
-    save_grid(grid_path, grid_pictures, grid_titles)
+    pictures, titles, captions = (list(part) for part in zip(*grid, strict=True))
+    save_grid(grid_path, pictures, titles, captions)
     written.append(grid_path)
     echo(f"wrote {grid_path}")
     return written
+
+
+def _explain_column(probe: AxiomProbe, pretrained: PretrainedModel, column: DemoColumn,
+                    layer: str) -> tuple[torch.Tensor, AxiomErrors | None]:
+    """One column's maps of both images and their axiom errors (``None``: no channel
+    weights, or guided backprop, which explains the input and takes no layer)."""
+    if column.method == GuidedBackprop.name:
+        with create(column.method, pretrained.model, None, **column.options) as explainer:
+            return explainer(probe.inputs, probe.targets).maps, None
+    with create(column.method, pretrained.model, layer, **column.options) as explainer:
+        explanation, errors = probe.explain(explainer)
+    return explanation.maps, errors if column.axioms else None
+
+
+def _caption(errors: AxiomErrors | None, image: int) -> str:
+    """The axiom errors under a map (empty for a map without channel weights)."""
+    if errors is None:
+        return ""
+    return axiom_caption(float(errors.conservation_error[image]),
+                         float(errors.sensitivity_error[image]))
 
 
 def _note_equal_maps(earlier_maps: dict[str, torch.Tensor], method: str, maps: torch.Tensor,

@@ -7,6 +7,7 @@ gradients and the ``K`` channel-ablated scores) and the probe serves every metho
 
 from __future__ import annotations
 
+from ..costs import Passes
 from .base import Measurement, Metric, MetricGroup, Needs
 
 
@@ -39,4 +40,5 @@ GROUP = MetricGroup(
     needs=Needs(channel_weights=True),
     unavailable="the axioms apply to maps sum_k w_k A^k with channel weights",
     row_label="axiom",
+    passes=lambda parameters: Passes(whole=2, after_layer_per_channel=1, shared=True),
 )

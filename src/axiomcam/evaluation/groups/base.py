@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...support import check_positive_int
+from ..costs import Passes
 from ..store import CurveRow, ResultRow
 
 if TYPE_CHECKING:
@@ -175,6 +176,10 @@ class MetricGroup:
             the name).
         details: the key under which the run's details keep what ``compute`` records per
             method (:meth:`Measurement.record`), ``None``: it records nothing.
+        passes: ``passes(parameters)``, what :attr:`cost` says in numbers: the
+            :class:`~axiomcam.evaluation.costs.Passes` per image and method at the run's
+            parameters. ``None``: undeclared, and so expensive (left out of a run unless
+            named, see :mod:`axiomcam.evaluation.costs`).
     """
 
     name: str
@@ -189,6 +194,12 @@ class MetricGroup:
     unavailable: str = ""
     row_label: str = ""
     details: str | None = None
+    passes: Callable[[Mapping[str, Any]], Passes] | None = None
+
+    def passes_at(self, parameters: Mapping[str, Any]) -> Passes | None:
+        """The group's :class:`~axiomcam.evaluation.costs.Passes` at ``parameters``
+        (``None``: undeclared)."""
+        return None if self.passes is None else self.passes(parameters)
 
     @property
     def rows_called(self) -> str:

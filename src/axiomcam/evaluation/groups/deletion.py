@@ -6,6 +6,7 @@ image and method.
 from __future__ import annotations
 
 from ...support import check_positive_int
+from ..costs import Passes
 from .base import Curve, Measurement, Metric, MetricGroup, Parameter
 
 #: points of the deletion and insertion curves, after the first
@@ -47,4 +48,5 @@ GROUP = MetricGroup(
                "quickly", "higher"),
     ),
     parameters=(STEPS,),
+    passes=lambda parameters: Passes(whole=2 * (parameters[STEPS.name] + 1)),
 )

@@ -4,6 +4,7 @@ boxes and the other classes' boxes, on images with boxes of two classes or more.
 
 from __future__ import annotations
 
+from ..costs import Passes
 from .base import Measurement, Metric, MetricGroup, Needs
 
 
@@ -32,4 +33,5 @@ GROUP = MetricGroup(
     cost="no forward pass: arithmetic on the maps",
     needs=Needs(other_boxes=True),
     unavailable="no image has boxes of its label and of another class (two-object images)",
+    passes=lambda parameters: Passes(),
 )

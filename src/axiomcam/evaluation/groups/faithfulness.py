@@ -4,6 +4,7 @@ al., WACV 2018) and the drop after removing the most salient pixels.
 
 from __future__ import annotations
 
+from ..costs import Passes
 from .base import Measurement, Metric, MetricGroup, Parameter, check_number_in, percent
 
 #: the share of the most salient pixels the removal drop replaces, in %
@@ -40,6 +41,8 @@ GROUP = MetricGroup(
                "pixels by the image mean", "higher", listed_after="insertion_auc"),
     ),
     compute=compute,
-    cost="two forward passes per image and method",
+    cost="four forward passes per image and method (each of the two measures also passes "
+         "the image itself)",
     parameters=(TOP_REMOVAL,),
+    passes=lambda parameters: Passes(whole=4),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from ..costs import Passes
 from .base import Measurement, Metric, MetricGroup, Needs, Parameter, check_number_in, percent
 
 #: the map is cut at this share of its maximum before the box is drawn around it
@@ -60,4 +61,5 @@ GROUP = MetricGroup(
     parameters=(THRESHOLD, IOU_THRESHOLD, POINTING_TOLERANCE),
     unavailable="no image has a label and a box of that class (a folder or CSV needs "
                 "--boxes voc|coco FILE)",
+    passes=lambda parameters: Passes(),
 )

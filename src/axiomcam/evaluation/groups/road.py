@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..costs import Passes
 from .base import Curve, Measurement, Metric, MetricGroup, Parameter
 
 
@@ -50,4 +51,6 @@ GROUP = MetricGroup(
     curves=(Curve("road_morf", "percentage removed (most relevant first)"),
             Curve("road_lerf", "percentage removed (least relevant first)")),
     parameters=(PERCENTAGES,),
+    passes=lambda parameters: Passes(whole=2 * len(parameters[PERCENTAGES.name]),
+                                     imputations=2 * len(parameters[PERCENTAGES.name])),
 )

@@ -5,6 +5,7 @@ model randomised from the top, block after block.
 
 from __future__ import annotations
 
+from ..costs import Passes
 from .base import (
     Curve,
     Measurement,
@@ -50,4 +51,6 @@ GROUP = MetricGroup(
     needs=Needs(first_images=IMAGES.name),
     parameters=(IMAGES, STEPS),
     details="sanity_layers",
+    passes=lambda parameters: Passes(explanations=parameters[STEPS.name])
+    if parameters[STEPS.name] is not None else Passes(explanations_per_block=1),
 )
