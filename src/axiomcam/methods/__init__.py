@@ -44,7 +44,8 @@ from .registry import (
 
 __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
-    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
+    "AblationCAM", "AblationCache",
     "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
     "LayerContext", "MethodInfo", "PartialResult", "PerturbationEngine", "ScoreCAM",

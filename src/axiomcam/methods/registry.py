@@ -30,7 +30,8 @@ from .guided import Guided, GuidedBackprop
 from .perturbation import AblationCAM, ScoreCAM
 
 __all__ = [
-    "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS", "METHODS", "METHOD_NAMES",
+    "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
+    "METHODS", "METHOD_NAMES",
     "VARIANT_NAMES", "MethodInfo", "create", "has_channel_weights", "method_info",
     "normalise_method_name",
 ]
