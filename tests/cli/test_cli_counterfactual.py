@@ -99,7 +99,8 @@ def test_compare_titles_counterfactual_maps_and_measures_them_against_minus_y(
     # the default methods: Ablation-CAM and Score-CAM have no counterfactual form
     against = invoke("compare", *common, "--counterfactual", "--out", str(tmp_path / "c.png"))
     assert against.exit_code == 0, against.stderr
-    assert "--counterfactual: leaving out ablationcam, scorecam" in against.stderr
+    assert "axiomcam: warning: --counterfactual: leaving out ablationcam, scorecam (no " \
+        "counterfactual form)" in against.stderr
     assert "compared 3 methods (counterfactual maps) on 1 image" in against.stdout
     (plain_titles, plain_captions), (titles, captions) = drawn
     assert titles[0][1:] == ["Grad-CAM (counterfactual)", "Grad-CAM++ (counterfactual)",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..methods import CAM_METHODS, COUNTERFACTUAL_METHODS, method_info
+from ..support import warn
 from .group import main
 from .messages import BadUsage, fail, finish, plural
 from .options import (
@@ -59,8 +60,7 @@ def _check_counterfactual(methods: list[str], default_methods: bool) -> list[str
     no counterfactual form (named on the terminal), or a usage error naming those given."""
     lacking = [method for method in methods if not method_info(method).counterfactual]
     if lacking and default_methods:
-        click.echo(f"--counterfactual: leaving out {', '.join(lacking)} (no counterfactual "
-                   "form)", err=True)
+        warn(f"--counterfactual: leaving out {', '.join(lacking)} (no counterfactual form)")
         return [method for method in methods if method not in lacking]
     if lacking:
         raise BadUsage(f"--counterfactual: {', '.join(lacking)} "
