@@ -55,8 +55,10 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
             (the negative, ``-z``) and ``1`` (the positive, ``z``).
         **options: ``smooth`` (noisy copies to average, SmoothGrad-style), ``smooth_sigma``
             (0.15 of the image's range), ``seed``, ``batch_size`` (perturbed copies per
-            forward pass), ``progress``, and method options such as Ablation-CAM's
-            ``weights="score" | "activation"``.
+            forward pass), ``progress``, ``counterfactual=True`` (the evidence *against*
+            each target: a gradient method's formula of ``-dy^c/dA``; see
+            :class:`~axiomcam.methods.Explainer`), and method options such as
+            Ablation-CAM's ``weights="score" | "activation"``.
 
     Returns:
         an :class:`Explanation` (``maps``, ``raw``, ``channel_weights``, ``scores``,

@@ -56,6 +56,9 @@ class Explanation:
             ``k`` with its next-highest labels); ``None`` for other targets.
         layers: ``{layer name: Explanation}`` when explained at several layers, else
             ``None``.
+        counterfactual: the maps show the evidence *against* each target: the method's
+            formula of the negated gradient ``-dy^c/dA`` (``raw`` then explains
+            ``-y^c``; ``scores`` stay ``y^c``). Figures title such maps "counterfactual".
 
     Example:
         >>> import torch, torchvision, axiomcam
@@ -80,6 +83,7 @@ class Explanation:
     logits: torch.Tensor | None = None
     layers: dict[str, Explanation] | None = None
     selected: torch.Tensor | None = None
+    counterfactual: bool = False
 
     def __len__(self) -> int:
         return self.maps.shape[0]
@@ -124,7 +128,9 @@ class Explanation:
             return "None" if tensor is None else str(tuple(tensor.shape))
 
         return (
-            f"Explanation(method={self.method!r}, target_layer={self.target_layer!r}, "
+            f"Explanation(method={self.method!r}"
+            + (", counterfactual=True" if self.counterfactual else "")
+            + f", target_layer={self.target_layer!r}, "
             f"maps={shape(self.maps)}, raw={shape(self.raw)}, "
             f"channel_weights={shape(self.channel_weights)}, scores={shape(self.scores)}, "
             f"guided={shape(self.guided)}, logits={shape(self.logits)}"

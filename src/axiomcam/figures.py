@@ -26,15 +26,19 @@ from .methods import METHODS
 __all__ = ["axiom_caption", "method_title", "save_grid"]
 
 
-def method_title(method: str) -> str:
+def method_title(method: str, *, counterfactual: bool = False) -> str:
     """The display name of a method: ``"xgradcam"`` -> ``"XGrad-CAM"``,
-    ``"guided_gradcam"`` -> ``"Guided Grad-CAM"``.
+    ``"guided_gradcam"`` -> ``"Guided Grad-CAM"``; a counterfactual map (the evidence
+    against the class) says so.
 
     Example:
         >>> method_title("guided_gradcam++"), method_title("something")
         ('Guided Grad-CAM++', 'something')
+        >>> method_title("gradcam", counterfactual=True)
+        'Grad-CAM (counterfactual)'
     """
-    return METHODS[method].title if method in METHODS else method
+    title = METHODS[method].title if method in METHODS else method
+    return f"{title} (counterfactual)" if counterfactual else title
 
 
 def axiom_caption(conservation_error: float, sensitivity_error: float) -> str:

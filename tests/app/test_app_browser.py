@@ -202,6 +202,26 @@ def test_a_class_that_does_not_exist_shows_its_message(page, tmp_path):
     assert page.locator("#results .card img.heat").count() == 2
 
 
+def test_the_counterfactual_toggle_explains_the_evidence_against_the_class(page):
+    page.click("#samples button[data-sample='chelsea']")
+    page.wait_for_function("document.querySelector('#preview').alt === 'chelsea' && "
+                           "!document.querySelector('#run').disabled")
+    page.select_option("#layer", "features.18")
+    page.fill("#target", "tabby")
+    page.check("#counterfactual")
+    try:
+        page.click("#run")
+        page.wait_for_function("document.querySelector('#explaining').textContent"
+                               ".startsWith('against tabby (281), p ') && "
+                               "document.querySelector('#progress-box').hidden")
+        assert page.inner_text("#message") == ""
+        assert "(counterfactual maps)" in page.inner_text("#explaining")
+        titles = page.locator("#results .card h3").all_inner_texts()
+        assert titles == ["Grad-CAM (counterfactual)", "XGrad-CAM (counterfactual)"]
+    finally:
+        page.uncheck("#counterfactual")
+
+
 def test_the_page_asked_nothing_of_any_other_address(page, server_url):
     assert REQUESTED, "no request was recorded"
     foreign = [url for url in REQUESTED

@@ -127,6 +127,30 @@ def test_a_method_that_cannot_explain_the_layer_fails_alone(explorer, photo):
     assert results[1].error is None and results[1].heatmap is not None
 
 
+def test_counterfactual_maps_are_the_public_apis_and_methods_without_the_form_fail_alone(
+        explorer, photo):
+    opened = explorer.open_image(photo)
+    methods = ["gradcam", "layercam", "scorecam"]
+    results = explorer.explain(opened, "car", "1", methods, counterfactual=True)
+    assert [result.title for result in results] == [
+        "Grad-CAM (counterfactual)", "Layer-CAM (counterfactual)", "Score-CAM (counterfactual)"]
+    classes = torch.tensor([2])
+    for result in results[:2]:
+        expected = axiomcam.explain(explorer.pretrained.model, opened.inputs, result.method,
+                                    "1", classes, counterfactual=True)
+        plain = axiomcam.explain(explorer.pretrained.model, opened.inputs, result.method,
+                                 "1", classes)
+        assert result.error is None
+        assert torch.allclose(result.cam_map, expected.maps[0], atol=1e-6)
+        assert not torch.allclose(result.cam_map, plain.maps[0], atol=1e-3)
+    # Grad-CAM's axioms are measured against -y: a map linear in G keeps its errors
+    (errors,) = measure_axioms(explorer.pretrained.model, opened.inputs, ["gradcam"], "1",
+                               classes).values()
+    assert results[0].conservation_error == pytest.approx(float(errors.conservation_error[0]),
+                                                          rel=1e-5, abs=1e-6)
+    assert results[2].heatmap is None and "has no counterfactual form" in results[2].error
+
+
 def test_progress_rises_to_one_and_results_arrive_one_by_one(explorer, photo, monkeypatch):
     opened = explorer.open_image(photo)
     reports, arrived = [], []

@@ -211,6 +211,35 @@ def test_a_method_that_cannot_explain_is_shown_with_its_reason(server):
     assert status == 400 and "opacity must be a number in [0, 1]" in payload["error"]
 
 
+def test_a_counterfactual_job_gives_the_explorers_counterfactual_maps(server):
+    _, opened, _ = call(server, "/api/images?sample=chelsea", b"")
+    _, info, _ = call(server, "/api/info")
+    offered = {method["name"]: method["counterfactual"] for method in info["methods"]}
+    assert offered["gradcam"] and offered["layercam"] and not offered["scorecam"]
+    request = {"image": opened["id"], "target": "dog", "layer": "1",
+               "methods": ["gradcam", "eigencam"], "counterfactual": True}
+    status, job, _ = call(server, "/api/jobs", request)
+    assert status == 200 and job["counterfactual"] is True
+    done = wait_for(server, job["id"])
+    assert done["counterfactual"] is True
+    gradcam, eigencam = done["results"]
+    assert gradcam["title"] == "Grad-CAM (counterfactual)"
+    assert "has no counterfactual form" in eigencam["error"]
+    opened_image = server.explorer.open_sample("chelsea")
+    (expected,) = server.explorer.explain(opened_image, 1, "1", ["gradcam"],
+                                          counterfactual=True)
+    _, heatmap, _ = call(server, gradcam["heatmap"])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(heatmap))),
+                          np.asarray(expected.heatmap))
+    (plain,) = server.explorer.explain(opened_image, 1, "1", ["gradcam"])
+    assert not np.array_equal(np.asarray(plain.heatmap), np.asarray(expected.heatmap))
+    _, _, headers = call(server, gradcam["overlay"] + "?download=1")
+    assert "chelsea_gradcam-counterfactual_1-dog_1_overlay" in headers["Content-Disposition"]
+    request["counterfactual"] = "yes"
+    status, payload, _ = call(server, "/api/jobs", request)
+    assert status == 400 and payload["error"] == 'counterfactual must be true or false, not "yes"'
+
+
 def test_nothing_connects_beyond_loopback(server):
     call(server, "/")
     call(server, "/api/info")

@@ -299,8 +299,8 @@ class Explorer:
 
     def explain(self, opened: OpenedImage, target: str | int, layer: str | None,
                 methods: Sequence[str], progress: ProgressReport | None = None,
-                on_result: Callable[[MethodResult], object] | None = None
-                ) -> list[MethodResult]:
+                on_result: Callable[[MethodResult], object] | None = None, *,
+                counterfactual: bool = False) -> list[MethodResult]:
         """Each method's map of one class at one layer, with its axiom errors and the area
         under its deletion curve.
 
@@ -309,8 +309,8 @@ class Explorer:
         image, layer and class. Methods whose maps are equal to float rounding (CAM,
         Grad-CAM and XGrad-CAM at a layer followed by global pooling and a linear layer)
         share one deletion curve.
-        A method that cannot explain this (CAM at an inner layer) gets its ``error``; the
-        others still run.
+        A method that cannot explain this (CAM at an inner layer; with ``counterfactual``, a
+        method without a counterfactual form) gets its ``error``; the others still run.
 
         Args:
             opened: from :meth:`open_upload`, :meth:`open_sample` or :meth:`open_image`.
@@ -320,16 +320,22 @@ class Explorer:
             progress: told ``(fraction done, what is running)`` as the work goes on.
             on_result: given each method's result as soon as it is complete (a page shows
                 it while the next method runs).
+            counterfactual: each map shows the evidence against the class (the gradient
+                negated; titled "(counterfactual)"); its axioms are measured against
+                ``-y^c``, and its deletion curve is the class's (removing the evidence
+                against a class should *raise* its probability: a high AUC).
 
         Raises:
             ValueError: an unknown class, layer or method.
         """
         with self.model_lock:
-            return self._explain(opened, target, layer, methods, progress, on_result)
+            return self._explain(opened, target, layer, methods, progress, on_result,
+                                 counterfactual)
 
     def _explain(self, opened: OpenedImage, target: str | int, layer: str | None,
                  methods: Sequence[str], progress: ProgressReport | None,
-                 on_result: Callable[[MethodResult], object] | None) -> list[MethodResult]:
+                 on_result: Callable[[MethodResult], object] | None,
+                 counterfactual: bool) -> list[MethodResult]:
         class_index = self._class_index(target)
         layer = self.resolve_layer(layer)
         methods = self.check_methods(methods)
@@ -348,7 +354,8 @@ class Explorer:
             bar.advance(ABLATION_COST)
         results: list[MethodResult] = []
         for method in methods:
-            result = self._explain_method(opened, batch, method, layer, bar, results)
+            result = self._explain_method(opened, batch, method, layer, bar, results,
+                                          counterfactual)
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -382,17 +389,19 @@ class Explorer:
         return opened.probes[key]
 
     def _explain_method(self, opened: OpenedImage, batch: AxiomProbe, method: str, layer: str,
-                        bar: _StagedProgress, earlier: Sequence[MethodResult]) -> MethodResult:
-        """One method's map, its axiom errors and its deletion-curve area (the curve of an
-        earlier equal map is not run again)."""
-        title = method_title(method)
+                        bar: _StagedProgress, earlier: Sequence[MethodResult],
+                        counterfactual: bool = False) -> MethodResult:
+        """One method's map (or counterfactual map), its axiom errors and its
+        deletion-curve area (the curve of an earlier equal map is not run again)."""
+        title = method_title(method, counterfactual=counterfactual)
         bar.tell(title)
         result = MethodResult(method, title)
         cost = self._map_cost(method, layer)
         started = time.perf_counter()
         try:
             with method_registry.create(method, self.pretrained.model, layer,
-                                        progress=bar.stage(title, cost)) as explainer:
+                                        progress=bar.stage(title, cost),
+                                        counterfactual=counterfactual) as explainer:
                 explanation, errors = batch.explain(explainer)
         except ValueError as error:
             result.error = str(error)

@@ -12,8 +12,10 @@ small JSON API the page calls:
                                              id, size, notice and top-5 classes
 ``POST /api/images?sample=NAME``             the same for a bundled sample image
 ``GET  /api/images/ID.png``                  the image (as explained, downscaled if huge)
-``POST /api/jobs``                           ``{"image", "target", "layer", "methods"}``:
-                                             starts explaining, returns the job's id
+``POST /api/jobs``                           ``{"image", "target", "layer", "methods"}``
+                                             (and ``"counterfactual": true`` for the
+                                             evidence against the class): starts
+                                             explaining, returns the job's id
 ``GET  /api/jobs/ID``                        progress, then each method's results
 ``GET  /api/jobs/ID/N/heatmap.png``          method ``N``'s coloured map alone
 ``GET  /api/jobs/ID/N/overlay.png?alpha=A``  the map over the image (``?download=1``: as a
@@ -51,6 +53,7 @@ from PIL import Image
 
 from .. import __version__
 from ..figures import method_title
+from ..methods import method_info
 from .explorer import (
     DEFAULT_METHODS,
     MAX_UPLOAD_BYTES,
@@ -89,6 +92,7 @@ class _Job:
     class_index: int
     layer: str
     methods: list[str]
+    counterfactual: bool = False
     state: str = "queued"  # queued -> running -> done | failed
     progress: float = 0.0
     message: str = "waiting for the model"
@@ -158,7 +162,8 @@ class AppServer(ThreadingHTTPServer):
 
             try:
                 self.explorer.explain(job.opened, job.class_index, job.layer, job.methods,
-                                      progress=report, on_result=job.results.append)
+                                      progress=report, on_result=job.results.append,
+                                      counterfactual=job.counterfactual)
                 job.state, job.progress, job.message = "done", 1.0, "done"
             except Exception as error:  # the page shows it; the server goes on
                 logger.debug("job %s failed:\n%s", job.id, traceback.format_exc())
@@ -284,7 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
                        for name, shape in explorer.layers],
             "default_layer": explorer.default_layer,
             "methods": [{"name": method, "title": method_title(method),
-                         "default": method in DEFAULT_METHODS} for method in METHODS],
+                         "default": method in DEFAULT_METHODS,
+                         "counterfactual": method_info(method).counterfactual}
+                        for method in METHODS],
             "class_names": pretrained.class_names,
             "samples": [{"name": name, "description": text}
                         for name, text in explorer.samples().items()],
@@ -326,17 +333,22 @@ class _Handler(BaseHTTPRequestHandler):
         methods = request.get("methods")
         if not isinstance(methods, list):
             raise _RequestError("methods must be a list of method names")
+        counterfactual = request.get("counterfactual", False)
+        if not isinstance(counterfactual, bool):
+            raise _RequestError(f"counterfactual must be true or false, not "
+                                f"{json.dumps(counterfactual)}")
         try:
             class_index = explorer.resolve_class(str(request.get("target", "")).strip())
             layer = explorer.resolve_layer(str(request.get("layer") or "").strip() or None)
             methods = explorer.check_methods([str(method) for method in methods])
         except ValueError as error:
             raise _RequestError(str(error)) from None
-        job = _Job(self.server.new_id("j"), opened, image_id, class_index, layer, methods)
+        job = _Job(self.server.new_id("j"), opened, image_id, class_index, layer, methods,
+                   counterfactual)
         self.server.submit(job)
         self._json({"id": job.id, "class_index": class_index,
                     "class_name": explorer.pretrained.class_names[class_index],
-                    "layer": layer})
+                    "layer": layer, "counterfactual": counterfactual})
 
     def _job_status(self, query: dict[str, str], job_id: str) -> None:
         job = self._job(job_id)
@@ -347,6 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             "message": job.message, "error": job.error,
             "class_index": job.class_index, "class_name": names[job.class_index],
             "probability": probability, "layer": job.layer,
+            "counterfactual": job.counterfactual,
             "results": [_result_json(job, index, result)
                         for index, result in enumerate(job.results)],
         })
@@ -420,7 +433,8 @@ def _file_stem(job: _Job, result: MethodResult, class_names: list[str]) -> str:
     shows."""
     image = _slug(job.opened.name.rsplit(".", 1)[0]) or "image"
     target = _slug(f"{job.class_index}-{class_names[job.class_index]}")
-    method = _slug(result.method.replace("+", "p"))
+    method = _slug(result.method.replace("+", "p")) + ("-counterfactual"
+                                                        if job.counterfactual else "")
     return f"{image}_{method}_{target}_{_slug(job.layer)}"
 
 

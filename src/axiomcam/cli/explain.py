@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..methods import CAM_METHODS
+from ..methods import CAM_METHODS, COUNTERFACTUAL_METHODS, method_info
+from ..support import warn
 from .group import main
 from .messages import BadUsage, fail, finish, plural
 from .options import (
@@ -27,7 +28,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..models import PretrainedModel
 
-__all__ = ["COMPARE_METHODS", "compare", "explain", "image_options"]
+__all__ = ["COMPARE_METHODS", "compare", "counterfactual_option", "explain", "image_options"]
 
 #: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
 COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
@@ -43,6 +44,29 @@ def image_options(command: Callable[..., Any]) -> Callable[..., Any]:
              "their fused map, and each layer's raw map.")(command)
     command = model_options(command)
     return click.argument("images", nargs=-1, required=True, metavar="IMAGE...")(command)
+
+
+def counterfactual_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--counterfactual``: the evidence against the class (explain and compare)."""
+    return click.option(
+        "--counterfactual", is_flag=True,
+        help="Show the evidence against the class: the regions whose removal would raise "
+             "its score (the method's formula of the negated gradient; gradient methods "
+             "only).")(command)
+
+
+def _check_counterfactual(methods: list[str], default_methods: bool) -> list[str]:
+    """The methods to draw counterfactually: the default list without the methods that have
+    no counterfactual form (named on the terminal), or a usage error naming those given."""
+    lacking = [method for method in methods if not method_info(method).counterfactual]
+    if lacking and default_methods:
+        warn(f"--counterfactual: leaving out {', '.join(lacking)} (no counterfactual form)")
+        return [method for method in methods if method not in lacking]
+    if lacking:
+        raise BadUsage(f"--counterfactual: {', '.join(lacking)} "
+                       f"{'has' if len(lacking) == 1 else 'have'} no counterfactual form "
+                       f"(only gradient methods do: {', '.join(COUNTERFACTUAL_METHODS)})")
+    return methods
 
 
 def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: ModelOptions,
@@ -67,6 +91,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
                    "classes by index or name, comma-separated (281,tabby; positive or "
                    "negative for a model with one output).")
 @head_option
+@counterfactual_option
 @click.option("--score", type=click.Choice(["logit", "probability", "softmax", "sigmoid"]),
               default="logit", show_default=True,
               help="The score each map explains: the class's logit, or the head's "
@@ -76,7 +101,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @picture_options
 def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
             layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
-            score: str, out_dir: str,
+            counterfactual: bool, score: str, out_dir: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
@@ -97,11 +122,14 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
       axiomcam explain cat.jpg --layer features.13 --layer features.18
       axiomcam explain x.png --model labels.pt --target above0.5 --score sigmoid
       axiomcam explain x.png --model binary.pt --target positive,negative
+      axiomcam explain two-objects.png --method gradcam --target tabby --counterfactual
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
 
     method = check_method(method)
+    if counterfactual:
+        _check_counterfactual([method], default_methods=False)
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
@@ -111,7 +139,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     try:
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
                             targets=targets, batch_size=batch_size, alpha=alpha,
-                            colormap=colormap, failures=failures, model_spec=model.spec)
+                            colormap=colormap, failures=failures, model_spec=model.spec,
+                            counterfactual=counterfactual)
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
@@ -120,8 +149,9 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         f" of the {pretrained.score}"
     head_note = "" if targets.head != "sigmoid" else \
         f", sigmoid head: {targets.explained} explained"
+    kind = " (counterfactual)" if counterfactual else ""
     click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{output_note}, "
-               f"{method} at {layer_label(layer_name or 'the input')}{head_note}) in "
+               f"{method}{kind} at {layer_label(layer_name or 'the input')}{head_note}) in "
                f"{run.seconds:.1f} s -> {run.out_dir}; details in {run.results_file}")
     finish(run.failures)
 
@@ -136,12 +166,13 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
 @click.option("--axioms", is_flag=True,
               help="Print the conservation (CE) and sensitivity (SE) errors of XGrad-CAM's "
                    "axioms under each map (methods with channel weights).")
+@counterfactual_option
 @click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
             layers: tuple[str, ...], target_spec: str, head: str | None, axioms: bool,
-            figure: str,
+            counterfactual: bool, figure: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
@@ -149,10 +180,15 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
     Examples:
       axiomcam compare cat.jpg dog.jpg --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam
       axiomcam compare photos/ --methods gradcam,xgradcam --layer features.17.conv.1 --axioms
+      axiomcam compare two-objects.png --target tabby --counterfactual
     """
     from ..workflows import collect_images, compare_files
 
     methods = check_method_list(method_list)
+    if counterfactual:
+        source = click.get_current_context().get_parameter_source("method_list")
+        methods = _check_counterfactual(
+            methods, default_methods=source is click.core.ParameterSource.DEFAULT)
     check_colormap(colormap)
     pretrained = model.load(debug)
     target = check_targets(target_spec, pretrained, debug, head=head)
@@ -167,9 +203,11 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
     try:
         run = compare_files(pretrained, paths, methods, figure, layer=layer_name,
                             target=target, axioms=axioms, batch_size=batch_size, alpha=alpha,
-                            colormap=colormap, failures=failures)
+                            colormap=colormap, failures=failures,
+                            counterfactual=counterfactual)
     except Exception as error:
         fail(error, debug)
-    click.echo(f"compared {plural(len(methods), 'method')} on {plural(run.images, 'image')} "
+    kind = " (counterfactual maps)" if counterfactual else ""
+    click.echo(f"compared {plural(len(methods), 'method')}{kind} on {plural(run.images, 'image')} "
                f"at {layer_name} in {run.seconds:.1f} s -> {run.figure}")
     finish(run.failures)

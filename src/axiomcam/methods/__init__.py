@@ -31,6 +31,7 @@ from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
+    COUNTERFACTUAL_METHODS,
     METHOD_NAMES,
     METHODS,
     VARIANT_NAMES,
@@ -42,8 +43,9 @@ from .registry import (
 )
 
 __all__ = [
-    "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "DEFAULT_BATCH_SIZE",
-    "METHODS", "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache",
+    "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
+    "AblationCAM", "AblationCache",
     "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
     "LayerContext", "MethodInfo", "PartialResult", "PerturbationEngine", "ScoreCAM",

@@ -23,7 +23,8 @@ from .context import LayerContext, share_gradients
 from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
 from .maps import fuse_maps, minmax_scale, upsample, weighted_sum
 
-__all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult"]
+__all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult", "check_counterfactual",
+           "counterfactual_methods"]
 
 
 @dataclass
@@ -67,6 +68,11 @@ class Explainer:
             ``model(images, *extra_inputs)`` and only the images are explained. A tensor
             whose first axis has the batch's length (or 1) pairs its rows with the images,
             and follows them into the perturbation passes; anything else is passed as is.
+        counterfactual: explain the evidence *against* the target (Selvaraju et al.,
+            2017, "Counterfactual explanations"): the method's formula applied to the
+            negated gradient ``-dy^c/dA``, so the map shows the regions whose removal would
+            raise the score. Only gradient methods (:attr:`has_counterfactual`) have this
+            form; the others raise a ``ValueError`` naming the ones that do.
     """
 
     name: ClassVar[str] = ""
@@ -76,12 +82,15 @@ class Explainer:
     cost: ClassVar[str] = "forward"
     #: other spellings :func:`axiomcam.methods.create` accepts
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: whether ``counterfactual=True`` is defined (the map is a formula of ``G``)
+    has_counterfactual: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
                  progress: Progress = None, output: OutputSelector = None,
-                 extra_inputs: Sequence[object] = ()) -> None:
+                 extra_inputs: Sequence[object] = (), counterfactual: bool = False) -> None:
         self.model = check_model(model)
+        check_counterfactual(type(self), counterfactual)
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
             raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
         if not isinstance(smooth_sigma, int | float) or smooth_sigma < 0:
@@ -101,6 +110,8 @@ class Explainer:
         self.progress = progress
         self.output = output
         self.extra_inputs = tuple(extra_inputs)
+        #: whether the maps show the evidence against the target (the gradient negated)
+        self.counterfactual = counterfactual
         #: channel-ablated scores shared with other explainers of the same batch
         self.ablation_cache: AblationCache | None = None
 
@@ -194,7 +205,50 @@ class Explainer:
             scores=detached(partial.scores), targets=detached(partial.targets.classes),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
             logits=partial.targets.logits, layers=layers, selected=partial.targets.selected,
+            counterfactual=self.counterfactual,
         )
+
+
+def check_counterfactual(explainer: type[Explainer], counterfactual: object) -> None:
+    """Refuse ``counterfactual`` unless it is a bool, and ``True`` for a method without a
+    counterfactual form (the error names the methods that have one).
+
+    Example:
+        >>> from axiomcam.methods import GradCAM, ScoreCAM
+        >>> check_counterfactual(GradCAM, True)  # defined: nothing raised
+        >>> check_counterfactual(ScoreCAM, True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Score-CAM (scorecam) has no counterfactual form: ...
+    """
+    if not isinstance(counterfactual, bool):
+        raise TypeError(f"counterfactual must be True or False, not {counterfactual!r}")
+    if counterfactual and not explainer.has_counterfactual:
+        title = explainer.title or explainer.__name__
+        raise ValueError(
+            f"{title} ({explainer.name}) has no counterfactual form: a counterfactual map "
+            f"is a gradient CAM's formula applied to the negated gradient -dy/dA at the "
+            f"target layer; the methods that have one: "
+            f"{', '.join(counterfactual_methods())} and their guided forms")
+
+
+def counterfactual_methods() -> list[str]:
+    """The names of the methods with a counterfactual form (:attr:`Explainer.has_counterfactual`),
+    found among the subclasses of :class:`Explainer`.
+
+    Example:
+        >>> import axiomcam
+        >>> counterfactual_methods()
+        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam']
+    """
+    names: list[str] = []
+    pending = [Explainer]
+    while pending:
+        cls = pending.pop(0)
+        if cls.has_counterfactual and cls.name and cls.name not in names:
+            names.append(cls.name)
+        pending.extend(cls.__subclasses__())
+    return names
 
 
 def _add(first: PartialResult, second: PartialResult) -> PartialResult:
@@ -309,7 +363,8 @@ class BaseCAM(Explainer):
                    for layer in self.layers]
         contexts = LayerContext.capture_layers(engines, inputs, targets,
                                                gradients=self.needs_gradients,
-                                               select=self.output)
+                                               select=self.output,
+                                               counterfactual=self.counterfactual)
         if self.needs_gradients and len(contexts) > 1:
             share_gradients(contexts)
         return contexts
@@ -355,11 +410,15 @@ class GradientCAM(BaseCAM):
     """A CAM computed from the activations ``A`` and the gradients ``G = dy^c/dA``.
 
     Subclasses implement :meth:`channel_weights_from` (maps ``sum_k w_k A^k``) or, for
-    element-wise methods, override :meth:`raw_from`.
+    element-wise methods, override :meth:`raw_from`. With ``counterfactual=True`` they
+    receive ``-G`` (:func:`~axiomcam.methods.context.score_gradients`), so each method's
+    counterfactual map is its own formula of the negated gradient.
     """
 
     needs_gradients: ClassVar[bool] = True
     cost: ClassVar[str] = "backward"
+    #: the method's formula applied to ``-G`` is the counterfactual map
+    has_counterfactual: ClassVar[bool] = True
 
     def channel_weights_from(self, activations: torch.Tensor,
                              gradients: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,33 @@ from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .capture import TargetLayer, record_layers
 from .engine import AblationCache, PerturbationEngine, check_batch_size
 
-__all__ = ["LayerContext", "capture_layer", "share_gradients"]
+__all__ = ["LayerContext", "capture_layer", "score_gradients", "share_gradients"]
+
+
+def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
+                    counterfactual: bool = False, allow_unused: bool = False
+                    ) -> list[tuple[torch.Tensor | None, ...]]:
+    """The gradient of each target's score with respect to ``leaves``, one backward pass
+    per target (column of ``scores`` ``(B, n)``; the graph is freed after the last):
+    ``d y^c / d leaf``, or with ``counterfactual`` its negation ``d(-y^c) / d leaf``.
+
+    This is the one place where a counterfactual explanation (Selvaraju et al., 2017) is
+    made: every gradient method (and the guided-backprop pass of a guided CAM) takes its
+    ``G`` from here, so a counterfactual map is the method's own formula applied to
+    ``-G``, the evidence *against* the class.
+
+    Example:
+        >>> import torch
+        >>> leaf = torch.tensor([2.0, 3.0], requires_grad=True)
+        >>> scores = (leaf[0] * leaf[1]).reshape(1, 1)
+        >>> score_gradients(scores, [leaf], counterfactual=True)[0][0].tolist()
+        [-3.0, -2.0]
+    """
+    sign = -1.0 if counterfactual else 1.0  # exact: the backward pass only flips signs
+    count = scores.shape[1]
+    return [torch.autograd.grad(sign * scores[:, column].sum(), leaves,
+                                retain_graph=column < count - 1, allow_unused=allow_unused)
+            for column in range(count)]
 
 
 class LayerContext:
@@ -41,14 +67,16 @@ class LayerContext:
         scores: ``(B, n)`` the target scores ``y^c`` (``n`` targets per image).
         targets: the resolved targets (``targets.classes`` is ``(B, n)`` or ``None``).
         output: the model's output for the batch, detached.
+        counterfactual: :meth:`gradients` is ``-dy^c/dA`` (see :func:`score_gradients`).
         engine: the :class:`~axiomcam.methods.engine.PerturbationEngine` that runs the
             batch's perturbed copies (its ``layer`` is the target layer).
     """
 
     def __init__(self, engine: PerturbationEngine, inputs: torch.Tensor,
                  activation: torch.Tensor, scores: torch.Tensor, targets: ResolvedTargets,
-                 output: object) -> None:
+                 output: object, *, counterfactual: bool = False) -> None:
         self.engine = engine
+        self.counterfactual = counterfactual
         self._activation_leaf = activation
         self._scores_with_graph = scores
         self._gradients: torch.Tensor | None = None
@@ -62,7 +90,7 @@ class LayerContext:
     @classmethod
     def capture(cls, engine: PerturbationEngine, inputs: torch.Tensor,
                 targets: TargetSpec | ResolvedTargets, *, gradients: bool,
-                select: OutputSelector = None) -> LayerContext:
+                select: OutputSelector = None, counterfactual: bool = False) -> LayerContext:
         """Run the batch once with ``engine.layer`` captured and resolve the targets.
 
         Args:
@@ -71,14 +99,16 @@ class LayerContext:
             targets: a target spec (see :func:`axiomcam.explain`) or resolved targets.
             gradients: record autograd after the layer, for :meth:`gradients`.
             select: where class targets find the scores in the model's output.
+            counterfactual: :meth:`gradients` gives ``-dy^c/dA``.
         """
         return cls.capture_layers([engine], inputs, targets, gradients=gradients,
-                                  select=select)[0]
+                                  select=select, counterfactual=counterfactual)[0]
 
     @classmethod
     def capture_layers(cls, engines: Sequence[PerturbationEngine], inputs: torch.Tensor,
                        targets: TargetSpec | ResolvedTargets, *, gradients: bool,
-                       select: OutputSelector = None) -> list[LayerContext]:
+                       select: OutputSelector = None, counterfactual: bool = False
+                       ) -> list[LayerContext]:
         """One forward pass with every engine's layer captured: the context of each layer,
         sharing the model's output, the targets and the scores (arguments as for
         :meth:`capture`; the engines share the model and its ``forward``). With
@@ -92,7 +122,8 @@ class LayerContext:
         rows = torch.arange(inputs.shape[0], device=inputs.device)
         with torch.enable_grad() if gradients else nullcontext():
             scores = check_scores(targets.scores(output, rows))
-        return [cls(engine, inputs, activation, scores, targets, output)
+        return [cls(engine, inputs, activation, scores, targets, output,
+                    counterfactual=counterfactual)
                 for engine, activation in zip(engines, activations, strict=True)]
 
     @property
@@ -111,8 +142,9 @@ class LayerContext:
         return self.activations.shape[1]
 
     def gradients(self) -> torch.Tensor:
-        """``(B, n, K, S)``: ``dy^c / dA`` for each target, from one backward per target
-        that stops at the target layer."""
+        """``(B, n, K, S)``: ``dy^c / dA`` for each target (``-dy^c / dA`` in a
+        counterfactual context), from one backward per target that stops at the target
+        layer."""
         if self._gradients is None:
             share_gradients([self])
         return self._gradients
@@ -157,14 +189,18 @@ def share_gradients(contexts: Sequence[LayerContext]) -> None:
     """Compute ``dy^c / dA`` of every context's layer in one backward pass per target, for
     contexts of one forward pass (:meth:`LayerContext.capture_layers`): afterwards each
     context's :meth:`~LayerContext.gradients` returns its own, and the graph is freed.
+    Counterfactual contexts get ``-dy^c/dA`` (all of them, or none, are counterfactual).
 
     Raises:
         ValueError: the scores do not depend differentiably on the layers, or not on one of
-            them (named).
+            them (named); counterfactual and plain contexts mixed.
     """
     contexts = [context for context in contexts if context._gradients is None]
     if not contexts:
         return
+    if len({context.counterfactual for context in contexts}) > 1:
+        raise ValueError("the contexts of one pass are all counterfactual or none are: "
+                         "share_gradients takes one backward pass for all of them")
     scores = contexts[0]._scores_with_graph
     if not scores.requires_grad:
         raise ValueError(
@@ -172,11 +208,9 @@ def share_gradients(contexts: Sequence[LayerContext]) -> None:
             "output (the model or the target detaches it?)"
         )
     leaves = [context._activation_leaf for context in contexts]
-    count = scores.shape[1]
     columns: list[list[torch.Tensor]] = [[] for _ in contexts]
-    for column in range(count):
-        gradients = torch.autograd.grad(scores[:, column].sum(), leaves,
-                                        retain_graph=column < count - 1, allow_unused=True)
+    for gradients in score_gradients(scores, leaves, allow_unused=True,
+                                     counterfactual=contexts[0].counterfactual):
         for context, gradient, kept in zip(contexts, gradients, columns, strict=True):
             if gradient is None:
                 raise ValueError(

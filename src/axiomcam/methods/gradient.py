@@ -2,6 +2,14 @@
 
 Each takes the target layer's activations ``A`` (``K`` channels) and the gradient
 ``G = dy^c / dA`` from one backward pass that stops at the layer.
+
+Counterfactual explanations (``counterfactual=True``; Selvaraju et al., 2017): every
+method here receives ``-G`` instead of ``G`` (negated once, in
+:func:`~axiomcam.methods.context.score_gradients`) and applies its own formula, so its map
+shows the evidence against the class. Grad-CAM, XGrad-CAM and HiResCAM are linear in ``G``:
+their counterfactual ``raw`` is exactly ``-raw`` and the map ``ReLU(-raw)``. Grad-CAM++ and
+Layer-CAM take ``ReLU(G)`` inside, so their counterfactual maps are not ``ReLU(-raw)``; each
+class's docstring gives its form.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from .maps import safe_divide
 class GradCAM(GradientCAM):
     """Grad-CAM (Selvaraju et al., ICCV 2017).
 
-    ``w_k = mean_ij G^k_ij``;  ``L = ReLU(sum_k w_k A^k)``.
+    ``w_k = mean_ij G^k_ij``;  ``L = ReLU(sum_k w_k A^k)``.  Counterfactual (the paper's
+    own form): ``w_k = mean_ij (-G^k_ij)``, the regions whose removal would raise ``y^c``.
 
     Example:
         >>> import torch, torchvision
@@ -42,6 +51,8 @@ class XGradCAM(GradientCAM):
     ``L = ReLU(sum_k w_k A^k)``.  These weights minimise the deviation from the
     conservation and sensitivity axioms; ``sum_ij raw = sum_k sum_ij G^k_ij A^k_ij``, which
     equals ``y^c`` when the network after the layer has no bias terms (Euler's theorem).
+    Counterfactual: ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) (-G^k_ij)``, i.e. the weights
+    and raw map negated (it then conserves ``-y^c``).
 
     Example:
         >>> import torch, torchvision
@@ -69,6 +80,13 @@ class GradCAMPlusPlus(GradientCAM):
     ``y = exp(S)`` the ``exp(S)`` factors of the higher derivatives cancel in ``alpha``,
     which leaves powers of the first derivative, as in the paper's eq. 19.
 
+    Counterfactual: the same formula of ``-G`` (the exp-score form of ``y = exp(-S)``):
+    ``alpha = G^2 / (2 G^2 - (sum_ab A^k_ab) G^3)`` and ``w_k = sum_ij alpha ReLU(-G)``.
+    It is well defined where it counts: at the positions with ``-G > 0`` and a
+    non-negative layer (``A >= 0``, after a ReLU) the denominator is
+    ``2 G^2 + (sum A) |G|^3 > 0``; elsewhere ``ReLU(-G) = 0`` (a zero denominator gives
+    ``alpha = 0``, as in the plain form).
+
     Example:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAMPlusPlus
@@ -93,7 +111,8 @@ class HiResCAM(GradientCAM):
     """HiResCAM (Draelos & Carin, 2020): ``L = ReLU(sum_k G^k * A^k)`` element-wise.
 
     No channel weights.  Like XGrad-CAM, ``sum_ij raw = sum G * A``, so it conserves the
-    score exactly on bias-free ReLU heads.
+    score exactly on bias-free ReLU heads.  Counterfactual: ``L = ReLU(sum_k -G^k * A^k)``
+    (``raw`` negated).
 
     Example:
         >>> import torch, torchvision
@@ -116,6 +135,8 @@ class LayerCAM(GradientCAM):
     """Layer-CAM (Jiang et al., IEEE TIP 2021): ``L = ReLU(sum_k ReLU(G^k) * A^k)``.
 
     No channel weights: each position has its own weight ``ReLU(G^k_ij)``.
+    Counterfactual: ``L = ReLU(sum_k ReLU(-G^k) * A^k)``: the positions where the gradient
+    is negative, which the plain form leaves out (not ``ReLU(-raw)``).
 
     Example:
         >>> import torch, torchvision

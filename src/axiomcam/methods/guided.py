@@ -10,6 +10,7 @@ from torch import nn
 from ..support import check_scores, warn
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .base import BaseCAM, Explainer, PartialResult
+from .context import score_gradients
 from .maps import minmax_scale
 
 
@@ -77,12 +78,8 @@ class GuidedBackprop(Explainer):
                 handle.remove()
         if not scores.requires_grad:
             raise ValueError("the target score is not differentiable with respect to the input")
-        count = scores.shape[1]
-        gradients = [
-            torch.autograd.grad(scores[:, column].sum(), leaf,
-                                retain_graph=column < count - 1)[0]
-            for column in range(count)
-        ]
+        gradients = [gradient for (gradient,) in
+                     score_gradients(scores, [leaf], counterfactual=self.counterfactual)]
         return PartialResult(raw=None, channel_weights=None, scores=scores.detach(),
                              targets=targets, target_layer=None,
                              guided=torch.stack(gradients, dim=1))
@@ -103,6 +100,11 @@ class Guided(GuidedBackprop):
     the guided product of its fused map, and each layer's guided explanation in
     ``layers``.
 
+    A counterfactual CAM (``counterfactual=True``) gives the counterfactual guided form:
+    guided backprop of ``-y^c`` (the negated gradient sent back through the guided ReLUs,
+    which keep its positive part: the pixels whose increase would lower the score) times
+    the counterfactual map.  Guided Backpropagation alone has no counterfactual form.
+
     Example:
         >>> import torch, torchvision
         >>> from axiomcam.methods import Guided, XGradCAM
@@ -115,7 +117,13 @@ class Guided(GuidedBackprop):
     def __init__(self, cam: BaseCAM, **options: object) -> None:
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"Guided wraps a CAM method object, not {type(cam).__name__}")
+        counterfactual = options.pop("counterfactual", cam.counterfactual)
+        if counterfactual != cam.counterfactual:
+            raise ValueError(f"counterfactual={counterfactual!r} but the wrapped CAM has "
+                             f"counterfactual={cam.counterfactual!r}: set it on the CAM")
         super().__init__(cam.model, **options)
+        #: the guided-backprop pass negates the gradient too (checked on the CAM)
+        self.counterfactual = cam.counterfactual
         self.cam = cam
         self.name = f"guided_{cam.name}"
 

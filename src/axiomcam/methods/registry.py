@@ -30,7 +30,8 @@ from .guided import Guided, GuidedBackprop
 from .perturbation import AblationCAM, ScoreCAM
 
 __all__ = [
-    "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "METHODS", "METHOD_NAMES",
+    "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
+    "METHODS", "METHOD_NAMES",
     "VARIANT_NAMES", "MethodInfo", "create", "has_channel_weights", "method_info",
     "normalise_method_name",
 ]
@@ -71,6 +72,8 @@ class MethodInfo:
         cam: the map is a class activation map at a layer (what ``evaluate`` measures).
         options: what the name sets (``{"weights": "activation"}`` for a variant).
         aliases: other spellings that mean the same method.
+        counterfactual: ``counterfactual=True`` is defined (a gradient CAM and its guided
+            form: the formula of the negated gradient).
     """
 
     name: str
@@ -83,16 +86,18 @@ class MethodInfo:
     cam: bool = True
     options: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    counterfactual: bool = False
 
 
 def _cam_infos(cls: type[BaseCAM]) -> list[MethodInfo]:
     """A CAM class's name, then one name per variant."""
     infos = [MethodInfo(cls.name, cls.title, cls, cls.has_channel_weights, cls.needs_gradients,
-                        cls.cost, aliases=cls.aliases)]
+                        cls.cost, aliases=cls.aliases, counterfactual=cls.has_counterfactual)]
     for variant in cls.variants:
         infos.append(MethodInfo(
             f"{cls.name}:{variant}", f"{cls.title} ({variant})", cls, cls.has_channel_weights,
-            cls.needs_gradients, cls.cost, options={cls.variant_option: variant}))
+            cls.needs_gradients, cls.cost, options={cls.variant_option: variant},
+            counterfactual=cls.has_counterfactual))
     return infos
 
 
@@ -100,7 +105,8 @@ def _guided(info: MethodInfo) -> MethodInfo:
     return MethodInfo(f"guided_{info.name}", f"Guided {info.title}", info.explainer,
                       info.has_channel_weights, True, info.cost, guided=True, cam=False,
                       options=info.options,
-                      aliases=tuple(f"guided_{alias}" for alias in info.aliases))
+                      aliases=tuple(f"guided_{alias}" for alias in info.aliases),
+                      counterfactual=info.counterfactual)
 
 
 def _all_methods() -> dict[str, MethodInfo]:
@@ -131,6 +137,10 @@ METHOD_NAMES: tuple[str, ...] = (
 #: XGrad-CAM's conservation and sensitivity axioms apply to)
 CHANNEL_WEIGHT_METHODS: tuple[str, ...] = tuple(
     name for name, cls in CAM_METHODS.items() if cls.has_channel_weights)
+#: every name with a counterfactual form (``counterfactual=True``): the gradient CAMs and
+#: their guided forms
+COUNTERFACTUAL_METHODS: tuple[str, ...] = tuple(
+    name for name, info in METHODS.items() if info.counterfactual)
 
 _ALIASES: dict[str, str] = {
     alias: info.name for info in METHODS.values() for alias in info.aliases}

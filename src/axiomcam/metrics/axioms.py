@@ -125,7 +125,7 @@ class AxiomErrors:
             ``w_k sum_ij A^k_ij``.
         bias_share: ``|y^c - sum G A| / |y^c|``, the network's share (same for every method).
         map_sum: ``sum_ij L_ij`` of the map before its ReLU.
-        score: ``y^c``.
+        score: ``y^c`` (``-y^c`` for a counterfactual map, which explains it).
     """
 
     conservation_error: torch.Tensor
@@ -269,7 +269,9 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
         probe: :func:`probe_layer` of the same batch, targets and layer.
         explanation: the method's :class:`~axiomcam.Explanation` (one target per image,
             from a method with channel weights: CAM, Grad-CAM, Grad-CAM++, XGrad-CAM,
-            Ablation-CAM, Score-CAM).
+            Ablation-CAM, Score-CAM).  A counterfactual explanation explains ``-y^c``:
+            its errors are measured against ``-y^c`` and the drops ``-dS_k`` (``score``
+            is then ``-y^c``); the bias share is the network's and does not change.
 
     Raises:
         ValueError: a method without channel weights, another layer, an explanation at
@@ -319,14 +321,16 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
     weights = weights.to(probe.activations.device)
     map_sums = explanation.raw.to(probe.activations.device).flatten(1).sum(1)
     contributions = weights * probe.activations.flatten(2).sum(-1)
-    drops = probe.score_drops
+    # a counterfactual map explains -y^c: its score and channel drops are negated
+    sign = -1.0 if explanation.counterfactual else 1.0
+    scores, drops = sign * probe.scores, sign * probe.score_drops
     return AxiomErrors(
-        conservation_error=conservation_error(probe.scores, map_sums),
+        conservation_error=conservation_error(scores, map_sums),
         sensitivity_error=sensitivity_error(drops, contributions),
         sensitivity_correlation=sensitivity_correlation(drops, contributions),
         bias_share=probe.bias_share,
         map_sum=map_sums,
-        score=probe.scores,
+        score=scores,
     )
 
 

@@ -316,13 +316,15 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
 
 
 def create_explainer(pretrained: PretrainedModel, method: str,
-                     layer: str | Sequence[str] | None) -> Explainer:
+                     layer: str | Sequence[str] | None, *,
+                     counterfactual: bool = False) -> Explainer:
     """The explainer of ``method`` at ``layer`` (or at each of several layers; Guided
     Backpropagation explains the input itself: it takes no layer, and ``layer`` is
-    ignored)."""
+    ignored); ``counterfactual``: its counterfactual form (a ``ValueError`` for a method
+    without one)."""
     if method == GuidedBackprop.name:
-        return create(method, pretrained.model)
-    return create(method, pretrained.model, layer)
+        return create(method, pretrained.model, counterfactual=counterfactual)
+    return create(method, pretrained.model, layer, counterfactual=counterfactual)
 
 
 def blank_input(pretrained: PretrainedModel) -> torch.Tensor:

@@ -61,8 +61,8 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
                   figure_path: str | os.PathLike[str], *, layer: str | None = None,
                   target: TargetChoice | None = None, axioms: bool = False,
                   batch_size: int = 8, alpha: float = 0.5, colormap: str = "jet",
-                  failures: Sequence[Failure] = (), progress: bool | None = None
-                  ) -> CompareRun:
+                  failures: Sequence[Failure] = (), progress: bool | None = None,
+                  counterfactual: bool = False) -> CompareRun:
     """One figure: a row per image (the image, titled with the class explained, its
     probability and logit; then each method's map over it), and, with ``axioms=True``, the
     conservation error (CE) and sensitivity error (SE) of XGrad-CAM's axioms under each
@@ -82,10 +82,14 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
         alpha, colormap: how the overlays are drawn.
         failures: failures met before, reported with the run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
+        counterfactual: every column shows its method's counterfactual map (the evidence
+            against the class; titled "(counterfactual)"; the axioms then measure it
+            against ``-y^c``).
 
     Raises:
-        ValueError: no methods, an unknown method or layer, ``topN`` with ``N > 1``, or no
-            image could be read.
+        ValueError: no methods, an unknown method or layer, ``topN`` with ``N > 1``, no
+            image could be read, or ``counterfactual`` with a method that has no
+            counterfactual form (named, with the ones that have one).
     """
     started = time.perf_counter()
     target = target or TargetChoice(top=1)
@@ -99,8 +103,9 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
                      axiom_errors={method: [] for method in methods})
     rows: list[Row] = []
     with ExitStack() as stack:  # the explainers' hooks are removed whatever happens
-        explainers = {method: stack.enter_context(create_explainer(pretrained, method, layer))
-                      for method in methods}
+        explainers = {method: stack.enter_context(
+            create_explainer(pretrained, method, layer, counterfactual=counterfactual))
+            for method in methods}
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
                                     description="compare", channels=pretrained.channels):
             with failing_alone(loaded, run.failures):
@@ -158,7 +163,7 @@ def _compare_batch(pretrained: PretrainedModel, explainers: dict[str, Explainer]
         for i, row in enumerate(rows):
             row[0].append(overlay(thumbnails[i], explanation.maps[i], alpha=alpha,
                                   colormap=colormap))
-            row[1].append(method_title(method))
+            row[1].append(method_title(method, counterfactual=explanation.counterfactual))
             row[2].append(_caption(run, method, errors, i, axioms))
     run.images += len(images)
     return rows

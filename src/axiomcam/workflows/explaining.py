@@ -123,7 +123,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                   targets: TargetChoice | None = None, batch_size: int = 8,
                   alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
-                  model_spec: str | None = None) -> ExplainRun:
+                  model_spec: str | None = None, counterfactual: bool = False) -> ExplainRun:
     """Explain image files and write the pictures, raw maps and ``results.json``.
 
     Per image ``NAME`` and target class ``c`` (probability ``p``), into ``out_dir``:
@@ -139,8 +139,10 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
       ``NAME_METHOD_c-CLASS.npz`` instead, each layer's raw map under its name, and the
       overlay shows the fused map (:class:`~axiomcam.methods.BaseCAM`).
 
-    ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``).
-    And ``results.json``: the model, method, layer, what the score is (``"score"``:
+    ``METHOD`` is :func:`method_slug` of the method (``gradcampp`` for ``gradcam++``),
+    followed by ``-counterfactual`` for counterfactual maps (PNG text chunk
+    ``counterfactual``). And ``results.json``: the model, method, whether the maps are
+    counterfactual (``"counterfactual"``), layer, what the score is (``"score"``:
     :attr:`~axiomcam.models.PretrainedModel.score`, e.g. ``"logits before the graph's final
     Softmax"``), the targets, the head (``"head"``: ``softmax``, ``sigmoid`` or ``output``,
     how probabilities follow from the score) and what each map explains (``"explained"``:
@@ -166,14 +168,18 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
             run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
         model_spec: how the model was asked for, recorded in ``results.json``.
+        counterfactual: the maps show the evidence against each class (the gradient
+            negated; see :class:`~axiomcam.methods.Explainer`).
 
     Raises:
-        ValueError: an unknown method or layer (before any image is read).
+        ValueError: an unknown method or layer, or ``counterfactual`` for a method without
+            a counterfactual form (before any image is read).
     """
     started = time.perf_counter()
     targets = targets or TargetChoice(top=1)
     layer_name = None if method == GuidedBackprop.name else _checked_layers(pretrained, layer)
-    explainer = create_explainer(pretrained, method, layer_name)
+    explainer = create_explainer(pretrained, method, layer_name,
+                                 counterfactual=counterfactual)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = ExplainRun(out_dir=out, results_file=out / "results.json",
@@ -193,7 +199,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "layer": layer_name, "score": pretrained.score,
+        "counterfactual": counterfactual, "layer": layer_name, "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
         "head": targets.head or pretrained.probability, "explained": targets.explained,
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],
@@ -250,10 +256,14 @@ class _MapWriter:
         name = target_class_names(self.pretrained.class_names)[class_index]
         probability = float(probabilities[row, class_index])
         score = float(explanation.scores[row, column])
-        base = f"{self.stems[path]}_{method_slug(self.method)}_{class_index}-{name_slug(name)}"
+        # a counterfactual map is another result: its files never replace the plain map's
+        method = method_slug(self.method) + ("-counterfactual"
+                                             if explanation.counterfactual else "")
+        base = f"{self.stems[path]}_{method}_{class_index}-{name_slug(name)}"
         fields = {"class": name, "class_index": class_index,
                   "probability": f"{probability:.6f}", "score": f"{score:.6f}",
-                  "method": self.method, "layer": layer_label(explanation.target_layer),
+                  "method": self.method, "counterfactual": str(explanation.counterfactual),
+                  "layer": layer_label(explanation.target_layer),
                   "model": self.model_name, "source": str(path),
                   "Software": f"axiomcam {__version__}"}
         overlay_path = self.out / f"{base}_p{probability:.2f}.png"
