@@ -9,6 +9,8 @@
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
   its energy form, class discrimination on two-object images;
+- :mod:`~axiomcam.metrics.regions`: maps cut into masks (a fraction of the maximum, a
+  percentile, Otsu), masks into boxes, mask IoU (weakly supervised segmentation seeds);
 - :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
 - :mod:`~axiomcam.metrics.common`: the checks and batched forward passes they share.
 
@@ -56,6 +58,14 @@ from .localization import (
     map_to_box,
     pointing_game,
 )
+from .regions import (
+    THRESHOLD_METHODS,
+    map_to_mask,
+    mask_iou,
+    mask_thresholds,
+    mask_to_boxes,
+    otsu_thresholds,
+)
 from .removal import RoadResult, check_percentages, noisy_linear_imputation, road
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
@@ -69,6 +79,7 @@ __all__ = [
     "LayerProbe",
     "RoadResult",
     "SanityCheck",
+    "THRESHOLD_METHODS",
     "axiom_errors",
     "box_localization",
     "cascading_randomization",
@@ -79,8 +90,13 @@ __all__ = [
     "deletion_insertion",
     "energy_pointing_game",
     "map_to_box",
+    "map_to_mask",
+    "mask_iou",
+    "mask_thresholds",
+    "mask_to_boxes",
     "measure_axioms",
     "noisy_linear_imputation",
+    "otsu_thresholds",
     "pointing_game",
     "probe_layer",
     "road",
