@@ -70,6 +70,7 @@ from .removal import RoadResult, check_percentages, noisy_linear_imputation, roa
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [
+    "THRESHOLD_METHODS",
     "AxiomErrors",
     "AxiomProbe",
     "BoxLocalization",
@@ -79,7 +80,6 @@ __all__ = [
     "LayerProbe",
     "RoadResult",
     "SanityCheck",
-    "THRESHOLD_METHODS",
     "axiom_errors",
     "box_localization",
     "cascading_randomization",
