@@ -21,7 +21,8 @@ or summarising it stays light.
 Example:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
-    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
+'mask_iou', 'sanity')
 """
 
 from __future__ import annotations
