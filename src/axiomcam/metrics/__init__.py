@@ -60,6 +60,7 @@ from .localization import (
 )
 from .regions import (
     THRESHOLD_METHODS,
+    check_threshold,
     map_to_mask,
     mask_iou,
     mask_thresholds,
@@ -84,6 +85,7 @@ __all__ = [
     "box_localization",
     "cascading_randomization",
     "check_percentages",
+    "check_threshold",
     "class_discrimination",
     "confidence_change",
     "conservation_error",
