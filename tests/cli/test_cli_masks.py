@@ -50,3 +50,16 @@ def test_a_bad_mask_threshold_is_a_usage_error(tmp_path):
     assert lines == ["axiomcam: error: --mask-threshold: a 'fraction' threshold must be a "
                      "number in [0, 1], got 2.0 (see 'axiomcam explain --help')"]
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_masks_for_a_folder_and_not_for_the_composite(tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", "--data", "composite:2", "--masks",
+                                       str(tmp_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "the composite benchmark has its own boxes and masks" in result.stderr
+    (tmp_path / "photos").mkdir()
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tmp_path / "photos"),
+                                       "--masks", str(tmp_path / "none.json"), "--out",
+                                       str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "no COCO annotation file at" in result.stderr
