@@ -9,7 +9,8 @@ Each layer is one ``axiomcam.evaluation.evaluate`` run (metric groups ``mask_iou
 ``localization``, each image explained for its label) in ``OUT/<layer>``; the script then
 prints one Markdown table per layer: mean and 95% bootstrap interval over the images, and
 the mask IoU a map would reach if it covered exactly the object's box (how much of the
-boxes is object: the ceiling of a box-shaped map).
+boxes is object: the ceiling of a box-shaped map), and Grad-CAM's ``mask_iou_best`` per
+object class. Run again on the same OUT, it only summarises (the runs are complete).
 Expensive methods (Ablation-CAM, Score-CAM) are left out to keep it to minutes; CAM only
 at features.18, the last convolutional stage, where it is defined.
 """
@@ -25,6 +26,7 @@ import torch
 from axiomcam import models
 from axiomcam.data import open_dataset
 from axiomcam.evaluation import evaluate
+from axiomcam.evaluation.store import ResultStore
 from axiomcam.evaluation.summary import bootstrap_interval
 from axiomcam.metrics import mask_iou
 
@@ -63,6 +65,18 @@ def box_ceiling(class_names: list[str], images: int) -> str:
     return f"{sum(values) / len(values):.3g} [{low:.3g}, {high:.3g}] (n = {len(values)})"
 
 
+def per_class(out_dir: Path, class_names: list[str], method: str = "gradcam",
+              metric: str = "mask_iou_best") -> str:
+    """``class: mean (n)`` of one method's metric per label, from a run's database."""
+    with ResultStore.open(out_dir) as store:
+        labels = {row.image_id: row.label for row in store.images()}
+        by_class: dict[str, list[float]] = {}
+        for row in store.results(method, metric):
+            by_class.setdefault(class_names[labels[row.image_id]], []).append(row.value)
+    return ", ".join(f"{name} {sum(v) / len(v):.3g} (n = {len(v)})"
+                     for name, v in sorted(by_class.items()))
+
+
 def main() -> None:
     """Run both layers and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,6 +93,8 @@ def main() -> None:
                        batch_size=16, gallery_images=0, progress=False)
         print(f"\n### {layer} ({time.perf_counter() - start:.0f} s)\n")
         print(table(run.summaries, methods))
+        print(f"\nGrad-CAM mask_iou_best per class: "
+              f"{per_class(arguments.out / layer, pretrained.class_names)}")
 
 
 if __name__ == "__main__":
