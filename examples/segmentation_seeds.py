@@ -4,9 +4,9 @@ The pretrained MobileNetV2 (packaged weights, nothing is downloaded) explains th
 composite images (the first of three different classes) for their labels with Grad-CAM at
 ``features.18``; each map is cut at 50% of its maximum (``axiomcam.metrics.map_to_mask``),
 its regions' boxes are taken (``mask_to_boxes``), and the mask is compared with the
-object's true silhouette, which the benchmark's samples carry (``mask_iou``). The script prints each image's mask IoU and
-boxes, and writes one figure: per image, the image with its true silhouette, the map, and
-the map's mask with its boxes.
+object's true silhouette, which the benchmark's samples carry (``mask_iou``). The script
+prints each image's mask IoU and boxes, and writes one figure: per image, the image with
+its true silhouette (the rest darkened), the map, and the map's mask with its boxes.
 
 Run (a few seconds on a CPU)::
 
