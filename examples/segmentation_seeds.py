@@ -58,7 +58,7 @@ def main() -> None:
                                   [s.boxes for s in samples])
     labels = torch.tensor([sample.label for sample in samples])
     explanation = axiomcam.explain(pretrained.model, inputs, "gradcam", LAYER, targets=labels)
-    maps = explanation.maps.reshape(len(samples), *inputs.shape[2:])
+    maps = explanation.maps                                    # (3, 224, 224), one per image
     masks = map_to_mask(maps, arguments.threshold)
     # the union of the label's silhouettes, at the input size (the composite's is the same)
     truth = torch.stack([evaluation_masks(s.masks[s.box_labels == s.label],
