@@ -170,3 +170,17 @@ def test_every_object_has_a_silhouette_of_its_crop_size():
         width, height = obj.crop[2] - obj.crop[0], obj.crop[3] - obj.crop[1]
         assert mask.shape == (height, width)
         assert 0.05 < mask.mean() < 0.95       # an object, not the whole crop or nothing
+
+
+def test_pycocotools_reads_our_rle_when_installed():
+    """The reference decoder, where it is installed (not a dependency: skipped otherwise;
+    the hand-computed strings above check the same format)."""
+    mask_api = pytest.importorskip("pycocotools.mask")
+    torch.manual_seed(3)
+    mask = (torch.rand(37, 29) > 0.5).numpy()
+    mask[5:30, 3:20] = True
+    rle = encode_rle(mask)
+    decoded = mask_api.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert (decoded.astype(bool) == mask).all()
+    theirs = mask_api.encode(np.asfortranarray(mask.astype(np.uint8)))
+    assert theirs["counts"].decode() == rle["counts"]
