@@ -391,3 +391,21 @@ def test_signal_1d_example(tmp_path):
     for method in ("Grad-CAM", "XGrad-CAM", "Score-CAM", "HiResCAM",
                    "XGrad-CAM fused over features.3 + features.7"):
         assert float(hits[method]) >= 0.9, (method, stdout)
+
+
+def test_segmentation_seeds_example(tmp_path):
+    from axiomcam.data import CompositeBenchmark
+    from axiomcam.models import load
+
+    stdout = run_example("segmentation_seeds", tmp_path)
+    lines = re.findall(r"^(composite-\d+) \((.+?)\): mask IoU ([0-9.]+), (\d+) region",
+                       stdout, flags=re.MULTILINE)
+    assert len(lines) == 3 and len({name for _, name, _, _ in lines}) == 3, stdout
+    assert all(0 < float(iou) <= 1 and int(regions) >= 1 for _, _, iou, regions in lines)
+    benchmark = CompositeBenchmark(30, load("mobilenet_v2").class_names)
+    cells = grid_cells(open_png(tmp_path / "segmentation_seeds.png"))
+    assert [len(row) for row in cells] == [3, 3, 3]
+    for (image_id, name, _, _), row in zip(lines, cells, strict=True):
+        photo = benchmark[int(image_id.split("-")[1])].image
+        photo = np.asarray(photo.resize(row[1].shape[1::-1], Image.Resampling.BILINEAR))
+        assert_overlay_shows_a_map(row[1], photo, f"{image_id} ({name})")

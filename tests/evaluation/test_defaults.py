@@ -22,7 +22,7 @@ from axiomcam.evaluation.runner import evaluate
 from axiomcam.evaluation.store import ResultStore
 from axiomcam.models import PretrainedModel
 
-CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination"]
+CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou"]
 EXPENSIVE_GROUPS = ["deletion", "road", "sanity"]
 
 

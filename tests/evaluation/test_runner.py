@@ -33,6 +33,7 @@ GROUP_METRICS = {
                      "pointing_game", "energy_pointing_game"),
     "discrimination": ("discrimination_right", "discrimination_wrong",
                        "discrimination_share"),
+    "mask_iou": ("mask_iou", "mask_iou_otsu", "mask_iou_best"),
     "sanity": ("sanity_spearman",),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -478,7 +479,7 @@ def expected_counts(mobilenet) -> tuple[int, int]:
     results = curves = 0
     for index, sample in enumerate(open_dataset(TINY_DATA, mobilenet.class_names)):
         per_method = sum(len(GROUP_METRICS[g]) for g in ("axioms", "faithfulness", "deletion",
-                                                         "road", "localization"))
+                                                         "road", "localization", "mask_iou"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
         if len(set(sample.box_labels.tolist())) > 1:
             per_method += len(GROUP_METRICS["discrimination"])

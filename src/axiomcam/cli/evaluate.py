@@ -39,11 +39,14 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "report.html.")
 @click.option("--boxes", nargs=2, default=None, metavar="voc|coco FILE",
               help="Ground-truth boxes for --data: a Pascal VOC folder/file or a COCO JSON.")
+@click.option("--masks", default=None, metavar="FILE|FOLDER",
+              help="Ground-truth object masks for --data (the mask_iou group): a COCO JSON "
+                   "with segmentations, or a folder of PNG masks named after the images.")
 @click.option("--metrics", "--groups", "metric_list", default=None, metavar="LIST",
               help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, sanity (default: the cheap ones, at most "
-                   "4 passes of the network per image and method, that the data allows; "
-                   "deletion, road and sanity only with --all or by name).")
+                   "localization, discrimination, mask_iou, sanity (default: the cheap ones, "
+                   "at most 4 passes of the network per image and method, that the data "
+                   "allows; deletion, road and sanity only with --all or by name).")
 @click.option("--all", "include_expensive", is_flag=True,
               help="Also the expensive metric groups and methods the defaults leave out "
                    "(the estimate printed before the run names them).")
@@ -69,7 +72,7 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "of the same configuration continues where it stopped, and a run of "
                    "another configuration is refused).")
 def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
-             layer: str | None, out_dir: str, boxes: tuple[str, str] | None,
+             layer: str | None, out_dir: str, boxes: tuple[str, str] | None, masks: str | None,
              metric_list: str | None, batch_size: int, perturbation_batch_size: int | None,
              deletion_steps: int, road_percentages: str, sanity_images: int,
              sanity_steps: int | None, seed: int, gallery_images: int, overwrite: bool,
@@ -111,7 +114,7 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
     if layer is not None:
         layer = check_layer(pretrained, layer, model, debug)
     dataset = _open_data(data_spec, pretrained.class_names, seed, boxes_format, boxes_file,
-                         debug)
+                         debug, masks)
     try:
         run = run_evaluation(
             pretrained, dataset, method_names, target_layer=layer, out_dir=out_dir,
@@ -147,14 +150,14 @@ def _check_choices(method_list: str | None, metric_list: str | None, road_percen
 
 
 def _open_data(data_spec: str, class_names: list[str], seed: int, boxes_format: str | None,
-               boxes_file: str | None, debug: bool) -> Dataset:
+               boxes_file: str | None, debug: bool, masks: str | None = None) -> Dataset:
     """The data set of ``--data``: exit 1 for a missing folder or an unreadable file, exit
     2 for a spec that names nothing."""
     from ..data import open_dataset
 
     try:
         return open_dataset(data_spec, class_names, seed=seed, boxes_format=boxes_format,
-                            boxes_file=boxes_file)
+                            boxes_file=boxes_file, masks=masks)
     except FileNotFoundError as error:
         fail(error, debug)
     except ValueError as error:

@@ -98,16 +98,25 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
                    "probability (softmax and sigmoid name it and the head at once).")
 @click.option("--out", "out_dir", default="explanations", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--save-masks", is_flag=True,
+              help="Also write each map cut into a mask (NAME_..._mask.png) and masks.json, a "
+                   "COCO file of every mask (RLE) and its boxes.")
+@click.option("--mask-threshold", default="fraction:0.5", show_default=True,
+              metavar="otsu|fraction:F|percentile:P",
+              help="Where --save-masks cuts a map: at F times its maximum, at its P-th "
+                   "percentile, or at Otsu's threshold.")
 @picture_options
 def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
             layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
-            counterfactual: bool, score: str, out_dir: str,
+            counterfactual: bool, score: str, out_dir: str, save_masks: bool,
+            mask_threshold: str,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
     Writes, per image and target class, into DIR: the map over the image at its original
     size (class, probability and score in the file name and in the PNG's text chunks),
-    the guided picture for guided methods, the raw map as .npy, and one results.json.
+    the guided picture for guided methods, the raw map as .npy, and one results.json;
+    with --save-masks, each map's mask as a PNG and masks.json (COCO: masks and boxes).
     File names carry the method; a file of another method, model or layer that a run
     replaces is named in a warning.
 
@@ -123,10 +132,16 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
       axiomcam explain x.png --model labels.pt --target above0.5 --score sigmoid
       axiomcam explain x.png --model binary.pt --target positive,negative
       axiomcam explain two-objects.png --method gradcam --target tabby --counterfactual
+      axiomcam explain photos/ --save-masks --mask-threshold otsu --out seeds
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
+    from ..workflows.masks import parse_mask_threshold
 
+    try:
+        masks = parse_mask_threshold(mask_threshold) if save_masks else None
+    except ValueError as error:
+        raise BadUsage(f"--mask-threshold: {error}") from error
     method = check_method(method)
     if counterfactual:
         _check_counterfactual([method], default_methods=False)
@@ -140,7 +155,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
                             targets=targets, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures, model_spec=model.spec,
-                            counterfactual=counterfactual)
+                            counterfactual=counterfactual, masks=masks)
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))

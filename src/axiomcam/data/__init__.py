@@ -7,6 +7,9 @@ label, its boxes); bad files are reported in ``dataset.problems`` and skipped.
 - :mod:`.dataset`: :class:`Sample`, :class:`Problem`, :class:`Dataset`, :func:`class_index`;
 - :mod:`.files`: :class:`ImageFolder`, :class:`CsvImages`;
 - :mod:`.boxes`: :func:`read_voc_boxes`, :func:`read_coco_boxes`;
+- :mod:`.masks`: :func:`read_coco_masks`, :func:`read_mask_folder`, :class:`MaskedDataset`,
+  COCO RLE (:func:`encode_rle`, :func:`decode_rle`);
+- :mod:`.silhouettes`: the composite objects' silhouettes;
 - :mod:`.composite`: :class:`CompositeBenchmark`, the built-in benchmark;
 - :mod:`.specs`: :func:`open_dataset`, a data set named by a short text.
 
@@ -25,6 +28,14 @@ from .boxes import BoxTable, read_coco_boxes, read_voc_boxes
 from .composite import OBJECTS, CompositeBenchmark, CompositeLayout, CompositeObject
 from .dataset import Dataset, Problem, Sample, class_index
 from .files import IMAGE_EXTENSIONS, CsvImages, ImageFolder
+from .masks import (
+    MaskedDataset,
+    MaskTable,
+    decode_rle,
+    encode_rle,
+    read_coco_masks,
+    read_mask_folder,
+)
 from .specs import open_dataset
 
 __all__ = [
@@ -37,10 +48,16 @@ __all__ = [
     "CsvImages",
     "Dataset",
     "ImageFolder",
+    "MaskTable",
+    "MaskedDataset",
     "Problem",
     "Sample",
     "class_index",
+    "decode_rle",
+    "encode_rle",
     "open_dataset",
     "read_coco_boxes",
+    "read_coco_masks",
+    "read_mask_folder",
     "read_voc_boxes",
 ]

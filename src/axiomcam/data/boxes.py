@@ -128,13 +128,14 @@ def read_voc_boxes(path: str | os.PathLike[str], class_names: Sequence[str]) -> 
     return table
 
 
-def _json_field(record: Mapping, key: str, where: str) -> object:
+def json_field(record: Mapping, key: str, where: str) -> object:
+    """``record[key]``, or a ValueError saying ``where`` it is missing."""
     if not isinstance(record, Mapping) or key not in record:
         raise ValueError(f"{where}: missing {key!r}")
     return record[key]
 
 
-def _coco_sections(file: Path) -> dict[str, list]:
+def coco_sections(file: Path) -> dict[str, list]:
     """The ``images``, ``annotations`` and ``categories`` lists of a COCO file."""
     if not file.exists():
         raise FileNotFoundError(f"no COCO annotation file at {str(file)!r}")
@@ -146,34 +147,34 @@ def _coco_sections(file: Path) -> dict[str, list]:
         raise ValueError(f"{source} is not a JSON file: {error}") from error
     sections = {}
     for key in ("images", "annotations", "categories"):
-        value = _json_field(document, key, source)
+        value = json_field(document, key, source)
         if not isinstance(value, list):
             raise ValueError(f"{source}: {key!r} must be a list, not {type(value).__name__}")
         sections[key] = value
     return sections
 
 
-def _coco_categories(categories: list, names: list[str], source: str) -> dict[object, int]:
+def coco_categories(categories: list, names: list[str], source: str) -> dict[object, int]:
     """The class index of every COCO category id, matched by the category's name."""
     category_class: dict[object, int] = {}
     for position, category in enumerate(categories):
         where = f"{source}, categories[{position}]"
-        name = _json_field(category, "name", where)
+        name = json_field(category, "name", where)
         if not isinstance(name, str):
             raise ValueError(f"{where}: 'name' must be a string, not {name!r}")
-        category_class[_json_field(category, "id", where)] = class_index(name, names, where)
+        category_class[json_field(category, "id", where)] = class_index(name, names, where)
     return category_class
 
 
-def _coco_images(images: list, source: str
+def coco_images(images: list, source: str
                  ) -> tuple[dict[object, str], dict[str, tuple[list[list[float]], list[int]]]]:
     """The file name of every COCO image id, and an empty (boxes, labels) entry per file."""
     file_names: dict[object, str] = {}
     collected: dict[str, tuple[list[list[float]], list[int]]] = {}
     for position, image in enumerate(images):
         where = f"{source}, images[{position}]"
-        image_id = _json_field(image, "id", where)
-        file_name = _json_field(image, "file_name", where)
+        image_id = json_field(image, "id", where)
+        file_name = json_field(image, "file_name", where)
         if not isinstance(file_name, str) or not file_name:
             raise ValueError(f"{where}: 'file_name' must be a non-empty string")
         if file_name in collected:
@@ -222,14 +223,14 @@ def read_coco_boxes(json_path: str | os.PathLike[str], class_names: Sequence[str
     names = checked_class_names(class_names)
     file = Path(json_path)
     source = str(file)
-    sections = _coco_sections(file)
-    category_class = _coco_categories(sections["categories"], names, source)
-    file_names, collected = _coco_images(sections["images"], source)
+    sections = coco_sections(file)
+    category_class = coco_categories(sections["categories"], names, source)
+    file_names, collected = coco_images(sections["images"], source)
     for position, annotation in enumerate(sections["annotations"]):
         where = f"{source}, annotations[{position}]"
-        image_id = _json_field(annotation, "image_id", where)
-        category_id = _json_field(annotation, "category_id", where)
-        bbox = _json_field(annotation, "bbox", where)
+        image_id = json_field(annotation, "image_id", where)
+        category_id = json_field(annotation, "category_id", where)
+        bbox = json_field(annotation, "bbox", where)
         if image_id not in file_names:
             raise ValueError(f"{where}: image_id {image_id!r} is not in 'images'")
         if category_id not in category_class:

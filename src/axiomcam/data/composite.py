@@ -5,7 +5,8 @@ with scikit-image (a cat, an espresso, a moped, a tripod, a space shuttle model)
 random position and scale onto a real texture (scikit-image's grass, gravel or brick
 photographs, coloured), so where each object is, and what it is, is known to the pixel.
 Images with two objects of different classes test whether an explanation of one class
-finds that object and not the other.
+finds that object and not the other. Each sample also carries its objects' silhouettes
+(``Sample.masks``, :mod:`axiomcam.data.silhouettes`), pasted with them.
 
 Every object was checked against the real pretrained MobileNetV2 (the composite image
 resized to 224 x 224, no crop): single-object composites of it are classified as its class
@@ -38,6 +39,7 @@ from PIL import Image
 
 from ..images import sample_image
 from .dataset import Dataset, Sample, class_index, normalise_name
+from .silhouettes import pasted_masks
 
 __all__ = ["OBJECTS", "TEXTURES", "CompositeBenchmark", "CompositeLayout", "CompositeObject"]
 
@@ -319,14 +321,9 @@ class CompositeBenchmark(Dataset):
         side = int(rng.integers(_TEXTURE_SIDE // 2, _TEXTURE_SIDE + 1))
         left, upper = (int(v) for v in rng.integers(0, _TEXTURE_SIDE - side + 1, size=2))
         orientation = int(rng.integers(6))
-        transposes = (
-            None,
-            Image.Transpose.FLIP_LEFT_RIGHT,
-            Image.Transpose.FLIP_TOP_BOTTOM,
-            Image.Transpose.ROTATE_90,
-            Image.Transpose.ROTATE_180,
-            Image.Transpose.ROTATE_270,
-        )
+        transposes = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM,
+                      Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                      Image.Transpose.ROTATE_270)
         brightness = float(rng.uniform(0.85, 1.15))
 
         two = bool(rng.random() < self.two_object_fraction)
@@ -448,6 +445,7 @@ class CompositeBenchmark(Dataset):
             boxes=torch.tensor(layout.boxes, dtype=torch.float32).reshape(-1, 4),
             box_labels=torch.tensor(classes, dtype=torch.long),
             path=None,
+            masks=pasted_masks([obj.key for obj in layout.objects], layout.boxes, self.size),
         )
 
     def __len__(self) -> int:

@@ -48,6 +48,8 @@ class Sample:
             exclusive); ``(0, 4)`` if the image has none.
         box_labels: ``(n,)`` long class index of each box.
         path: the file the image came from, if any.
+        masks: ``(n, H, W)`` bool, the object's pixels of each box (its silhouette: the
+            composite benchmark's, or read from a mask file), or ``None`` if unknown.
 
     Example:
         >>> import torch
@@ -64,6 +66,7 @@ class Sample:
     boxes: torch.Tensor
     box_labels: torch.Tensor
     path: str | None = None
+    masks: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

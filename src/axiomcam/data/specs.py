@@ -11,6 +11,7 @@ from .boxes import BoxTable, read_coco_boxes, read_voc_boxes
 from .composite import CompositeBenchmark
 from .dataset import Dataset
 from .files import CsvImages, ImageFolder
+from .masks import MaskedDataset, MaskTable, read_coco_masks, read_mask_folder
 
 __all__ = ["open_dataset"]
 
@@ -50,6 +51,7 @@ def open_dataset(
     boxes_format: str | None = None,
     boxes_file: str | os.PathLike[str] | None = None,
     seed: int = 0,
+    masks: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Open a data set named by a short text (a command-line argument, a config value).
 
@@ -67,6 +69,10 @@ def open_dataset(
             (not for the composite benchmark, which has its own).
         boxes_file: the annotation file (or VOC folder).
         seed: the composite benchmark's seed.
+        masks: ground-truth object masks (:class:`~axiomcam.data.masks.MaskedDataset`): a
+            COCO JSON file with segmentations (RLE or polygons), or a folder of PNG masks
+            named after the images (non-zero: the labelled object). Not for the composite
+            benchmark, whose samples carry their objects' silhouettes.
 
     Raises:
         ValueError: an unknown spec or a bad image count (valid specs are shown); a
@@ -90,11 +96,14 @@ def open_dataset(
     spec = spec.strip()
     kind = spec.partition(":")[0].strip().lower()
     if kind == "composite" and not Path(spec).exists():
-        if boxes_format is not None:
-            raise ValueError(
-                "the composite benchmark has its own boxes: drop boxes_format/boxes_file"
-            )
+        if boxes_format is not None or masks is not None:
+            raise ValueError("the composite benchmark has its own boxes and masks: drop "
+                             "boxes_format/boxes_file/masks")
         return CompositeBenchmark(_composite_count(spec), class_names, seed=seed)
+    if masks is not None:  # the masks first: a bad mask file fails before any image is read
+        table, masks_text = _read_masks(masks, class_names)
+        return MaskedDataset(open_dataset(spec, class_names, boxes_format=boxes_format,
+                                          boxes_file=boxes_file), table, masks_text)
 
     boxes, boxes_text = _read_boxes(boxes_format, boxes_file, class_names)
 
@@ -110,3 +119,17 @@ def open_dataset(
     if ":" in spec:
         raise ValueError(f"unknown data set spec {spec!r}; valid specs: {VALID_SPECS}")
     raise FileNotFoundError(f"no folder or .csv file at {spec!r}; valid specs: {VALID_SPECS}")
+
+
+def _read_masks(masks: str | os.PathLike[str], class_names: Sequence[str]
+                ) -> tuple[MaskTable, str]:
+    """The masks of a COCO file or a folder of PNG masks, and the text that adds them to a
+    data set's description."""
+    path = Path(masks)
+    if path.is_dir():
+        return read_mask_folder(path), f" (masks: folder {path})"
+    if path.suffix.lower() == ".json":
+        return read_coco_masks(path, class_names), f" (masks: coco {path})"
+    if not path.exists():
+        raise FileNotFoundError(f"no mask folder or COCO .json file at {str(path)!r}")
+    raise ValueError(f"masks must be a COCO .json file or a folder of PNG masks, not {str(path)!r}")

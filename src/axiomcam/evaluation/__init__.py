@@ -21,7 +21,8 @@ or summarising it stays light.
 Example:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
-    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
+'mask_iou', 'sanity')
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from .summary import MetricSummary, SummaryFiles, summarize, write_summary
 
 # names imported on first use (with torchvision and the metrics), and their modules
 _LAZY = {"EVALUATED_METHODS": ".request", "check_methods": ".request", "RunResult": ".runner",
-         "evaluate": ".runner", "build_gallery": ".gallery", "evaluation_inputs": ".inputs"}
+         "evaluate": ".runner", "build_gallery": ".gallery", "evaluation_inputs": ".inputs",
+         "evaluation_masks": ".inputs"}
 
 
 def __getattr__(name: str) -> Any:
@@ -79,6 +81,7 @@ __all__ = [
     "check_metric_groups",
     "evaluate",
     "evaluation_inputs",
+    "evaluation_masks",
     "select_gallery",
     "summarize",
     "write_report",

@@ -85,6 +85,8 @@ class Batch:
         probabilities: the top-1 softmax probability per image (CPU, float64).
         targets: the class explained per image: the label if known, else the top-1 class.
         first_index: the position of the batch's first image in the run.
+        masks: per image, its true masks ``(n, S, S)`` bool in input pixels, one per box
+            (``None``: unknown).
     """
 
     samples: list[Sample]
@@ -96,6 +98,7 @@ class Batch:
     probabilities: torch.Tensor
     targets: torch.Tensor
     first_index: int
+    masks: list[torch.Tensor | None] = field(default_factory=list)
 
     @property
     def ids(self) -> list[str]:
@@ -118,11 +121,12 @@ def image_rows(batch: Batch) -> list[ImageRow]:
 class Selection:
     """The images of a batch a metric group measures: positions ``indices`` (a slice, or a
     list of positions), with their label's boxes and the other classes' boxes when the
-    group needs them."""
+    group needs them (or the union of the label's true masks)."""
 
     indices: slice | list[int]
     boxes: list[torch.Tensor] = field(default_factory=list)
     other_boxes: list[torch.Tensor] = field(default_factory=list)
+    masks: list[torch.Tensor] = field(default_factory=list)
 
     def pick(self, items: list[Item]) -> list[Item]:
         """The ``items`` (one per image of the batch) of the images selected."""
@@ -136,9 +140,12 @@ def select_images(needs: Needs, batch: Batch, parameters: Mapping[str, Any]
     """The images of ``batch`` that have what ``needs`` asks for, ``None`` if none has.
 
     Boxes of the label: a known label and at least one box of it (and of another class
-    for ``other_boxes``). First images: the run's first ``parameters[first_images]``.
+    for ``other_boxes``). Masks of the label: a known label and a true mask of it. First
+    images: the run's first ``parameters[first_images]``.
     Otherwise every image.
     """
+    if needs.label_masks:
+        return _images_with_masks(batch)
     if needs.boxes:
         indices, boxes, others = [], [], []
         for index, label in enumerate(batch.labels):
@@ -158,6 +165,19 @@ def select_images(needs: Needs, batch: Batch, parameters: Mapping[str, Any]
     return Selection(slice(None))
 
 
+def _images_with_masks(batch: Batch) -> Selection | None:
+    """The images with a known label and a true mask of it, with the union of its masks."""
+    indices, masks = [], []
+    for index, (label, image_masks) in enumerate(zip(batch.labels, batch.masks, strict=False)):
+        if label is None or image_masks is None:
+            continue
+        of_label = image_masks[batch.box_labels[index] == label]
+        if of_label.any():
+            indices.append(index)
+            masks.append(of_label.any(dim=0))
+    return Selection(indices, masks=masks) if indices else None
+
+
 def measurement(group: MetricGroup, batch: Batch, selection: Selection, *, method: str,
                 explanation: Explanation, probe: AxiomProbe, results: list[ResultRow],
                 curves: list[CurveRow], **run: Any) -> Measurement:
@@ -169,4 +189,5 @@ def measurement(group: MetricGroup, batch: Batch, selection: Selection, *, metho
         group=group, method=method, ids=selection.pick(batch.ids), inputs=batch.inputs[take],
         targets=batch.targets[take], predicted=batch.predicted[take],
         maps=explanation.maps[take], explanation=explanation, probe=probe, results=results,
-        curves=curves, boxes=selection.boxes, other_boxes=selection.other_boxes, **run)
+        curves=curves, boxes=selection.boxes, other_boxes=selection.other_boxes,
+        masks=selection.masks, **run)

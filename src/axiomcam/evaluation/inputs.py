@@ -20,7 +20,7 @@ from PIL import Image
 from ..images import array_values, to_channels
 from ..models import PretrainedModel
 
-__all__ = ["evaluation_inputs"]
+__all__ = ["evaluation_inputs", "evaluation_masks"]
 
 
 def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image],
@@ -83,3 +83,21 @@ def _resized_values(image: Image.Image, pretrained: PretrainedModel) -> torch.Te
                          f"(mean and std: {len(pretrained.mean)} values each)")
     return TF.resize(values, [size, size], interpolation=TF.InterpolationMode.BILINEAR,
                      antialias=True)
+
+
+def evaluation_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """True masks ``(n, H, W)`` resized with their image to ``size`` squared: bilinear
+    (antialiased) on 0/1 values, a pixel in where the result is at least 0.5.
+
+    Example:
+        >>> import torch
+        >>> masks = torch.zeros(1, 4, 8, dtype=torch.bool)
+        >>> masks[0, :, :4] = True                       # the left half
+        >>> evaluation_masks(masks, 2).tolist()
+        [[[True, False], [True, False]]]
+    """
+    if masks.shape[0] == 0:
+        return torch.zeros(0, size, size, dtype=torch.bool)
+    resized = TF.resize(masks.float()[:, None], [size, size],
+                        interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return resized[:, 0] >= 0.5

@@ -311,10 +311,10 @@ def configuration(request: Request, pretrained: PretrainedModel,
 
 def warn_about_empty_groups(request: Request, summaries: Sequence[MetricSummary]) -> None:
     """Warn about each group asked for by name that has no row because no image had the
-    boxes it needs, with the reason."""
+    boxes (or masks) it needs, with the reason."""
     measured = {summary.metric for summary in summaries}
     for group in request.groups:
-        if group.name in request.named and group.needs.boxes and \
+        if group.name in request.named and group.needs.ground_truth and \
                 not measured & set(group.metric_names()):
             warn(f"metric group {group.name!r} was asked for, but {group.unavailable}: the "
                  f"run has no {group.rows_called} rows")

@@ -81,7 +81,7 @@ from .batches import Batch, Timer, batches, image_rows, measurement, select_imag
 from .estimate import CostEstimate, estimate_cost, probe_timing
 from .gallery import build_gallery
 from .groups import GROUPS, metric_group
-from .inputs import evaluation_inputs
+from .inputs import evaluation_inputs, evaluation_masks
 from .merging import merge_details
 from .report import GALLERY_SIZE, write_report
 from .request import (
@@ -463,6 +463,8 @@ def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_ind
     with timer("forward"):
         inputs, boxes = evaluation_inputs(pretrained, [s.image for s in samples],
                                           [s.boxes for s in samples])
+        masks = [None if s.masks is None else evaluation_masks(s.masks, pretrained.input_size)
+                 for s in samples]
         with eval_mode(pretrained.model), torch.no_grad():
             logits = pretrained.model(inputs)
         probabilities, predicted = torch.softmax(logits.double(), dim=1).max(dim=1)
@@ -471,7 +473,7 @@ def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_ind
     return Batch(samples=samples, inputs=inputs, boxes=boxes,
                  box_labels=[s.box_labels.long().reshape(-1) for s in samples], labels=labels,
                  predicted=predicted.cpu(), probabilities=probabilities.cpu(),
-                 targets=targets.to(inputs.device), first_index=first_index)
+                 targets=targets.to(inputs.device), first_index=first_index, masks=masks)
 
 
 def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],

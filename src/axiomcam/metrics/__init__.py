@@ -9,6 +9,8 @@
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
   its energy form, class discrimination on two-object images;
+- :mod:`~axiomcam.metrics.regions`: maps cut into masks (a fraction of the maximum, a
+  percentile, Otsu), masks into boxes, mask IoU (weakly supervised segmentation seeds);
 - :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
 - :mod:`~axiomcam.metrics.common`: the checks and batched forward passes they share.
 
@@ -56,10 +58,20 @@ from .localization import (
     map_to_box,
     pointing_game,
 )
+from .regions import (
+    THRESHOLD_METHODS,
+    check_threshold,
+    map_to_mask,
+    mask_iou,
+    mask_thresholds,
+    mask_to_boxes,
+    otsu_thresholds,
+)
 from .removal import RoadResult, check_percentages, noisy_linear_imputation, road
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [
+    "THRESHOLD_METHODS",
     "AxiomErrors",
     "AxiomProbe",
     "BoxLocalization",
@@ -73,14 +85,20 @@ __all__ = [
     "box_localization",
     "cascading_randomization",
     "check_percentages",
+    "check_threshold",
     "class_discrimination",
     "confidence_change",
     "conservation_error",
     "deletion_insertion",
     "energy_pointing_game",
     "map_to_box",
+    "map_to_mask",
+    "mask_iou",
+    "mask_thresholds",
+    "mask_to_boxes",
     "measure_axioms",
     "noisy_linear_imputation",
+    "otsu_thresholds",
     "pointing_game",
     "probe_layer",
     "road",

@@ -22,14 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torchvision.ops import box_iou
 
 from ..methods.maps import safe_divide
 from .common import check_boxes, check_maps
-
-# 8-connectivity: diagonal neighbours belong to the same component
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+from .regions import component_labels
 
 
 def _check_fraction(value: object, name: str) -> float:
@@ -111,9 +108,8 @@ def map_to_box(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
         if float(peaks[image]) == 0:
             boxes[image] = torch.tensor([0.0, 0.0, width, height])
             continue
-        labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+        labels, sizes = component_labels(mask)                      # component k + 1
         flat = labels.ravel()
-        sizes = np.bincount(flat, minlength=count + 1)[1:]          # component k + 1
         largest = np.flatnonzero(sizes == sizes.max()) + 1
         peak_label = flat[peak]
         if peak_label in largest:

@@ -3,7 +3,9 @@
 :func:`explain_files` explains each image (in batches), and writes per image and target an
 overlay PNG at the image's *original* resolution (class, probability, score, method and
 layer in its name and in its PNG text chunks), the guided picture for guided methods, the
-raw map as ``.npy``, and ``results.json`` for the whole run, with the failures.
+raw map as ``.npy``, and ``results.json`` for the whole run, with the failures; with
+``masks``, each map's mask as a PNG and all of them in ``masks.json`` (COCO,
+:mod:`axiomcam.workflows.masks`).
 
 File names carry the method (:func:`method_slug`, distinct for every method), so runs of
 different methods into one folder keep each other's files. A file that a run of another
@@ -51,6 +53,7 @@ from .classify import (
     top_classes,
 )
 from .image_files import Failure, failing_alone, image_batches
+from .masks import MASKS_FILE, MaskWriter
 
 __all__ = ["PROVENANCE_KEYS", "ExplainRun", "explain_files", "layer_label", "method_slug",
            "name_slug"]
@@ -123,7 +126,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                   targets: TargetChoice | None = None, batch_size: int = 8,
                   alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
-                  model_spec: str | None = None, counterfactual: bool = False) -> ExplainRun:
+                  model_spec: str | None = None, counterfactual: bool = False,
+                  masks: tuple[str, float | None] | None = None) -> ExplainRun:
     """Explain image files and write the pictures, raw maps and ``results.json``.
 
     Per image ``NAME`` and target class ``c`` (probability ``p``), into ``out_dir``:
@@ -170,6 +174,11 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         model_spec: how the model was asked for, recorded in ``results.json``.
         counterfactual: the maps show the evidence against each class (the gradient
             negated; see :class:`~axiomcam.methods.Explainer`).
+        masks: ``(method, value)`` of :func:`axiomcam.metrics.map_to_mask` (e.g.
+            ``("otsu", None)``): also write each map's mask, ``NAME_METHOD_c-CLASS_mask.png``
+            at the image's size (255 on the mask), its regions' boxes in ``results.json``,
+            and ``masks.json``, a COCO file of every mask (RLE) and box
+            (:class:`~axiomcam.workflows.masks.MaskWriter`).
 
     Raises:
         ValueError: an unknown method or layer, or ``counterfactual`` for a method without
@@ -185,10 +194,11 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     run = ExplainRun(out_dir=out, results_file=out / "results.json",
                      failures=list(failures))
     model_name = model_spec or pretrained.name
-    _note_replaced(run, [run.results_file],
-                   {"method": method, "model": model_name, "layer": layer_label(layer_name)})
+    provenance = {"method": method, "model": model_name, "layer": layer_label(layer_name)}
+    mask_writer = None if masks is None else MaskWriter(out, *masks)
+    _note_replaced(run, [run.results_file] + ([out / MASKS_FILE] if masks else []), provenance)
     writer = _MapWriter(pretrained, out, _unique_stems(paths), method, model_name, alpha,
-                        colormap, run)
+                        colormap, run, mask_writer)
     records: list[dict[str, object]] = []
     with explainer:
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
@@ -211,6 +221,9 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     }
     run.results_file.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     run.written.append(run.results_file)
+    if mask_writer is not None:
+        run.written.append(mask_writer.finish(
+            f"axiomcam explain: {method} at {layer_label(layer_name)}, {model_name}", provenance))
     _warn_replaced(run)
     return run
 
@@ -248,6 +261,7 @@ class _MapWriter:
     alpha: float
     colormap: str
     run: ExplainRun
+    masks: MaskWriter | None = None
 
     def write(self, explanation: Explanation, probabilities: torch.Tensor, row: int,
               column: int, path: Path, image: Image.Image) -> dict[str, object]:
@@ -273,6 +287,8 @@ class _MapWriter:
         files = [overlay_path, raw_path]
         if explanation.guided is not None:
             files.append(guided_path)
+        if self.masks is not None:
+            files.append(self.out / f"{base}_mask.png")
         # before anything is written: a .npy's record is the PNG written with it
         _note_replaced(self.run, files, {key: str(fields[key]) for key in PROVENANCE_KEYS})
         picture = overlay(image, explanation.maps[row, column], alpha=self.alpha,
@@ -281,6 +297,12 @@ class _MapWriter:
         entry: dict[str, object] = {
             "class_index": class_index, "class_name": name, "probability": probability,
             "score": score, "overlay": overlay_path.name}
+        if self.masks is not None:
+            entry.update(self.masks.write(
+                explanation.maps[row, column], image, base=base, source=str(path),
+                class_index=class_index, class_name=name, probability=probability,
+                text=_png_text(fields)))
+            self.run.written.append(self.out / str(entry["mask"]))
         if explanation.guided is not None:
             guided_picture = guided_to_image(explanation.guided[row, column])
             guided_picture.resize(image.size, Image.Resampling.BILINEAR).save(

@@ -23,7 +23,8 @@ must not repeat another group's, which the registry checks when it is imported.
 
 Example:
     >>> METRIC_GROUPS
-    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
+'mask_iou', 'sanity')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -35,7 +36,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import axioms, deletion, discrimination, faithfulness, localization, road, sanity
+from . import (
+    axioms,
+    deletion,
+    discrimination,
+    faithfulness,
+    localization,
+    mask_iou,
+    road,
+    sanity,
+)
 from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
 
 __all__ = [
@@ -63,6 +73,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     road.GROUP,
     localization.GROUP,
     discrimination.GROUP,
+    mask_iou.GROUP,
     sanity.GROUP,
 )
 
@@ -180,7 +191,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, sanity
+road, localization, discrimination, mask_iou, sanity
     """
     if groups is None:
         return list(METRIC_GROUPS)

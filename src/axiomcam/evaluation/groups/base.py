@@ -142,17 +142,25 @@ class Needs:
         channel_weights: a method whose maps are ``sum_k w_k A^k`` with channel weights.
         first_images: only the run's first ``N`` images, ``N`` the value of the parameter
             of this name.
+        label_masks: a known label and a true mask of that class (``masks``: the union
+            of the label's masks).
     """
 
     label_boxes: bool = False
     other_boxes: bool = False
     channel_weights: bool = False
     first_images: str | None = None
+    label_masks: bool = False
 
     @property
     def boxes(self) -> bool:
         """Whether the group needs boxes of the label (and so a known label)."""
         return self.label_boxes or self.other_boxes
+
+    @property
+    def ground_truth(self) -> bool:
+        """Whether the group needs boxes or masks of the label (images may lack them)."""
+        return self.boxes or self.label_masks
 
 
 @dataclass(frozen=True)
@@ -231,6 +239,8 @@ class Measurement:
         maps: the method's maps ``(n, S, S)``.
         boxes: per image, its label's boxes in input pixels (empty: not needed).
         other_boxes: per image, the boxes of the other classes (empty: not needed).
+        masks: per image, the union of its label's true masks in input pixels ``(S, S)``
+            bool (empty: not needed).
         explanation: the method's explanation of the whole batch.
         probe: the batch's :class:`~axiomcam.metrics.AxiomProbe` (it probes the layer on
             first need, once for every method).
@@ -265,6 +275,7 @@ class Measurement:
     details: dict[str, Any]
     boxes: list[torch.Tensor] = field(default_factory=list)
     other_boxes: list[torch.Tensor] = field(default_factory=list)
+    masks: list[torch.Tensor] = field(default_factory=list)
 
     def add(self, metric: str, values: torch.Tensor) -> None:
         """Store one value of ``metric`` per image (``values``: ``(n,)``).
