@@ -48,11 +48,14 @@ from .faithfulness import (
     top_removal_drop,
 )
 from .localization import (
+    EVIDENCE_REGIONS,
     BoxLocalization,
     ClassDiscrimination,
+    EvidenceLocation,
     box_localization,
     class_discrimination,
     energy_pointing_game,
+    evidence_location,
     map_to_box,
     pointing_game,
 )
@@ -60,12 +63,14 @@ from .removal import RoadResult, check_percentages, noisy_linear_imputation, roa
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [
+    "EVIDENCE_REGIONS",
     "AxiomErrors",
     "AxiomProbe",
     "BoxLocalization",
     "ClassDiscrimination",
     "ConfidenceChange",
     "DeletionInsertion",
+    "EvidenceLocation",
     "LayerProbe",
     "RoadResult",
     "SanityCheck",
@@ -78,6 +83,7 @@ __all__ = [
     "conservation_error",
     "deletion_insertion",
     "energy_pointing_game",
+    "evidence_location",
     "map_to_box",
     "measure_axioms",
     "noisy_linear_imputation",
