@@ -335,7 +335,7 @@ def class_discrimination(maps: torch.Tensor, right_boxes: object,
     return ClassDiscrimination(right=right, wrong=wrong, share=share)
 
 
-#: the regions :func:`evidence_location` tells apart, in the order of its ``region`` index
+#: the regions :func:`evidence_location` tells apart, in the order of its ``peak`` index
 EVIDENCE_REGIONS: tuple[str, ...] = ("object", "other object", "background")
 
 
@@ -347,30 +347,31 @@ class EvidenceLocation:
         object: ``(B,)`` share of the map's mass on the labelled object's boxes.
         other: ``(B,)`` share on the other objects' boxes, outside the labelled object's.
         background: ``(B,)`` share outside every box.
-        region: ``(B,)`` long, the index in :data:`EVIDENCE_REGIONS` of the largest share
-            (ties go to the earlier region), ``-1`` for an all-zero map.
+        peak: ``(B,)`` long, the index in :data:`EVIDENCE_REGIONS` of the region holding
+            the map's maximum (the first in scan order), ``-1`` for an all-zero map.
     """
 
     object: torch.Tensor
     other: torch.Tensor
     background: torch.Tensor
-    region: torch.Tensor
+    peak: torch.Tensor
 
 
 def evidence_location(maps: torch.Tensor, object_boxes: object,
                       other_boxes: object) -> EvidenceLocation:
-    """Where a map's mass lies: on the labelled object, on another object, on the background.
+    """Where a map's mass and its peak lie: on the labelled object, on another object, on
+    the background.
 
     With ``L`` the map, ``O`` the union of the labelled object's boxes and ``T`` the union
     of the other objects' boxes (pixels by their centres, as in
     :func:`energy_pointing_game`): ``object = sum_O L / sum L``,
     ``other = sum_{T \\ O} L / sum L`` and ``background = 1 - object - other`` (a pixel in
-    both an object's and another's box counts for the object, so the three sum to 1).
-    ``region`` is the largest of the three, the verdict ``axiomcam diagnose`` gives a
-    failure; a uniform map gives each region's share of the image's area. An all-zero map
-    has no mass: every share is 0 and ``region`` is ``-1``. Either box list may be empty
-    for an image (no box of that kind); an image with no box at all has all its mass on
-    the background.
+    both an object's and another's box counts for the object, so the three sum to 1); a
+    uniform map gives each region's share of the image's area. ``peak`` is the region of
+    the map's maximum (the first maximum in scan order, as in :func:`pointing_game` with
+    no tolerance). An all-zero map has no mass: every share is 0 and ``peak`` is ``-1``.
+    Either box list may be empty for an image (no box of that kind); an image with no box
+    at all has all its mass on the background.
 
     Args:
         maps: ``(B, H, W)`` maps in ``[0, 1]``.
@@ -380,7 +381,7 @@ def evidence_location(maps: torch.Tensor, object_boxes: object,
 
     Returns:
         an :class:`EvidenceLocation` of per-image ``object``, ``other``, ``background``,
-        ``region``.
+        ``peak``.
 
     Raises:
         TypeError: ``maps`` or boxes of the wrong type.
@@ -389,11 +390,11 @@ def evidence_location(maps: torch.Tensor, object_boxes: object,
 
     Example:
         >>> import torch
-        >>> maps = torch.tensor([[[1.0, 0.0, 0.5, 0.5]]])         # a 1 x 4 map, mass 2
+        >>> maps = torch.tensor([[[0.5, 0.0, 1.0, 0.5]]])         # a 1 x 4 map, mass 2
         >>> where = evidence_location(maps, [torch.tensor([[0.0, 0.0, 1.0, 1.0]])],
         ...                           [torch.tensor([[2.0, 0.0, 3.0, 1.0]])])
-        >>> where.object, where.other, where.background, EVIDENCE_REGIONS[where.region[0]]
-        (tensor([0.5000]), tensor([0.2500]), tensor([0.2500]), 'object')
+        >>> where.object, where.other, where.background, EVIDENCE_REGIONS[where.peak[0]]
+        (tensor([0.2500]), tensor([0.5000]), tensor([0.2500]), 'other object')
     """
     maps = check_maps(maps)
     batch, height, width = maps.shape
@@ -407,11 +408,11 @@ def evidence_location(maps: torch.Tensor, object_boxes: object,
     boxed = torch.maximum(_mass_inside(maps, on_object | on_other), object_share)
     has_mass = maps.sum(dim=(1, 2)) > 0
     background = torch.where(has_mass, 1 - boxed, torch.zeros_like(boxed))
-    shares = torch.stack([object_share, boxed - object_share, background], dim=1)
-    region = torch.where(has_mass, shares.argmax(dim=1), torch.full_like(has_mass, -1,
-                                                                        dtype=torch.long))
-    return EvidenceLocation(object=shares[:, 0], other=shares[:, 1], background=shares[:, 2],
-                            region=region)
+    top = maps.flatten(1).argmax(dim=1)[:, None]                  # first maximum in scan order
+    at_top = [mask.flatten(1).gather(1, top)[:, 0] for mask in (on_object, on_other)]
+    peak = torch.where(at_top[0], 0, torch.where(at_top[1], 1, 2))
+    return EvidenceLocation(object=object_share, other=boxed - object_share,
+                            background=background, peak=torch.where(has_mass, peak, -1))
 
 
 __all__ = [
