@@ -41,13 +41,21 @@ from .classify import (
 from .comparing import CompareRun, compare_files
 from .demo import parse_methods, run_demo
 from .diagnosing import diagnose
-from .diagnosis import ConfusionPair, DiagnoseRun, Evidence, Misclassification, confusion_pairs
+from .diagnosis import (
+    ClassProbability,
+    ConfusionPair,
+    DiagnoseRun,
+    Evidence,
+    Misclassification,
+    confusion_pairs,
+)
 from .explaining import ExplainRun, explain_files, layer_label, method_slug, name_slug
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
     "HEADS",
     "SCORES",
+    "ClassProbability",
     "CompareRun",
     "ConfusionPair",
     "DiagnoseRun",

@@ -135,8 +135,8 @@ def save_failure_figure(path: str | Path, figure: FailureFigure) -> None:
                  for cam_map in figure.maps]
     title = method_title(figure.method)
     titles = [f"{figure.image_id}\nlabel: {figure.true[0]}",
-              f"predicted: {figure.predicted[0]} ({figure.predicted[1]:.2f})\n{title}",
-              f"true: {figure.true[0]} ({figure.true[1]:.2f})\n{title}"]
+              f"predicted: {figure.predicted[0]} ({figure.predicted[1]:.3g})\n{title}",
+              f"true: {figure.true[0]} ({figure.true[1]:.3g})\n{title}"]
     captions = ["boxes: labelled object white,\nother objects magenta",
                 *(evidence_caption(item).replace("; ", "\n")
                   for item in figure.evidence)]
