@@ -84,8 +84,9 @@ def _reference_shares(image: Image.Image, label: int, boxes, box_labels, cls: in
 def test_each_failure_is_found_where_the_scene_put_its_evidence(tmp_path):
     torch.manual_seed(0)
     pretrained = toy.pretrained()
+    # no tolerance: on 32-pixel scenes the pointing game's 15 pixels reach every box
     run = diagnose(pretrained, _dataset(), tmp_path, method="xgradcam", batch_size=4,
-                   progress=False)
+                   tolerance=0, progress=False)
     assert (run.images, run.labelled, run.correct) == (6, 5, 1)
     assert [f.image_id for f in run.failures] == ["background", "other-object", "object",
                                                  "no-boxes"]
@@ -149,11 +150,14 @@ def test_failures_are_grouped_by_confusion_pair_most_frequent_first():
 
 def test_the_json_figures_and_page_say_what_the_run_found(tmp_path):
     torch.manual_seed(0)
-    run = diagnose(toy.pretrained(), _dataset(seed=7), tmp_path, batch_size=3, progress=False)
+    run = diagnose(toy.pretrained(), _dataset(seed=7), tmp_path, batch_size=3, tolerance=0,
+                   progress=False)
     written = json.loads((tmp_path / "diagnose.json").read_text())
     assert written == json.loads(json.dumps(diagnosis_json(run)))
     assert (written["images"], written["labelled"], written["correct"],
             written["misclassified"]) == (6, 5, 1, 4)
+    assert (written["tolerance"], written["method"], written["layer"]) == (0, "xgradcam",
+                                                                         toy.LAYER)
     assert written["pairs"] == [{
         "true": {"index": RED, "name": "red",
                  "probability": pytest.approx(np.mean([f.true.probability
@@ -210,6 +214,8 @@ def test_bad_input_is_refused_clearly_and_leaves_no_hook(tmp_path):
         diagnose(pretrained, _dataset(), tmp_path, method="guided_gradcam", progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         diagnose(pretrained, _dataset(), tmp_path, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="tolerance must be a finite number of pixels >= 0"):
+        diagnose(pretrained, _dataset(), tmp_path, tolerance=-2, progress=False)
     outside = toy.Samples([toy.sample("far", image, 5, [], [])])
     with pytest.raises(ValueError, match="image 'far' has label 5, outside the model's 2"):
         diagnose(pretrained, outside, tmp_path, progress=False)
@@ -239,7 +245,8 @@ def _folder(root: Path, seed: int, names: list[str]) -> tuple[Path, Path]:
 def _command(data: Path, out: Path, *extra: str) -> list[str]:
     return ["diagnose", "--model", "colour_toy:build", "--classes", str(out.parent / "c.txt"),
             "--size", str(toy.SIZE), "--mean", "0,0,0", "--std", "1,1,1", "--layer", toy.LAYER,
-            "--data", str(data), "--out", str(out), "--batch-size", "2", *extra]
+            "--data", str(data), "--out", str(out), "--batch-size", "2", "--tolerance", "0",
+            *extra]
 
 
 def test_the_command_diagnoses_a_folder_with_coco_boxes(tmp_path, monkeypatch):

@@ -40,15 +40,19 @@ PRINTED_PAIRS = 10
               help="Output folder: failures/*.png, diagnose.json, report.html.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per forward/backward pass.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Pixels (at the network's input) by which the predicted class's map's peak "
+                   "may miss a box and still point at it, as in the pointing game.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the composite benchmark and of the bootstrap intervals.")
 def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str, str] | None,
-             method: str, layer: str | None, out_dir: str, batch_size: int, seed: int) -> None:
+             method: str, layer: str | None, out_dir: str, batch_size: int, tolerance: float,
+             seed: int) -> None:
     """Why did the model fail? For every misclassified image of a labelled data set: the
     predicted and the true class's maps side by side with their probabilities, the
     failures grouped by confusion pair, and, where boxes are known, the share of the
     predicted class's map on the labelled object, on another object and on the background,
-    with a verdict: the region of the map's peak. Writes DIR/failures/*.png,
+    with a verdict: the region the map's peak points at. Writes DIR/failures/*.png,
     DIR/diagnose.json and DIR/report.html (one self-contained page).
 
     \b
@@ -70,7 +74,8 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     dataset = _open_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_diagnosis(pretrained, dataset, out_dir, method=method, layer=layer,
-                            batch_size=batch_size, seed=seed, progress=None,
+                            batch_size=batch_size, tolerance=tolerance, seed=seed,
+                            progress=None,
                             announce=lambda line: click.echo(line, err=True))
     except Exception as error:
         fail(error, debug)

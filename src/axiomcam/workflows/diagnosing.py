@@ -5,8 +5,8 @@ For each image with a label whose top-1 class is not the label, one CAM method (
 by default, at the model's default layer) explains the predicted and the true class;
 the two maps are drawn side by side with both probabilities; when the image has boxes,
 :func:`axiomcam.metrics.evidence_location` says where each map's mass lies (the labelled
-object, another object, the background), and the region of the predicted class's map's
-peak is the failure's one-word verdict (see :mod:`~axiomcam.workflows.diagnosis`). The
+object, another object, the background), and where the predicted class's map peaks is
+the failure's one-word verdict (see :mod:`~axiomcam.workflows.diagnosis`). The
 failures are grouped by confusion pair.
 
 Images are seen as ``axiomcam evaluate`` sees them
@@ -26,6 +26,7 @@ failure's work on its first image).
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from ..support import Progress, check_positive_int, eval_mode, progress_bar
 from .classify import check_layer, probabilities_from_logits
 from .diagnosis import (
     DIAGNOSIS_FILE,
+    PEAK_TOLERANCE,
     ClassProbability,
     DiagnoseRun,
     Evidence,
@@ -72,8 +74,9 @@ class _Diagnosis:
 
 def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
              out_dir: str | Path, *, method: str = DEFAULT_METHOD, layer: str | None = None,
-             batch_size: int = 16, seed: int = 0, progress: Progress = None,
-             announce: Callable[[str], object] | None = None) -> DiagnoseRun:
+             batch_size: int = 16, tolerance: float = PEAK_TOLERANCE, seed: int = 0,
+             progress: Progress = None, announce: Callable[[str], object] | None = None
+             ) -> DiagnoseRun:
     """Explain every misclassified image of a labelled data set, group the failures by
     confusion pair, and say where the predicted class's evidence lies.
 
@@ -88,6 +91,9 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
         method: a CAM method (:data:`axiomcam.CAM_METHODS`).
         layer: the layer to explain (``None``: the model's default).
         batch_size: images per forward pass and per explanation.
+        tolerance: how far (pixels at the network's input) the predicted class's map's
+            peak may miss a box and still point at it (the verdict; see
+            :mod:`~axiomcam.workflows.diagnosis`).
         seed: the composite benchmark's seed (for a spec) and the bootstrap's.
         progress: a bar over the images (``None``: on a terminal; see
             :func:`axiomcam.support.progress_bar`).
@@ -97,7 +103,8 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
         a :class:`~axiomcam.workflows.diagnosis.DiagnoseRun`.
 
     Raises:
-        ValueError: a method that is not a CAM, an unknown layer, a bad ``batch_size``,
+        ValueError: a method that is not a CAM, an unknown layer, a bad ``batch_size`` or
+            ``tolerance``,
             a data set where no image has a label (nothing to diagnose), a label outside
             the model's classes.
 
@@ -121,6 +128,9 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
     """
     method = _checked_method(method)
     batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) \
+            or not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite number of pixels >= 0, got {tolerance!r}")
     layer = check_layer(pretrained, layer)
     if isinstance(dataset, str):
         dataset = open_dataset(dataset, pretrained.class_names, seed=seed)
@@ -129,7 +139,8 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
     for stale in (folder / FAILURES_FOLDER).glob("*.png"):  # an earlier diagnosis's figures
         stale.unlink()
     start = time.perf_counter()
-    run = DiagnoseRun(folder, pretrained.name, layer, method, dataset.description, seed)
+    run = DiagnoseRun(folder, pretrained.name, layer, method, dataset.description, seed,
+                      float(tolerance))
     with create(method, pretrained.model, layer, progress=False) as explainer:
         state = _Diagnosis(pretrained, explainer, run, set())
         samples = iter(dataset)
@@ -231,7 +242,8 @@ def _failure(state: _Diagnosis, sample: Sample, boxes: torch.Tensor,
     usable = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # not cut to nothing
     boxes, box_labels = boxes[usable], box_labels[usable]
     regions = (boxes[box_labels == label], boxes[box_labels != label])
-    evidence = (_evidence(maps[0], regions), _evidence(maps[1], regions))
+    tolerance = state.run.tolerance
+    evidence = (_evidence(maps[0], regions, tolerance), _evidence(maps[1], regions, tolerance))
     predicted = ClassProbability(top, names[top], float(probabilities[top]))
     true = ClassProbability(label, names[label], float(probabilities[label]))
     figure = FailureFigure(
@@ -242,23 +254,25 @@ def _failure(state: _Diagnosis, sample: Sample, boxes: torch.Tensor,
     return Misclassification(
         image_id=sample.id, path=None if sample.path is None else str(sample.path),
         true=true, predicted=predicted, evidence=evidence[0], true_evidence=evidence[1],
-        area=_evidence(torch.ones_like(maps[0]), regions, verdict=False),
+        area=_evidence(torch.ones_like(maps[0]), regions, None),
         named_another_object=bool((box_labels == top).any()),
         picture=_save_figure(state, figure))
 
 
-def _evidence(cam_map: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor], *,
-              verdict: bool = True) -> Evidence | None:
-    """Where one map's mass and peak lie, ``None`` when the image has no box."""
+def _evidence(cam_map: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor],
+              tolerance: float | None) -> Evidence | None:
+    """Where one map's mass and peak lie (``tolerance`` ``None``: no verdict), ``None``
+    when the image has no box."""
     object_boxes, other_boxes = regions
     if len(object_boxes) + len(other_boxes) == 0:
         return None
     location = evidence_location(cam_map[None].clamp(0, 1), [object_boxes.to(cam_map.device)],
-                                 [other_boxes.to(cam_map.device)])
+                                 [other_boxes.to(cam_map.device)], tolerance=tolerance or 0.0)
     peak = int(location.peak[0])
     return Evidence(object=float(location.object[0]), other_object=float(location.other[0]),
                     background=float(location.background[0]),
-                    verdict=EVIDENCE_REGIONS[peak] if verdict and peak >= 0 else None)
+                    verdict=EVIDENCE_REGIONS[peak] if tolerance is not None and peak >= 0
+                    else None)
 
 
 def _save_figure(state: _Diagnosis, figure: FailureFigure) -> str:

@@ -6,12 +6,17 @@ written to ``diagnose.json``.
 Where the evidence lies (:class:`Evidence`, from
 :func:`axiomcam.metrics.evidence_location`): the share of a map's mass on the boxes of
 the object the image is labelled with, on the boxes of the image's other objects, and on
-the background (outside every box); the three sum to 1. The **verdict** is the region
-holding the map's peak (its maximum, the spot the eye goes to); an all-zero map has none.
-The largest mass share would be a poor verdict: the background covers most of an image
-(85% of the area of the failures' images on the composite benchmark), so a blurry map
-puts most of its mass there wherever it peaks; the shares are reported beside the
-verdict, with each region's share of the area (what a uniform map would give).
+the background (outside every box); the three sum to 1. The **verdict** is where the
+predicted class's map peaks (its maximum, the spot the eye goes to), as the pointing game
+of Zhang et al. (ECCV 2016) decides it: the object whose box is nearest the peak, if
+within :data:`PEAK_TOLERANCE` pixels at the network's input (15, the pointing game's;
+a 7 x 7 map upsampled to 224 pixels puts its peak at a 32-pixel cell's centre, which
+misses a small box it covers), the labelled object on ties; else the background. An
+all-zero map has no verdict. The largest mass share would be a poor verdict: the
+background covers most of an image (83% of the area of the failures' images on the
+composite benchmark), so a blurry map puts most of its mass there wherever it peaks; the
+shares are reported beside the verdict, with each region's share of the area (what a
+uniform map would give).
 
 Example:
     >>> first = Misclassification("a.png", None, ClassProbability(0, "cat", 0.2),
@@ -32,18 +37,21 @@ from typing import Any
 from ..evaluation.summary import CONFIDENCE, bootstrap_interval
 from ..metrics import EVIDENCE_REGIONS
 
-__all__ = ["DIAGNOSIS_FILE", "VERDICT_RULE", "ClassProbability", "ConfusionPair", "DiagnoseRun",
-           "Evidence", "Misclassification", "confusion_pairs", "diagnosis_json",
-           "summarize_evidence"]
+__all__ = ["DIAGNOSIS_FILE", "PEAK_TOLERANCE", "VERDICT_RULE", "ClassProbability",
+           "ConfusionPair", "DiagnoseRun", "Evidence", "Misclassification", "confusion_pairs",
+           "diagnosis_json", "summarize_evidence"]
 
 #: the summary's file name in the diagnosis folder
 DIAGNOSIS_FILE = "diagnose.json"
 
 #: how a failure's verdict is decided, in words (diagnose.json, the report, the docs)
+#: how far (pixels at the network's input) the peak may miss a box and still point at it
+PEAK_TOLERANCE = 15.0
+
 VERDICT_RULE = (
-    "the region holding the predicted class's map's maximum (the first in scan order): the "
-    "labelled object's boxes ('object'), else the other objects' boxes ('other object'), "
-    "else the background")
+    "where the predicted class's map peaks (its first maximum), as the pointing game decides: "
+    "the labelled object ('object') or another object ('other object') whose box is nearest "
+    "the peak, if within the tolerance (the labelled object on ties), else 'background'")
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class Evidence:
         object: share on the labelled object's boxes.
         other_object: share on the other objects' boxes (outside the labelled object's).
         background: share outside every box.
-        verdict: the region of the map's maximum (one of
+        verdict: the region the map's peak points at (one of
             :data:`axiomcam.metrics.EVIDENCE_REGIONS`), ``None`` for an all-zero map (and
             for the areas of :attr:`Misclassification.area`).
     """
@@ -144,6 +152,7 @@ class DiagnoseRun:
         out_dir: the diagnosis folder.
         model: the model's name; layer, method: what explained the maps.
         data: the data set's description; seed: its seed (and the bootstrap's).
+        tolerance: how far the peak may miss a box (pixels at the network's input).
         images: images seen; labelled: those with a label; correct: of those, how many
             the model classified right (top-1).
         failures: the misclassified images, in the data set's order.
@@ -158,6 +167,7 @@ class DiagnoseRun:
     method: str
     data: str
     seed: int
+    tolerance: float = PEAK_TOLERANCE
     images: int = 0
     labelled: int = 0
     correct: int = 0
@@ -242,7 +252,8 @@ def diagnosis_json(run: DiagnoseRun) -> dict[str, Any]:
     every failure (JSON types only).
 
     Example:
-        >>> run = DiagnoseRun(Path("out"), "toy", "1", "xgradcam", "two toys", 0, 2, 2, 2)
+        >>> run = DiagnoseRun(Path("out"), "toy", "1", "xgradcam", "two toys", 0,
+        ...                   images=2, labelled=2, correct=2)
         >>> text = diagnosis_json(run)
         >>> text["accuracy"], text["failures"], text["pairs"]
         (1.0, [], [])
@@ -255,7 +266,7 @@ def diagnosis_json(run: DiagnoseRun) -> dict[str, Any]:
         "accuracy": run.correct / run.labelled if run.labelled else None,
         "misclassified": len(failures), "seconds": run.seconds,
         "skipped": [{"path": path, "reason": reason} for path, reason in run.problems],
-        "verdict_rule": VERDICT_RULE, "confidence": CONFIDENCE,
+        "verdict_rule": VERDICT_RULE, "tolerance": run.tolerance, "confidence": CONFIDENCE,
         "evidence": {
             "predicted_class": summarize_evidence([f.evidence for f in failures], run.seed),
             "true_class": summarize_evidence([f.true_evidence for f in failures], run.seed),
