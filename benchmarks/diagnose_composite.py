@@ -5,7 +5,8 @@ shares with 95% bootstrap intervals), split by one- and two-object images, and h
 failures name a sibling class the benchmark accepts (``CompositeObject.related``).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.diagnose_composite \\
-        [--count 200] [--method xgradcam] [--layer features.18] [--out results/diagnose]
+        [--count 200] [--method xgradcam] [--layer features.18] [--tolerance 15] \\
+        [--out results/diagnose]
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", default="xgradcam")
     parser.add_argument("--layer", default=None)
+    parser.add_argument("--tolerance", type=float, default=15.0)
     parser.add_argument("--out", default="results/diagnose")
     options = parser.parse_args()
     torch.set_num_threads(1)
     pretrained = models.load("mobilenet_v2")
     benchmark = CompositeBenchmark(options.count, pretrained.class_names, seed=options.seed)
     run = diagnose(pretrained, benchmark, options.out, method=options.method,
-                   layer=options.layer, seed=options.seed, progress=True, announce=print)
+                   layer=options.layer, tolerance=options.tolerance, seed=options.seed,
+                   progress=True, announce=print)
     failures = run.failures
     print(f"\n{run.images} images, {len(failures)} misclassified "
           f"(top-1 accuracy {run.correct / run.labelled:.3f}), {run.method} at {run.layer}, "

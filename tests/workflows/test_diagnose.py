@@ -290,3 +290,10 @@ def test_the_command_says_when_there_is_nothing_to_diagnose_or_no_label(tmp_path
     result = CliRunner().invoke(main, _command(data, tmp_path / "out3", "--method",
                                                "guided_gradcam"))
     assert result.exit_code == 2 and "is not a class activation map" in result.output
+
+
+def test_the_command_has_help_with_an_example():
+    result = CliRunner().invoke(main, ["diagnose", "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and "axiomcam diagnose --model mobilenet_v2" in result.output
+    assert "--tolerance" in result.output and "--boxes" in result.output

@@ -8,7 +8,8 @@
 - :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
-  its energy form, class discrimination on two-object images;
+  its energy form, class discrimination on two-object images, where a map's mass and peak
+  lie (``evidence_location``);
 - :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
 - :mod:`~axiomcam.metrics.common`: the checks and batched forward passes they share.
 
