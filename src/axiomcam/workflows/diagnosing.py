@@ -113,6 +113,7 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
         >>> from PIL import Image
         >>> from axiomcam.data import Dataset, Sample
         >>> from axiomcam.models import PretrainedModel
+        >>> _ = torch.manual_seed(0)
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.ReLU(),
         ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
         >>> toy = PretrainedModel("toy", net.eval(), None, None, ["a", "b"], "1", input_size=8)
@@ -120,7 +121,8 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
         ...     def __len__(self):
         ...         return 1
         ...     def __iter__(self):
-        ...         yield Sample("x", Image.new("RGB", (8, 8), "red"), 0,
+        ...         ramp = Image.linear_gradient("L").resize((8, 8)).convert("RGB")
+        ...         yield Sample("x", ramp, 1,
         ...                      torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
         >>> run = diagnose(toy, One(toy.class_names, "one"), tempfile.mkdtemp(), progress=False)
         >>> run.labelled, run.correct + len(run.failures)
@@ -211,6 +213,9 @@ def _diagnose_batch(state: _Diagnosis, samples: list[Sample]) -> None:
                                       [s.boxes for s in samples])
     with eval_mode(pretrained.model), torch.no_grad():
         probabilities = probabilities_from_logits(pretrained.model(inputs), pretrained)
+    if probabilities.shape[1] < 2:
+        raise ValueError("the model gives one score per image: diagnose compares the top-1 "
+                         "class with the label, which needs two class scores or more")
     predicted = probabilities.argmax(dim=1).tolist()
     run.images += len(samples)
     run.labelled += sum(label is not None for label in labels)

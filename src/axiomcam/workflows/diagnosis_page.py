@@ -224,9 +224,13 @@ def _failures_html(run: DiagnoseRun, summary: dict[str, Any]) -> str:
                 figures.append(f'<p class="note">{html_text(failure["picture"])} could not '
                                f"be read: {html_text(error)}</p>")
                 continue
+            evidence = failure["evidence"]
+            verdict = "no boxes" if evidence is None else \
+                f"verdict: {evidence['verdict'] or 'no mass'}"
             figures.append(f'<figure data-image-id="{html_text(image_id)}">'
                            f'<img src="{source}" alt="{html_text(image_id)}">'
-                           f'<figcaption><code>{html_text(failure["picture"])}</code>'
+                           f"<figcaption>{html_text(verdict)}; "
+                           f'<code>{html_text(failure["picture"])}</code>'
                            "</figcaption></figure>")
         parts.append('<div class="failure">' + "\n".join(figures) + "</div>")
     return "\n".join(parts) + "\n"
