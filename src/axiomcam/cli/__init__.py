@@ -10,7 +10,10 @@
 - ``axiomcam samples``: scikit-image's bundled photographs as files, to try it on;
 - ``axiomcam serve``: the explorer in the browser (:mod:`axiomcam.app`);
 - ``axiomcam evaluate``: every metric on a data set (:func:`axiomcam.evaluation.evaluate`),
-  into SQLite, summaries, plots and ``report.html``.
+  into SQLite, summaries, plots and ``report.html``;
+- ``axiomcam diagnose``: every misclassified image of a labelled data set explained for
+  both classes, grouped by confusion pair, its evidence located
+  (:func:`axiomcam.workflows.diagnose`).
 
 ``--model`` takes a built-in pretrained name, a torchvision or timm architecture with
 ``--weights FILE``, a model file saved whole with ``torch.save`` (TorchScript files are
@@ -38,7 +41,7 @@ Example:
 from __future__ import annotations
 
 # each module adds its subcommands to the group
-from . import demo, evaluate, explain, model  # noqa: F401
+from . import demo, diagnose, evaluate, explain, model  # noqa: F401
 from .group import main
 
 __all__ = ["main"]

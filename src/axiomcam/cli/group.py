@@ -87,5 +87,6 @@ def main(context: click.Context) -> None:
       axiomcam samples photos
       axiomcam serve --model mobilenet_v2 --port 7860
       axiomcam evaluate --data composite:200 --out results/mobilenet_v2
+      axiomcam diagnose --data composite:200 --out diagnosis
     """
     context.with_resource(warnings_as_lines())

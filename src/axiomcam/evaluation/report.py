@@ -36,9 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -49,6 +46,10 @@ from typing import Any, Literal
 from PIL import Image
 
 from .groups import DERIVED_METRICS, METRICS, MetricInfo
+from .pages import THUMBNAIL_SIZE, html_page
+from .pages import data_uri as _data_uri
+from .pages import html_text as _text
+from .pages import inline_jpeg as _jpeg_uri
 from .store import ResultStore
 from .summary import (
     BOOTSTRAP_RESAMPLES,
@@ -80,12 +81,6 @@ REPORT_NAME = "report.html"
 
 #: default number of best (and of worst) images per method in the gallery
 GALLERY_SIZE = 3
-
-#: the longest side of a gallery picture, in pixels
-THUMBNAIL_SIZE = 224
-
-#: JPEG quality of the gallery pictures (the plots stay PNG)
-JPEG_QUALITY = 85
 
 #: the metrics that can rank the gallery, most informative first: a method's gallery is
 #: ranked by the first of these it has values of
@@ -254,45 +249,6 @@ def select_gallery(run: ResultStore | str | os.PathLike[str], k: int = GALLERY_S
 
 
 # ------------------------------------------------------------------------------ HTML
-def _text(value: object) -> str:
-    """Escaped for HTML text and attribute values; ``://`` spelled so that no URL scheme
-    appears in the file (a browser shows the same characters)."""
-    return html.escape(str(value), quote=True).replace("://", ":&#47;&#47;")
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _jpeg_uri(picture: Image.Image) -> str:
-    image = picture.convert("RGB")
-    if max(image.size) > THUMBNAIL_SIZE:
-        image = image.copy()
-        image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    return _data_uri(buffer.getvalue(), "image/jpeg")
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 75em;
-       padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: left;
-         vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f3f3f3; }
-.best { font-weight: bold; background: #e8f5e9; }
-.note { color: #555; font-size: 0.9em; }
-.plots figure, .row figure { display: inline-block; margin: 0.4em; vertical-align: top; }
-.plots img { max-width: 100%; border: 1px solid #eee; }
-.row figure { width: 232px; }
-.row img { border: 1px solid #ccc; }
-figcaption { font-size: 0.85em; word-wrap: break-word; }
-code { background: #f5f5f5; padding: 0 0.2em; }
-"""
-
 # the configuration keys shown first, with their labels; the others follow as stored
 _CONFIG_LABELS = {
     "model": "model",
@@ -559,14 +515,7 @@ def write_report(out_dir: str | os.PathLike[str],
     contents = ('<p class="note">Contents: <a href="#configuration">configuration</a> · '
                 '<a href="#summary">summary</a> · <a href="#plots">plots</a> · '
                 '<a href="#gallery">gallery</a> · <a href="#problems">skipped files</a></p>')
-    footer = "written by axiomcam" + (f" {_text(version)}" if version else "")
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_text(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{_text(title)}</h1>\n{contents}\n" + "".join(sections)
-        + f'<p class="note">{footer}</p>\n</body>\n</html>\n'
-    )
+    page = html_page(title, f"{contents}\n" + "".join(sections), version=version)
     path = directory / REPORT_NAME
     path.write_text(page, encoding="utf-8")
     return path

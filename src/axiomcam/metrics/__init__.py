@@ -8,7 +8,8 @@
 - :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
-  its energy form, class discrimination on two-object images;
+  its energy form, class discrimination on two-object images, where a map's mass and peak
+  lie (``evidence_location``);
 - :mod:`~axiomcam.metrics.regions`: maps cut into masks (a fraction of the maximum, a
   percentile, Otsu), masks into boxes, mask IoU (weakly supervised segmentation seeds);
 - :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
@@ -50,11 +51,14 @@ from .faithfulness import (
     top_removal_drop,
 )
 from .localization import (
+    EVIDENCE_REGIONS,
     BoxLocalization,
     ClassDiscrimination,
+    EvidenceLocation,
     box_localization,
     class_discrimination,
     energy_pointing_game,
+    evidence_location,
     map_to_box,
     pointing_game,
 )
@@ -71,6 +75,7 @@ from .removal import RoadResult, check_percentages, noisy_linear_imputation, roa
 from .sanity import SanityCheck, cascading_randomization, spearman_correlation
 
 __all__ = [
+    "EVIDENCE_REGIONS",
     "THRESHOLD_METHODS",
     "AxiomErrors",
     "AxiomProbe",
@@ -78,6 +83,7 @@ __all__ = [
     "ClassDiscrimination",
     "ConfidenceChange",
     "DeletionInsertion",
+    "EvidenceLocation",
     "LayerProbe",
     "RoadResult",
     "SanityCheck",
@@ -91,6 +97,7 @@ __all__ = [
     "conservation_error",
     "deletion_insertion",
     "energy_pointing_game",
+    "evidence_location",
     "map_to_box",
     "map_to_mask",
     "mask_iou",

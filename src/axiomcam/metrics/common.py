@@ -164,10 +164,10 @@ def check_class_targets(targets: object, batch_size: int,
 
 
 def check_boxes(boxes: object, batch_size: int, height: int, width: int,
-                what: str = "boxes") -> list[torch.Tensor]:
+                what: str = "boxes", *, allow_empty: bool = False) -> list[torch.Tensor]:
     """``boxes`` as ``B`` float tensors ``(n_i, 4)`` of ``x0 < x1``, ``y0 < y1`` inside the
-    ``height x width`` image (each image needs at least one box); a ``(B, 4)`` tensor is
-    one box per image.
+    ``height x width`` image (each image needs at least one box, unless ``allow_empty``);
+    a ``(B, 4)`` tensor is one box per image.
 
     Raises:
         TypeError: not a sequence of tensors.
@@ -186,7 +186,7 @@ def check_boxes(boxes: object, batch_size: int, height: int, width: int,
     for image, image_boxes in enumerate(boxes):
         tensor = torch.as_tensor(image_boxes, dtype=torch.float32).reshape(-1, 4) \
             if not torch.is_tensor(image_boxes) else image_boxes.float().reshape(-1, 4)
-        if tensor.shape[0] == 0:
+        if tensor.shape[0] == 0 and not allow_empty:
             raise ValueError(f"image {image} has no {what}")
         if not torch.isfinite(tensor).all():
             raise ValueError(f"{what} of image {image} contain NaN or inf: {tensor.tolist()}")

@@ -188,6 +188,27 @@ def box_localization(maps: torch.Tensor, boxes: object, *, threshold: float = 0.
     return BoxLocalization(predicted=predicted, iou=iou, correct=iou >= iou_threshold)
 
 
+def _check_tolerance(tolerance: object) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) \
+            or not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite number of pixels >= 0, got {tolerance!r}")
+    return float(tolerance)
+
+
+def _peak_distances(maps: torch.Tensor, flat: torch.Tensor, owner: torch.Tensor
+                    ) -> torch.Tensor:
+    """``(M,)`` the distance from the peak of each box's image (its first maximum in scan
+    order, at the pixel's centre) to the nearest point of the box, 0 inside."""
+    width = maps.shape[2]
+    peak = maps.flatten(1).argmax(dim=1)                 # first maximum in scan order
+    x = (peak % width).to(flat.dtype)[owner] + 0.5       # the peak of each box's image
+    y = torch.div(peak, width, rounding_mode="floor").to(flat.dtype)[owner] + 0.5
+    zero = torch.zeros_like(x)
+    dx = torch.maximum(torch.maximum(flat[:, 0] - x, x - flat[:, 2]), zero)
+    dy = torch.maximum(torch.maximum(flat[:, 1] - y, y - flat[:, 3]), zero)
+    return torch.hypot(dx, dy)
+
+
 def pointing_game(maps: torch.Tensor, boxes: object, *, tolerance: float = 15.0) -> torch.Tensor:
     """Pointing game: does the map's maximum fall on an object?
 
@@ -222,19 +243,11 @@ def pointing_game(maps: torch.Tensor, boxes: object, *, tolerance: float = 15.0)
         tensor([ True, False])
     """
     maps = check_maps(maps)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) \
-            or not math.isfinite(tolerance) or tolerance < 0:
-        raise ValueError(f"tolerance must be a finite number of pixels >= 0, got {tolerance!r}")
+    tolerance = _check_tolerance(tolerance)
     batch, height, width = maps.shape
     checked = check_boxes(boxes, batch, height, width)
     flat, owner = _flatten_boxes(checked, maps.device)
-    peak = maps.flatten(1).argmax(dim=1)                 # first maximum in scan order
-    x = (peak % width).to(flat.dtype)[owner] + 0.5       # the peak of each box's image
-    y = torch.div(peak, width, rounding_mode="floor").to(flat.dtype)[owner] + 0.5
-    zero = torch.zeros_like(x)
-    dx = torch.maximum(torch.maximum(flat[:, 0] - x, x - flat[:, 2]), zero)
-    dy = torch.maximum(torch.maximum(flat[:, 1] - y, y - flat[:, 3]), zero)
-    close = torch.hypot(dx, dy) <= tolerance
+    close = _peak_distances(maps, flat, owner) <= tolerance
     hits = torch.zeros(batch, dtype=torch.long, device=maps.device)
     hits.index_add_(0, owner, close.long())
     return (hits > 0) & (maps.flatten(1).amax(dim=1) > 0)
@@ -331,7 +344,99 @@ def class_discrimination(maps: torch.Tensor, right_boxes: object,
     return ClassDiscrimination(right=right, wrong=wrong, share=share)
 
 
+#: the regions :func:`evidence_location` tells apart, in the order of its ``peak`` index
+EVIDENCE_REGIONS: tuple[str, ...] = ("object", "other object", "background")
+
+
+@dataclass(frozen=True)
+class EvidenceLocation:
+    """Per-image result of :func:`evidence_location`.
+
+    Attributes:
+        object: ``(B,)`` share of the map's mass on the labelled object's boxes.
+        other: ``(B,)`` share on the other objects' boxes, outside the labelled object's.
+        background: ``(B,)`` share outside every box.
+        peak: ``(B,)`` long, the index in :data:`EVIDENCE_REGIONS` of the region holding
+            the map's maximum (the first in scan order), ``-1`` for an all-zero map.
+    """
+
+    object: torch.Tensor
+    other: torch.Tensor
+    background: torch.Tensor
+    peak: torch.Tensor
+
+
+def evidence_location(maps: torch.Tensor, object_boxes: object, other_boxes: object, *,
+                      tolerance: float = 0.0) -> EvidenceLocation:
+    """Where a map's mass and its peak lie: on the labelled object, on another object, on
+    the background.
+
+    With ``L`` the map, ``O`` the union of the labelled object's boxes and ``T`` the union
+    of the other objects' boxes (pixels by their centres, as in
+    :func:`energy_pointing_game`): ``object = sum_O L / sum L``,
+    ``other = sum_{T \\ O} L / sum L`` and ``background = 1 - object - other`` (a pixel in
+    both an object's and another's box counts for the object, so the three sum to 1); a
+    uniform map gives each region's share of the image's area.
+
+    ``peak`` is where the map's maximum points, as the pointing game (:func:`pointing_game`)
+    measures it: the first maximum in scan order, at its pixel's centre; its distance to a
+    box is 0 inside. The object if its nearest object box is within ``tolerance`` pixels
+    and no farther than the nearest other box; else another object if that one is within
+    ``tolerance``; else the background. An all-zero map has no mass: every share is 0 and
+    ``peak`` is ``-1``. Either box list may be empty for an image (no box of that kind); an
+    image with no box at all has all its mass and its peak on the background.
+
+    Args:
+        maps: ``(B, H, W)`` maps in ``[0, 1]``.
+        object_boxes: ``B`` float tensors ``(n_i, 4)`` (``n_i`` may be 0) of ``x0, y0, x1,
+            y1`` in pixels: the boxes of the object the image is labelled with.
+        other_boxes: the same for every other object of the image.
+        tolerance: how far (pixels, ``>= 0``) the peak may miss a box and still point at it
+            (15 in the pointing game of Zhang et al., ECCV 2016; 0: it must be inside).
+
+    Returns:
+        an :class:`EvidenceLocation` of per-image ``object``, ``other``, ``background``,
+        ``peak``.
+
+    Raises:
+        TypeError: ``maps`` or boxes of the wrong type.
+        ValueError: bad maps or boxes (see :func:`box_localization`; an image may have no
+            box here); a negative or non-finite ``tolerance``.
+
+    Example:
+        >>> import torch
+        >>> maps = torch.tensor([[[0.5, 0.0, 1.0, 0.5]]])         # a 1 x 4 map, mass 2
+        >>> where = evidence_location(maps, [torch.tensor([[0.0, 0.0, 1.0, 1.0]])],
+        ...                           [torch.tensor([[2.0, 0.0, 3.0, 1.0]])])
+        >>> where.object, where.other, where.background, EVIDENCE_REGIONS[where.peak[0]]
+        (tensor([0.2500]), tensor([0.5000]), tensor([0.2500]), 'other object')
+    """
+    maps = check_maps(maps)
+    tolerance = _check_tolerance(tolerance)
+    batch, height, width = maps.shape
+    boxes = [check_boxes(given, batch, height, width, what=what, allow_empty=True)
+             for given, what in ((object_boxes, "object_boxes"), (other_boxes, "other_boxes"))]
+    on_object, on_other = (_union_masks(checked, height, width, maps.device)
+                           for checked in boxes)
+    object_share = _mass_inside(maps, on_object)
+    boxed = torch.maximum(_mass_inside(maps, on_object | on_other), object_share)
+    has_mass = maps.sum(dim=(1, 2)) > 0
+    background = torch.where(has_mass, 1 - boxed, torch.zeros_like(boxed))
+    nearest = []
+    for checked in boxes:  # per image, the distance from the peak to the nearest box
+        flat, owner = _flatten_boxes(checked, maps.device)
+        distance = torch.full((batch,), math.inf, dtype=flat.dtype, device=maps.device)
+        nearest.append(distance.scatter_reduce(0, owner, _peak_distances(maps, flat, owner),
+                                               reduce="amin"))
+    to_object, to_other = nearest
+    peak = torch.where((to_object <= tolerance) & (to_object <= to_other), 0,
+                       torch.where(to_other <= tolerance, 1, 2))
+    return EvidenceLocation(object=object_share, other=boxed - object_share,
+                            background=background, peak=torch.where(has_mass, peak, -1))
+
+
 __all__ = [
-    "BoxLocalization", "ClassDiscrimination", "box_localization", "class_discrimination",
-    "energy_pointing_game", "map_to_box", "pointing_game",
+    "EVIDENCE_REGIONS", "BoxLocalization", "ClassDiscrimination", "EvidenceLocation",
+    "box_localization", "class_discrimination", "energy_pointing_game", "evidence_location",
+    "map_to_box", "pointing_game",
 ]

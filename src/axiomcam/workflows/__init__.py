@@ -10,7 +10,10 @@
   (:func:`explain_files`);
 - :mod:`~axiomcam.workflows.comparing`: one figure, a row per image and a column per
   method, with the axiom errors (:func:`compare_files`);
-- :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`).
+- :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`);
+- :mod:`~axiomcam.workflows.diagnosing`: every misclassified image of a labelled data set
+  explained, grouped by confusion pair, its evidence located (:func:`diagnose`, with
+  :mod:`~axiomcam.workflows.diagnosis` and :mod:`~axiomcam.workflows.diagnosis_page`).
 
 Example:
     >>> from axiomcam.workflows import parse_targets
@@ -37,22 +40,38 @@ from .classify import (
 )
 from .comparing import CompareRun, compare_files
 from .demo import parse_methods, run_demo
+from .diagnosing import diagnose
+from .diagnosis import (
+    ClassProbability,
+    ConfusionPair,
+    DiagnoseRun,
+    Evidence,
+    Misclassification,
+    confusion_pairs,
+)
 from .explaining import ExplainRun, explain_files, layer_label, method_slug, name_slug
 from .image_files import Failure, collect_images, load_images, print_failures
 
 __all__ = [
     "HEADS",
     "SCORES",
+    "ClassProbability",
     "CompareRun",
+    "ConfusionPair",
+    "DiagnoseRun",
+    "Evidence",
     "ExplainRun",
     "Failure",
+    "Misclassification",
     "TargetChoice",
     "blank_input",
     "check_layer",
     "choose_head",
     "collect_images",
     "compare_files",
+    "confusion_pairs",
     "create_explainer",
+    "diagnose",
     "explain_files",
     "layer_label",
     "load_images",
