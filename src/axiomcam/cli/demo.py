@@ -59,7 +59,8 @@ def demo(out: Path, device: str, methods: list[str], layer: str | None,
     """Explain a pretrained ImageNet classifier on two sample photographs and write the
     class activation maps as PNG files: one per image and method, and a grid of them all
     in OUT/quickstart.png, each map with its conservation (CE) and sensitivity (SE)
-    errors.
+    errors; and OUT/counterfactual.png: on a composite image of two objects, Grad-CAM of
+    one object's class and its counterfactual map (the evidence against that class).
 
     \b
     Examples:
@@ -67,7 +68,7 @@ def demo(out: Path, device: str, methods: list[str], layer: str | None,
       axiomcam demo --out results --layer features.16 --methods gradcam,xgradcam,scorecam
     """
     from ..models import MissingWeightsError, available, load
-    from ..workflows import run_demo
+    from ..workflows import run_counterfactual, run_demo
 
     if model_name not in available():
         raise BadUsage(f"--model: {model_name!r} is not one of "
@@ -78,6 +79,7 @@ def demo(out: Path, device: str, methods: list[str], layer: str | None,
         raise DemoFailure(str(error)) from error
     try:
         run_demo(pretrained, out, methods, layer, echo=click.echo)
+        run_counterfactual(pretrained, out, layer, echo=click.echo)
     except ValueError as error:  # e.g. a --layer that does not exist (near matches listed)
         raise DemoFailure(layer_error_message(str(error), ModelOptions(model_name),
                                                always=False)) from error

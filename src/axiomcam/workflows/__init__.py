@@ -10,7 +10,8 @@
   (:func:`explain_files`);
 - :mod:`~axiomcam.workflows.comparing`: one figure, a row per image and a column per
   method, with the axiom errors (:func:`compare_files`);
-- :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`);
+- :mod:`~axiomcam.workflows.demo`: the quick start on two photographs (:func:`run_demo`)
+  and its counterfactual figure (:func:`run_counterfactual`);
 - :mod:`~axiomcam.workflows.diagnosing`: every misclassified image of a labelled data set
   explained, grouped by confusion pair, its evidence located (:func:`diagnose`, with
   :mod:`~axiomcam.workflows.diagnosis` and :mod:`~axiomcam.workflows.diagnosis_page`).
@@ -39,7 +40,7 @@ from .classify import (
     top_classes,
 )
 from .comparing import CompareRun, compare_files
-from .demo import parse_methods, run_demo
+from .demo import parse_methods, run_counterfactual, run_demo
 from .diagnosing import diagnose
 from .diagnosis import (
     ClassProbability,
@@ -83,6 +84,7 @@ __all__ = [
     "print_failures",
     "probabilities_and_logits",
     "probabilities_from_logits",
+    "run_counterfactual",
     "run_demo",
     "target_class_names",
     "top_classes",
