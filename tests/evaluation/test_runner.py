@@ -204,7 +204,11 @@ def test_method_and_metric_names_are_checked():
         check_methods(["gradcam", "guided_backprop"])
     with pytest.raises(ValueError, match="given twice"):
         check_methods("gradcam,gradcam")
-    assert check_metric_groups(None) == list(METRIC_GROUPS)
+    # the expensive occlusion correlation only by name
+    assert check_metric_groups(None) == [g for g in METRIC_GROUPS if g != "occlusion_correlation"]
+    assert check_metric_groups("occlusion_correlation") == ["occlusion_correlation"]
+    with pytest.raises(ValueError, match=r"occlusion is not evaluated \(it is the reference"):
+        check_methods("occlusion")
     assert check_metric_groups(["sanity", "axioms"]) == ["axioms", "sanity"]
     with pytest.raises(ValueError, match="unknown metric group 'speed'; known: axioms, "):
         check_metric_groups("axioms,speed")

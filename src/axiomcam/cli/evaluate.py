@@ -39,7 +39,8 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
               help="Ground-truth boxes for --data: a Pascal VOC folder/file or a COCO JSON.")
 @click.option("--metrics", "metric_list", default=None, metavar="LIST",
               help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, sanity (default: all that the data allows).")
+                   "localization, discrimination, sanity (default: all that the data allows); "
+                   "occlusion_correlation (1 + 169 passes per image at 224 px) only by name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per batch.")
 @click.option("--perturbation-batch-size", type=click.IntRange(min=1), default=None,

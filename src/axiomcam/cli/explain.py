@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..methods import CAM_METHODS
+from ..methods import CAM_METHODS, method_info
 from .group import main
 from .messages import BadUsage, fail, finish, plural
 from .options import (
@@ -59,6 +59,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @image_options
 @click.option("--method", default="xgradcam", show_default=True,
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
+                   "occlusion (32-px window, stride 16, zeros: 1 + 169 passes at 224 px), "
                    "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|aboveT|INDEX|NAME",
@@ -105,8 +106,11 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
-    layer_name = None if method == "guided_backprop" else \
-        _check_layers(pretrained, layers, model, debug)
+    layer_name = None
+    if method_info(method).takes_layer:
+        layer_name = _check_layers(pretrained, layers, model, debug)
+    elif layers:  # said, not refused: the same command line serves every method
+        click.echo(f"axiomcam: note: {method} explains the input: --layer ignored", err=True)
     paths, failures = collect_images(images)
     try:
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,

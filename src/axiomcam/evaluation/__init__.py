@@ -21,7 +21,8 @@ or summarising it stays light.
 Example:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
-    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity', \
+'occlusion_correlation')
 """
 
 from __future__ import annotations

@@ -208,7 +208,8 @@ def evaluate(
         target_layer: the layer to explain (``None``: ``pretrained.default_layer``).
         out_dir: the run's directory (created if missing).
         metrics: metric groups (:data:`METRIC_GROUPS`; a sequence or a comma list);
-            ``None``: all, each where the data allows it (no boxes: no localization or
+            ``None``: all but ``occlusion_correlation`` (``1 + P`` forward passes per
+            image: only by name), each where the data allows it (no boxes: no localization or
             discrimination rows; no channel weights: no axiom rows). Asking for
             ``"axioms"`` by name with methods that have no channel weights (Layer-CAM,
             HiResCAM, Eigen-CAM) warns about them, or refuses the run if no method has
@@ -440,6 +441,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
     # and the probe take None too (their defaults)
     forward_options = {"batch_size": request.perturbation_batch_size or DEFAULT_BATCH_SIZE,
                        "progress": False}
+    shared: dict[Any, Any] = {}  # what groups share across the batch's methods
     for method, explainer in run.explainers.items():
         with run.timer("explain", method):
             explanation = explainer(batch.inputs, batch.targets)
@@ -454,7 +456,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
                     probe=probe, results=results, curves=curves, model=model,
                     target_layer=request.layer, parameters=request.parameters,
                     seed=request.seed, batch_size=request.perturbation_batch_size,
-                    forward_options=forward_options, details=run.recorded))
+                    forward_options=forward_options, details=run.recorded, shared=shared))
 
 
 def _finish(run: _Run) -> RunResult:

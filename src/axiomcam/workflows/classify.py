@@ -35,7 +35,7 @@ from PIL import Image
 
 from ..evaluation import evaluation_inputs
 from ..layers import candidate_layers, resolve_layer
-from ..methods import Explainer, GuidedBackprop, create
+from ..methods import Explainer, create, method_info
 from ..models import PretrainedModel
 from ..targets import ClassScore, LabelsAbove, TargetSpec, TopClasses
 
@@ -318,9 +318,9 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
 def create_explainer(pretrained: PretrainedModel, method: str,
                      layer: str | Sequence[str] | None) -> Explainer:
     """The explainer of ``method`` at ``layer`` (or at each of several layers; Guided
-    Backpropagation explains the input itself: it takes no layer, and ``layer`` is
-    ignored)."""
-    if method == GuidedBackprop.name:
+    Backpropagation and occlusion explain the input itself: they take no layer, and
+    ``layer`` is ignored)."""
+    if not method_info(method).takes_layer:
         return create(method, pretrained.model)
     return create(method, pretrained.model, layer)
 

@@ -26,7 +26,7 @@ import torch
 
 from ..figures import method_title, save_grid
 from ..images import overlay, sample_image
-from ..methods import METHOD_NAMES, GuidedBackprop, create, normalise_method_name
+from ..methods import METHOD_NAMES, create, method_info, normalise_method_name
 from ..models import PretrainedModel
 
 __all__ = ["DEFAULT_METHODS", "IMAGE_NAMES", "parse_methods", "run_demo"]
@@ -98,8 +98,8 @@ def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
                    for name, classes in zip(IMAGE_NAMES, top, strict=True)]
     for method in methods:
         # one call per method explains the whole batch, each image for its top class;
-        # guided backprop explains the input itself: it takes no layer
-        method_layer = None if method == GuidedBackprop.name else layer
+        # guided backprop and occlusion explain the input itself: they take no layer
+        method_layer = layer if method_info(method).takes_layer else None
         with create(method, pretrained.model, method_layer) as explainer:
             explanation = explainer(inputs, None)
         for index, name in enumerate(IMAGE_NAMES):

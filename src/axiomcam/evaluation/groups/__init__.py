@@ -23,7 +23,8 @@ must not repeat another group's, which the registry checks when it is imported.
 
 Example:
     >>> METRIC_GROUPS
-    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity')
+    ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', 'sanity', \
+'occlusion_correlation')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -35,7 +36,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import axioms, deletion, discrimination, faithfulness, localization, road, sanity
+from . import (
+    axioms,
+    deletion,
+    discrimination,
+    faithfulness,
+    localization,
+    occlusion_correlation,
+    road,
+    sanity,
+)
 from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
 
 __all__ = [
@@ -64,6 +74,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     localization.GROUP,
     discrimination.GROUP,
     sanity.GROUP,
+    occlusion_correlation.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -168,7 +179,8 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
-    """The metric groups to compute, checked (``None``: all of :data:`METRIC_GROUPS`).
+    """The metric groups to compute, checked (``None``: every group of :data:`GROUPS`
+    marked ``default``; the expensive ones, ``occlusion_correlation``, only by name).
 
     Raises:
         ValueError: an unknown group (the known ones are listed) or an empty selection.
@@ -180,10 +192,10 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, sanity
+road, localization, discrimination, sanity, occlusion_correlation
     """
     if groups is None:
-        return list(METRIC_GROUPS)
+        return [group.name for group in GROUPS if group.default]
     if isinstance(groups, str):
         groups = groups.split(",")
     wanted = set()

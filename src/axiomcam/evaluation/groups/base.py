@@ -175,6 +175,8 @@ class MetricGroup:
             the name).
         details: the key under which the run's details keep what ``compute`` records per
             method (:meth:`Measurement.record`), ``None``: it records nothing.
+        default: computed when no group is named (``metrics=None``); ``False``: only when
+            asked for by name (an expensive group, such as ``occlusion_correlation``).
     """
 
     name: str
@@ -189,6 +191,7 @@ class MetricGroup:
     unavailable: str = ""
     row_label: str = ""
     details: str | None = None
+    default: bool = True
 
     @property
     def rows_called(self) -> str:
@@ -232,6 +235,8 @@ class Measurement:
         results: the batch's result rows (:meth:`add` appends).
         curves: the batch's curve rows (:meth:`add_curve` appends).
         details: the run's details by key (:meth:`record` writes).
+        shared: what groups share across the methods of one batch (a new dict per batch:
+            the occlusion maps, computed once for every method).
     """
 
     group: MetricGroup
@@ -254,6 +259,7 @@ class Measurement:
     details: dict[str, Any]
     boxes: list[torch.Tensor] = field(default_factory=list)
     other_boxes: list[torch.Tensor] = field(default_factory=list)
+    shared: dict[Any, Any] = field(default_factory=dict)
 
     def add(self, metric: str, values: torch.Tensor) -> None:
         """Store one value of ``metric`` per image (``values``: ``(n,)``).
