@@ -40,8 +40,9 @@ COLUMNS = {
     "energy_pointing_game": "energy pointing",
     "discrimination_share": "discrimination",
     "sanity_spearman": "sanity Spearman",
+    "occlusion_spearman": "occlusion Spearman",
 }
-WITH_INTERVAL = {"conservation_error", "sensitivity_error", "bias_share"}
+WITH_INTERVAL = {"conservation_error", "sensitivity_error", "bias_share", "occlusion_spearman"}
 
 
 def number(value: float) -> str:

@@ -45,9 +45,11 @@ from ..images import (
     sample_image,
 )
 from ..layers import candidate_layers
-from ..methods import AblationCache, has_channel_weights
+from ..methods import AblationCache, Explainer, has_channel_weights
+from ..methods.occlusion import scaled_window
 from ..metrics import AxiomProbe, deletion_insertion
 from ..models import PretrainedModel
+from ..support import Progress
 from ..workflows import (
     blank_input,
     check_layer,
@@ -374,9 +376,24 @@ class Explorer:
         if cost == "masking":
             return dict(self.layers)[layer][1] / (self.deletion_steps + 1)
         if cost == "occlusion":
-            spatial = (self.pretrained.input_size, self.pretrained.input_size)
-            return method_registry.occlusion_positions(spatial) / (self.deletion_steps + 1)
+            return method_registry.occlusion_positions(self._input_grid, *scaled_window(
+                self._input_grid)) / (self.deletion_steps + 1)
         return MAP_COST
+
+    @property
+    def _input_grid(self) -> tuple[int, int]:
+        return (self.pretrained.input_size, self.pretrained.input_size)
+
+    def _create(self, method: str, layer: str, progress: Progress) -> Explainer:
+        """The method's explainer at ``layer``; occlusion (the one method offered without a
+        layer) at the input, its window scaled to it as ``evaluate`` scales it (32 px at
+        224, stride 16)."""
+        if method_registry.method_info(method).takes_layer:
+            return method_registry.create(method, self.pretrained.model, layer,
+                                          progress=progress)
+        window, stride = scaled_window(self._input_grid)
+        return method_registry.create(method, self.pretrained.model, window=window,
+                                      stride=stride, progress=progress)
 
     def _axiom_probe(self, opened: OpenedImage, layer: str, class_index: int) -> AxiomProbe:
         """The image's explanations of one class at one layer, measured with one probe of
@@ -398,9 +415,7 @@ class Explorer:
         cost = self._map_cost(method, layer)
         started = time.perf_counter()
         try:
-            at = layer if method_registry.method_info(method).takes_layer else None
-            with method_registry.create(method, self.pretrained.model, at,
-                                        progress=bar.stage(title, cost)) as explainer:
+            with self._create(method, layer, bar.stage(title, cost)) as explainer:
                 explanation, errors = batch.explain(explainer)
         except ValueError as error:
             result.error = str(error)

@@ -22,11 +22,14 @@ from .base import Explainer, PartialResult
 from .engine import PerturbationEngine
 from .maps import minmax_scale
 
-__all__ = ["BASELINES", "Occlusion", "occlusion_baseline", "occlusion_positions",
-           "window_starts"]
+__all__ = ["BASELINES", "WINDOWS_PER_SIDE", "Occlusion", "occlusion_baseline",
+           "occlusion_positions", "scaled_window", "window_starts"]
 
 #: the baselines named by a string (a number or a tensor is also a baseline)
 BASELINES: tuple[str, ...] = ("zeros", "mean", "blur")
+#: ``evaluate``'s and the app's window: the input's side divided by this, rounded up
+#: (32 px at 224, the default window)
+WINDOWS_PER_SIDE = 7
 
 Size = int | Sequence[int]
 
@@ -68,6 +71,19 @@ def _checked_size(value: object, name: str) -> Size:
     return value
 
 
+def scaled_window(spatial: Sequence[int], windows: int = WINDOWS_PER_SIDE
+                  ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A window and a stride that fit the input: per spatial axis, ``ceil(side / windows)``
+    and half of it (at least 1).
+
+    Example:
+        >>> scaled_window((224, 224)), scaled_window((100,), 5)
+        (((32, 32), (16, 16)), ((20,), (10,)))
+    """
+    window = tuple(math.ceil(side / windows) for side in spatial)
+    return window, tuple(max(1, side // 2) for side in window)
+
+
 def occlusion_positions(spatial: Sequence[int], window: Size = 32,
                         stride: Size | None = None) -> int:
     """How many window positions an image of spatial size ``spatial`` (``(H, W)``; ``(L,)``
@@ -99,7 +115,7 @@ def _gaussian_blur(inputs: torch.Tensor, sigmas: Sequence[float]) -> torch.Tenso
     replicated)."""
     blurred = inputs
     for axis, sigma in enumerate(sigmas, start=2):
-        radius = min(math.ceil(3 * sigma), inputs.shape[axis] - 1)
+        radius = math.ceil(3 * sigma)
         if radius < 1:
             continue
         offsets = torch.arange(-radius, radius + 1, device=inputs.device, dtype=inputs.dtype)

@@ -11,15 +11,13 @@ computed only when asked for by name.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ...support import check_positive_int
 from .base import Measurement, Metric, MetricGroup, Parameter
 
 #: the window's side is the input's side divided by this, rounded up (32 px at 224 px);
-#: the stride is half the window
+#: the stride is half the window (:func:`axiomcam.methods.occlusion.scaled_window`)
 WINDOWS = Parameter("occlusion_windows", 7, check_positive_int, option=False)
 
 
@@ -33,29 +31,18 @@ def _check_baseline(value: object, name: str) -> str:
 BASELINE = Parameter("occlusion_baseline", "zeros", _check_baseline, option=False)
 
 
-def occlusion_window(spatial: tuple[int, ...], windows: int) -> tuple[int, ...]:
-    """The window per spatial axis: ``ceil(side / windows)``.
-
-    Example:
-        >>> occlusion_window((224, 224), 7), occlusion_window((100,), 7)
-        ((32, 32), (15,))
-    """
-    return tuple(math.ceil(side / windows) for side in spatial)
-
-
 def occlusion_reference(measurement: Measurement) -> torch.Tensor:
     """``(n, *spatial)``: the signed occlusion map (mean score drop of the windows covering
     each pixel) of each measured image for its class, computed on the batch's first
     request and kept in :attr:`Measurement.shared` for the other methods."""
-    from ...methods import Occlusion
+    from ...methods.occlusion import Occlusion, scaled_window
     from ...support import eval_mode
 
     key = ("occlusion", tuple(measurement.ids), tuple(measurement.targets.tolist()))
     if key not in measurement.shared:
-        window = occlusion_window(tuple(measurement.inputs.shape[2:]),
-                                  measurement.parameters[WINDOWS.name])
-        occlusion = Occlusion(measurement.model, window=window,
-                              stride=tuple(max(1, side // 2) for side in window),
+        window, stride = scaled_window(tuple(measurement.inputs.shape[2:]),
+                                       measurement.parameters[WINDOWS.name])
+        occlusion = Occlusion(measurement.model, window=window, stride=stride,
                               baseline=measurement.parameters[BASELINE.name],
                               batch_size=measurement.forward_options["batch_size"],
                               progress=False)
