@@ -505,10 +505,12 @@ def test_occlusion_explains_the_input_and_notes_an_ignored_layer(photo_folder, t
     results = json.loads((out / "results.json").read_text())
     assert results["method"] == "occlusion" and results["layer"] is None
     (entry,) = results["images"][0]["maps"]
-    raw = np.load(out / entry["raw"])  # the drop map at the input: 3 x 3 windows of 32
+    raw = np.load(out / entry["raw"])  # the drop map at the input: windows of ceil(64 / 7)
     pretrained = load("resnet18", weights=weights, size=64)
     inputs = network_inputs(pretrained, [load_image(folder / "cat.jpg")])
-    expected = axiomcam.explain(pretrained.model, inputs, "occlusion", targets=1).raw[0]
+    expected = axiomcam.explain(pretrained.model, inputs, "occlusion", targets=1, window=10,
+                                stride=5).raw[0]
+    assert raw.shape == (64, 64) and raw.std() > 0
     np.testing.assert_allclose(raw, expected.numpy(), rtol=1e-5, atol=1e-6)
     figure = tmp_path / "c.png"
     compared = invoke("compare", str(folder / "cat.jpg"), *model, "--methods",

@@ -45,14 +45,14 @@ from ..images import (
     sample_image,
 )
 from ..layers import candidate_layers
-from ..methods import AblationCache, Explainer, has_channel_weights
+from ..methods import AblationCache, has_channel_weights
 from ..methods.occlusion import scaled_window
 from ..metrics import AxiomProbe, deletion_insertion
 from ..models import PretrainedModel
-from ..support import Progress
 from ..workflows import (
     blank_input,
     check_layer,
+    create_explainer,
     network_inputs,
     parse_targets,
     probabilities_and_logits,
@@ -384,17 +384,6 @@ class Explorer:
     def _input_grid(self) -> tuple[int, int]:
         return (self.pretrained.input_size, self.pretrained.input_size)
 
-    def _create(self, method: str, layer: str, progress: Progress) -> Explainer:
-        """The method's explainer at ``layer``; occlusion (the one method offered without a
-        layer) at the input, its window scaled to it as ``evaluate`` scales it (32 px at
-        224, stride 16)."""
-        if method_registry.method_info(method).takes_layer:
-            return method_registry.create(method, self.pretrained.model, layer,
-                                          progress=progress)
-        window, stride = scaled_window(self._input_grid)
-        return method_registry.create(method, self.pretrained.model, window=window,
-                                      stride=stride, progress=progress)
-
     def _axiom_probe(self, opened: OpenedImage, layer: str, class_index: int) -> AxiomProbe:
         """The image's explanations of one class at one layer, measured with one probe of
         the layer, kept for the next request (:attr:`OpenedImage.probes`)."""
@@ -415,7 +404,8 @@ class Explorer:
         cost = self._map_cost(method, layer)
         started = time.perf_counter()
         try:
-            with self._create(method, layer, bar.stage(title, cost)) as explainer:
+            with create_explainer(self.pretrained, method, layer,
+                                  progress=bar.stage(title, cost)) as explainer:
                 explanation, errors = batch.explain(explainer)
         except ValueError as error:
             result.error = str(error)

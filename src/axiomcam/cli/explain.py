@@ -59,7 +59,8 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @image_options
 @click.option("--method", default="xgradcam", show_default=True,
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
-                   "occlusion (32-px window, stride 16, zeros: 1 + 169 passes at 224 px), "
+                   "occlusion (windows of 1/7 of the input's side, stride half of it, "
+                   "zeros: 1 + 169 passes at 224 px), "
                    "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|aboveT|INDEX|NAME",
