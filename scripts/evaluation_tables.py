@@ -88,7 +88,8 @@ def table(run: Path) -> str:
 #: metrics compared image by image with the reference method, when a run has them
 PAIRED_METRICS = {"conservation_error": "CE", "sensitivity_error": "SE",
                   "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
-                  "road_morf": "ROAD MoRF", "road_lerf": "ROAD LeRF"}
+                  "road_morf": "ROAD MoRF", "road_lerf": "ROAD LeRF",
+                  "occlusion_spearman": "occlusion Spearman"}
 
 
 def paired(run: Path, reference: str = "xgradcam") -> str:
