@@ -120,7 +120,7 @@ def main() -> None:
 
     shown = [int((classes == label).nonzero()[0]) for label in range(len(CLASSES))]
     pictures, titles = [], []
-    runs = [(method, LAYER if method != "guided_backprop" else None)
+    runs = [(method, LAYER if axiomcam.methods.method_info(method).takes_layer else None)
             for method in axiomcam.METHOD_NAMES] + [("xgradcam", FUSED_LAYERS)]
     for method, layer in runs:
         with warnings.catch_warnings():  # a method may give an all-zero map for a signal

@@ -40,8 +40,9 @@ COLUMNS = {
     "energy_pointing_game": "energy pointing",
     "discrimination_share": "discrimination",
     "sanity_spearman": "sanity Spearman",
+    "occlusion_spearman": "occlusion Spearman",
 }
-WITH_INTERVAL = {"conservation_error", "sensitivity_error", "bias_share"}
+WITH_INTERVAL = {"conservation_error", "sensitivity_error", "bias_share", "occlusion_spearman"}
 
 
 def number(value: float) -> str:
@@ -87,7 +88,8 @@ def table(run: Path) -> str:
 #: metrics compared image by image with the reference method, when a run has them
 PAIRED_METRICS = {"conservation_error": "CE", "sensitivity_error": "SE",
                   "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
-                  "road_morf": "ROAD MoRF", "road_lerf": "ROAD LeRF"}
+                  "road_morf": "ROAD MoRF", "road_lerf": "ROAD LeRF",
+                  "occlusion_spearman": "occlusion Spearman"}
 
 
 def paired(run: Path, reference: str = "xgradcam") -> str:

@@ -387,7 +387,7 @@ def test_signal_1d_example(tmp_path):
     # the click that every class has
     hits = dict(re.findall(r"^(.+?): maps \(60, 256\), map maximum on the event for "
                            r"([0-9.]+) of the signals", stdout, flags=re.MULTILINE))
-    assert len(hits) == 21, stdout  # every method name, and the fused XGrad-CAM
+    assert len(hits) == 22, stdout  # every method name, and the fused XGrad-CAM
     for method in ("Grad-CAM", "XGrad-CAM", "Score-CAM", "HiResCAM",
                    "XGrad-CAM fused over features.3 + features.7"):
         assert float(hits[method]) >= 0.9, (method, stdout)

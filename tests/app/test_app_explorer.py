@@ -354,3 +354,26 @@ def test_a_five_channel_model_takes_npy_uploads_and_refuses_images(photo):
         buffer = io.BytesIO()
         np.save(buffer, np.zeros((3, 4), dtype=np.float32))
         explorer.open_upload(buffer.getvalue(), "x.npy")
+
+
+def test_occlusion_is_offered_without_a_layer_and_its_window_fits_the_input(explorer, photo):
+    opened = explorer.open_image(photo)
+    reports = []
+    results = explorer.explain(opened, "dog", "1", ["gradcam", "occlusion"],
+                               progress=lambda fraction, text: reports.append((fraction, text)))
+    occlusion = results[1]
+    assert occlusion.error is None and "no channel weights" in occlusion.axioms_note
+    # SIZE 32: a 5-pixel window every 2 pixels, as evaluate's occlusion_correlation
+    classes = torch.tensor([1])
+    expected = axiomcam.explain(explorer.pretrained.model, opened.inputs, "occlusion",
+                                targets=classes, window=5, stride=2)
+    assert torch.allclose(occlusion.cam_map, expected.maps[0], atol=1e-6)
+    assert expected.raw.std() > 0
+    curves = deletion_insertion(explorer.pretrained.model, opened.inputs, expected.maps,
+                                classes, steps=8)
+    assert occlusion.deletion_auc == pytest.approx(float(curves.deletion_auc[0]), abs=1e-6)
+    # its share of the bar: 15 x 15 window positions against a deletion curve's 9 passes
+    shares = sorted({fraction for fraction, text in reports if text.startswith("Occlusion (")})
+    total = 1.5 + (0.1 + 1) + (225 / 9 + 1)  # probe, Grad-CAM, occlusion, with curves
+    assert shares[0] == pytest.approx((1.5 + 1.1) / total)
+    assert shares[-1] == pytest.approx((1.5 + 1.1 + 225 / 9) / total)

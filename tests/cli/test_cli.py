@@ -478,3 +478,42 @@ def test_the_demo_is_a_subcommand_with_one_line_usage_errors(tmp_path):
     assert bad.exit_code == 2
     assert "unknown method(s) 'nosuchcam'" in one_line_error(bad)
     assert not (tmp_path / "o").exists()
+
+
+def test_occlusion_explains_the_input_and_notes_an_ignored_layer(photo_folder, tmp_path):
+    import json
+
+    import torch
+    import torchvision
+
+    import axiomcam
+    from axiomcam.images import load_image
+    from axiomcam.models import load
+    from axiomcam.workflows import network_inputs
+
+    folder, _ = photo_folder
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18_3.pth"
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), weights)
+    model = ["--model", "resnet18", "--weights", str(weights), "--size", "64"]
+    out = tmp_path / "maps"
+    result = invoke("explain", str(folder / "cat.jpg"), *model, "--method", "occlusion",
+                    "--layer", "layer3", "--target", "1", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "axiomcam: note: occlusion explains the input: --layer ignored" in result.stderr
+    assert "occlusion at the input" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "occlusion" and results["layer"] is None
+    (entry,) = results["images"][0]["maps"]
+    raw = np.load(out / entry["raw"])  # the drop map at the input: windows of ceil(64 / 7)
+    pretrained = load("resnet18", weights=weights, size=64)
+    inputs = network_inputs(pretrained, [load_image(folder / "cat.jpg")])
+    expected = axiomcam.explain(pretrained.model, inputs, "occlusion", targets=1, window=10,
+                                stride=5).raw[0]
+    assert raw.shape == (64, 64) and raw.std() > 0
+    np.testing.assert_allclose(raw, expected.numpy(), rtol=1e-5, atol=1e-6)
+    figure = tmp_path / "c.png"
+    compared = invoke("compare", str(folder / "cat.jpg"), *model, "--methods",
+                      "gradcam,occlusion", "--layer", "layer3", "--out", str(figure))
+    assert compared.exit_code == 0, compared.stderr
+    assert figure.stat().st_size > 0

@@ -207,6 +207,9 @@ def test_method_and_metric_names_are_checked():
     with pytest.raises(ValueError, match="given twice"):
         check_methods("gradcam,gradcam")
     assert check_metric_groups(None) == list(METRIC_GROUPS)
+    assert check_metric_groups("occlusion_correlation") == ["occlusion_correlation"]
+    with pytest.raises(ValueError, match=r"occlusion is not evaluated \(it is the reference"):
+        check_methods("occlusion")
     assert check_metric_groups(["sanity", "axioms"]) == ["axioms", "sanity"]
     with pytest.raises(ValueError, match="unknown metric group 'speed'; known: axioms, "):
         check_metric_groups("axioms,speed")
@@ -454,7 +457,10 @@ def test_a_run_is_not_extended_when_the_images_done_would_change(tmp_path):
 TINY_DATA = "composite:2"
 TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_size=480,
             deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
-            progress=False, include_expensive=True)
+            progress=False, include_expensive=True,
+            # every group but the occlusion correlation (170 passes per image; its own
+            # test, tests/evaluation/test_occlusion_correlation.py, runs it end to end)
+            metrics=[group for group in METRIC_GROUPS if group != "occlusion_correlation"])
 TINY_METHODS = ["gradcam", "xgradcam"]
 
 

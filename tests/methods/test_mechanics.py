@@ -12,7 +12,7 @@ import torchvision
 from torch import nn
 
 import axiomcam
-from axiomcam.methods import METHOD_NAMES, AxiomCamWarning, XGradCAM
+from axiomcam.methods import METHOD_NAMES, AxiomCamWarning, XGradCAM, method_info
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
 
@@ -62,7 +62,7 @@ def test_every_method_leaves_no_hook_no_grad_and_restores_modes(method, resnet, 
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     modes = {name: m.training for name, m in model.named_modules()}
     try:
-        layer = None if method == "guided_backprop" else "layer4"
+        layer = None if not method_info(method).takes_layer else "layer4"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AxiomCamWarning)
             exp = axiomcam.explain(model, images, method=method, target_layer=layer,
@@ -136,7 +136,7 @@ def test_several_targets_take_one_forward_pass(resnet, images):
 
 @pytest.mark.parametrize("method", ["xgradcam", "guided_gradcam", "guided_backprop"])
 def test_one_target_picked_from_several_equals_explaining_it_alone(resnet, images, method):
-    layer = None if method == "guided_backprop" else "layer3"
+    layer = None if not method_info(method).takes_layer else "layer3"
     targets = torch.tensor([[0, 1, 2], [5, 6, 7]])
     several = axiomcam.explain(resnet, images, method=method, target_layer=layer,
                                targets=targets)
@@ -171,7 +171,7 @@ def test_top_classes_equal_the_same_classes_given_and_cost_no_extra_pass(method,
                                                                           images):
     logits = resnet(images).detach()
     top3 = logits.topk(3, dim=1).indices
-    options = {"target_layer": None if method == "guided_backprop" else "layer4",
+    options = {"target_layer": None if not method_info(method).takes_layer else "layer4",
                "batch_size": 512}
     calls = []
     handle = resnet.register_forward_hook(lambda *args: calls.append(1))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import axiomcam
-from axiomcam.methods import (  # the reusable objects
+from axiomcam.methods import (
     CAM,
     METHOD_NAMES,
     AblationCAM,
@@ -36,6 +36,7 @@ from axiomcam.methods import (  # the reusable objects
     LayerCAM,
     ScoreCAM,
     XGradCAM,
+    method_info,  # the reusable objects
 )
 
 FULL = os.environ.get("AXIOMCAM_FULL_REFERENCE", "") not in ("", "0")
@@ -411,7 +412,7 @@ ALL_BUT_SLOW = [m for m in METHOD_NAMES if "scorecam" not in m or FULL]  # see b
 @pytest.mark.parametrize("method", ALL_BUT_SLOW)
 def test_a_batch_equals_its_images_one_at_a_time(benches, method):
     bench = benches("resnet18")
-    layer = None if method == "guided_backprop" else "layer4"
+    layer = None if not method_info(method).takes_layer else "layer4"
     n = 2 if "scorecam" in method else IMAGES
     batched = bench.library(method, layer, n)
     kwargs = {} if layer is None else {"target_layer": layer}
@@ -562,7 +563,7 @@ def test_guided_cams_match_reference(benches, case):
                                     "guided_backprop"])
 def test_smoothing_with_zero_noise_changes_nothing(benches, method):
     bench = benches("resnet18")
-    layer = None if method == "guided_backprop" else "layer4"
+    layer = None if not method_info(method).takes_layer else "layer4"
     n = 2
     plain = bench.library(method, layer, n)
     smoothed = bench.library(method, layer, n, smooth=2, smooth_sigma=0.0, seed=0)

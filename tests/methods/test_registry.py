@@ -40,7 +40,7 @@ def test_every_name_builds_the_method_it_names() -> None:
     """create(name).name is the canonical name, for every listed name and every spelling."""
     model = _tiny()
     for name in METHOD_NAMES:
-        layer = None if name == "guided_backprop" else "1"
+        layer = None if not method_info(name).takes_layer else "1"
         assert create(name, model, layer).name == name
     assert set(METHODS) == set(METHOD_NAMES)
     for spelling, name in [(" Grad-CAM++ ", "gradcam++"), ("GradCAMPlusPlus", "gradcam++"),
@@ -66,7 +66,7 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
     """Channel weights and gradients as declared are what an explanation has and needs."""
     model, inputs = _tiny(), torch.rand(2, 3, 8, 8)
     for name, info in METHODS.items():
-        layer = None if name == "guided_backprop" else "1"
+        layer = None if not method_info(name).takes_layer else "1"
         explanation = create(name, model, layer)(inputs, 0)
         assert (explanation.channel_weights is not None) == info.has_channel_weights, name
         assert has_channel_weights(name) == info.has_channel_weights
@@ -82,8 +82,9 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
 def test_the_readers_of_the_registry_list_what_it_lists() -> None:
     """evaluate and the app offer every CAM and variant; the README's method table has a
     row per CAM method, plus guided backprop and the guided forms, and no other."""
-    assert EVALUATED_METHODS == APP_METHODS == (*CAM_METHODS, *VARIANT_NAMES)
+    assert EVALUATED_METHODS == APP_METHODS[:-1] == (*CAM_METHODS, *VARIANT_NAMES)
+    assert APP_METHODS[-1] == "occlusion"
     assert axiomcam.METHOD_NAMES == METHOD_NAMES
     rows = re.findall(r"^\| `([a-z_+<>]+)` \|", README.read_text(), flags=re.MULTILINE)
     table = rows[:rows.index("guided_<cam>") + 1]
-    assert table == [*CAM_METHODS, "guided_backprop", "guided_<cam>"]
+    assert table == [*CAM_METHODS, "occlusion", "guided_backprop", "guided_<cam>"]

@@ -20,7 +20,7 @@ from torch import nn
 import axiomcam
 from axiomcam.images import signal_overlay
 from axiomcam.layers import candidate_layers, find_default_layer, layer_layout
-from axiomcam.methods import METHOD_NAMES, AxiomCamWarning
+from axiomcam.methods import METHOD_NAMES, AxiomCamWarning, method_info
 from axiomcam.metrics.axioms import measure_axioms
 
 LENGTH = 50  # -> 25 -> 13 samples after the two stride-2 convolutions (odd sizes on purpose)
@@ -142,14 +142,15 @@ def test_every_method_name_gives_b_by_l_maps_and_k_targets_add_an_axis():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AxiomCamWarning)
         for method in METHOD_NAMES:
-            layer = None if method == "guided_backprop" else "features.5"
+            layer = None if not method_info(method).takes_layer else "features.5"
             exp = axiomcam.explain(model, x, method, layer)
             assert exp.maps.shape == (2, LENGTH), method
             several = axiomcam.explain(model, x, method, layer,
                                        targets=torch.tensor([[0, 1, 2], [3, 4, 0]]))
             assert several.maps.shape == (2, 3, LENGTH), method
-            if several.raw is not None:
-                assert several.raw.shape == (2, 3, 13), method
+            if several.raw is not None:  # occlusion's raw map is at the input
+                grid = 13 if layer is not None else LENGTH
+                assert several.raw.shape == (2, 3, grid), method
 
 
 def test_cam_gradcam_and_xgradcam_agree_on_a_1d_gap_linear_head():

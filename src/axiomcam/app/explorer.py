@@ -46,11 +46,13 @@ from ..images import (
 )
 from ..layers import candidate_layers
 from ..methods import AblationCache, has_channel_weights
+from ..methods.occlusion import scaled_window
 from ..metrics import AxiomProbe, deletion_insertion
 from ..models import PretrainedModel
 from ..workflows import (
     blank_input,
     check_layer,
+    create_explainer,
     network_inputs,
     parse_targets,
     probabilities_and_logits,
@@ -68,8 +70,10 @@ __all__ = [
 ]
 
 #: the methods the app offers: every CAM and every variant (Ablation-CAM's
-#: sensitivity-exact form), as the method registry lists them
-METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, *method_registry.VARIANT_NAMES)
+#: sensitivity-exact form), as the method registry lists them, and occlusion (the
+#: reference the CAMs are compared with: no layer, 1 + P passes of the whole network)
+METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, *method_registry.VARIANT_NAMES,
+                            method_registry.Occlusion.name)
 #: ticked when the page opens: the two the axioms tell apart
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam")
 #: an image larger than this on its longer side is downscaled to it (the network sees a few
@@ -373,10 +377,19 @@ class Explorer:
     def _map_cost(self, method: str, layer: str) -> float:
         """What a method's map costs, in deletion curves: Score-CAM runs the whole network
         once per channel; Ablation-CAM reads the probe's ablations (it has channel
-        weights, so the probe runs first), as cheap as a gradient method's map."""
-        if method_registry.method_info(method).cost == "masking":
+        weights, so the probe runs first), as cheap as a gradient method's map; occlusion
+        runs it once per window position."""
+        cost = method_registry.method_info(method).cost
+        if cost == "masking":
             return dict(self.layers)[layer][1] / (self.deletion_steps + 1)
+        if cost == "occlusion":
+            return method_registry.occlusion_positions(self._input_grid, *scaled_window(
+                self._input_grid)) / (self.deletion_steps + 1)
         return MAP_COST
+
+    @property
+    def _input_grid(self) -> tuple[int, int]:
+        return (self.pretrained.input_size, self.pretrained.input_size)
 
     def _axiom_probe(self, opened: OpenedImage, layer: str, class_index: int) -> AxiomProbe:
         """The image's explanations of one class at one layer, measured with one probe of
@@ -399,9 +412,9 @@ class Explorer:
         cost = self._map_cost(method, layer)
         started = time.perf_counter()
         try:
-            with method_registry.create(method, self.pretrained.model, layer,
-                                        progress=bar.stage(title, cost),
-                                        counterfactual=counterfactual) as explainer:
+            with create_explainer(self.pretrained, method, layer,
+                                  progress=bar.stage(title, cost),
+                                  counterfactual=counterfactual) as explainer:
                 explanation, errors = batch.explain(explainer)
         except ValueError as error:
             result.error = str(error)

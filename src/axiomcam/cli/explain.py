@@ -83,6 +83,8 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @image_options
 @click.option("--method", default="xgradcam", show_default=True,
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
+                   "occlusion (windows of 1/7 of the input's side, stride half of it, "
+                   "zeros: 1 + 169 passes at 224 px), "
                    "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|aboveT|INDEX|NAME",
@@ -148,8 +150,11 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
-    layer_name = None if method == "guided_backprop" else \
-        _check_layers(pretrained, layers, model, debug)
+    layer_name = None
+    if method_info(method).takes_layer:
+        layer_name = _check_layers(pretrained, layers, model, debug)
+    elif layers:  # said, not refused: the same command line serves every method
+        click.echo(f"axiomcam: note: {method} explains the input: --layer ignored", err=True)
     paths, failures = collect_images(images)
     try:
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,

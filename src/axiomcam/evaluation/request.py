@@ -94,10 +94,11 @@ xgradcam, hirescam, layercam, ablationcam, scorecam, eigencam, ablationcam:activ
         except ValueError:
             raise ValueError(f"unknown method {raw_name.strip()!r}; known methods: "
                              f"{known}") from None
-        if not method_info(name).cam:
-            raise ValueError(
-                f"{name} is not evaluated (guided methods give pixel-level gradient maps, "
-                f"not class activation maps); evaluable methods: {known}")
+        info = method_info(name)
+        if not info.cam:
+            why = "guided methods give pixel-level gradient maps, not class activation maps" \
+                if info.guided else "it is the reference of the occlusion_correlation group"
+            raise ValueError(f"{name} is not evaluated ({why}); evaluable methods: {known}")
         if name in checked:
             raise ValueError(f"method {name!r} is given twice")
         checked.append(name)
@@ -159,7 +160,7 @@ def default_selection(methods: str | Sequence[str] | None,
         >>> methods, groups = default_selection(None, None, check_parameters({}),
         ...                                     include_expensive=False)
         >>> methods.left_out, groups.left_out
-        (['scorecam'], ['deletion', 'road', 'sanity'])
+        (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation'])
         >>> default_selection("scorecam", "road", check_parameters({}),
         ...                   include_expensive=False)[1]
         Selection(chosen=['road'], left_out=[])

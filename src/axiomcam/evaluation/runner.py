@@ -224,8 +224,8 @@ def evaluate(
         out_dir: the run's directory (created if missing).
         metrics: metric groups (:data:`METRIC_GROUPS`; a sequence or a comma list);
             ``None``: the cheap ones by the rule of :mod:`axiomcam.evaluation.costs`
-            (deletion, ROAD and the sanity check are left out, and named), each where the
-            data allows it (no boxes: no localization or
+            (deletion, ROAD, the sanity check and the occlusion correlation are left out,
+            and named), each where the data allows it (no boxes: no localization or
             discrimination rows; no channel weights: no axiom rows). Asking for
             ``"axioms"`` by name with methods that have no channel weights (Layer-CAM,
             HiResCAM, Eigen-CAM) warns about them, or refuses the run if no method has
@@ -495,6 +495,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
     forward_options = {"batch_size": request.perturbation_batch_size or DEFAULT_BATCH_SIZE,
                        "progress": False}
     ids = batch.ids
+    shared: dict[Any, Any] = {}  # what groups share across the batch's methods
     for method, explainer in run.explainers.items():
         with run.timer("explain", method), warning_context(f"{method} at {request.layer}", ids):
             explanation = explainer(batch.inputs, batch.targets)
@@ -511,7 +512,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
                     probe=probe, results=results, curves=curves, model=model,
                     target_layer=request.layer, parameters=request.parameters,
                     seed=request.seed, batch_size=request.perturbation_batch_size,
-                    forward_options=forward_options, details=run.recorded))
+                    forward_options=forward_options, details=run.recorded, shared=shared))
 
 
 def _finish(run: _Run) -> RunResult:

@@ -27,6 +27,7 @@ from .engine import (
 )
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
+from .occlusion import Occlusion, occlusion_positions
 from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
@@ -48,8 +49,8 @@ __all__ = [
     "AblationCAM", "AblationCache",
     "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
-    "LayerContext", "MethodInfo", "PartialResult", "PerturbationEngine", "ScoreCAM",
+    "LayerContext", "MethodInfo", "Occlusion", "PartialResult", "PerturbationEngine", "ScoreCAM",
     "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
     "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
-    "normalise_method_name",
+    "normalise_method_name", "occlusion_positions",
 ]

@@ -1,6 +1,6 @@
 """The perturbation engine: runs perturbed copies of a batch's images through the network,
 in batches and with progress, for the methods that measure scores instead of taking
-gradients (Ablation-CAM, Score-CAM, the axioms probe).
+gradients (Ablation-CAM, Score-CAM, occlusion, the axioms probe).
 
 Two kinds of copies:
 
@@ -8,7 +8,8 @@ Two kinds of copies:
   the layer's forward hook, so only the layers after it run on the batch of copies when
   the model allows it (checked once per layer; else the whole network is re-run per copy,
   with a warning);
-- copies of the *input* (Score-CAM's masked images): the whole network runs on them.
+- copies of the *input* (Score-CAM's masked images, occlusion's windows): the whole
+  network runs on them.
 
 The model is always called through :func:`model_output`, which pairs the model's extra
 inputs with the images each copy comes from.
@@ -136,7 +137,8 @@ class PerturbationEngine:
 
     Args:
         layer: the target layer, which also keeps what the engine learns about it
-            (:attr:`~axiomcam.methods.capture.TargetLayer.suffix_batches`).
+            (:attr:`~axiomcam.methods.capture.TargetLayer.suffix_batches`); ``None`` for
+            copies of the input only (occlusion), with ``forward`` given.
         forward: ``(inputs, rows) -> output``, the model with its extra inputs paired to
             ``rows`` (``None``: :func:`model_output` of the layer's model, no extra inputs).
         batch_size: copies per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE` images
@@ -146,10 +148,12 @@ class PerturbationEngine:
         ablation_cache: channel-ablated scores shared with other explainers of the batch.
     """
 
-    def __init__(self, layer: TargetLayer,
+    def __init__(self, layer: TargetLayer | None,
                  forward: Callable[[torch.Tensor, torch.Tensor | None], object] | None = None,
                  *, batch_size: int | None = None, progress: Progress = None,
                  ablation_cache: AblationCache | None = None) -> None:
+        if layer is None and forward is None:
+            raise ValueError("a PerturbationEngine without a layer needs forward")
         self.layer = layer
         self.forward = functools.partial(model_output, layer.model) if forward is None \
             else forward

@@ -27,6 +27,7 @@ from .base import BaseCAM, Explainer
 from .capture import LayerSpec
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
+from .occlusion import Occlusion
 from .perturbation import AblationCAM, ScoreCAM
 
 __all__ = [
@@ -51,6 +52,8 @@ COSTS: dict[str, str] = {
     "masking": "one forward pass, then K passes of the whole network on masked images "
                "(K channels per image, batched)",
     "input gradient": "one forward and one backward pass through the whole network",
+    "occlusion": "one forward pass, then P passes of the whole network on occluded copies "
+                 "(P window positions per image, batched: occlusion_positions)",
 }
 
 
@@ -74,6 +77,9 @@ class MethodInfo:
         aliases: other spellings that mean the same method.
         counterfactual: ``counterfactual=True`` is defined (a gradient CAM and its guided
             form: the formula of the negated gradient).
+        takes_layer: the method explains at a target layer; ``False`` for the methods
+            that explain the input itself (Guided Backpropagation, occlusion), which
+            :func:`create` refuses a ``target_layer`` for.
     """
 
     name: str
@@ -87,6 +93,7 @@ class MethodInfo:
     options: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     counterfactual: bool = False
+    takes_layer: bool = True
 
 
 def _cam_infos(cls: type[BaseCAM]) -> list[MethodInfo]:
@@ -114,8 +121,12 @@ def _all_methods() -> dict[str, MethodInfo]:
     backprop = MethodInfo(GuidedBackprop.name, GuidedBackprop.title, GuidedBackprop,
                           has_channel_weights=False, needs_gradients=True,
                           cost=GuidedBackprop.cost, guided=True, cam=False,
-                          aliases=GuidedBackprop.aliases)
-    everything = [*cams, backprop, *(_guided(info) for info in cams if not info.options)]
+                          aliases=GuidedBackprop.aliases, takes_layer=False)
+    occlusion = MethodInfo(Occlusion.name, Occlusion.title, Occlusion,
+                           has_channel_weights=False, needs_gradients=False,
+                           cost=Occlusion.cost, cam=False, takes_layer=False)
+    everything = [*cams, occlusion, backprop,
+                  *(_guided(info) for info in cams if not info.options)]
     return {info.name: info for info in everything}
 
 
@@ -129,9 +140,8 @@ VARIANT_NAMES: tuple[str, ...] = tuple(
     name for name, info in METHODS.items() if info.cam and info.options)
 #: every name accepted by :func:`create` and :func:`axiomcam.explain`
 METHOD_NAMES: tuple[str, ...] = (
-    *CAM_METHODS, *VARIANT_NAMES, GuidedBackprop.name,
-    *(name for name, info in METHODS.items() if info.guided and info.cam is False
-      and name != GuidedBackprop.name),
+    *CAM_METHODS, *VARIANT_NAMES, Occlusion.name, GuidedBackprop.name,
+    *(name for name, info in METHODS.items() if info.guided and info.takes_layer),
 )
 #: the CAM methods whose maps are ``sum_k w_k A^k`` with channel weights (the ones
 #: XGrad-CAM's conservation and sensitivity axioms apply to)
@@ -220,10 +230,11 @@ def create(name: str, model: nn.Module, target_layer: LayerSpec = None,
             raise ValueError(f"{name!r} sets {option}={variant!r} but {option}="
                              f"{options[option]!r} was also given")
     options = {**options, **info.options}
-    if info.explainer is GuidedBackprop:
+    if not info.takes_layer:
         if target_layer is not None:
-            raise ValueError("guided_backprop explains the input: it takes no target_layer")
-        return GuidedBackprop(model, **options)
+            raise ValueError(f"{info.name} explains the input: it takes no target_layer "
+                             f"(got {target_layer!r})")
+        return info.explainer(model, **options)
     if info.guided:
         cam = info.explainer(model, target_layer, **options)
         shared = {k: v for k, v in options.items() if k in _SHARED_OPTIONS}

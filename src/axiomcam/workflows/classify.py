@@ -35,7 +35,8 @@ from PIL import Image
 
 from ..evaluation import evaluation_inputs
 from ..layers import candidate_layers, resolve_layer
-from ..methods import Explainer, GuidedBackprop, create
+from ..methods import Explainer, Occlusion, create, method_info
+from ..methods.occlusion import scaled_window
 from ..models import PretrainedModel
 from ..targets import ClassScore, LabelsAbove, TargetSpec, TopClasses
 
@@ -316,15 +317,20 @@ def check_layer(pretrained: PretrainedModel, layer: str | None) -> str:
 
 
 def create_explainer(pretrained: PretrainedModel, method: str,
-                     layer: str | Sequence[str] | None, *,
-                     counterfactual: bool = False) -> Explainer:
-    """The explainer of ``method`` at ``layer`` (or at each of several layers; Guided
-    Backpropagation explains the input itself: it takes no layer, and ``layer`` is
-    ignored); ``counterfactual``: its counterfactual form (a ``ValueError`` for a method
-    without one)."""
-    if method == GuidedBackprop.name:
-        return create(method, pretrained.model, counterfactual=counterfactual)
-    return create(method, pretrained.model, layer, counterfactual=counterfactual)
+                     layer: str | Sequence[str] | None, **options: object) -> Explainer:
+    """The explainer of ``method`` at ``layer`` (or at each of several layers), with
+    ``options`` (``progress``, ...). Guided Backpropagation and occlusion explain the input
+    itself: they take no layer, and ``layer`` is ignored; occlusion's window is scaled to
+    the model's input as in ``evaluate`` (:func:`~axiomcam.methods.occlusion.scaled_window`:
+    32 px at 224, stride 16)."""
+    info = method_info(method)
+    if info.takes_layer:
+        return create(method, pretrained.model, layer, **options)
+    if info.name == Occlusion.name:
+        side = pretrained.input_size
+        window, stride = scaled_window((side, side))
+        options = {"window": window, "stride": stride, **options}
+    return create(method, pretrained.model, **options)
 
 
 def blank_input(pretrained: PretrainedModel) -> torch.Tensor:

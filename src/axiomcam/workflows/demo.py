@@ -41,7 +41,7 @@ from ..data import CompositeBenchmark
 from ..evaluation.inputs import evaluation_inputs
 from ..figures import axiom_caption, method_title, save_grid
 from ..images import overlay, sample_image
-from ..methods import METHOD_NAMES, GuidedBackprop, create, normalise_method_name
+from ..methods import METHOD_NAMES, create, method_info, normalise_method_name
 from ..metrics import AxiomErrors, AxiomProbe, class_discrimination
 from ..models import PretrainedModel
 
@@ -178,8 +178,9 @@ def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
 def _explain_column(probe: AxiomProbe, pretrained: PretrainedModel, column: DemoColumn,
                     layer: str) -> tuple[torch.Tensor, AxiomErrors | None]:
     """One column's maps of both images and their axiom errors (``None``: no channel
-    weights, or guided backprop, which explains the input and takes no layer)."""
-    if column.method == GuidedBackprop.name:
+    weights, or a method that explains the input itself and takes no layer: guided
+    backprop, occlusion)."""
+    if not method_info(column.method).takes_layer:
         with create(column.method, pretrained.model, None, **column.options) as explainer:
             return explainer(probe.inputs, probe.targets).maps, None
     with create(column.method, pretrained.model, layer, **column.options) as explainer:

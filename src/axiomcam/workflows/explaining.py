@@ -40,7 +40,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import __version__
 from ..explanation import Explanation
 from ..images import guided_to_image, overlay
-from ..methods import Explainer, GuidedBackprop
+from ..methods import Explainer, method_info
 from ..models import PretrainedModel
 from ..support import warn
 from .classify import (
@@ -164,7 +164,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         out_dir: created if missing; files of the same names are replaced, with one
             warning per earlier result of another method, model or layer, naming its files.
         layer: the layer (``None``: the model's default), or a list of layers; ignored by
-            ``guided_backprop``.
+            ``guided_backprop`` and ``occlusion``, which explain the input.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
         alpha, colormap: how the overlay is drawn (:func:`axiomcam.images.overlay`).
@@ -186,7 +186,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     """
     started = time.perf_counter()
     targets = targets or TargetChoice(top=1)
-    layer_name = None if method == GuidedBackprop.name else _checked_layers(pretrained, layer)
+    layer_name = _checked_layers(pretrained, layer) if method_info(method).takes_layer else None
     explainer = create_explainer(pretrained, method, layer_name,
                                  counterfactual=counterfactual)
     out = Path(out_dir)

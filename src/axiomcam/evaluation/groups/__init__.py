@@ -24,7 +24,7 @@ must not repeat another group's, which the registry checks when it is imported.
 Example:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity')
+'mask_iou', 'sanity', 'occlusion_correlation')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -43,6 +43,7 @@ from . import (
     faithfulness,
     localization,
     mask_iou,
+    occlusion_correlation,
     road,
     sanity,
 )
@@ -75,6 +76,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     discrimination.GROUP,
     mask_iou.GROUP,
     sanity.GROUP,
+    occlusion_correlation.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -179,7 +181,8 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
-    """The metric groups to compute, checked (``None``: all of :data:`METRIC_GROUPS`).
+    """The metric groups to compute, checked (``None``: every group of :data:`GROUPS`;
+    ``evaluate`` then keeps the cheap ones, :func:`~axiomcam.evaluation.request.default_selection`).
 
     Raises:
         ValueError: an unknown group (the known ones are listed) or an empty selection.
@@ -191,7 +194,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, mask_iou, sanity
+road, localization, discrimination, mask_iou, sanity, occlusion_correlation
     """
     if groups is None:
         return list(METRIC_GROUPS)

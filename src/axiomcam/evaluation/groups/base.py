@@ -253,6 +253,8 @@ class Measurement:
         results: the batch's result rows (:meth:`add` appends).
         curves: the batch's curve rows (:meth:`add_curve` appends).
         details: the run's details by key (:meth:`record` writes).
+        shared: what groups share across the methods of one batch (a new dict per batch:
+            the occlusion maps, computed once for every method).
     """
 
     group: MetricGroup
@@ -276,6 +278,7 @@ class Measurement:
     boxes: list[torch.Tensor] = field(default_factory=list)
     other_boxes: list[torch.Tensor] = field(default_factory=list)
     masks: list[torch.Tensor] = field(default_factory=list)
+    shared: dict[Any, Any] = field(default_factory=dict)
 
     def add(self, metric: str, values: torch.Tensor) -> None:
         """Store one value of ``metric`` per image (``values``: ``(n,)``).
