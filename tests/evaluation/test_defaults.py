@@ -220,7 +220,8 @@ def test_the_command_prints_the_estimate_and_what_it_left_out(tmp_path, monkeypa
     assert result.exit_code == 0, result.output + result.stderr
     assert result.stderr.index("cost estimate for 2 images at 1") < \
         result.stderr.index("left out as expensive")
-    assert "left out as expensive: deletion, road, sanity, occlusion_correlation, scorecam" in result.output
+    assert ("left out as expensive: deletion, road, sanity, occlusion_correlation, "
+            "scorecam") in result.output
     # --all asks evaluate for the expensive ones too (what that runs: the last test)
     asked = {}
 
