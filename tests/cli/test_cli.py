@@ -6,21 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from axiomcam.cli import main
-
-
-def invoke(*arguments: str):
-    return CliRunner().invoke(main, list(arguments))
-
-
-def one_line_error(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("axiomcam: error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
+from cli_helpers import invoke, one_line_error
 
 
 def test_help_shows_the_example():

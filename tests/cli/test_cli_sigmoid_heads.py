@@ -11,11 +11,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import invoke, one_line_error
 from torch import nn
 
 import axiomcam
-from axiomcam.cli import main
 from axiomcam.targets import ClassScore, TopClasses
 from axiomcam.workflows import (
     TargetChoice,
@@ -29,15 +28,6 @@ SIZE = 64
 LAYER = "3"  # the second convolution's ReLU: a 7x7 grid at 64 pixels
 
 
-def invoke(*arguments: str):
-    return CliRunner().invoke(main, list(arguments))
-
-
-def one_line_error(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("axiomcam: error: ")
-    return lines[0]
 
 
 def small_cnn(outputs: int, squeeze: bool = False) -> nn.Sequential:
