@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from .arrays import ARRAY_SUFFIX, array_from_bytes, array_image, array_values, load_array
 
 __all__ = ["ARRAY_SUFFIX", "SAMPLE_IMAGES", "array_from_bytes", "array_image", "array_values",
-           "guided_to_image", "image_from_bytes", "load_array", "load_image", "overlay",
+           "draw_boxes", "guided_to_image", "image_from_bytes", "load_array", "load_image",
+           "overlay",
            "sample_image", "signal_overlay", "to_channels", "to_rgb"]
 
 
@@ -352,6 +353,29 @@ def overlay(
     coloured = colour_map(np.clip(cam, 0.0, 1.0))[..., :3]
     blended = (1.0 - alpha) * rgb + alpha * coloured
     return Image.fromarray(np.round(blended * 255.0).astype(np.uint8))
+
+
+def draw_boxes(picture: Image.Image, boxes: torch.Tensor, colour: str,
+               scale: tuple[float, float] = (1.0, 1.0), width: int = 2) -> Image.Image:
+    """Draw ``boxes`` ``(n, 4)`` (``x0, y0, x1, y1``, ``x1``/``y1`` exclusive) on ``picture``
+    in place, each coordinate multiplied by ``scale`` ``(x, y)`` (the boxes' pixels to the
+    picture's); returns ``picture``.
+
+    Example:
+        >>> import torch
+        >>> from PIL import Image
+        >>> picture = draw_boxes(Image.new("RGB", (8, 8)), torch.tensor([[2, 2, 6, 6]]),
+        ...                      "white", width=1)
+        >>> picture.getpixel((2, 2)), picture.getpixel((5, 5)), picture.getpixel((6, 6))
+        ((255, 255, 255), (255, 255, 255), (0, 0, 0))
+    """
+    draw = ImageDraw.Draw(picture)
+    factors = torch.tensor([scale[0], scale[1]] * 2)
+    for x0, y0, x1, y1 in (boxes.float().reshape(-1, 4).cpu() * factors).tolist():
+        # PIL's rectangle corners are inclusive
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=colour,
+                       width=width)
+    return picture
 
 
 def signal_overlay(

@@ -14,11 +14,11 @@ import os
 from collections.abc import Mapping, Sequence
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data import Dataset, Sample, open_dataset
-from ..images import overlay
+from ..images import draw_boxes, overlay
 from ..methods import Explainer, create
 from ..models import PretrainedModel
 from ..support import check_positive_int, warning_context
@@ -193,11 +193,4 @@ def _gallery_picture(sample: Sample, cam_map: torch.Tensor, target: int) -> Imag
     picture = overlay(sample.image.convert("RGB").resize(size, resample),
                       cam_map.clamp(0, 1))
     boxes = sample.boxes.reshape(-1, 4)[sample.box_labels.reshape(-1) == target]
-    if boxes.numel():
-        draw = ImageDraw.Draw(picture)
-        factors = torch.tensor([size[0] / width, size[1] / height] * 2)
-        for x0, y0, x1, y1 in (boxes.float() * factors).tolist():
-            # PIL's rectangle corners are inclusive; x1, y1 are exclusive
-            draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline="white",
-                           width=2)
-    return picture
+    return draw_boxes(picture, boxes, "white", (size[0] / width, size[1] / height))

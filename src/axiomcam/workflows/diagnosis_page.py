@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .. import __version__
 from ..evaluation.pages import THUMBNAIL_SIZE, html_page, html_text, inline_jpeg
 from ..evaluation.report import REPORT_NAME
 from ..evaluation.summary import CONFIDENCE, format_number
 from ..figures import method_title, save_grid
-from ..images import overlay
+from ..images import draw_boxes, overlay
 from ..metrics import EVIDENCE_REGIONS
 from .diagnosis import VERDICT_RULE, DiagnoseRun, Evidence, diagnosis_json
 
@@ -97,16 +97,9 @@ def evidence_caption(evidence: Evidence | None) -> str:
 
 def _draw_boxes(picture: Image.Image, figure: FailureFigure) -> Image.Image:
     """``picture`` with the boxes drawn (scaled from input pixels to its size)."""
-    draw = ImageDraw.Draw(picture)
-    factors = torch.tensor([picture.width / figure.input_size,
-                            picture.height / figure.input_size] * 2)
-    for boxes, colour in ((figure.other_boxes, OTHER_COLOUR),
-                          (figure.object_boxes, OBJECT_COLOUR)):
-        for x0, y0, x1, y1 in (boxes.float().reshape(-1, 4) * factors).tolist():
-            # PIL's corners are inclusive; x1, y1 are exclusive
-            draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=colour,
-                           width=2)
-    return picture
+    scale = (picture.width / figure.input_size, picture.height / figure.input_size)
+    draw_boxes(picture, figure.other_boxes, OTHER_COLOUR, scale)
+    return draw_boxes(picture, figure.object_boxes, OBJECT_COLOUR, scale)
 
 
 def save_failure_figure(path: str | Path, figure: FailureFigure) -> None:
