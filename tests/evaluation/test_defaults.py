@@ -22,7 +22,8 @@ from axiomcam.evaluation.runner import evaluate
 from axiomcam.evaluation.store import ResultStore
 from axiomcam.models import PretrainedModel
 
-CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou"]
+CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou",
+                "counterfactual"]
 EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation"]
 
 

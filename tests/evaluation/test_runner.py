@@ -487,8 +487,9 @@ def expected_counts(mobilenet) -> tuple[int, int]:
         per_method = sum(len(GROUP_METRICS[g]) for g in ("axioms", "faithfulness", "deletion",
                                                          "road", "localization", "mask_iou"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
-        if len(set(sample.box_labels.tolist())) > 1:
-            per_method += len(GROUP_METRICS["discrimination"])
+        if len(set(sample.box_labels.tolist())) > 1:  # both methods have counterfactuals
+            per_method += len(GROUP_METRICS["discrimination"]) + \
+                len(GROUP_METRICS["counterfactual"])
         if index < TINY["sanity_images"]:
             per_method += 1
             per_method_curves += TINY["sanity_steps"]

@@ -44,7 +44,8 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "with segmentations, or a folder of PNG masks named after the images.")
 @click.option("--metrics", "--groups", "metric_list", default=None, metavar="LIST",
               help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, mask_iou, sanity, occlusion_correlation "
+                   "localization, discrimination, mask_iou, sanity, occlusion_correlation, "
+                   "counterfactual "
                    "(default: the cheap ones, at most 4 passes of the network per image and "
                    "method, that the data allows; deletion, road, sanity and "
                    "occlusion_correlation only with --all or by name).")
