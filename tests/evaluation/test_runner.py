@@ -35,6 +35,8 @@ GROUP_METRICS = {
                        "discrimination_share"),
     "mask_iou": ("mask_iou", "mask_iou_otsu", "mask_iou_best"),
     "sanity": ("sanity_spearman",),
+    "counterfactual": ("counterfactual_own", "counterfactual_other",
+                       "counterfactual_other_share", "counterfactual_removal_drop"),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
