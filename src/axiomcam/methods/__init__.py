@@ -26,6 +26,7 @@ from .engine import (
     model_output,
 )
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .gradient import FinerCAM, GradCAMElementWise, ShapleyCAM
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion, occlusion_positions
 from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
@@ -53,4 +54,5 @@ __all__ = [
     "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
     "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
     "normalise_method_name", "occlusion_positions",
+    "FinerCAM", "GradCAMElementWise", "ShapleyCAM",
 ]

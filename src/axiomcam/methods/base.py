@@ -239,7 +239,7 @@ def counterfactual_methods() -> list[str]:
     Example:
         >>> import axiomcam
         >>> counterfactual_methods()
-        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam']
+        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise', 'shapleycam', 'finercam']
     """
     names: list[str] = []
     pending = [Explainer]
@@ -314,6 +314,9 @@ class BaseCAM(Explainer):
     #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
     #: autograd after the target layer)
     needs_gradients: ClassVar[bool] = False
+    #: whether :meth:`compute` also calls ``context.hessian_vector_products()`` (the
+    #: backward pass then keeps its graph for a second one)
+    needs_hessian: ClassVar[bool] = False
     #: whether the map is ``sum_k w_k A^k`` with channel weights (``Explanation.channel_weights``
     #: is set); XGrad-CAM's axioms are defined for these methods only
     has_channel_weights: ClassVar[bool] = True
@@ -364,7 +367,8 @@ class BaseCAM(Explainer):
         contexts = LayerContext.capture_layers(engines, inputs, targets,
                                                gradients=self.needs_gradients,
                                                select=self.output,
-                                               counterfactual=self.counterfactual)
+                                               counterfactual=self.counterfactual,
+                                               second_order=self.needs_hessian)
         if self.needs_gradients and len(contexts) > 1:
             share_gradients(contexts)
         return contexts
