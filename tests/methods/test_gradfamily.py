@@ -81,7 +81,7 @@ def test_the_context_hessian_vector_product_is_autograd_functional_hvp():
     torch.manual_seed(1)
     model, x = smooth_cnn(), inputs()
     classes = torch.tensor([0, 2, 5])
-    a, g, product = derivatives(model, x, classes)
+    _, g, product = derivatives(model, x, classes)
     context = capture_layer(model, x, classes, LAYER, second_order=True)
     torch.testing.assert_close(context.gradients()[:, 0], g.flatten(2), rtol=1e-10,
                                atol=1e-12)
@@ -223,6 +223,8 @@ def test_finercam_is_gradcam_of_the_fixed_contrast_and_alpha_zero_is_gradcam():
     plain = FinerCAM(model, LAYER, alpha=0.0)(x, [1, 2, 3])
     torch.testing.assert_close(plain.raw, GradCAM(model, LAYER)(x, [1, 2, 3]).raw,
                                rtol=1e-10, atol=1e-12)
+    against = FinerCAM(model, LAYER, comparisons=2, counterfactual=True)(x)
+    torch.testing.assert_close(against.raw, -exp.raw, rtol=1e-10, atol=1e-12)
     # k classes per image: each column is that class's own Finer-CAM
     several = FinerCAM(model, LAYER)(x, torch.tensor([[1, 2], [3, 4], [5, 6]]))
     single = FinerCAM(model, LAYER)(x, [2, 4, 6])

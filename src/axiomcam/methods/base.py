@@ -239,7 +239,8 @@ def counterfactual_methods() -> list[str]:
     Example:
         >>> import axiomcam
         >>> counterfactual_methods()
-        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise', 'shapleycam', 'finercam']
+        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise',
+         'shapleycam', 'finercam']
     """
     names: list[str] = []
     pending = [Explainer]

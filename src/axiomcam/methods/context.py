@@ -31,6 +31,10 @@ __all__ = ["LayerContext", "capture_layer", "score_curvatures", "score_gradients
            "share_gradients"]
 
 
+#: one derivative per leaf (``None``: the score does not depend on that leaf)
+Derivatives = tuple[torch.Tensor | None, ...]
+
+
 def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
                     counterfactual: bool = False, allow_unused: bool = False
                     ) -> list[tuple[torch.Tensor | None, ...]]:
@@ -58,8 +62,7 @@ def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
 
 
 def score_curvatures(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
-                     counterfactual: bool = False
-                     ) -> list[tuple[tuple[torch.Tensor | None, ...], tuple[torch.Tensor | None, ...]]]:
+                     counterfactual: bool = False) -> list[tuple[Derivatives, Derivatives]]:
     """The gradient ``g = dy^c/dA`` and the Hessian-vector product ``H A`` (``H =
     d^2 y^c / dA^2``, the vector the leaf's own value) of each target's score with respect to
     each leaf, one pair per target (column of ``scores`` ``(B, n)``), detached: what

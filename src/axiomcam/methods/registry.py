@@ -25,8 +25,16 @@ from torch import nn
 from .activation import CAM, EigenCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from .gradient import FinerCAM, GradCAMElementWise, ShapleyCAM
+from .gradient import (
+    FinerCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    XGradCAM,
+)
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
 from .perturbation import AblationCAM, ScoreCAM
