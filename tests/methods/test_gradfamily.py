@@ -218,6 +218,7 @@ def test_finercam_is_gradcam_of_the_fixed_contrast_and_alpha_zero_is_gradcam():
     activations = model[:3](x).detach().requires_grad_(True)
     g, = torch.autograd.grad((model[3:](activations) * coefficients).sum(), activations)
     torch.testing.assert_close(exp.channel_weights, g.mean((2, 3)), rtol=1e-10, atol=1e-12)
+    assert exp.targets.tolist() == top.tolist()  # the classes compared are reported
     torch.testing.assert_close(exp.scores, (logits * coefficients).sum(1), rtol=1e-10,
                                atol=1e-12)
     plain = FinerCAM(model, LAYER, alpha=0.0)(x, [1, 2, 3])
@@ -229,6 +230,7 @@ def test_finercam_is_gradcam_of_the_fixed_contrast_and_alpha_zero_is_gradcam():
     several = FinerCAM(model, LAYER)(x, torch.tensor([[1, 2], [3, 4], [5, 6]]))
     single = FinerCAM(model, LAYER)(x, [2, 4, 6])
     torch.testing.assert_close(several.raw[:, 1], single.raw, rtol=1e-10, atol=1e-12)
+    assert several.targets.tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_the_registry_and_explain_pick_the_methods_up():

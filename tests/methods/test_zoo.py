@@ -304,7 +304,7 @@ def test_vectorised_definitions_equal_the_per_channel_reference():
     head = torch.randn(5, 7, dtype=zoo.F64)
     passes = {"A": A, "G": G}
     for method in ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
-                   "eigencam"):
+                   "eigencam", "gradcamelementwise"):
         expected_raw, expected_weights = ref.explain_one(method, passes, linear_weight=head,
                                                          c=2)
         weights = zoo.channel_weights(method, A, G, 2, head)

@@ -202,7 +202,7 @@ class Explainer:
         return Explanation(
             maps=detached(maps), raw=detached(partial.raw),
             channel_weights=detached(partial.channel_weights),
-            scores=detached(partial.scores), targets=detached(partial.targets.classes),
+            scores=detached(partial.scores), targets=detached(partial.targets.explained),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
             logits=partial.targets.logits, layers=layers, selected=partial.targets.selected,
             counterfactual=self.counterfactual,

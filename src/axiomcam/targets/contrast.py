@@ -37,7 +37,7 @@ class ClassContrast:
     classes whose logits are nearest ``z_c`` (fewer when the model has fewer other
     classes) with their normalised softmax weights. ``alpha = 0`` is the plain logit
     ``z_c``; ``alpha = 1`` (the default, as pytorch-grad-cam's) the full difference.
-    The explanation's ``targets`` is then ``None`` (the score is not one class's).
+    The explanation's ``targets`` are the classes ``c`` compared.
 
     Raises:
         ValueError: ``comparisons`` not a positive int, ``alpha`` not a finite number;

@@ -63,6 +63,14 @@ class ResolvedTargets:
     #: ``k`` scores per image a callable gives (``(N, k)``; 1: ``(N,)``), as
     #: :class:`ClassContrast`'s for ``k`` classes
     columns: int = 1
+    #: ``(B, k)`` the classes a callable compares (:class:`ClassContrast`'s), which the
+    #: explanation reports as its targets; ``classes`` stays ``None``, as for any callable
+    compared: torch.Tensor | None = None
+
+    @property
+    def explained(self) -> torch.Tensor | None:
+        """The classes an explanation reports: :attr:`classes`, or :attr:`compared`."""
+        return self.classes if self.classes is not None else self.compared
 
     @property
     def count(self) -> int:
@@ -227,7 +235,8 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
         classes = resolve_targets(targets.classes, output, batch_size, select=select)
         score = targets.bind(classes.classes, classes.logits)
         return ResolvedTargets(None, score, several=classes.several, passes_image_indices=True,
-                               select=select, logits=classes.logits, columns=score.columns)
+                               select=select, logits=classes.logits, columns=score.columns,
+                               compared=classes.classes)
     if callable(targets) and not torch.is_tensor(targets) \
             and not isinstance(targets, ClassScore):
         return ResolvedTargets(None, targets, several=False,
