@@ -98,9 +98,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for method, options, targets, peer_class, call in rows:
         explainer = axiomcam.methods.create(method, model, name, **options)
-        ours_time, ours = timed(lambda: explainer(x, targets).maps, args.repeats)
-        peer_time, theirs = timed(lambda: peer(peer_class, model, layer, x, **call),
-                                  args.repeats)
+        ours_time, ours = timed(lambda e=explainer, t=targets: e(x, t).maps, args.repeats)
+        peer_time, theirs = timed(
+            lambda p=peer_class, c=call: peer(p, model, layer, x, **c), args.repeats)
         target = ("ReST" if callable(targets) and not torch.is_tensor(targets)
                   else "logit" if targets is not None else "top class")
         print(f"| {method} | {options or ''} | {target} | {ours_time:.2f} | {peer_time:.2f} | "

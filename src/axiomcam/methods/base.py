@@ -238,7 +238,7 @@ def counterfactual_methods() -> list[str]:
 
     Example:
         >>> import axiomcam
-        >>> counterfactual_methods()
+        >>> counterfactual_methods()  # doctest: +NORMALIZE_WHITESPACE
         ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise',
          'shapleycam', 'finercam']
     """
