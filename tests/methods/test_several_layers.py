@@ -15,6 +15,7 @@ from torch import nn
 import axiomcam
 from axiomcam.methods import METHOD_NAMES, AxiomCamWarning, GradCAM, create
 from axiomcam.metrics.axioms import AxiomProbe, axiom_errors, probe_layer
+from axiomcam.targets import ClassContrast
 
 FIELDS = ("maps", "raw", "channel_weights", "scores", "targets", "guided", "logits")
 
@@ -93,7 +94,9 @@ def test_each_layer_equals_its_single_layer_explanation_and_the_fused_map_their_
         # the guided product of the fused CAM map, from the one guided-backprop gradient
         cam = axiomcam.explain(model, x, method.removeprefix("guided_"), LAYERS,
                                targets=classes)
-        backprop = axiomcam.explain(model, x, "guided_backprop", targets=classes)
+        # Finer-CAM's guided backprop explains its own score, the class contrast
+        score = ClassContrast(classes) if method == "guided_finercam" else classes
+        backprop = axiomcam.explain(model, x, "guided_backprop", targets=score)
         torch.testing.assert_close(several.guided, backprop.guided * cam.maps[:, None],
                                    rtol=1e-10, atol=1e-12)
     else:

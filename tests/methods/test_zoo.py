@@ -79,7 +79,11 @@ from axiomcam.methods import (
 #: seen over the zoo is 1.3e-11, Swin-T's Score-CAM weights)
 RTOL = 1e-8
 #: computed from one capture of the layer (A, and G from one backward pass) per layer
-LAYER_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "cam")
+LAYER_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "cam",
+                 "gradcamelementwise")
+#: checked against their definitions in test_gradfamily.py (a Hessian-vector product, a
+#: class contrast), not in the zoo
+OWN_TESTS = ("shapleycam", "finercam")
 #: one pass per channel (of the network after the layer, or of the whole network)
 PERTURBATION = ("ablationcam", "ablationcam:activation", "scorecam")
 GUIDED = "guided_gradcam"
@@ -272,7 +276,7 @@ def check_guided(zm: zoo.ZooModel, failures: Failures) -> None:
 
 
 def test_the_zoo_covers_every_cam_method():
-    assert {*LAYER_METHODS, *PERTURBATION} == {*CAM_METHODS, *VARIANT_NAMES}
+    assert {*LAYER_METHODS, *PERTURBATION, *OWN_TESTS} == {*CAM_METHODS, *VARIANT_NAMES}
 
 
 @pytest.mark.parametrize("name", list(zoo.ARCHITECTURES), ids=lambda name: name.split()[0])
@@ -300,7 +304,7 @@ def test_vectorised_definitions_equal_the_per_channel_reference():
     head = torch.randn(5, 7, dtype=zoo.F64)
     passes = {"A": A, "G": G}
     for method in ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
-                   "eigencam"):
+                   "eigencam", "gradcamelementwise"):
         expected_raw, expected_weights = ref.explain_one(method, passes, linear_weight=head,
                                                          c=2)
         weights = zoo.channel_weights(method, A, G, 2, head)

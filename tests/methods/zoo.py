@@ -461,5 +461,7 @@ def raw_map(method: str, A: torch.Tensor, G: torch.Tensor,
         return (G * A).sum(0)
     if method == "layercam":
         return (G.clamp(min=0) * A).sum(0)
+    if method == "gradcamelementwise":
+        return (G * A).clamp(min=0).sum(0)
     assert method == "eigencam", method
     return ref.eigencam_raw(A)

@@ -104,6 +104,8 @@ METHOD_PASSES: dict[str, Passes] = {
     "forward": Passes(whole=1),
     "backward": Passes(whole=2),
     "input gradient": Passes(whole=2),
+    # a Hessian-vector product differentiates the backward pass: about two passes more
+    "hessian": Passes(whole=4),
     "ablation": Passes(whole=1, after_layer_per_channel=1),
     "masking": Passes(whole=1, whole_per_channel=1),
 }

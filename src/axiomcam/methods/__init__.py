@@ -25,7 +25,16 @@ from .engine import (
     check_batch_size,
     model_output,
 )
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .gradient import (
+    FinerCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    XGradCAM,
+)
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion, occlusion_positions
 from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
@@ -47,9 +56,11 @@ __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
     "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
     "AblationCAM", "AblationCache",
-    "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
+    "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "FinerCAM", "GradCAM",
+    "GradCAMElementWise", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
     "LayerContext", "MethodInfo", "Occlusion", "PartialResult", "PerturbationEngine", "ScoreCAM",
+    "ShapleyCAM",
     "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
     "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
     "normalise_method_name", "occlusion_positions",

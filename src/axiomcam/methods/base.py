@@ -202,7 +202,7 @@ class Explainer:
         return Explanation(
             maps=detached(maps), raw=detached(partial.raw),
             channel_weights=detached(partial.channel_weights),
-            scores=detached(partial.scores), targets=detached(partial.targets.classes),
+            scores=detached(partial.scores), targets=detached(partial.targets.explained),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
             logits=partial.targets.logits, layers=layers, selected=partial.targets.selected,
             counterfactual=self.counterfactual,
@@ -238,8 +238,9 @@ def counterfactual_methods() -> list[str]:
 
     Example:
         >>> import axiomcam
-        >>> counterfactual_methods()
-        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam']
+        >>> counterfactual_methods()  # doctest: +NORMALIZE_WHITESPACE
+        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise',
+         'shapleycam', 'finercam']
     """
     names: list[str] = []
     pending = [Explainer]
@@ -314,6 +315,9 @@ class BaseCAM(Explainer):
     #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
     #: autograd after the target layer)
     needs_gradients: ClassVar[bool] = False
+    #: whether :meth:`compute` also calls ``context.hessian_vector_products()`` (the
+    #: backward pass then keeps its graph for a second one)
+    needs_hessian: ClassVar[bool] = False
     #: whether the map is ``sum_k w_k A^k`` with channel weights (``Explanation.channel_weights``
     #: is set); XGrad-CAM's axioms are defined for these methods only
     has_channel_weights: ClassVar[bool] = True
@@ -364,7 +368,8 @@ class BaseCAM(Explainer):
         contexts = LayerContext.capture_layers(engines, inputs, targets,
                                                gradients=self.needs_gradients,
                                                select=self.output,
-                                               counterfactual=self.counterfactual)
+                                               counterfactual=self.counterfactual,
+                                               second_order=self.needs_hessian)
         if self.needs_gradients and len(contexts) > 1:
             share_gradients(contexts)
         return contexts

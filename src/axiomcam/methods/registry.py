@@ -25,7 +25,16 @@ from torch import nn
 from .activation import CAM, EigenCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .gradient import (
+    FinerCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    XGradCAM,
+)
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
 from .perturbation import AblationCAM, ScoreCAM
@@ -41,6 +50,7 @@ __all__ = [
 CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     CAM, GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, AblationCAM, ScoreCAM,
     EigenCAM,
+    GradCAMElementWise, ShapleyCAM, FinerCAM,
 )
 
 #: what one explanation of a batch costs, by cost class
@@ -52,6 +62,8 @@ COSTS: dict[str, str] = {
     "masking": "one forward pass, then K passes of the whole network on masked images "
                "(K channels per image, batched)",
     "input gradient": "one forward and one backward pass through the whole network",
+    "hessian": "one forward pass, one backward pass that stops at the target layer and keeps "
+               "its graph, and a Hessian-vector product (a backward pass through that one)",
     "occlusion": "one forward pass, then P passes of the whole network on occluded copies "
                  "(P window positions per image, batched: occlusion_positions)",
 }
