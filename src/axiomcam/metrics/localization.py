@@ -463,6 +463,6 @@ def evidence_location(maps: torch.Tensor, object_boxes: object, other_boxes: obj
 
 __all__ = [
     "EVIDENCE_REGIONS", "BoxLocalization", "ClassDiscrimination", "EvidenceLocation",
-    "box_localization", "boxes_to_masks", "class_discrimination", "energy_pointing_game", "evidence_location",
-    "map_to_box", "pointing_game",
+    "box_localization", "boxes_to_masks", "class_discrimination", "energy_pointing_game",
+    "evidence_location", "map_to_box", "pointing_game",
 ]

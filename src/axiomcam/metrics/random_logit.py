@@ -77,7 +77,8 @@ def structural_similarity(first: torch.Tensor, second: torch.Tensor, *,
     Example:
         >>> import torch
         >>> a = torch.tensor([[[0.0, 1.0, 0.0]]])
-        >>> structural_similarity(a, 1 - a, window=(1, 3))   # (4/9 + C1)(-2/3 + C2) / ((5/9 + C1)(2/3 + C2))
+        >>> # one patch: (4/9 + C1)(-2/3 + C2) / ((5/9 + C1)(2/3 + C2))
+        >>> structural_similarity(a, 1 - a, window=(1, 3))
         tensor([-0.7979])
     """
     first, second = check_maps(first, what="first"), check_maps(second, what="second")
