@@ -66,10 +66,12 @@ def yardsticks(class_names: list[str], images: int, size: int) -> str:
         box = boxes_to_masks([sample.boxes[of_label] * scale], size, size).float()
         for name, maps in (("uniform map", torch.ones(1, size, size)),
                            ("label's box as map", box)):
-            rows[name].append([float(f(maps, truth)) for f in (
-                sparseness, complexity, effective_complexity, relevance_mass_accuracy,
-                relevance_rank_accuracy, lambda m, t: top_k_intersection(m, t, k=1000),
-                attribution_localisation, mask_auc)])
+            rows[name].append(
+                [float(f(maps)) for f in (sparseness, complexity, effective_complexity)]
+                + [float(f(maps, truth)) for f in (
+                    relevance_mass_accuracy, relevance_rank_accuracy,
+                    lambda m, t: top_k_intersection(m, t, k=1000), attribution_localisation,
+                    mask_auc)])
     lines = []
     for name, values in rows.items():
         means = torch.tensor(values).mean(dim=0).tolist()
