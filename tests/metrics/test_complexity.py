@@ -7,7 +7,6 @@ import itertools
 import math
 
 import pytest
-import quantus
 import torch
 from quantus_maps import quantus_scores
 
@@ -63,6 +62,7 @@ def test_against_slow_formulas_on_random_maps():
 
 
 def test_agreement_with_quantus_on_the_same_maps():
+    quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
     maps = random_maps(3)
     # Quantus adds 1e-7 to every value before its Gini index, which scales it by
     # sum / (sum + n 1e-7): a relative change below 1e-6 for these maps (sum > 5)

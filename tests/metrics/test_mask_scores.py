@@ -8,7 +8,6 @@ import itertools
 
 import numpy as np
 import pytest
-import quantus
 import torch
 from quantus_maps import quantus_scores
 
@@ -111,6 +110,7 @@ def test_the_box_mask_gives_the_energy_pointing_game():
 
 
 def test_agreement_with_quantus_on_maps_without_ties():
+    quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
     maps, masks = maps_and_masks(6)
     # float32 maps: Quantus sums them in float32, we in float32 on the same values
     tolerance = {"rtol": 1e-5, "atol": 1e-6}
@@ -129,6 +129,7 @@ def test_agreement_with_quantus_on_maps_without_ties():
 
 
 def test_quantus_weighted_attribution_localisation_is_not_the_papers():
+    quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
     # Kohlbrenner et al.: mu_w = mu * S_tot / S_in. Quantus 0.6 multiplies mu by
     # S_in / x_batch[2:].size, the mask's pixels over the pixels of the batch's images
     # from the third on (a slice of the batch, not of the image): a documented difference
@@ -146,6 +147,7 @@ def test_quantus_weighted_attribution_localisation_is_not_the_papers():
 
 
 def test_quantus_breaks_ties_by_its_sort_order_where_we_average():
+    quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
     # one peak and 15 tied pixels: Quantus ranks the ties in numpy's argsort order (it
     # refuses constant maps); ours counts each tied pixel by its chance, 7 places for 15
     maps = torch.full((1, 4, 4), 0.5)

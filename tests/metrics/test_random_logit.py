@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import quantus
 import torch
 from quantus_maps import quantus_scores
 from skimage.metrics import structural_similarity as skimage_ssim
@@ -82,6 +81,7 @@ def test_a_class_reading_the_same_channel_gives_the_same_map():
 
 
 def test_quantus_takes_the_ssim_of_the_flattened_maps():
+    quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
     model = channel_model()
     torch.manual_seed(6)
     inputs = torch.rand(4, 3, 12, 12)
