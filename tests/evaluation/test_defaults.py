@@ -23,7 +23,7 @@ from axiomcam.evaluation.store import ResultStore
 from axiomcam.models import PretrainedModel
 
 CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou",
-                "counterfactual"]
+                "counterfactual", "complexity", "random_logit", "mask_localization"]
 EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation"]
 
 
@@ -165,8 +165,10 @@ def test_the_estimate_is_the_declared_passes_times_the_probed_seconds(tmp_path):
     assert seconds["ablationcam"]["explain"] == pytest.approx(3 * whole)
     assert estimate.total == pytest.approx(sum(sum(s.values()) for s in seconds.values()))
     # Score-CAM, left out: one whole pass per channel plus its own, then faithfulness's 4
-    # (its axioms come from the shared probe, localization and discrimination are free)
-    assert estimate.left_out["scorecam"] == pytest.approx(3 * (1 + 4) * whole + 3 * 4 * whole)
+    # (its axioms come from the shared probe, localization and discrimination are free),
+    # and random_logit's one more explanation
+    assert estimate.left_out["scorecam"] == pytest.approx(
+        3 * (1 + 4) * whole + 3 * 4 * whole + 3 * (1 + 4) * whole)
     assert estimate.left_out["deletion"] == pytest.approx(
         len(run.methods) * 3 * 2 * 51 * whole)
 
