@@ -37,6 +37,10 @@ GROUP_METRICS = {
     "sanity": ("sanity_spearman",),
     "counterfactual": ("counterfactual_own", "counterfactual_other",
                        "counterfactual_other_share", "counterfactual_removal_drop"),
+    "complexity": ("sparseness", "complexity", "effective_complexity"),
+    "random_logit": ("random_logit_ssim",),
+    "mask_localization": ("relevance_mass_accuracy", "relevance_rank_accuracy",
+                          "top_k_intersection", "attribution_localisation", "mask_auc"),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -486,8 +490,10 @@ def expected_counts(mobilenet) -> tuple[int, int]:
     """(result rows, curve rows) of the tiny run, counted from the data set itself."""
     results = curves = 0
     for index, sample in enumerate(open_dataset(TINY_DATA, mobilenet.class_names)):
-        per_method = sum(len(GROUP_METRICS[g]) for g in ("axioms", "faithfulness", "deletion",
-                                                         "road", "localization", "mask_iou"))
+        # every composite image has its objects' boxes and silhouettes
+        per_method = sum(len(GROUP_METRICS[g]) for g in (
+            "axioms", "faithfulness", "deletion", "road", "localization", "mask_iou",
+            "complexity", "random_logit", "mask_localization"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
         if len(set(sample.box_labels.tolist())) > 1:  # both methods have counterfactuals
             per_method += len(GROUP_METRICS["discrimination"]) + \
