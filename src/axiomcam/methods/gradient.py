@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from .base import GradientCAM
+from .context import LayerContext
 from .maps import safe_divide
 
 
@@ -130,6 +131,11 @@ class HiResCAM(GradientCAM):
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:
         return (gradients * activations).sum(2), None
 
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the element-wise terms ``eigen_smooth`` decomposes."""
+        return context.gradients() * context.activations[:, None]
+
 
 class LayerCAM(GradientCAM):
     """Layer-CAM (Jiang et al., IEEE TIP 2021): ``L = ReLU(sum_k ReLU(G^k) * A^k)``.
@@ -153,3 +159,8 @@ class LayerCAM(GradientCAM):
     def raw_from(self, activations: torch.Tensor,
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:
         return (torch.relu(gradients) * activations).sum(2), None
+
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the element-wise terms ``eigen_smooth`` decomposes."""
+        return torch.relu(context.gradients()) * context.activations[:, None]

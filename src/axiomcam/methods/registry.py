@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .activation import CAM, EigenCAM
+from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
+from .decomposition import KPCACAM, EigenGradCAM
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
@@ -41,6 +42,7 @@ __all__ = [
 CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     CAM, GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, AblationCAM, ScoreCAM,
     EigenCAM,
+    EigenGradCAM, KPCACAM, FEM, RandomCAM,
 )
 
 #: what one explanation of a batch costs, by cost class
