@@ -402,3 +402,53 @@ def test_eigen_smooth_refuses_bad_values_and_decompositions():
     for method in ("eigencam", "kpcacam", "eigengradcam"):
         with pytest.raises(ValueError, match=f"\\({method}\\) is already a decomposition"):
             create(method, model, LAYER, eigen_smooth=True)
+
+
+def reversed_channels(model: nn.Sequential) -> nn.Sequential:
+    """The same function with the target layer's channels listed in reverse order (the
+    second convolution's filters and the third's input channels permuted together)."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin[2].weight.copy_(model[2].weight.flip(0))
+        twin[2].bias.copy_(model[2].bias.flip(0))
+        twin[4].weight.copy_(model[4].weight.flip(1))
+    return twin
+
+
+@pytest.mark.parametrize("method", ["eigengradcam", "kpcacam", "eigencam", "gradcam"])
+def test_the_sign_rule_does_not_depend_on_the_channel_order(method):
+    """The sign of a component that a solver returns may change with the order of the
+    channels; axiomcam's maps (signed by the channel mean) do not."""
+    torch.manual_seed(0)
+    model, images, classes = small_net(), torch.rand(4, 3, 10, 12), [0, 1, 2, 3]
+    twin = reversed_channels(model)
+    with torch.no_grad():
+        assert torch.allclose(model(images), twin(images), atol=1e-5)
+    options = {"eigen_smooth": True} if method == "gradcam" else {}
+    ours = create(method, model, LAYER, **options)(images, classes)
+    theirs = create(method, twin, LAYER, **options)(images, classes)
+    assert torch.allclose(ours.raw, theirs.raw, atol=1e-4 * float(ours.raw.abs().max()))
+
+
+@pytest.mark.parametrize("method", ["EigenGradCAM", "GradCAM"])
+def test_pytorch_grad_cams_sign_follows_the_channel_order(method):
+    """The documented difference (docs/peers.md): pytorch-grad-cam keeps numpy's SVD sign,
+    so reversing the channels of the same function flips some of its maps (7 of 20 for
+    each of these, with numpy 2 / OpenBLAS, seeds 0 to 4); it stays one of axiomcam's two
+    signed maps, and axiomcam's own map never moves."""
+    peers = pytest.importorskip("pytorch_grad_cam")
+    options = {"eigen_smooth": True} if method == "GradCAM" else {}
+    flips = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        model, images, classes = small_net(), torch.rand(4, 3, 10, 12), [0, 1, 2, 3]
+        twin = reversed_channels(model)
+        ours = create(method.lower(), model, LAYER, **options)(images, classes)
+        first = peer_maps(getattr(peers, method), model, images, classes, **options)
+        second = peer_maps(getattr(peers, method), twin, images, classes, **options)
+        assert_agrees_up_to_sign(second, ours.raw)
+        flips += sum(np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0
+                     for a, b in zip(first, second, strict=True))
+    assert flips > 0
