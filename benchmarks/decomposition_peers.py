@@ -142,7 +142,7 @@ def table(summary: dict[str, dict[str, float]]) -> str:
         if "median_r" in row:
             lines.append(f"| {case} | {row['ours_s']:.2f} | {row['peer_s']:.2f} | "
                          f"{row['median_r']:.3f} | {row['flipped']:.0f} / {row['images']} | "
-                         f"{row['max_diff']:.3f} |")
+                         f"{row['max_diff']:.1e} |")
         else:
             lines.append(f"| {case} | {row['ours_s']:.2f} | {row['peer_s']:.2f} | "
                          "- | - | - |")

@@ -155,8 +155,9 @@ class RandomCAM(BaseCAM):
     independently per image, target and channel; ``L = ReLU(sum_k w_k A^k)``. It says
     nothing about the model: a metric that cannot tell a method from it measures nothing.
 
-    ``seed`` makes it reproducible (the same seed, the same weights on every call);
-    ``None`` draws fresh weights each call.
+    ``seed`` makes it reproducible (the same seed and batch shape, the same weights on
+    every call; the draws are per batch, so an image alone gets other weights than in a
+    batch); ``None`` draws fresh weights each call.
 
     Example:
         >>> import torch, torchvision
