@@ -452,3 +452,12 @@ def test_pytorch_grad_cams_sign_follows_the_channel_order(method):
         flips += sum(np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0
                      for a, b in zip(first, second, strict=True))
     assert flips > 0
+
+
+def test_eigen_smooth_of_a_method_that_does_not_say_its_terms_is_a_clear_error():
+    class ElementWise(HiResCAM):  # no channel weights, and channel_terms not overridden
+        channel_terms = GradCAM.channel_terms
+
+    with pytest.raises(ValueError, match="has no channel weights and does not say its "
+                                         "channel terms"):
+        ElementWise(small_net(), LAYER, eigen_smooth=True)(torch.rand(1, 3, 10, 12))

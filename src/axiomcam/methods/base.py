@@ -406,6 +406,10 @@ class BaseCAM(Explainer):
                       channel_weights: torch.Tensor | None) -> torch.Tensor:
         """``(B, n, K, S)``: the terms whose sum over channels is ``raw``, ``w_k A^k`` by
         default (methods without channel weights override it)."""
+        if channel_weights is None:
+            raise ValueError(f"{self.title} ({self.name}) has no channel weights and does not "
+                             "say its channel terms (channel_terms): eigen_smooth cannot "
+                             "decompose its map")
         return channel_weights[..., None] * context.activations[:, None]
 
     def _layer_result(self, context: LayerContext) -> PartialResult:
