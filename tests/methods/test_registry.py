@@ -74,7 +74,7 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
         assert info.needs_gradients == (info.guided or info.cost in ("backward", "hessian")), name
         assert method_title(name) == info.title and info.title
     assert CHANNEL_WEIGHT_METHODS == ("cam", "gradcam", "gradcam++", "xgradcam", "ablationcam",
-                                      "scorecam", "shapleycam", "finercam")
+                                      "scorecam", "shapleycam", "finercam", "fem", "randomcam")
     assert [METHODS[name].cost for name in ("ablationcam", "scorecam", "eigencam")] == [
         "ablation", "masking", "forward"]
 

@@ -79,21 +79,23 @@ def by_hand_fused(maps: list[torch.Tensor]) -> torch.Tensor:
 def test_each_layer_equals_its_single_layer_explanation_and_the_fused_map_their_mean(method):
     model, x = small_cnn(), images()
     classes = torch.tensor([1, 3])
+    seeded = {"seed": 0} if "randomcam" in method else {}  # the same draws in both runs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AxiomCamWarning)
-        several = axiomcam.explain(model, x, method, LAYERS, targets=classes)
-        alone = {layer: axiomcam.explain(model, x, method, layer, targets=classes)
+        several = axiomcam.explain(model, x, method, LAYERS, targets=classes, **seeded)
+        alone = {layer: axiomcam.explain(model, x, method, layer, targets=classes, **seeded)
                  for layer in LAYERS}
     assert several.target_layer == tuple(LAYERS) and list(several.layers) == LAYERS
     assert several.raw is None and several.channel_weights is None
     for layer in LAYERS:
         assert_same(several.layers[layer], alone[layer], f"{method} at {layer}")
-        assert several.layers[layer].maps.flatten(1).std(1).min() > 0.05  # not constant
+        if not seeded:  # random weights may leave a map all negative: zeros after ReLU
+            assert several.layers[layer].maps.flatten(1).std(1).min() > 0.05  # not constant
     torch.testing.assert_close(several.scores, alone["block"].scores, rtol=0, atol=0)
     if method.startswith("guided_"):
         # the guided product of the fused CAM map, from the one guided-backprop gradient
         cam = axiomcam.explain(model, x, method.removeprefix("guided_"), LAYERS,
-                               targets=classes)
+                               targets=classes, **seeded)
         # Finer-CAM's guided backprop explains its own score, the class contrast
         score = ClassContrast(classes) if method == "guided_finercam" else classes
         backprop = axiomcam.explain(model, x, "guided_backprop", targets=score)

@@ -13,10 +13,11 @@ Example:
 from __future__ import annotations
 
 from ..support import AxiomCamWarning
-from .activation import CAM, EigenCAM
+from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer, GradientCAM, PartialResult
 from .capture import LayerCapture, TargetLayer, capturing
 from .context import LayerContext, capture_layer
+from .decomposition import KERNELS, KPCACAM, EigenGradCAM
 from .engine import (
     ABLATION_COPY_BYTES,
     DEFAULT_BATCH_SIZE,
@@ -54,13 +55,12 @@ from .registry import (
 
 __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
-    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
-    "AblationCAM", "AblationCache",
-    "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "FinerCAM", "GradCAM",
-    "GradCAMElementWise", "GradCAMPlusPlus",
-    "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
-    "LayerContext", "MethodInfo", "Occlusion", "PartialResult", "PerturbationEngine", "ScoreCAM",
-    "ShapleyCAM",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "FEM", "KERNELS", "KPCACAM", "METHODS",
+    "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache", "AxiomCamWarning",
+    "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM", "GradCAM",
+    "GradCAMElementWise", "GradCAMPlusPlus", "GradientCAM", "Guided", "GuidedBackprop",
+    "HiResCAM", "LayerCAM", "LayerCapture", "LayerContext", "MethodInfo", "Occlusion",
+    "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",
     "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
     "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
     "normalise_method_name", "occlusion_positions",

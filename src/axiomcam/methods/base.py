@@ -21,7 +21,7 @@ from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .capture import LayerSpec, target_layers
 from .context import LayerContext, share_gradients
 from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
-from .maps import fuse_maps, minmax_scale, upsample, weighted_sum
+from .maps import fuse_maps, minmax_scale, principal_projection, upsample, weighted_sum
 
 __all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult", "check_counterfactual",
            "counterfactual_methods"]
@@ -49,7 +49,8 @@ class Explainer:
         model: any ``torch.nn.Module`` (put in eval mode during each call, restored after).
         smooth: number of noisy copies to average (SmoothGrad-style); 0 = no smoothing.
         smooth_sigma: noise standard deviation as a fraction of each image's value range.
-        seed: seed for the smoothing noise (``None``: a fresh random seed per call).
+        seed: seed for the smoothing noise and a random method's draws (``None``: a fresh
+            random seed per call).
         batch_size: how many perturbed copies one forward pass may hold (``None``:
             Score-CAM :data:`~axiomcam.methods.engine.DEFAULT_BATCH_SIZE` images;
             Ablation-CAM as many ablated copies of the layer's output as fit in
@@ -308,6 +309,11 @@ class BaseCAM(Explainer):
             ``"tokens"``, ``"channels_last"`` or ``"channels_first"`` force one.
         grid: ``(h, w)`` of a token layer (``None``: inferred from the token count and the
             input's aspect ratio).
+        eigen_smooth: replace ``raw`` by the first principal component of the method's
+            per-channel terms (:meth:`channel_terms`, ``w_k A^k`` for a channel-weight
+            method) over the positions, instead of their sum (pytorch-grad-cam's
+            ``eigen_smooth``; :func:`~axiomcam.methods.maps.principal_projection`, signed
+            to correlate with the plain ``raw``). ``channel_weights`` stay the method's.
         **options: see :class:`Explainer` (``smooth``, ``smooth_sigma``, ``seed``,
             ``batch_size``, ``progress``, ``output``, ``extra_inputs``).
     """
@@ -325,11 +331,22 @@ class BaseCAM(Explainer):
     #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
+    #: whether the map is a sum over channels of terms (:meth:`channel_terms`), which
+    #: ``eigen_smooth`` decomposes; ``False`` for the methods that are a decomposition
+    has_channel_terms: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec = None, *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,
-                 **options: object) -> None:
+                 eigen_smooth: bool = False, **options: object) -> None:
         super().__init__(model, **options)
+        if not isinstance(eigen_smooth, bool):
+            raise TypeError(f"eigen_smooth must be True or False, not {eigen_smooth!r}")
+        if eigen_smooth and not self.has_channel_terms:
+            raise ValueError(f"{self.title} ({self.name}) is already a decomposition of the "
+                             "activations, not a sum of channel terms: eigen_smooth does not "
+                             "apply to it")
+        #: whether ``raw`` is the first principal component of the channel terms
+        self.eigen_smooth = eigen_smooth
         #: the target layers (one unless ``target_layer`` lists several), with what the
         #: forward passes taught about each
         self.layers = target_layers(self.model, target_layer, reshape=reshape, grid=grid)
@@ -390,8 +407,21 @@ class BaseCAM(Explainer):
                              targets=parts[0].targets, target_layer=self.target_layer,
                              layers={part.target_layer: part for part in parts})
 
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the terms whose sum over channels is ``raw``, ``w_k A^k`` by
+        default (methods without channel weights override it)."""
+        if channel_weights is None:
+            raise ValueError(f"{self.title} ({self.name}) has no channel weights and does not "
+                             "say its channel terms (channel_terms): eigen_smooth cannot "
+                             "decompose its map")
+        return channel_weights[..., None] * context.activations[:, None]
+
     def _layer_result(self, context: LayerContext) -> PartialResult:
         raw, channel_weights = self.compute(context)
+        if self.eigen_smooth:
+            terms = self.channel_terms(context, channel_weights)
+            raw = principal_projection(terms.transpose(-1, -2))
         return PartialResult(
             raw=raw.detach().view(*raw.shape[:2], *context.spatial_shape),
             channel_weights=None if channel_weights is None else channel_weights.detach(),

@@ -137,6 +137,11 @@ class HiResCAM(GradientCAM):
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:
         return (gradients * activations).sum(2), None
 
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the element-wise terms ``eigen_smooth`` decomposes."""
+        return context.gradients() * context.activations[:, None]
+
 
 class LayerCAM(GradientCAM):
     """Layer-CAM (Jiang et al., IEEE TIP 2021): ``L = ReLU(sum_k ReLU(G^k) * A^k)``.
@@ -161,6 +166,10 @@ class LayerCAM(GradientCAM):
                  gradients: torch.Tensor) -> tuple[torch.Tensor, None]:
         return (torch.relu(gradients) * activations).sum(2), None
 
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the element-wise terms ``eigen_smooth`` decomposes."""
+        return torch.relu(context.gradients()) * context.activations[:, None]
 
 class GradCAMElementWise(GradientCAM):
     """Grad-CAM element-wise (pytorch-grad-cam's ``GradCAMElementWise``):

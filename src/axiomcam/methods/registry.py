@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .activation import CAM, EigenCAM
+from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
+from .decomposition import KPCACAM, EigenGradCAM
 from .gradient import (
     FinerCAM,
     GradCAM,
@@ -51,6 +52,7 @@ CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     CAM, GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, AblationCAM, ScoreCAM,
     EigenCAM,
     GradCAMElementWise, ShapleyCAM, FinerCAM,
+    EigenGradCAM, KPCACAM, FEM, RandomCAM,
 )
 
 #: what one explanation of a batch costs, by cost class
