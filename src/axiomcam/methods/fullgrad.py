@@ -195,12 +195,12 @@ def _spatial_terms(terms: list[torch.Tensor], input_dims: int) -> Iterator[torch
 
 def _post_process(term: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """``psi``: ``|term|`` ``(B, n, K, *spatial)`` min-max scaled per image and target over
-    all its channels and positions, upsampled to ``size``, summed over channels."""
+    all its channels and positions, upsampled to ``size``, summed over channels ->
+    ``(B, n, *size)``."""
     magnitude = term.abs()
     flat = magnitude.flatten(2)
     low = flat.amin(-1, keepdim=True)
     span = (flat.amax(-1, keepdim=True) - low).clamp_min(torch.finfo(term.dtype).tiny)
     scaled = ((flat - low) / span).view_as(magnitude)
-    batch, targets, channels = scaled.shape[:3]
-    resized = upsample(scaled.flatten(0, 1), size)
-    return resized.view(batch, targets, channels, *size).sum(2)
+    # upsampling is linear: summing the channels first gives the same map, K times cheaper
+    return upsample(scaled.sum(2), size)
