@@ -212,7 +212,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "counterfactual": counterfactual, "aug_smooth": aug_smooth, "layer": layer_name, "score": pretrained.score,
+        "counterfactual": counterfactual, "aug_smooth": aug_smooth, "layer": layer_name,
+        "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
         "head": targets.head or pretrained.probability, "explained": targets.explained,
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],
