@@ -11,7 +11,7 @@ Example:
     (6, torch.Size([6, 1, 1, 4]))
     >>> copies[4].flatten().tolist()  # flipped, factor 1.0
     [3.0, 2.0, 1.0, 0.0]
-    >>> torch.equal(deaugment(copies / copies.new_tensor(
+    >>> torch.allclose(deaugment(copies / copies.new_tensor(
     ...     [f for _, f in AUGMENTATIONS]).view(-1, 1, 1, 1), 1), x.expand(6, 1, 1, 1, 4))
     True
 """

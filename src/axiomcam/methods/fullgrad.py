@@ -43,8 +43,8 @@ def layer_bias(module: nn.Module) -> torch.Tensor | None:
     Example:
         >>> norm = nn.BatchNorm1d(1).eval()
         >>> _ = norm.running_mean.fill_(2.0), norm.running_var.fill_(4.0 - norm.eps)
-        >>> layer_bias(norm)
-        tensor([-1.])
+        >>> layer_bias(norm).tolist()
+        [-1.0]
     """
     if isinstance(module, _BATCH_NORMS):
         if module.running_mean is None or module.running_var is None:
