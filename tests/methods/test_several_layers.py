@@ -75,7 +75,7 @@ def by_hand_fused(maps: list[torch.Tensor]) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", [name for name in METHOD_NAMES
                                     if name not in ("cam", "guided_cam", "guided_backprop",
-                                                    "occlusion")])
+                                                    "occlusion", "fullgrad")])
 def test_each_layer_equals_its_single_layer_explanation_and_the_fused_map_their_mean(method):
     model, x = small_cnn(), images()
     classes = torch.tensor([1, 3])

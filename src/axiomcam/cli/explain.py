@@ -28,8 +28,8 @@ from .options import (
 if TYPE_CHECKING:
     from ..models import PretrainedModel
 
-__all__ = ["COMPARE_METHODS", "compare", "counterfactual_option", "eigen_smooth_option",
-           "explain", "image_options"]
+__all__ = ["COMPARE_METHODS", "aug_smooth_option", "compare", "counterfactual_option",
+           "eigen_smooth_option", "explain", "image_options"]
 
 #: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
 COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
@@ -77,6 +77,15 @@ def _check_eigen_smooth(methods: list[str]) -> None:
                        "decompose (it applies to CAMs whose map is a sum over channels)")
 
 
+def aug_smooth_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--aug-smooth``: test-time augmentation of every map (explain and compare)."""
+    return click.option(
+        "--aug-smooth", is_flag=True,
+        help="Average each map over test-time augmentations: the image flipped or not, "
+             "its values times 0.9, 1 or 1.1 (six copies in one batch), each map brought "
+             "back (pytorch-grad-cam's aug_smooth).")(command)
+
+
 def _check_counterfactual(methods: list[str], default_methods: bool) -> list[str]:
     """The methods to draw counterfactually: the default list without the methods that have
     no counterfactual form (named on the terminal), or a usage error naming those given."""
@@ -107,7 +116,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
                    "occlusion (windows of 1/7 of the input's side, stride half of it, "
                    "zeros: 1 + 169 passes at 224 px), "
-                   "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
+                   "guided_backprop, fullgrad, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|aboveT|INDEX|NAME",
               help="What to explain: each image's top N classes; each image's labels whose "
@@ -117,6 +126,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @head_option
 @counterfactual_option
 @eigen_smooth_option
+@aug_smooth_option
 @click.option("--score", type=click.Choice(["logit", "probability", "softmax", "sigmoid"]),
               default="logit", show_default=True,
               help="The score each map explains: the class's logit, or the head's "
@@ -134,7 +144,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
             layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
             counterfactual: bool, eigen_smooth: bool, score: str, out_dir: str,
-            save_masks: bool, mask_threshold: str,
+            save_masks: bool, mask_threshold: str, aug_smooth: bool,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
@@ -159,6 +169,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
       axiomcam explain two-objects.png --method gradcam --target tabby --counterfactual
       axiomcam explain cat.jpg --method xgradcam --eigen-smooth
       axiomcam explain photos/ --save-masks --mask-threshold otsu --out seeds
+      axiomcam explain cat.jpg --method fullgrad --aug-smooth
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
@@ -187,7 +198,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
                             targets=targets, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures, model_spec=model.spec,
                             counterfactual=counterfactual, masks=masks,
-                            eigen_smooth=eigen_smooth)
+                            eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
@@ -216,12 +227,13 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
                    "axioms under each map (methods with channel weights).")
 @counterfactual_option
 @eigen_smooth_option
+@aug_smooth_option
 @click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
             layers: tuple[str, ...], target_spec: str, head: str | None, axioms: bool,
-            counterfactual: bool, eigen_smooth: bool, figure: str,
+            counterfactual: bool, eigen_smooth: bool, figure: str, aug_smooth: bool,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
@@ -231,6 +243,7 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
       axiomcam compare photos/ --methods gradcam,xgradcam --layer features.17.conv.1 --axioms
       axiomcam compare two-objects.png --target tabby --counterfactual
       axiomcam compare cat.jpg --methods gradcam,xgradcam,eigengradcam,kpcacam,fem --eigen-smooth
+      axiomcam compare cat.jpg --methods gradcam,fullgrad --aug-smooth
     """
     from ..workflows import collect_images, compare_files
 
@@ -256,7 +269,8 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
         run = compare_files(pretrained, paths, methods, figure, layer=layer_name,
                             target=target, axioms=axioms, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures,
-                            counterfactual=counterfactual, eigen_smooth=eigen_smooth)
+                            counterfactual=counterfactual, eigen_smooth=eigen_smooth,
+                            aug_smooth=aug_smooth)
     except Exception as error:
         fail(error, debug)
     kind = (" (counterfactual maps)" if counterfactual else "") + \

@@ -26,6 +26,7 @@ from .engine import (
     check_batch_size,
     model_output,
 )
+from .fullgrad import FullGrad
 from .gradient import (
     FinerCAM,
     GradCAM,
@@ -57,7 +58,7 @@ __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
     "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "FEM", "KERNELS", "KPCACAM", "METHODS",
     "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache", "AxiomCamWarning",
-    "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM", "GradCAM",
+    "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM", "FullGrad", "GradCAM",
     "GradCAMElementWise", "GradCAMPlusPlus", "GradientCAM", "Guided", "GuidedBackprop",
     "HiResCAM", "LayerCAM", "LayerCapture", "LayerContext", "MethodInfo", "Occlusion",
     "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",

@@ -18,6 +18,7 @@ from ..explanation import Explanation
 from ..outputs import OutputSelector
 from ..support import Progress, check_inputs, check_model, eval_mode
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+from .augment import augment_batch, average_augmented, tile_extra_inputs, tile_targets
 from .capture import LayerSpec, target_layers
 from .context import LayerContext, share_gradients
 from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
@@ -89,8 +90,13 @@ class Explainer:
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
                  progress: Progress = None, output: OutputSelector = None,
-                 extra_inputs: Sequence[object] = (), counterfactual: bool = False) -> None:
+                 extra_inputs: Sequence[object] = (), counterfactual: bool = False,
+                 aug_smooth: bool = False) -> None:
         self.model = check_model(model)
+        if not isinstance(aug_smooth, bool):
+            raise TypeError(f"aug_smooth must be True or False, not {aug_smooth!r}")
+        #: whether each batch is explained under test-time augmentation and averaged
+        self.aug_smooth = aug_smooth
         check_counterfactual(type(self), counterfactual)
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
             raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
@@ -137,13 +143,31 @@ class Explainer:
         """Explain ``inputs`` ``(B, C, H, W)`` for ``targets`` (see :func:`axiomcam.explain`)."""
         inputs = check_inputs(self.model, inputs)
         with eval_mode(self.model):
-            if self.smooth:
-                partial = self._explain_smoothed(inputs, targets)
+            if self.aug_smooth:
+                explanation, several = self._explain_augmented(inputs, targets)
             else:
-                partial = self.explain_batch(inputs, targets)
-            explanation = self._explanation(partial, inputs)
+                partial = self._explain_noisy(inputs, targets)
+                explanation, several = self._explanation(partial, inputs), partial.targets.several
         # one target per image: drop the target axis the way Explanation.target does
-        return explanation if partial.targets.several else explanation.target(0)
+        return explanation if several else explanation.target(0)
+
+    def _explain_noisy(self, inputs: torch.Tensor,
+                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        if self.smooth:
+            return self._explain_smoothed(inputs, targets)
+        return self.explain_batch(inputs, targets)
+
+    def _explain_augmented(self, inputs: torch.Tensor,
+                           targets: TargetSpec) -> tuple[Explanation, bool]:
+        # every augmented copy explains the targets chosen on the image itself
+        resolved = self._resolve_on_clean(inputs, targets)
+        copies, extra_inputs = augment_batch(inputs), self.extra_inputs
+        self.extra_inputs = tile_extra_inputs(extra_inputs, inputs.shape[0])
+        try:
+            partial = self._explain_noisy(copies, tile_targets(resolved, inputs.shape[0]))
+        finally:
+            self.extra_inputs = extra_inputs
+        return average_augmented(self._explanation(partial, copies), resolved), resolved.several
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
@@ -169,9 +193,11 @@ class Explainer:
             output = self.forward(inputs)
         return resolve_targets(targets, output, inputs.shape[0], select=self.output)
 
-    def _explain_smoothed(self, inputs: torch.Tensor, targets: TargetSpec) -> PartialResult:
+    def _explain_smoothed(self, inputs: torch.Tensor,
+                          targets: TargetSpec | ResolvedTargets) -> PartialResult:
         # every noisy copy explains the class chosen on the clean image
-        resolved = self._resolve_on_clean(inputs, targets)
+        resolved = targets if isinstance(targets, ResolvedTargets) else \
+            self._resolve_on_clean(inputs, targets)
         generator = torch.Generator(device=inputs.device)
         if self.seed is None:
             generator.seed()

@@ -26,6 +26,7 @@ from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
 from .decomposition import KPCACAM, EigenGradCAM
+from .fullgrad import FullGrad
 from .gradient import (
     FinerCAM,
     GradCAM,
@@ -139,7 +140,9 @@ def _all_methods() -> dict[str, MethodInfo]:
     occlusion = MethodInfo(Occlusion.name, Occlusion.title, Occlusion,
                            has_channel_weights=False, needs_gradients=False,
                            cost=Occlusion.cost, cam=False, takes_layer=False)
-    everything = [*cams, occlusion, backprop,
+    fullgrad = MethodInfo(FullGrad.name, FullGrad.title, FullGrad, has_channel_weights=False,
+                          needs_gradients=True, cost=FullGrad.cost, cam=False, takes_layer=False)
+    everything = [*cams, occlusion, backprop, fullgrad,
                   *(_guided(info) for info in cams if not info.options)]
     return {info.name: info for info in everything}
 
@@ -154,7 +157,7 @@ VARIANT_NAMES: tuple[str, ...] = tuple(
     name for name, info in METHODS.items() if info.cam and info.options)
 #: every name accepted by :func:`create` and :func:`axiomcam.explain`
 METHOD_NAMES: tuple[str, ...] = (
-    *CAM_METHODS, *VARIANT_NAMES, Occlusion.name, GuidedBackprop.name,
+    *CAM_METHODS, *VARIANT_NAMES, Occlusion.name, GuidedBackprop.name, FullGrad.name,
     *(name for name, info in METHODS.items() if info.guided and info.takes_layer),
 )
 #: the CAM methods whose maps are ``sum_k w_k A^k`` with channel weights (the ones

@@ -128,7 +128,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                   failures: Sequence[Failure] = (), progress: bool | None = None,
                   model_spec: str | None = None, counterfactual: bool = False,
                   masks: tuple[str, float | None] | None = None,
-                  eigen_smooth: bool = False) -> ExplainRun:
+                  eigen_smooth: bool = False, aug_smooth: bool = False) -> ExplainRun:
     """Explain image files and write the pictures, raw maps and ``results.json``.
 
     Per image ``NAME`` and target class ``c`` (probability ``p``), into ``out_dir``:
@@ -183,6 +183,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
         eigen_smooth: each raw map is the first principal component of the method's
             channel terms (:class:`~axiomcam.methods.BaseCAM`; ``"eigen_smooth"`` in
             ``results.json``).
+        aug_smooth: test-time augmentation, flips and intensity factors averaged (see
+            :class:`~axiomcam.methods.Explainer`); ``"aug_smooth"`` in ``results.json``.
 
     Raises:
         ValueError: an unknown method or layer, or ``counterfactual`` for a method without
@@ -192,6 +194,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     targets = targets or TargetChoice(top=1)
     layer_name = _checked_layers(pretrained, layer) if method_info(method).takes_layer else None
     explainer = create_explainer(pretrained, method, layer_name, counterfactual=counterfactual,
+                                 aug_smooth=aug_smooth,
                                  **({"eigen_smooth": True} if eigen_smooth else {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +216,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "counterfactual": counterfactual, "eigen_smooth": eigen_smooth, "layer": layer_name,
+        "counterfactual": counterfactual, "eigen_smooth": eigen_smooth,
+        "aug_smooth": aug_smooth, "layer": layer_name,
         "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
         "head": targets.head or pretrained.probability, "explained": targets.explained,
