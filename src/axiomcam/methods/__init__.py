@@ -25,10 +25,10 @@ from .engine import (
     check_batch_size,
     model_output,
 )
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, SmoothGradCAMPlusPlus, XGradCAM
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion, occlusion_positions
-from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
@@ -45,11 +45,13 @@ from .registry import (
 
 __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
-    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "ISCAM", "METHODS", "METHOD_NAMES", "SSCAM",
+    "VARIANT_NAMES",
     "AblationCAM", "AblationCache",
     "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
     "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
     "LayerContext", "MethodInfo", "Occlusion", "PartialResult", "PerturbationEngine", "ScoreCAM",
+    "SmoothGradCAMPlusPlus",
     "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
     "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
     "normalise_method_name", "occlusion_positions",

@@ -25,10 +25,10 @@ from torch import nn
 from .activation import CAM, EigenCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, SmoothGradCAMPlusPlus, XGradCAM
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
-from .perturbation import AblationCAM, ScoreCAM
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 
 __all__ = [
     "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
@@ -41,6 +41,7 @@ __all__ = [
 CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     CAM, GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, AblationCAM, ScoreCAM,
     EigenCAM,
+    SSCAM, ISCAM, SmoothGradCAMPlusPlus,
 )
 
 #: what one explanation of a batch costs, by cost class
@@ -54,6 +55,12 @@ COSTS: dict[str, str] = {
     "input gradient": "one forward and one backward pass through the whole network",
     "occlusion": "one forward pass, then P passes of the whole network on occluded copies "
                  "(P window positions per image, batched: occlusion_positions)",
+    "noisy masking": "two forward passes, then N x K passes of the whole network on noisily "
+                     "masked images (N = num_samples, 35 by default; batched)",
+    "integrated masking": "two forward passes, then N x K passes of the whole network on "
+                          "scaled masked images (N = num_samples, 10 by default; batched)",
+    "noisy backward": "one forward pass, then N forward and N backward passes on noisy "
+                      "copies (N = num_samples, 4 by default)",
 }
 
 
