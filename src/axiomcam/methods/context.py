@@ -243,7 +243,7 @@ def noisy_gradient_moments(context: LayerContext, samples: int, std: float,
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                       nn.Flatten(), nn.Linear(4, 2))
-        >>> context = capture_layer(model, torch.rand(1, 3, 8, 8), targets=1, target_layer="0")
+        >>> context = capture_layer(model, torch.rand(1, 3, 8, 8), targets=1, target_layer="1")
         >>> first, = noisy_gradient_moments(context, 3, 0.1, torch.Generator(), powers=(1,))
         >>> torch.allclose(first, context.gradients())  # linear after the layer: G constant
         True

@@ -128,12 +128,15 @@ class SSCAM(BaseCAM):
             ``H * W`` is a multiple of 16 (torch draws normal noise in blocks of 16).
 
     Example:
-        >>> import torch, torchvision
+        >>> import torch
+        >>> from torch import nn
         >>> from axiomcam.methods import SSCAM
-        >>> model = torchvision.models.resnet18(num_classes=10)
-        >>> cam = SSCAM(model, "layer4", num_samples=2, seed=0, batch_size=256)
-        >>> cam(torch.rand(1, 3, 32, 32)).channel_weights.shape
-        torch.Size([1, 512])
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        >>> cam = SSCAM(model, "1", num_samples=4, std=0.5, seed=0)
+        >>> exp = cam(torch.rand(2, 3, 16, 16))  # 4 x 8 noisy masked copies per image
+        >>> exp.channel_weights.shape, exp.maps.shape
+        (torch.Size([2, 8]), torch.Size([2, 16, 16]))
     """
 
     name = "sscam"
@@ -175,12 +178,15 @@ class ISCAM(BaseCAM):
         num_samples: ``N``, steps along the path (10, torchcam's default).
 
     Example:
-        >>> import torch, torchvision
-        >>> from axiomcam.methods import ISCAM
-        >>> model = torchvision.models.resnet18(num_classes=10)
-        >>> cam = ISCAM(model, "layer4", num_samples=2, batch_size=256)
-        >>> cam(torch.rand(1, 3, 32, 32)).maps.shape
-        torch.Size([1, 32, 32])
+        >>> import torch
+        >>> from torch import nn
+        >>> from axiomcam.methods import ISCAM, ScoreCAM
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> one_step = ISCAM(model, "1", num_samples=1)(x).channel_weights  # the path's end
+        >>> torch.allclose(one_step, ScoreCAM(model, "1")(x).channel_weights)
+        True
     """
 
     name = "iscam"
