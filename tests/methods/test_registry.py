@@ -71,10 +71,11 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
         assert (explanation.channel_weights is not None) == info.has_channel_weights, name
         assert has_channel_weights(name) == info.has_channel_weights
         assert info.cost in COSTS
-        assert info.needs_gradients == (info.guided or info.cost == "backward"), name
+        assert info.needs_gradients == (info.guided or info.cost in ("backward",
+                                                                     "noisy backward")), name
         assert method_title(name) == info.title and info.title
     assert CHANNEL_WEIGHT_METHODS == ("cam", "gradcam", "gradcam++", "xgradcam", "ablationcam",
-                                      "scorecam")
+                                      "scorecam", "sscam", "iscam", "smoothgradcam++")
     assert [METHODS[name].cost for name in ("ablationcam", "scorecam", "eigencam")] == [
         "ablation", "masking", "forward"]
 

@@ -141,7 +141,8 @@ class SmoothGradCAMPlusPlus(GradientCAM):
     Args:
         num_samples: ``N``, noisy copies (4, torchcam's default).
         std: the noise's standard deviation, in the input's units (0.3, torchcam's).
-        **options: see :class:`BaseCAM`; ``seed`` fixes the noise. No counterfactual form.
+        seed: seeds the noise (0 by default: the same map every call; ``None``: fresh).
+        **options: see :class:`BaseCAM`. No counterfactual form.
 
     Example:
         >>> import torch, torchvision
@@ -159,8 +160,9 @@ class SmoothGradCAMPlusPlus(GradientCAM):
     has_counterfactual = False
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec = None, *,
-                 num_samples: int = 4, std: float = 0.3, **options: object) -> None:
-        super().__init__(model, target_layer, **options)
+                 num_samples: int = 4, std: float = 0.3, seed: int | None = 0,
+                 **options: object) -> None:
+        super().__init__(model, target_layer, seed=seed, **options)
         self.num_samples = check_samples(num_samples)
         self.std = check_noise_std(std)
 

@@ -123,9 +123,11 @@ class SSCAM(BaseCAM):
         num_samples: ``N``, noisy masks per channel (35, torchcam's default).
         std: the noise's standard deviation, on the [0, 1] scale of the masks (2.0,
             torchcam's default).
-        **options: see :class:`BaseCAM`; ``seed`` fixes the noise (``None``: fresh noise
-            per call). On the CPU the noise does not depend on ``batch_size`` when
-            ``H * W`` is a multiple of 16 (torch draws normal noise in blocks of 16).
+        seed: seeds the noise (0 by default, so a call gives the same map every time;
+            ``None``: fresh noise per call). On the CPU the noise does not depend on
+            ``batch_size`` when ``H * W`` is a multiple of 16 (torch draws normal noise
+            in blocks of 16).
+        **options: see :class:`BaseCAM`.
 
     Example:
         >>> import torch
@@ -144,8 +146,9 @@ class SSCAM(BaseCAM):
     cost = "noisy masking"
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, *,
-                 num_samples: int = 35, std: float = 2.0, **options: object) -> None:
-        super().__init__(model, target_layer, **options)
+                 num_samples: int = 35, std: float = 2.0, seed: int | None = 0,
+                 **options: object) -> None:
+        super().__init__(model, target_layer, seed=seed, **options)
         self.num_samples = check_samples(num_samples)
         self.std = check_noise_std(std)
 
