@@ -1,6 +1,7 @@
 """SS-CAM, IS-CAM and Smooth Grad-CAM++: axiomcam and torchcam 0.5 side by side (issue 22)
 on the real pretrained MobileNetV2 (``axiomcam.models.load("mobilenet_v2")``, packaged
-weights) and composite images, at ``features.18`` (1280 channels, 7 x 7): seconds per image
+weights) and composite images, at ``--layer`` (``features.18``: 1280 channels, 7 x 7;
+``features.17``: 320): seconds per image
 and the Pearson correlation of the two maps (each upsampled to the input).
 
 The definitions differ (docs/peers.md, "torchcam's sampled methods"): torchcam softmaxes
@@ -9,7 +10,7 @@ builds Smooth Grad-CAM++ from the last noisy copy. The noise is the same: torchc
 from the global generator seeded with ``--seed``, axiomcam from a generator with that seed.
 
 Run (a few minutes on one thread):
-    PYTHONPATH=src python -m benchmarks.sampled_cams --images 2
+    PYTHONPATH=src python -m benchmarks.sampled_cams --images 1 --layer features.17
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from axiomcam.data import CompositeBenchmark
 from axiomcam.evaluation import evaluation_inputs
 from axiomcam.methods import ISCAM, SSCAM, SmoothGradCAMPlusPlus
 
-LAYER = "features.18"
 #: (name, axiomcam class, torchcam class name, options): few samples, to keep it short
 METHODS = (
     ("sscam", SSCAM, "SSCAM", {"num_samples": 2, "std": 2.0}),
@@ -47,8 +47,9 @@ def run_torchcam(name: str, model: torch.nn.Module, image: torch.Tensor, target:
     import torchcam.methods
 
     extractor_class = getattr(torchcam.methods, name)
+    layer = options.pop("layer")
     extra = {"batch_size": 16} if name != "SmoothGradCAMpp" else {}
-    with extractor_class(model, LAYER, input_shape=tuple(image.shape[1:]), **options,
+    with extractor_class(model, layer, input_shape=tuple(image.shape[1:]), **options,
                          **extra) as extractor:
         scores = model(image[None])
         torch.manual_seed(seed)
@@ -61,6 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layer", default="features.18",
+                        help="target layer (features.17: 320 channels, a quicker run)")
     options = parser.parse_args()
     torch.set_num_threads(1)
     pretrained = axiomcam.models.load("mobilenet_v2")
@@ -71,7 +74,7 @@ def main() -> None:
                                   [s.boxes for s in samples])
     with torch.no_grad():
         targets = model(inputs).argmax(1).tolist()
-    print(f"MobileNetV2 {LAYER}, {options.images} composite images, seed {options.seed}")
+    print(f"MobileNetV2 {options.layer}, {options.images} composite images, seed {options.seed}")
     print(f"{'method':18} {'options':28} {'axiomcam s/img':>15} {'torchcam s/img':>15} "
           f"{'r per image':>20}")
     for name, cls, peer, method_options in METHODS:
@@ -81,11 +84,12 @@ def main() -> None:
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ours = cls(model, LAYER, seed=options.seed, batch_size=16,
+                ours = cls(model, options.layer, seed=options.seed, batch_size=16,
                            **method_options)(image[None], target).maps[0]
             ours_seconds += time.perf_counter() - start
             start = time.perf_counter()
-            theirs = run_torchcam(peer, model, image, target, options.seed, method_options)
+            theirs = run_torchcam(peer, model, image, target, options.seed,
+                                  {**method_options, "layer": options.layer})
             peer_seconds += time.perf_counter() - start
             rs.append(correlation(ours, theirs))
         described = ", ".join(f"{k}={v}" for k, v in method_options.items())

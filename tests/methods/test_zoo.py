@@ -82,6 +82,9 @@ RTOL = 1e-8
 LAYER_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "cam")
 #: one pass per channel (of the network after the layer, or of the whole network)
 PERTURBATION = ("ablationcam", "ablationcam:activation", "scorecam")
+#: sampled forms (N x the cost of their base method), checked against slow loops of the
+#: same noise and against torchcam in tests/methods/test_sampled_cams.py, not in the zoo
+SAMPLED = ("sscam", "iscam", "smoothgradcam++")
 GUIDED = "guided_gradcam"
 FIELDS = ("scores", "raw", "channel_weights", "maps", "guided")
 
@@ -272,7 +275,7 @@ def check_guided(zm: zoo.ZooModel, failures: Failures) -> None:
 
 
 def test_the_zoo_covers_every_cam_method():
-    assert {*LAYER_METHODS, *PERTURBATION} == {*CAM_METHODS, *VARIANT_NAMES}
+    assert {*LAYER_METHODS, *PERTURBATION, *SAMPLED} == {*CAM_METHODS, *VARIANT_NAMES}
 
 
 @pytest.mark.parametrize("name", list(zoo.ARCHITECTURES), ids=lambda name: name.split()[0])
