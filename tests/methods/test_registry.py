@@ -72,10 +72,11 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
         assert has_channel_weights(name) == info.has_channel_weights
         assert info.cost in COSTS
         assert info.needs_gradients == (info.guided or info.cost in (
-            "backward", "hessian", "input gradient")), name
+            "backward", "hessian", "input gradient", "noisy backward")), name
         assert method_title(name) == info.title and info.title
     assert CHANNEL_WEIGHT_METHODS == ("cam", "gradcam", "gradcam++", "xgradcam", "ablationcam",
-                                      "scorecam", "shapleycam", "finercam", "fem", "randomcam")
+                                      "scorecam", "shapleycam", "finercam", "fem", "randomcam",
+                                      "sscam", "iscam", "smoothgradcam++")
     assert [METHODS[name].cost for name in ("ablationcam", "scorecam", "eigencam")] == [
         "ablation", "masking", "forward"]
 

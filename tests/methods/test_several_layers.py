@@ -80,6 +80,10 @@ def test_each_layer_equals_its_single_layer_explanation_and_the_fused_map_their_
     model, x = small_cnn(), images()
     classes = torch.tensor([1, 3])
     seeded = {"seed": 0} if "randomcam" in method else {}  # the same draws in both runs
+    # SS-CAM's default noise (std 2 on [0, 1] masks) leaves this small random network no
+    # positive weight at one layer (a constant map, which would test nothing): less noise
+    if method.removeprefix("guided_") == "sscam":
+        seeded["std"] = 0.05
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AxiomCamWarning)
         several = axiomcam.explain(model, x, method, LAYERS, targets=classes, **seeded)

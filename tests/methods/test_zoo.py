@@ -89,6 +89,9 @@ OWN_TESTS = ("shapleycam", "finercam")
 NOT_IN_ZOO = ("kpcacam", "randomcam")
 #: one pass per channel (of the network after the layer, or of the whole network)
 PERTURBATION = ("ablationcam", "ablationcam:activation", "scorecam")
+#: sampled forms (N x the cost of their base method), checked against slow loops of the
+#: same noise and against torchcam in tests/methods/test_sampled_cams.py, not in the zoo
+SAMPLED = ("sscam", "iscam", "smoothgradcam++")
 GUIDED = "guided_gradcam"
 FIELDS = ("scores", "raw", "channel_weights", "maps", "guided")
 
@@ -279,7 +282,7 @@ def check_guided(zm: zoo.ZooModel, failures: Failures) -> None:
 
 
 def test_the_zoo_covers_every_cam_method():
-    assert {*LAYER_METHODS, *PERTURBATION, *OWN_TESTS, *NOT_IN_ZOO} == \
+    assert {*LAYER_METHODS, *PERTURBATION, *OWN_TESTS, *NOT_IN_ZOO, *SAMPLED} == \
         {*CAM_METHODS, *VARIANT_NAMES}
 
 

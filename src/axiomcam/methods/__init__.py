@@ -35,11 +35,12 @@ from .gradient import (
     HiResCAM,
     LayerCAM,
     ShapleyCAM,
+    SmoothGradCAMPlusPlus,
     XGradCAM,
 )
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion, occlusion_positions
-from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
@@ -56,13 +57,13 @@ from .registry import (
 
 __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
-    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "FEM", "KERNELS", "KPCACAM", "METHODS",
-    "METHOD_NAMES", "VARIANT_NAMES", "AblationCAM", "AblationCache", "AxiomCamWarning",
-    "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM", "FullGrad", "GradCAM",
-    "GradCAMElementWise", "GradCAMPlusPlus", "GradientCAM", "Guided", "GuidedBackprop",
-    "HiResCAM", "LayerCAM", "LayerCapture", "LayerContext", "MethodInfo", "Occlusion",
-    "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",
-    "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
-    "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
-    "normalise_method_name", "occlusion_positions",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "FEM", "ISCAM", "KERNELS", "KPCACAM",
+    "METHODS", "METHOD_NAMES", "SSCAM", "VARIANT_NAMES", "AblationCAM", "AblationCache",
+    "AxiomCamWarning", "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM",
+    "FullGrad", "GradCAM", "GradCAMElementWise", "GradCAMPlusPlus", "GradientCAM", "Guided",
+    "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture", "LayerContext", "MethodInfo",
+    "Occlusion", "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",
+    "SmoothGradCAMPlusPlus", "TargetLayer", "XGradCAM", "capture_layer", "capturing",
+    "check_batch_size", "create", "has_channel_weights", "masked_input_probabilities",
+    "method_info", "model_output", "normalise_method_name", "occlusion_positions",
 ]

@@ -22,13 +22,15 @@ import torch
 from torch import nn
 
 from ..outputs import OutputSelector
-from ..support import Progress, check_inputs, check_model, check_scores, eval_mode
+from ..support import Progress, check_inputs, check_model, check_scores, eval_mode, progress_bar
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .capture import TargetLayer, record_layers
 from .engine import AblationCache, PerturbationEngine, check_batch_size
 
-__all__ = ["LayerContext", "capture_layer", "score_curvatures", "score_gradients",
-           "share_gradients"]
+__all__ = [
+    "LayerContext", "capture_layer", "noisy_gradient_moments", "score_curvatures",
+    "score_gradients", "share_gradients",
+]
 
 
 #: one derivative per leaf (``None``: the score does not depend on that leaf)
@@ -310,6 +312,43 @@ def share_gradients(contexts: Sequence[LayerContext]) -> None:
         if hessian[0] is not None:
             context._hessian_products = torch.stack(hessian, dim=1)
         context._scores_with_graph = scores.detach()  # frees the graph
+
+
+def noisy_gradient_moments(context: LayerContext, samples: int, std: float,
+                           generator: torch.Generator, *, powers: Sequence[int] = (1, 2, 3),
+                           description: str = "Noisy gradients") -> list[torch.Tensor]:
+    """``[(1/N) sum_i G_i^p for p in powers]``, each ``(B, n, K, S)``: the moments of the
+    gradient ``G_i = dy^c/dA`` at the context's layer over ``N = samples`` noisy copies
+    of the batch, ``x + delta_i`` with ``delta_i ~ N(0, std^2)`` drawn from ``generator``
+    for every input element (SmoothGrad's noise, Smilkov et al. 2017).  The targets are
+    the context's, resolved on the clean images.  Per sample: one forward pass of the
+    whole batch and one backward pass per target that stops at the layer (a
+    counterfactual context gives moments of ``-G``); a progress bar counts the samples.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                       nn.Flatten(), nn.Linear(4, 2))
+        >>> context = capture_layer(model, torch.rand(1, 3, 8, 8), targets=1, target_layer="1")
+        >>> first, = noisy_gradient_moments(context, 3, 0.1, torch.Generator(), powers=(1,))
+        >>> torch.allclose(first, context.gradients())  # linear after the layer: G constant
+        True
+    """
+    totals: list[torch.Tensor] = []
+    inputs = context.inputs
+    with progress_bar(context.engine.progress, samples, description) as bar:
+        for _ in range(samples):
+            noise = torch.randn(inputs.shape, generator=generator, device=inputs.device,
+                                dtype=inputs.dtype)
+            noisy = LayerContext.capture(context.engine, inputs + std * noise, context.targets,
+                                         gradients=True, counterfactual=context.counterfactual)
+            gradients = noisy.gradients()
+            moments = [gradients.pow(power) for power in powers]
+            totals = moments if not totals else [
+                total + moment for total, moment in zip(totals, moments, strict=True)]
+            bar.update(1)
+    return [total / samples for total in totals]
 
 
 def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,

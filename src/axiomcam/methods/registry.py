@@ -35,11 +35,12 @@ from .gradient import (
     HiResCAM,
     LayerCAM,
     ShapleyCAM,
+    SmoothGradCAMPlusPlus,
     XGradCAM,
 )
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
-from .perturbation import AblationCAM, ScoreCAM
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 
 __all__ = [
     "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
@@ -54,6 +55,7 @@ CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     EigenCAM,
     GradCAMElementWise, ShapleyCAM, FinerCAM,
     EigenGradCAM, KPCACAM, FEM, RandomCAM,
+    SSCAM, ISCAM, SmoothGradCAMPlusPlus,
 )
 
 #: what one explanation of a batch costs, by cost class
@@ -69,6 +71,12 @@ COSTS: dict[str, str] = {
                "its graph, and a Hessian-vector product (a backward pass through that one)",
     "occlusion": "one forward pass, then P passes of the whole network on occluded copies "
                  "(P window positions per image, batched: occlusion_positions)",
+    "noisy masking": "two forward passes, then N x K passes of the whole network on noisily "
+                     "masked images (N = num_samples, 35 by default; batched)",
+    "integrated masking": "two forward passes, then N x K passes of the whole network on "
+                          "scaled masked images (N = num_samples, 10 by default; batched)",
+    "noisy backward": "one forward pass, then N forward and N backward passes on noisy "
+                      "copies (N = num_samples, 4 by default)",
 }
 
 
