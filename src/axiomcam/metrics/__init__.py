@@ -5,6 +5,8 @@
 - :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
   (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018),
   top-p% removal drop;
+- :mod:`~axiomcam.metrics.correlation`: faithfulness correlation (Bhatt et al., IJCAI
+  2020), monotonicity correlation (Nguyen & Martinez, 2020), IROF (Rieger & Hansen, 2020);
 - :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
@@ -42,6 +44,14 @@ from .axioms import (
     probe_layer,
     sensitivity_correlation,
     sensitivity_error,
+)
+from .correlation import (
+    IrofResult,
+    faithfulness_correlation,
+    irof,
+    monotonicity_correlation,
+    pearson_correlation,
+    superpixels,
 )
 from .faithfulness import (
     ConfidenceChange,
@@ -81,6 +91,7 @@ __all__ = [
     "AxiomProbe",
     "BoxLocalization",
     "ClassDiscrimination",
+    "IrofResult",
     "ConfidenceChange",
     "DeletionInsertion",
     "EvidenceLocation",
@@ -98,19 +109,24 @@ __all__ = [
     "deletion_insertion",
     "energy_pointing_game",
     "evidence_location",
+    "faithfulness_correlation",
+    "irof",
     "map_to_box",
     "map_to_mask",
     "mask_iou",
     "mask_thresholds",
     "mask_to_boxes",
     "measure_axioms",
+    "monotonicity_correlation",
     "noisy_linear_imputation",
     "otsu_thresholds",
+    "pearson_correlation",
     "pointing_game",
     "probe_layer",
     "road",
     "sensitivity_correlation",
     "sensitivity_error",
     "spearman_correlation",
+    "superpixels",
     "top_removal_drop",
 ]
