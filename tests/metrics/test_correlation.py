@@ -5,6 +5,8 @@ as read from our results."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import scipy.stats
 import torch
@@ -190,7 +192,7 @@ def test_irof_by_hand_on_quadrants():
     logits = [10.0, 9.0, 6.0, 2.0, 0.0]  # order: segment 0 (w 1), 2 (3), 3 (4), 1 (2)
     curve = [sigmoid(z) / sigmoid(10) for z in logits]
     assert result.curves[0].tolist() == pytest.approx(curve)
-    trapezoid = sum((a + b) / 2 for a, b in zip(curve, curve[1:], strict=False)) / 4
+    trapezoid = sum((a + b) / 2 for a, b in itertools.pairwise(curve)) / 4
     assert float(result.aoc[0]) == pytest.approx(1 - trapezoid)
 
 

@@ -22,7 +22,7 @@ Example:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity', 'occlusion_correlation')
+'mask_iou', 'sanity', 'occlusion_correlation', 'faithfulness_correlation')
 """
 
 from __future__ import annotations

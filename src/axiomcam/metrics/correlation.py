@@ -351,7 +351,7 @@ def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
     Example: in the module docstring (:mod:`axiomcam.metrics.correlation`).
     """
     inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
-    batch, _, height, width = inputs.shape
+    _, _, height, width = inputs.shape
     if segments is None:
         segments = superpixels(inputs, n_segments)
     if (not torch.is_tensor(segments) or segments.shape != maps.shape

@@ -24,7 +24,7 @@ must not repeat another group's, which the registry checks when it is imported.
 Example:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity', 'occlusion_correlation')
+'mask_iou', 'sanity', 'occlusion_correlation', 'faithfulness_correlation')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -41,6 +41,7 @@ from . import (
     deletion,
     discrimination,
     faithfulness,
+    faithfulness_correlation,
     localization,
     mask_iou,
     occlusion_correlation,
@@ -77,6 +78,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     mask_iou.GROUP,
     sanity.GROUP,
     occlusion_correlation.GROUP,
+    faithfulness_correlation.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -194,7 +196,8 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, mask_iou, sanity, occlusion_correlation
+road, localization, discrimination, mask_iou, sanity, occlusion_correlation, \
+faithfulness_correlation
     """
     if groups is None:
         return list(METRIC_GROUPS)
