@@ -170,6 +170,8 @@ def test_monotonicity_draws_and_rejects():
     with pytest.raises(ValueError, match="low <= high"):
         monotonicity_correlation(model, inputs, maps, targets, steps=5,
                                  uniform_range=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"uniform_range must be \(low, high\), got 0.5"):
+        monotonicity_correlation(model, inputs, maps, targets, steps=5, uniform_range=0.5)
     with pytest.raises(ValueError, match="fill_values must be a"):
         monotonicity_correlation(model, inputs, maps, targets, steps=5,
                                  fill_values=torch.zeros(2, 4, 1))

@@ -232,6 +232,8 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
     if steps > height * width:
         raise ValueError(f"steps {steps} exceeds the {height * width} pixels of an image")
     if fill_values is None:
+        if not isinstance(uniform_range, tuple | list) or len(uniform_range) != 2:
+            raise ValueError(f"uniform_range must be (low, high), got {uniform_range!r}")
         low, high = (check_number(value, "uniform_range") for value in uniform_range)
         if low > high:
             raise ValueError(f"uniform_range must be (low, high) with low <= high, "
