@@ -26,9 +26,10 @@ from axiomcam.models import PretrainedModel
 GROUP_METRICS = {
     "axioms": ("conservation_error", "sensitivity_error", "sensitivity_correlation",
                "bias_share"),
-    "faithfulness": ("average_drop", "increase_in_confidence", "top_removal_drop"),
+    "faithfulness": ("average_drop", "increase_in_confidence", "confidence_change",
+                     "top_removal_drop"),
     "deletion": ("deletion_auc", "insertion_auc"),
-    "road": ("road_morf", "road_lerf"),
+    "road": ("road_morf", "road_lerf", "road_combined"),
     "localization": ("localization_iou", "localization_error", "top1_localization_error",
                      "pointing_game", "energy_pointing_game"),
     "discrimination": ("discrimination_right", "discrimination_wrong",
@@ -465,8 +466,10 @@ TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_
             deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
             progress=False, include_expensive=True,
             # every group but the occlusion correlation (170 passes per image; its own
-            # test, tests/evaluation/test_occlusion_correlation.py, runs it end to end)
-            metrics=[group for group in METRIC_GROUPS if group != "occlusion_correlation"])
+            # test, tests/evaluation/test_occlusion_correlation.py, runs it end to end) and
+            # the faithfulness correlations (331; tests/evaluation/test_faithfulness_correlation.py)
+            metrics=[group for group in METRIC_GROUPS
+                     if group not in ("occlusion_correlation", "faithfulness_correlation")])
 TINY_METHODS = ["gradcam", "xgradcam"]
 
 

@@ -5,6 +5,8 @@
 - :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
   (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018),
   top-p% removal drop;
+- :mod:`~axiomcam.metrics.correlation`: faithfulness correlation (Bhatt et al., IJCAI
+  2020), monotonicity correlation (Nguyen & Martinez, 2020), IROF (Rieger & Hansen, 2020);
 - :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
@@ -48,6 +50,14 @@ from .axioms import (
     sensitivity_error,
 )
 from .complexity import complexity, effective_complexity, sparseness
+from .correlation import (
+    IrofResult,
+    faithfulness_correlation,
+    irof,
+    monotonicity_correlation,
+    pearson_correlation,
+    superpixels,
+)
 from .faithfulness import (
     ConfidenceChange,
     DeletionInsertion,
@@ -98,6 +108,7 @@ __all__ = [
     "ConfidenceChange",
     "DeletionInsertion",
     "EvidenceLocation",
+    "IrofResult",
     "LayerProbe",
     "RandomLogit",
     "RoadResult",
@@ -117,6 +128,8 @@ __all__ = [
     "effective_complexity",
     "energy_pointing_game",
     "evidence_location",
+    "faithfulness_correlation",
+    "irof",
     "map_to_box",
     "map_to_mask",
     "mask_auc",
@@ -124,8 +137,10 @@ __all__ = [
     "mask_thresholds",
     "mask_to_boxes",
     "measure_axioms",
+    "monotonicity_correlation",
     "noisy_linear_imputation",
     "otsu_thresholds",
+    "pearson_correlation",
     "pointing_game",
     "probe_layer",
     "random_logit",
@@ -138,6 +153,7 @@ __all__ = [
     "sparseness",
     "spearman_correlation",
     "structural_similarity",
+    "superpixels",
     "top_k_intersection",
     "top_removal_drop",
 ]

@@ -25,7 +25,7 @@ Example:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
 'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
-'random_logit', 'mask_localization')
+'random_logit', 'mask_localization', 'faithfulness_correlation')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -44,6 +44,7 @@ from . import (
     deletion,
     discrimination,
     faithfulness,
+    faithfulness_correlation,
     localization,
     mask_iou,
     mask_localization,
@@ -84,6 +85,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     occlusion_correlation.GROUP,
     counterfactual.GROUP,
     complexity.GROUP, random_logit.GROUP, mask_localization.GROUP,
+    faithfulness_correlation.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -202,7 +204,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
 road, localization, discrimination, mask_iou, sanity, occlusion_correlation, counterfactual, \
-complexity, random_logit, mask_localization
+complexity, random_logit, mask_localization, faithfulness_correlation
     """
     if groups is None:
         return list(METRIC_GROUPS)
