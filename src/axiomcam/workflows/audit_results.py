@@ -97,7 +97,9 @@ class AuditRun:
         out_dir: the audit folder; model, layer, method, data, seed: the run.
         threshold: :data:`UNIFORM` or a share in ``[0, 1]`` (the flag's rule).
         worst_count: how many worst images are drawn per flagged class.
-        class_names: the model's classes; images: images seen; records: the labelled ones.
+        class_names: the model's classes; score: what the maps explain ("contrast": the
+            class's logit minus the mean logit; "logit").
+        images: images seen; records: the labelled ones.
         worst: per class index, the kept images with the largest background shares.
         pictures: per flagged class index, its figure relative to ``out_dir``.
         problems: ``(path, reason)`` of skipped files; seconds: wall time; files: written.
@@ -112,6 +114,7 @@ class AuditRun:
     threshold: float | str
     worst_count: int
     class_names: list[str]
+    score: str = "contrast"
     images: int = 0
     records: list[AuditImage] = field(default_factory=list)
     worst: dict[int, list[Worst]] = field(default_factory=dict)
@@ -214,7 +217,7 @@ def audit_json(run: AuditRun) -> dict[str, Any]:
     classes = class_audits(run)
     return {
         "model": run.model, "layer": run.layer, "method": run.method, "data": run.data,
-        "seed": run.seed, "images": run.images, "labelled": len(run.records),
+        "score": run.score, "seed": run.seed, "images": run.images, "labelled": len(run.records),
         "threshold": run.threshold, "rule": flag_rule(run.threshold),
         "confidence": CONFIDENCE, "seconds": run.seconds,
         "flagged": [item.name for item in classes if item.flagged],

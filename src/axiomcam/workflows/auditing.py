@@ -4,9 +4,11 @@ data-set bias audit of the Grad-CAM paper (Selvaraju et al., ICCV 2017, section 
 nurse/doctor classifier that looked at faces and hair instead of the people's work).
 
 For every labelled image, one CAM method (Grad-CAM by default, at the model's default
-layer) explains the labelled class; with ``L`` the map, ``O`` the union of the labelled
-object's boxes and ``T`` the other objects' boxes, the image's **background share** is
-``sum_{outside O and T} L / sum L`` (:func:`axiomcam.metrics.evidence_location`), and its
+layer) explains the labelled class; with ``L`` the class's positive evidence
+(:func:`evidence_maps`: ``relu`` of the raw map, upsampled, *not* min-max scaled), ``O``
+the union of the labelled object's boxes and ``T`` the other objects' boxes, the image's
+**background share** is ``sum_{outside O and T} L / sum L``
+(:func:`axiomcam.metrics.evidence_location`), and its
 **area share** is what a uniform map would give there: the background's share of the
 image's area. Per class: images, top-1 accuracy, the mean background share with its
 percentile-bootstrap interval (:func:`axiomcam.evaluation.summary.bootstrap_interval`),
@@ -47,7 +49,9 @@ import torch
 
 from ..data import Dataset, Sample, open_dataset
 from ..evaluation.inputs import evaluation_inputs
+from ..explanation import Explanation
 from ..methods import Explainer, create, method_info, normalise_method_name
+from ..methods.maps import safe_divide, upsample
 from ..methods.registry import COSTS
 from ..metrics import evidence_location
 from ..models import PretrainedModel
@@ -64,7 +68,10 @@ from .audit_results import (
 )
 from .classify import check_layer, probabilities_from_logits
 
-__all__ = ["DEFAULT_METHOD", "audit"]
+__all__ = ["DEFAULT_METHOD", "SCORES", "ContrastScore", "audit", "evidence_maps"]
+
+#: what the map explains: the class's logit minus the mean logit (default), or the logit
+SCORES: tuple[str, ...] = ("contrast", "logit")
 
 #: the method that explains the classes unless another is asked for
 DEFAULT_METHOD = "gradcam"
@@ -72,7 +79,8 @@ DEFAULT_METHOD = "gradcam"
 
 def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Path, *,
           method: str = DEFAULT_METHOD, layer: str | None = None,
-          threshold: float | str = UNIFORM, worst: int = 4, batch_size: int = 16,
+          threshold: float | str = UNIFORM, score: str = "contrast", worst: int = 4,
+          batch_size: int = 16,
           seed: int = 0, progress: Progress = None,
           announce: Callable[[str], object] | None = None) -> AuditRun:
     """Audit a labelled data set with boxes for background bias, class by class.
@@ -87,6 +95,8 @@ def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Pa
         method: a CAM method (:data:`axiomcam.CAM_METHODS`).
         layer: the layer to explain (``None``: the model's default).
         threshold: :data:`UNIFORM` or a background share in ``[0, 1]`` (the flag).
+        score: what the map explains (:data:`SCORES`): ``"contrast"``, the class's logit
+            minus the mean logit (:class:`ContrastScore`), or ``"logit"``.
         worst: how many images with the largest background share to draw per flagged class.
         batch_size: images per forward pass and per explanation.
         seed: the composite benchmark's seed (for a spec) and the bootstrap's.
@@ -124,6 +134,8 @@ def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Pa
         raise ValueError(f"audit draws class activation maps: {method!r} is not one; use a "
                          f"CAM method such as {DEFAULT_METHOD}")
     threshold = check_threshold(threshold)
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
     worst = check_positive_int(worst, "worst")
     batch_size = check_positive_int(batch_size, "batch_size")
     layer = check_layer(pretrained, layer)
@@ -131,7 +143,7 @@ def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Pa
         dataset = open_dataset(dataset, pretrained.class_names, seed=seed)
     start = time.perf_counter()
     run = AuditRun(Path(out_dir), pretrained.name, layer, method, dataset.description, seed,
-                   threshold, worst, list(pretrained.class_names))
+                   threshold, worst, list(pretrained.class_names), score=score)
     with create(method, pretrained.model, layer, progress=False) as explainer:
         samples = iter(dataset)
         batch = list(islice(samples, batch_size))
@@ -186,7 +198,8 @@ def _audit_batch(pretrained: PretrainedModel, explainer: Explainer, run: AuditRu
     with eval_mode(pretrained.model), torch.no_grad():
         probabilities = probabilities_from_logits(pretrained.model(inputs), pretrained)
     labels = torch.tensor([int(s.label) for s in labelled], device=inputs.device)
-    maps = explainer(inputs, labels).maps.detach().clamp(0, 1)
+    target = labels if run.score == "logit" else ContrastScore(labels)
+    maps = evidence_maps(explainer(inputs, target), tuple(inputs.shape[2:]))
     regions = [_regions(sample, image_boxes.to(maps.device))
                for sample, image_boxes in zip(labelled, boxes, strict=True)]
     where = evidence_location(maps, [r[0] for r in regions], [r[1] for r in regions])
@@ -205,6 +218,59 @@ def _audit_batch(pretrained: PretrainedModel, explainer: Explainer, run: AuditRu
         if has_box:
             _keep_worst(run, Worst(record, sample.image, maps[position].cpu(),
                                    *(part.cpu() for part in regions[position])))
+
+
+class ContrastScore:
+    """The target of the audit's default score: each image's class logit minus the mean of
+    its logits, ``y_c - mean_j y_j`` (a callable target: output ``(B, C)`` -> ``(B,)``).
+
+    The softmax is unchanged when every logit rises by the same amount, so evidence that
+    raises every class alike (a texture every class's weights read the same way) is no
+    evidence for the class; subtracting the mean logit removes exactly that part. For a
+    linear head ``y = W a + b`` on pooled features, Grad-CAM's weights become
+    ``W_c - mean_j W_j``.
+
+    Example:
+        >>> import torch
+        >>> ContrastScore(torch.tensor([1]))(torch.tensor([[1.0, 4.0, 1.0]]))
+        tensor([2.])
+    """
+
+    def __init__(self, classes: torch.Tensor) -> None:
+        self.classes = classes
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        chosen = output.gather(1, self.classes.to(output.device).reshape(-1, 1))[:, 0]
+        return chosen - output.mean(dim=1)
+
+
+def evidence_maps(explanation: Explanation, size: tuple[int, int]) -> torch.Tensor:
+    """The class's positive evidence at the input's size, not min-max scaled:
+    ``upsample(relu(raw)) / max``, ``(B, H, W)`` in ``[0, 1]`` (an all-zero map stays 0).
+
+    Dividing by the maximum leaves every share unchanged; subtracting the minimum, as
+    :attr:`~axiomcam.Explanation.maps` does, would not: it removes the evidence a
+    shortcut spreads evenly over the background. For a linear head on average pooling
+    (CAM, where Grad-CAM equals it) the mass of ``relu(raw)`` over the layer's cells is the
+    positive part of the class score's sum over those cells, so a share of it is the share
+    of the score's positive evidence that the region's cells contribute.
+
+    Example:
+        >>> import torch
+        >>> from axiomcam.explanation import Explanation
+        >>> raw = torch.tensor([[[2.0, 1.0], [1.0, -1.0]]])
+        >>> exp = Explanation(maps=raw, raw=raw, channel_weights=None, scores=raw[:, 0, 0],
+        ...                   targets=None, target_layer="4", method="gradcam")
+        >>> evidence_maps(exp, (2, 2))
+        tensor([[[1.0000, 0.5000],
+                 [0.5000, 0.0000]]])
+    """
+    if explanation.raw is None or explanation.raw.dim() != 3:
+        raise ValueError("the audit needs one layer's (B, h, w) raw maps; got "
+                         f"{None if explanation.raw is None else tuple(explanation.raw.shape)}")
+    evidence = upsample(torch.relu(explanation.raw.detach())[:, None], size)[:, 0].clamp_min(0)
+    peak = evidence.amax(dim=(1, 2), keepdim=True)
+    return safe_divide(evidence, peak).clamp(0, 1)
 
 
 def _regions(sample: Sample, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
