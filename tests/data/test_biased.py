@@ -64,5 +64,5 @@ def test_a_mismatch_shows_other_objects_at_the_rate_asked():
 def test_bad_arguments_are_refused_clearly(arguments, message):
     with pytest.raises(ValueError, match=message):
         BackgroundBiasSet(5, NAMES, **arguments)
-    with pytest.raises(IndexError, match="index must be an int in 0..4"):
+    with pytest.raises(IndexError, match=r"index must be an int in 0\.\.4"):
         BackgroundBiasSet(5, NAMES)[5]

@@ -209,3 +209,31 @@ def test_the_command_has_help_with_an_example():
     assert result.exit_code == 0
     assert "axiomcam audit --model mobilenet_v2" in result.output
     assert "--threshold" in result.output and "--worst" in result.output
+
+
+def test_the_contrast_score_leaves_out_evidence_every_class_shares():
+    """On average pooling and a linear head, Grad-CAM of ``y_c - mean_j y_j`` is
+    ``relu(sum_k (W_ck - mean_j W_jk) A^k)``: a channel every class weighs alike drops out."""
+    from axiomcam.methods import create
+    from axiomcam.workflows.auditing import ContrastScore, evidence_maps
+
+    torch.manual_seed(1)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())
+    head = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        head.weight[:, 3] = 5.0  # channel 3 raises every class alike
+    model = torch.nn.Sequential(conv, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                head).eval()
+    inputs = torch.rand(2, 3, 6, 6)
+    classes = torch.tensor([0, 2])
+    with create("gradcam", model, "0.1") as explainer:
+        contrast = evidence_maps(explainer(inputs, ContrastScore(classes)), (6, 6))
+        logit = evidence_maps(explainer(inputs, classes), (6, 6))
+    activations = conv(inputs).detach()
+    centred = head.weight.detach() - head.weight.detach().mean(dim=0)
+    for image, cls in enumerate(classes.tolist()):
+        for weights, measured in ((centred[cls], contrast), (head.weight.detach()[cls], logit)):
+            reference = torch.relu(torch.einsum("k,khw->hw", weights, activations[image]))
+            assert reference.max() > 0
+            assert torch.allclose(measured[image], reference / reference.max(), atol=1e-5)
+    assert not torch.allclose(contrast, logit, atol=1e-2)

@@ -44,6 +44,10 @@ def _threshold(context: click.Context, parameter: click.Parameter, value: str) -
               metavar="uniform|SHARE",
               help="Flag a class when its mean background share exceeds the background's "
                    "share of the area (uniform), or this share in [0, 1].")
+@click.option("--score", type=click.Choice(["contrast", "logit"]), default="contrast",
+              show_default=True,
+              help="What the map explains: the class's logit minus the mean logit (evidence "
+                   "that raises every class alike is left out), or the logit.")
 @click.option("--worst", type=click.IntRange(min=1), default=4, show_default=True,
               help="Images with the most background evidence drawn per flagged class.")
 @click.option("--out", "out_dir", default="audit", show_default=True, metavar="DIR",
@@ -54,8 +58,8 @@ def _threshold(context: click.Context, parameter: click.Parameter, value: str) -
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the composite benchmark and of the bootstrap intervals.")
 def audit(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str, str] | None,
-          method: str, layer: str | None, threshold: float | str, worst: int, out_dir: str,
-          batch_size: int, seed: int) -> None:
+          method: str, layer: str | None, threshold: float | str, score: str, worst: int,
+          out_dir: str, batch_size: int, seed: int) -> None:
     """Did the model learn the background? For each class of a labelled data set with
     boxes: the images, the top-1 accuracy, and the mean share of the class's map outside
     every box (the background) with its bootstrap interval, beside the background's share
@@ -81,7 +85,8 @@ def audit(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str, st
     dataset = open_labelled_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_audit(pretrained, dataset, out_dir, method=method, layer=layer,
-                        threshold=threshold, worst=worst, batch_size=batch_size, seed=seed,
+                        threshold=threshold, score=score, worst=worst,
+                        batch_size=batch_size, seed=seed,
                         progress=None, announce=lambda line: click.echo(line, err=True))
     except Exception as error:
         fail(error, debug)

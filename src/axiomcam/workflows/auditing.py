@@ -4,7 +4,9 @@ data-set bias audit of the Grad-CAM paper (Selvaraju et al., ICCV 2017, section 
 nurse/doctor classifier that looked at faces and hair instead of the people's work).
 
 For every labelled image, one CAM method (Grad-CAM by default, at the model's default
-layer) explains the labelled class; with ``L`` the class's positive evidence
+layer) explains the labelled class's score (``score="contrast"``, the default: its logit
+minus the mean logit, :class:`ContrastScore`, so that evidence raising every class alike
+is left out; or ``"logit"``); with ``L`` the class's positive evidence
 (:func:`evidence_maps`: ``relu`` of the raw map, upsampled, *not* min-max scaled), ``O``
 the union of the labelled object's boxes and ``T`` the other objects' boxes, the image's
 **background share** is ``sum_{outside O and T} L / sum L``
@@ -24,6 +26,12 @@ threshold). A fixed share was rejected as default: a map of a 7 x 7 layer is blu
 background (> 0.5), while a large object leaves a biased map little room (< 0.5). A
 number ``t`` in ``[0, 1]`` flags the classes whose mean background share exceeds ``t``
 instead (``0.5``: the background holds most of the evidence).
+
+The layer matters: at a 7 x 7 layer (MobileNetV2's default, ``features.18``) a cell's
+features see most of the image and an object's strong activations dominate the cells
+around it, so even a model that reads only the background keeps its evidence denser near
+the object; a 14 x 14 layer (``features.13``) separates them (docs/applications.md,
+section "Data-set bias audit", measures both).
 
 Images are seen as ``axiomcam evaluate`` sees them
 (:func:`axiomcam.evaluation.evaluation_inputs`). Images without a label are skipped;
