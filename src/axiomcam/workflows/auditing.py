@@ -1,7 +1,8 @@
 """Did the model learn the background? :func:`audit` (``axiomcam audit``) checks, class by
 class, where the evidence for each class lies on a labelled data set with boxes: the
-data-set bias audit of the Grad-CAM paper (Selvaraju et al., ICCV 2017, section 7.2, the
-nurse/doctor classifier that looked at faces and hair instead of the people's work).
+data-set bias audit of the Grad-CAM paper (Selvaraju et al., ICCV 2017, section
+"Identifying bias in dataset": the nurse/doctor classifier trained on a gender-biased set,
+whose maps showed it looking at faces and hair).
 
 For every labelled image, one CAM method (Grad-CAM by default, at the model's default
 layer) explains the labelled class's score (``score="contrast"``, the default: its logit
