@@ -3,7 +3,8 @@ are known from the pixels (:mod:`colour_toy`), a constructed biased class (the g
 images' green, the class's only evidence, lies on the background while their boxes hold
 a grey object) is flagged and an unbiased one (the red inside the red images' boxes) is
 not; every image's background share equals a per-pixel reference; accuracy, intervals,
-the threshold option, the files and the command agree; bad input is refused clearly.
+the threshold option, the files and the command agree; bad input is refused clearly; and the
+contrast score's maps equal ``relu(sum_k (W_ck - mean_j W_jk) A^k)`` on a linear head.
 """
 
 from __future__ import annotations
