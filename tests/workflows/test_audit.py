@@ -216,7 +216,7 @@ def test_the_contrast_score_leaves_out_evidence_every_class_shares():
     """On average pooling and a linear head, Grad-CAM of ``y_c - mean_j y_j`` is
     ``relu(sum_k (W_ck - mean_j W_jk) A^k)``: a channel every class weighs alike drops out."""
     from axiomcam.methods import create
-    from axiomcam.workflows.auditing import ContrastScore, evidence_maps
+    from axiomcam.workflows.auditing import LogitAboveMean, evidence_maps
 
     torch.manual_seed(1)
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())
@@ -228,7 +228,7 @@ def test_the_contrast_score_leaves_out_evidence_every_class_shares():
     inputs = torch.rand(2, 3, 6, 6)
     classes = torch.tensor([0, 2])
     with create("gradcam", model, "0.1") as explainer:
-        contrast = evidence_maps(explainer(inputs, ContrastScore(classes)), (6, 6))
+        contrast = evidence_maps(explainer(inputs, LogitAboveMean(classes)), (6, 6))
         logit = evidence_maps(explainer(inputs, classes), (6, 6))
     activations = conv(inputs).detach()
     centred = head.weight.detach() - head.weight.detach().mean(dim=0)

@@ -6,7 +6,7 @@ whose maps showed it looking at faces and hair).
 
 For every labelled image, one CAM method (Grad-CAM by default, at the model's default
 layer) explains the labelled class's score (``score="contrast"``, the default: its logit
-minus the mean logit, :class:`ContrastScore`, so that evidence raising every class alike
+minus the mean logit, :class:`LogitAboveMean`, so that evidence raising every class alike
 is left out; or ``"logit"``); with ``L`` the class's positive evidence
 (:func:`evidence_maps`: ``relu`` of the raw map, upsampled, *not* min-max scaled), ``O``
 the union of the labelled object's boxes and ``T`` the other objects' boxes, the image's
@@ -77,7 +77,7 @@ from .audit_results import (
 )
 from .classify import check_layer, probabilities_from_logits
 
-__all__ = ["DEFAULT_METHOD", "SCORES", "ContrastScore", "audit", "evidence_maps"]
+__all__ = ["DEFAULT_METHOD", "SCORES", "LogitAboveMean", "audit", "evidence_maps"]
 
 #: what the map explains: the class's logit minus the mean logit (default), or the logit
 SCORES: tuple[str, ...] = ("contrast", "logit")
@@ -105,7 +105,7 @@ def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Pa
         layer: the layer to explain (``None``: the model's default).
         threshold: :data:`UNIFORM` or a background share in ``[0, 1]`` (the flag).
         score: what the map explains (:data:`SCORES`): ``"contrast"``, the class's logit
-            minus the mean logit (:class:`ContrastScore`), or ``"logit"``.
+            minus the mean logit (:class:`LogitAboveMean`), or ``"logit"``.
         worst: how many images with the largest background share to draw per flagged class.
         batch_size: images per forward pass and per explanation.
         seed: the composite benchmark's seed (for a spec) and the bootstrap's.
@@ -207,7 +207,7 @@ def _audit_batch(pretrained: PretrainedModel, explainer: Explainer, run: AuditRu
     with eval_mode(pretrained.model), torch.no_grad():
         probabilities = probabilities_from_logits(pretrained.model(inputs), pretrained)
     labels = torch.tensor([int(s.label) for s in labelled], device=inputs.device)
-    target = labels if run.score == "logit" else ContrastScore(labels)
+    target = labels if run.score == "logit" else LogitAboveMean(labels)
     maps = evidence_maps(explainer(inputs, target), tuple(inputs.shape[2:]))
     regions = [_regions(sample, image_boxes.to(maps.device))
                for sample, image_boxes in zip(labelled, boxes, strict=True)]
@@ -229,7 +229,7 @@ def _audit_batch(pretrained: PretrainedModel, explainer: Explainer, run: AuditRu
                                    *(part.cpu() for part in regions[position])))
 
 
-class ContrastScore:
+class LogitAboveMean:
     """The target of the audit's default score: each image's class logit minus the mean of
     its logits, ``y_c - mean_j y_j`` (a callable target: output ``(B, C)`` -> ``(B,)``).
 
@@ -241,7 +241,7 @@ class ContrastScore:
 
     Example:
         >>> import torch
-        >>> ContrastScore(torch.tensor([1]))(torch.tensor([[1.0, 4.0, 1.0]]))
+        >>> LogitAboveMean(torch.tensor([1]))(torch.tensor([[1.0, 4.0, 1.0]]))
         tensor([2.])
     """
 
