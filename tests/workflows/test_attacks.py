@@ -40,7 +40,8 @@ def _slow_pgd(net, pixels, classes, epsilon, step, steps, targeted):
     sign = -1.0 if targeted else 1.0
     current = pixels.clone()
     for _ in range(steps):
-        current = (current + sign * step * _pixel_gradient(net, current, classes).sign()).clamp(0, 1)
+        gradient = _pixel_gradient(net, current, classes)
+        current = (current + sign * step * gradient.sign()).clamp(0, 1)
         current = torch.minimum(torch.maximum(current, pixels - epsilon), pixels + epsilon)
         current = current.clamp(0, 1)
     return current
@@ -75,7 +76,8 @@ def test_pgd_matches_a_slow_loop_and_stays_in_the_ball(targeted):
     attacked = attack(net, _normalise(pixels), classes, epsilon=epsilon, mean=MEAN, std=STD,
                       kind="pgd", targeted=targeted, steps=steps, step_size=step)
     expected = _slow_pgd(net, pixels, classes, epsilon, step, steps, targeted)
-    normalised_back = attacked * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+    normalised_back = (attacked * torch.tensor(STD)[:, None, None]
+                       + torch.tensor(MEAN)[:, None, None])
     assert torch.allclose(normalised_back, expected, atol=1e-5)
     assert normalised_back.min() >= -1e-6 and normalised_back.max() <= 1 + 1e-6
     assert (normalised_back - pixels).abs().max() <= epsilon + 1e-6
