@@ -71,7 +71,7 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     pretrained = model.load(debug)
     if layer is not None:
         layer = check_layer(pretrained, layer, model, debug)
-    dataset = _open_data(data_spec, pretrained.class_names, seed, boxes, debug)
+    dataset = open_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_diagnosis(pretrained, dataset, out_dir, method=method, layer=layer,
                             batch_size=batch_size, tolerance=tolerance, seed=seed,
@@ -82,7 +82,7 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     _report(run)
 
 
-def _open_data(spec: str, class_names: list[str], seed: int, boxes: tuple[str, str] | None,
+def open_data(spec: str, class_names: list[str], seed: int, boxes: tuple[str, str] | None,
                debug: bool) -> Dataset:
     """``--data`` (and ``--boxes``) opened: exit 2 for a spec that names nothing, exit 1 for
     a missing path or an unreadable file."""
