@@ -160,7 +160,7 @@ def default_selection(methods: str | Sequence[str] | None,
         >>> methods, groups = default_selection(None, None, check_parameters({}),
         ...                                     include_expensive=False)
         >>> methods.left_out, groups.left_out
-        (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation'])
+        (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation', 'robustness'])
         >>> default_selection("scorecam", "road", check_parameters({}),
         ...                   include_expensive=False)[1]
         Selection(chosen=['road'], left_out=[])

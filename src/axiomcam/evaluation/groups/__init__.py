@@ -24,7 +24,7 @@ must not repeat another group's, which the registry checks when it is imported.
 Example:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity', 'occlusion_correlation')
+'mask_iou', 'sanity', 'occlusion_correlation', 'robustness')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -45,6 +45,7 @@ from . import (
     mask_iou,
     occlusion_correlation,
     road,
+    robustness,
     sanity,
 )
 from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
@@ -77,6 +78,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     mask_iou.GROUP,
     sanity.GROUP,
     occlusion_correlation.GROUP,
+    robustness.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
