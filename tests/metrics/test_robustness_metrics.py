@@ -117,3 +117,24 @@ def test_bad_noise_is_refused():
                           torch.full((1, 2, 3), float("nan")))
     with pytest.raises(ValueError, match="samples"):
         max_sensitivity(lambda x, t: x, inputs, torch.tensor([0, 0]), samples=0)
+
+
+def test_yeh_form_and_an_all_zero_map_are_defined():
+    torch.manual_seed(0)
+    net, inputs = _net(), torch.rand(2, 3, 8, 8)
+    targets = torch.tensor([0, 1])
+    explain = _explain(net)
+    noise = uniform_noise(inputs, 3, 0.3, torch.Generator().manual_seed(2))
+    norms = explain(inputs, targets).flatten(1).norm(dim=1)
+    relative = max_sensitivity(explain, inputs, targets, noise=noise)
+    absolute = max_sensitivity(explain, inputs, targets, noise=noise, relative=False)
+    assert torch.allclose(absolute, relative * norms, rtol=1e-5)
+
+    def zero_when_clean(x, t):   # all zero on the clean inputs, x - 0.5 elsewhere
+        return torch.where(torch.isin(x, inputs).all(dim=(1, 2, 3))[:, None, None],
+                           torch.zeros_like(x[:, 0]), x[:, 0] - 0.5)
+    # an all-zero clean map: the sensitivity is the numerator alone, never NaN or inf
+    zero = max_sensitivity(zero_when_clean, inputs, targets, noise=noise)
+    expected = torch.stack([(inputs + n)[:, 0].sub(0.5).flatten(1).norm(dim=1)
+                            for n in noise]).amax(0)
+    assert torch.allclose(zero, expected)

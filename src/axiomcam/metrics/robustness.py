@@ -13,9 +13,10 @@ For an image ``x`` with map ``a(x)`` and ``N`` noisy copies ``x'_s = x + n_s``:
   ``LocalLipschitzEstimate``, ``perturb_std``).
 
 Norms are over all of a map's pixels (and all of an input's values). Yeh et al. take the
-sensitivity's numerator alone; Quantus (followed here) divides it by ``||a(x)||_2``, so
-that the measure does not depend on the map's scale; an all-zero clean map gives ``inf``
-(or ``nan`` when the noisy maps are all zero too), as Quantus's division does. The noise is
+sensitivity's numerator alone (``relative=False``); Quantus (followed by default) divides
+it by ``||a(x)||_2``, so that the measure does not depend on the map's scale. Zero in that
+denominator is defined, never NaN: for an all-zero clean map the sensitivity is the
+numerator alone (absolute), where Quantus's division gives ``inf`` or ``nan``. The noise is
 in the units of the inputs (a network's normalised values for :mod:`axiomcam.models`).
 
 Batch-first: the ``N`` noisy copies of a batch are explained ``copies`` at a time as one
@@ -90,9 +91,10 @@ def _checked_noise(noise: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 def robustness_ratios(explain: Explain, inputs: torch.Tensor, targets: torch.Tensor,
                       noise: torch.Tensor, *, lipschitz: bool = False,
-                      copies: int = 4) -> torch.Tensor:
+                      relative: bool = True, copies: int = 4) -> torch.Tensor:
     """``(N, B)`` per noisy copy ``s`` and image: ``||a(x + n_s) - a(x)||_2`` divided by
-    ``||a(x)||_2`` (sensitivity) or by ``||n_s||_2 + 1e-10`` (``lipschitz``).
+    ``||a(x)||_2`` (sensitivity; 1 where that norm is 0; ``relative=False``: not divided)
+    or by ``||n_s||_2 + 1e-10`` (``lipschitz``).
 
     Args:
         explain: ``(inputs, targets) -> (B, H, W)`` maps (or any ``(B, ...)`` attributions).
@@ -112,6 +114,9 @@ def robustness_ratios(explain: Explain, inputs: torch.Tensor, targets: torch.Ten
     copies = check_positive_int(copies, "copies")
     batch = inputs.shape[0]
     clean = explain(inputs, targets).detach().reshape(batch, -1)
+    scale = clean.norm(dim=1)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale)) if relative \
+        else torch.ones_like(scale)
     ratios = []
     for start in range(0, noise.shape[0], copies):
         chunk = noise[start:start + copies]
@@ -120,7 +125,7 @@ def robustness_ratios(explain: Explain, inputs: torch.Tensor, targets: torch.Ten
         maps = explain(noisy, targets.repeat(count)).detach().reshape(count, batch, -1)
         numerator = (maps - clean.unsqueeze(0)).norm(dim=2)
         denominator = chunk.reshape(count, batch, -1).norm(dim=2) + LIPSCHITZ_EPSILON \
-            if lipschitz else clean.norm(dim=1).unsqueeze(0).expand(count, batch)
+            if lipschitz else scale.unsqueeze(0).expand(count, batch)
         ratios.append(numerator / denominator)
     return torch.cat(ratios)
 
@@ -132,20 +137,24 @@ def _noise(noise: torch.Tensor | None, draw: Callable[[], torch.Tensor]) -> torc
 
 def max_sensitivity(explain: Explain, inputs: torch.Tensor, targets: torch.Tensor, *,
                     radius: float = 0.2, samples: int = 10, noise: torch.Tensor | None = None,
-                    generator: torch.Generator | None = None, copies: int = 4) -> torch.Tensor:
+                    generator: torch.Generator | None = None, relative: bool = True,
+                    copies: int = 4) -> torch.Tensor:
     """``(B,)`` max-sensitivity: ``max_s ||a(x + n_s) - a(x)|| / ||a(x)||``, ``n_s`` uniform
     in ``[-radius, radius]`` (Quantus's ``lower_bound``, 0.2), ``samples`` copies (Quantus:
     ``nr_samples`` 200; 10 here by default, the cost being one explanation per copy).
 
-    See the module's documentation; ``noise`` (``(N, B, ...)``) replaces the draw.
+    See the module's documentation; ``noise`` (``(N, B, ...)``) replaces the draw;
+    ``relative=False`` gives Yeh et al.'s form (no division by ``||a(x)||``).
     """
     drawn = _noise(noise, lambda: uniform_noise(inputs, samples, radius, generator))
-    return robustness_ratios(explain, inputs, targets, drawn, copies=copies).amax(dim=0)
+    return robustness_ratios(explain, inputs, targets, drawn, relative=relative,
+                             copies=copies).amax(dim=0)
 
 
 def avg_sensitivity(explain: Explain, inputs: torch.Tensor, targets: torch.Tensor, *,
                     radius: float = 0.2, samples: int = 10, noise: torch.Tensor | None = None,
-                    generator: torch.Generator | None = None, copies: int = 4) -> torch.Tensor:
+                    generator: torch.Generator | None = None, relative: bool = True,
+                    copies: int = 4) -> torch.Tensor:
     """``(B,)`` average sensitivity: the mean over ``s`` of the ratio of
     :func:`max_sensitivity`.
 
@@ -157,7 +166,8 @@ def avg_sensitivity(explain: Explain, inputs: torch.Tensor, targets: torch.Tenso
         tensor([0.2000])
     """
     drawn = _noise(noise, lambda: uniform_noise(inputs, samples, radius, generator))
-    return robustness_ratios(explain, inputs, targets, drawn, copies=copies).mean(dim=0)
+    return robustness_ratios(explain, inputs, targets, drawn, relative=relative,
+                             copies=copies).mean(dim=0)
 
 
 def local_lipschitz_estimate(explain: Explain, inputs: torch.Tensor, targets: torch.Tensor,
