@@ -27,7 +27,9 @@ ATTACKS = {
 
 
 def _cell(entry: dict | None) -> str:
-    return "-" if entry is None else f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+    if entry is None:
+        return "-"
+    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
 def main() -> None:

@@ -22,15 +22,17 @@ from axiomcam.metrics.robustness import gaussian_noise, uniform_noise
 
 def _slow(pretrained, inputs, targets, noise, lipschitz):
     """Per image, the ratios of every copy, then max and mean."""
+    def explain(x, target):
+        return axiomcam.explain(pretrained.model, x[None], "gradcam", "3",
+                                targets=target).maps[0].double()
+
     values = []
     for index in range(inputs.shape[0]):
-        def explain(x):
-            return axiomcam.explain(pretrained.model, x[None], "gradcam", "3",
-                                    targets=targets[index:index + 1]).maps[0].double()
-        clean = explain(inputs[index])
+        target = targets[index:index + 1]
+        clean = explain(inputs[index], target)
         ratios = []
         for copy in noise[:, index]:
-            moved = (explain(inputs[index] + copy) - clean).norm()
+            moved = (explain(inputs[index] + copy, target) - clean).norm()
             ratios.append(moved / (copy.double().norm() + 1e-10) if lipschitz
                           else moved / clean.norm())
         values.append((max(ratios), sum(ratios) / len(ratios)))
