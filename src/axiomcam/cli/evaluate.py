@@ -44,10 +44,10 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "with segmentations, or a folder of PNG masks named after the images.")
 @click.option("--metrics", "--groups", "metric_list", default=None, metavar="LIST",
               help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, mask_iou, sanity, occlusion_correlation "
-                   "(default: the cheap ones, at most 4 passes of the network per image and "
-                   "method, that the data allows; deletion, road, sanity and "
-                   "occlusion_correlation only with --all or by name).")
+                   "localization, discrimination, mask_iou, sanity, occlusion_correlation, "
+                   "robustness (default: the cheap ones, at most 4 passes of the network per "
+                   "image and method, that the data allows; deletion, road, sanity, "
+                   "occlusion_correlation and robustness only with --all or by name).")
 @click.option("--all", "include_expensive", is_flag=True,
               help="Also the expensive metric groups and methods the defaults leave out "
                    "(the estimate printed before the run names them).")

@@ -196,7 +196,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, mask_iou, sanity, occlusion_correlation
+road, localization, discrimination, mask_iou, sanity, occlusion_correlation, robustness
     """
     if groups is None:
         return list(METRIC_GROUPS)
