@@ -25,7 +25,7 @@ from axiomcam.models import PretrainedModel
 CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou",
                 "counterfactual", "complexity", "random_logit", "mask_localization"]
 EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation",
-                    "faithfulness_correlation"]
+                    "faithfulness_correlation", "robustness"]
 
 
 def toy_model() -> PretrainedModel:
@@ -225,7 +225,7 @@ def test_the_command_prints_the_estimate_and_what_it_left_out(tmp_path, monkeypa
     assert result.stderr.index("cost estimate for 2 images at 1") < \
         result.stderr.index("left out as expensive")
     assert ("left out as expensive: deletion, road, sanity, occlusion_correlation, "
-            "faithfulness_correlation, scorecam") in result.output
+            "faithfulness_correlation, robustness, scorecam") in result.output
     # --all asks evaluate for the expensive ones too (what that runs: the last test)
     asked = {}
 

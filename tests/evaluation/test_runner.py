@@ -465,11 +465,11 @@ TINY_DATA = "composite:2"
 TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_size=480,
             deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
             progress=False, include_expensive=True,
-            # every group but the occlusion correlation (170 passes per image; its own
-            # test, tests/evaluation/test_occlusion_correlation.py, runs it end to end) and
-            # the faithfulness correlations (331; tests/evaluation/test_faithfulness_correlation.py)
-            metrics=[group for group in METRIC_GROUPS
-                     if group not in ("occlusion_correlation", "faithfulness_correlation")])
+            # every group but the occlusion correlation (170 passes per image), the
+            # faithfulness correlations (331) and the robustness group (21 explanations);
+            # their own tests run them end to end
+            metrics=[group for group in METRIC_GROUPS if group not in (
+                "occlusion_correlation", "faithfulness_correlation", "robustness")])
 TINY_METHODS = ["gradcam", "xgradcam"]
 
 

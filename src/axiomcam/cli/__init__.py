@@ -16,6 +16,8 @@
   (:func:`axiomcam.workflows.diagnose`);
 - ``axiomcam audit``: the data-set bias audit, per class the share of its evidence on the
   background, flagged where it dominates (:func:`axiomcam.workflows.audit`).
+- ``axiomcam robustness``: the original class's maps on adversarially attacked images vs
+  the clean ones (:func:`axiomcam.workflows.robustness.robustness`).
 
 ``--model`` takes a built-in pretrained name, a torchvision or timm architecture with
 ``--weights FILE``, a model file saved whole with ``torch.save`` (TorchScript files are
@@ -43,7 +45,7 @@ Example:
 from __future__ import annotations
 
 # each module adds its subcommands to the group
-from . import audit, demo, diagnose, evaluate, explain, model  # noqa: F401
+from . import audit, demo, diagnose, evaluate, explain, model, robustness  # noqa: F401
 from .group import main
 
 __all__ = ["main"]

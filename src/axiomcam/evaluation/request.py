@@ -161,7 +161,7 @@ def default_selection(methods: str | Sequence[str] | None,
         ...                                     include_expensive=False)
         >>> methods.left_out, groups.left_out
         (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation', \
-'faithfulness_correlation'])
+'faithfulness_correlation', 'robustness'])
         >>> default_selection("scorecam", "road", check_parameters({}),
         ...                   include_expensive=False)[1]
         Selection(chosen=['road'], left_out=[])

@@ -25,7 +25,7 @@ Example:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
 'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
-'random_logit', 'mask_localization', 'faithfulness_correlation')
+'random_logit', 'mask_localization', 'faithfulness_correlation', 'robustness')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -51,6 +51,7 @@ from . import (
     occlusion_correlation,
     random_logit,
     road,
+    robustness,
     sanity,
 )
 from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
@@ -86,6 +87,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     counterfactual.GROUP,
     complexity.GROUP, random_logit.GROUP, mask_localization.GROUP,
     faithfulness_correlation.GROUP,
+    robustness.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -204,7 +206,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
 road, localization, discrimination, mask_iou, sanity, occlusion_correlation, counterfactual, \
-complexity, random_logit, mask_localization, faithfulness_correlation
+complexity, random_logit, mask_localization, faithfulness_correlation, robustness
     """
     if groups is None:
         return list(METRIC_GROUPS)
