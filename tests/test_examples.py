@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from axiomcam.figures import save_grid
 from axiomcam.images import overlay, sample_image, signal_overlay
+from axiomcam.methods import CAM_METHODS, METHOD_NAMES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: the spread (in 8-bit levels) a recovered map colour must exceed: real maps give about 160
@@ -376,10 +377,15 @@ def test_the_code_in_docs_ecosystem_runs(tmp_path):
 def test_signal_1d_example(tmp_path):
     stdout = run_example("signal_1d", tmp_path)
     areas = signal_plot_areas(open_png(tmp_path / "signal_1d.png"))
-    # a row per CAM method (10 with Ablation-CAM's variant), Guided Backprop, Guided
-    # XGrad-CAM and the fused XGrad-CAM; a column per class; one plot each
-    assert len(areas) == 13 * 3
+    # a row per CAM method and Ablation-CAM's variant, Guided Backprop, Guided XGrad-CAM
+    # and the fused XGrad-CAM; a column per class; one plot each
+    assert len(areas) == (len(CAM_METHODS) + 1 + 3) * 3
+    # Random-CAM's random weights, and SS-CAM's default noise (std 2 on [0, 1] masks: 0.62
+    # of the maps on the event here), may leave a map no positive value: all zeros
+    may_be_zero = [list(CAM_METHODS).index(name) for name in ("randomcam", "sscam")]
     for position, values in enumerate(areas):
+        if position // 3 in may_be_zero:
+            continue
         spread = np.percentile(values, 99) - np.percentile(values, 1)
         assert spread > 0.3, f"plot {position}: the map is constant (spread {spread:.2f})"
     assert re.search(r"test accuracy (1\.00|0\.9\d)", stdout), stdout
@@ -387,7 +393,7 @@ def test_signal_1d_example(tmp_path):
     # the click that every class has
     hits = dict(re.findall(r"^(.+?): maps \(60, 256\), map maximum on the event for "
                            r"([0-9.]+) of the signals", stdout, flags=re.MULTILINE))
-    assert len(hits) == 22, stdout  # every method name, and the fused XGrad-CAM
+    assert len(hits) == len(METHOD_NAMES) + 1, stdout  # every method, and the fused one
     for method in ("Grad-CAM", "XGrad-CAM", "Score-CAM", "HiResCAM",
                    "XGrad-CAM fused over features.3 + features.7"):
         assert float(hits[method]) >= 0.9, (method, stdout)
