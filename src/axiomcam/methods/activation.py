@@ -23,7 +23,7 @@ class CAM(BaseCAM):
     The head is checked numerically: the model's output must equal
     ``linear(mean_ij(A))``.  Any other layer raises a ``ValueError``.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import CAM, GradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -86,7 +86,7 @@ class EigenCAM(BaseCAM):
     correlates positively with the channel-mean activation.  Class-agnostic: every target
     gets the same map.  No channel weights (the centring adds a constant).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import EigenCAM
         >>> model = torchvision.models.resnet18(num_classes=10)

@@ -2,7 +2,7 @@
 target layer's activations ``A``, the gradients ``G = dy^c/dA``, the target scores ``y^c``,
 the channel-ablated scores), and :func:`capture_layer`, which gives it for any model.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.methods import capture_layer
@@ -42,7 +42,7 @@ def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
     ``G`` from here, so a counterfactual map is the method's own formula applied to
     ``-G``, the evidence *against* the class.
 
-    Example:
+    Examples:
         >>> import torch
         >>> leaf = torch.tensor([2.0, 3.0], requires_grad=True)
         >>> scores = (leaf[0] * leaf[1]).reshape(1, 1)
@@ -253,7 +253,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
         TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
             layer, target or ``batch_size``), and a list of layers (one layer at a time).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

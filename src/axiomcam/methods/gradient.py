@@ -26,7 +26,7 @@ class GradCAM(GradientCAM):
     ``w_k = mean_ij G^k_ij``;  ``L = ReLU(sum_k w_k A^k)``.  Counterfactual (the paper's
     own form): ``w_k = mean_ij (-G^k_ij)``, the regions whose removal would raise ``y^c``.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -54,7 +54,7 @@ class XGradCAM(GradientCAM):
     Counterfactual: ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) (-G^k_ij)``, i.e. the weights
     and raw map negated (it then conserves ``-y^c``).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import XGradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -87,7 +87,7 @@ class GradCAMPlusPlus(GradientCAM):
     ``2 G^2 + (sum A) |G|^3 > 0``; elsewhere ``ReLU(-G) = 0`` (a zero denominator gives
     ``alpha = 0``, as in the plain form).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAMPlusPlus
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -114,7 +114,7 @@ class HiResCAM(GradientCAM):
     score exactly on bias-free ReLU heads.  Counterfactual: ``L = ReLU(sum_k -G^k * A^k)``
     (``raw`` negated).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import HiResCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -138,7 +138,7 @@ class LayerCAM(GradientCAM):
     Counterfactual: ``L = ReLU(sum_k ReLU(-G^k) * A^k)``: the positions where the gradient
     is negative, which the plain form leaves out (not ``ReLU(-raw)``).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import LayerCAM
         >>> model = torchvision.models.resnet18(num_classes=10)

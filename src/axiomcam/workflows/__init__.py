@@ -16,7 +16,7 @@
   explained, grouped by confusion pair, its evidence located (:func:`diagnose`, with
   :mod:`~axiomcam.workflows.diagnosis` and :mod:`~axiomcam.workflows.diagnosis_page`).
 
-Example:
+Examples:
     >>> from axiomcam.workflows import parse_targets
     >>> parse_targets("tabby,3", ["cat", "dog", "tabby", "car"]).classes
     (2, 3)

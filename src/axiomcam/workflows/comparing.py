@@ -4,7 +4,7 @@
 optionally XGrad-CAM's axiom errors under each map, measured by one
 :class:`~axiomcam.metrics.AxiomProbe` per batch (the layer probed once, for every method).
 
-Example:
+Examples:
     >>> from PIL import Image
     >>> thumbnail(Image.new("RGB", (1000, 500))).size
     (448, 224)
