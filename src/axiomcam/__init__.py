@@ -57,7 +57,8 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam",
             (0.15 of the image's range), ``seed``, ``batch_size`` (perturbed copies per
             forward pass), ``progress``, ``counterfactual=True`` (the evidence *against*
             each target: a gradient method's formula of ``-dy^c/dA``; see
-            :class:`~axiomcam.methods.Explainer`), and method options such as
+            :class:`~axiomcam.methods.Explainer`), ``aug_smooth=True`` (the mean of the
+            maps of flipped and intensity-scaled copies, brought back), and method options such as
             Ablation-CAM's ``weights="score" | "activation"``.
 
     Returns:

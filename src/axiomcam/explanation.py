@@ -33,15 +33,16 @@ class Explanation:
             (``max_c |guided|``) and scaled the same way.
         raw: ``(B, h, w)`` the map at the target layer's resolution *before* ReLU and
             scaling: ``sum_k w_k A^k`` for channel-weight methods.  ``None`` for guided
-            backprop, which has no layer.
+            backprop, which has no layer; for occlusion, which has none either, the signed
+            score drop at the input's resolution ``(B, H, W)``.
         channel_weights: ``(B, K)`` the ``w_k`` of methods that have channel weights
             (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, Ablation-CAM, Score-CAM), else ``None``.
         scores: ``(B,)`` the target scores ``y^c`` the maps explain (the logit for class
             targets, the callable's value for callable targets).  With ``smooth=n``, the
             mean over the noisy copies.
         targets: ``(B,)`` the class indices explained, or ``None`` for callable targets.
-        target_layer: qualified name of the layer used (``None`` for guided backprop; the
-            tuple of names for several layers).
+        target_layer: qualified name of the layer used (``None`` for guided backprop and
+            occlusion; the tuple of names for several layers).
         method: the method's name, e.g. ``"xgradcam"``.
         guided: ``(B, C, H, W)`` the signed guided-backprop product for guided methods,
             else ``None``.

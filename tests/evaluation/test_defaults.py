@@ -22,8 +22,10 @@ from axiomcam.evaluation.runner import evaluate
 from axiomcam.evaluation.store import ResultStore
 from axiomcam.models import PretrainedModel
 
-CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou"]
-EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation"]
+CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou",
+                "counterfactual", "complexity", "random_logit", "mask_localization"]
+EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation",
+                    "faithfulness_correlation", "robustness"]
 
 
 def toy_model() -> PretrainedModel:
@@ -164,8 +166,10 @@ def test_the_estimate_is_the_declared_passes_times_the_probed_seconds(tmp_path):
     assert seconds["ablationcam"]["explain"] == pytest.approx(3 * whole)
     assert estimate.total == pytest.approx(sum(sum(s.values()) for s in seconds.values()))
     # Score-CAM, left out: one whole pass per channel plus its own, then faithfulness's 4
-    # (its axioms come from the shared probe, localization and discrimination are free)
-    assert estimate.left_out["scorecam"] == pytest.approx(3 * (1 + 4) * whole + 3 * 4 * whole)
+    # (its axioms come from the shared probe, localization and discrimination are free),
+    # and random_logit's one more explanation
+    assert estimate.left_out["scorecam"] == pytest.approx(
+        3 * (1 + 4) * whole + 3 * 4 * whole + 3 * (1 + 4) * whole)
     assert estimate.left_out["deletion"] == pytest.approx(
         len(run.methods) * 3 * 2 * 51 * whole)
 
@@ -221,7 +225,7 @@ def test_the_command_prints_the_estimate_and_what_it_left_out(tmp_path, monkeypa
     assert result.stderr.index("cost estimate for 2 images at 1") < \
         result.stderr.index("left out as expensive")
     assert ("left out as expensive: deletion, road, sanity, occlusion_correlation, "
-            "scorecam") in result.output
+            "faithfulness_correlation, robustness, scorecam") in result.output
     # --all asks evaluate for the expensive ones too (what that runs: the last test)
     asked = {}
 

@@ -26,15 +26,22 @@ from axiomcam.models import PretrainedModel
 GROUP_METRICS = {
     "axioms": ("conservation_error", "sensitivity_error", "sensitivity_correlation",
                "bias_share"),
-    "faithfulness": ("average_drop", "increase_in_confidence", "top_removal_drop"),
+    "faithfulness": ("average_drop", "increase_in_confidence", "confidence_change",
+                     "top_removal_drop"),
     "deletion": ("deletion_auc", "insertion_auc"),
-    "road": ("road_morf", "road_lerf"),
+    "road": ("road_morf", "road_lerf", "road_combined"),
     "localization": ("localization_iou", "localization_error", "top1_localization_error",
                      "pointing_game", "energy_pointing_game"),
     "discrimination": ("discrimination_right", "discrimination_wrong",
                        "discrimination_share"),
     "mask_iou": ("mask_iou", "mask_iou_otsu", "mask_iou_best"),
     "sanity": ("sanity_spearman",),
+    "counterfactual": ("counterfactual_own", "counterfactual_other",
+                       "counterfactual_other_share", "counterfactual_removal_drop"),
+    "complexity": ("sparseness", "complexity", "effective_complexity"),
+    "random_logit": ("random_logit_ssim",),
+    "mask_localization": ("relevance_mass_accuracy", "relevance_rank_accuracy",
+                          "top_k_intersection", "attribution_localisation", "mask_auc"),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -458,9 +465,11 @@ TINY_DATA = "composite:2"
 TINY = dict(target_layer="features.17.conv.1", batch_size=1, perturbation_batch_size=480,
             deletion_steps=5, road_percentages=(50,), sanity_images=1, sanity_steps=2,
             progress=False, include_expensive=True,
-            # every group but the occlusion correlation (170 passes per image; its own
-            # test, tests/evaluation/test_occlusion_correlation.py, runs it end to end)
-            metrics=[group for group in METRIC_GROUPS if group != "occlusion_correlation"])
+            # every group but the occlusion correlation (170 passes per image), the
+            # faithfulness correlations (331) and the robustness group (21 explanations);
+            # their own tests run them end to end
+            metrics=[group for group in METRIC_GROUPS if group not in (
+                "occlusion_correlation", "faithfulness_correlation", "robustness")])
 TINY_METHODS = ["gradcam", "xgradcam"]
 
 
@@ -484,11 +493,14 @@ def expected_counts(mobilenet) -> tuple[int, int]:
     """(result rows, curve rows) of the tiny run, counted from the data set itself."""
     results = curves = 0
     for index, sample in enumerate(open_dataset(TINY_DATA, mobilenet.class_names)):
-        per_method = sum(len(GROUP_METRICS[g]) for g in ("axioms", "faithfulness", "deletion",
-                                                         "road", "localization", "mask_iou"))
+        # every composite image has its objects' boxes and silhouettes
+        per_method = sum(len(GROUP_METRICS[g]) for g in (
+            "axioms", "faithfulness", "deletion", "road", "localization", "mask_iou",
+            "complexity", "random_logit", "mask_localization"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
-        if len(set(sample.box_labels.tolist())) > 1:
-            per_method += len(GROUP_METRICS["discrimination"])
+        if len(set(sample.box_labels.tolist())) > 1:  # both methods have counterfactuals
+            per_method += len(GROUP_METRICS["discrimination"]) + \
+                len(GROUP_METRICS["counterfactual"])
         if index < TINY["sanity_images"]:
             per_method += 1
             per_method_curves += TINY["sanity_steps"]

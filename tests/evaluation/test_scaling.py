@@ -234,7 +234,7 @@ def test_another_configuration_or_version_is_refused_and_overwrite_starts_again(
     with ResultStore.open(out) as store:
         assert store.config["metric_groups"] == ["faithfulness"]
         assert set(store.metrics()) == {"average_drop", "increase_in_confidence",
-                                        "top_removal_drop"}
+                                        "confidence_change", "top_removal_drop"}
         assert store.count("images") == 3 * IMAGES_PER_CLASS and store.count("batches") == 7
 
 

@@ -207,6 +207,13 @@ def layercam_raw(A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
     return raw
 
 
+def gradcam_elementwise_raw(A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    raw = torch.zeros_like(A[0])
+    for k in range(A.shape[0]):
+        raw = raw + torch.relu(G[k] * A[k])
+    return raw
+
+
 def ablation_weights(A: torch.Tensor, y: torch.Tensor, ablated_y: torch.Tensor,
                      form: str) -> torch.Tensor:
     """``ablated_y[k]`` = the class score with channel ``k`` zeroed."""
@@ -345,7 +352,8 @@ GRADIENT_WEIGHTS = {
     "gradcam++": gradcampp_weights,
     "xgradcam": xgradcam_weights,
 }
-GRADIENT_ELEMENTWISE = {"hirescam": hirescam_raw, "layercam": layercam_raw}
+GRADIENT_ELEMENTWISE = {"hirescam": hirescam_raw, "layercam": layercam_raw,
+                        "gradcamelementwise": gradcam_elementwise_raw}
 
 
 def explain_one(method: str, passes: dict, *, linear_weight: torch.Tensor | None = None,

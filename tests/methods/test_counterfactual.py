@@ -30,6 +30,8 @@ from axiomcam.methods import (
 from axiomcam.metrics.axioms import axiom_errors, probe_layer
 
 GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
+# issue 22's gradient methods; their counterfactual forms are checked in test_gradfamily.py
+NEWER_GRADIENT_METHODS = ("gradcamelementwise", "shapleycam", "finercam")
 WITHOUT_FORM = ("cam", "ablationcam", "ablationcam:activation", "scorecam", "eigencam",
                 "guided_backprop", "guided_cam", "guided_scorecam")
 
@@ -197,12 +199,14 @@ def test_a_method_without_a_counterfactual_form_refuses_it_naming_the_ones_with(
     base = method if method == "guided_backprop" else \
         method.removeprefix("guided_").split(":")[0]
     assert f"({base})" in message
-    assert "gradcam, xgradcam, gradcam++, hirescam, layercam and their guided forms" in message
+    assert ("gradcam, xgradcam, gradcam++, hirescam, layercam, gradcamelementwise, shapleycam, "
+            "finercam and their guided forms") in message
     assert not method_info(method).counterfactual
 
 
 def test_the_registry_lists_exactly_the_gradient_methods_and_their_guided_forms():
-    expected = {*GRADIENT_METHODS, *(f"guided_{m}" for m in GRADIENT_METHODS)}
+    gradient = (*GRADIENT_METHODS, *NEWER_GRADIENT_METHODS)
+    expected = {*gradient, *(f"guided_{m}" for m in gradient)}
     assert set(COUNTERFACTUAL_METHODS) == expected
     assert all(method_info(name).counterfactual == (name in expected) for name in METHOD_NAMES)
 

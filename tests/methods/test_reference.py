@@ -409,7 +409,8 @@ def _assert_same_explanation(batched, singles: list, what: str, rtol: float = 1e
 ALL_BUT_SLOW = [m for m in METHOD_NAMES if "scorecam" not in m or FULL]  # see below
 
 
-@pytest.mark.parametrize("method", ALL_BUT_SLOW)
+# Random-CAM draws its weights per batch (test_decomposition.py checks their statistics)
+@pytest.mark.parametrize("method", [m for m in ALL_BUT_SLOW if "randomcam" not in m])
 def test_a_batch_equals_its_images_one_at_a_time(benches, method):
     bench = benches("resnet18")
     layer = None if not method_info(method).takes_layer else "layer4"

@@ -71,19 +71,22 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
         assert (explanation.channel_weights is not None) == info.has_channel_weights, name
         assert has_channel_weights(name) == info.has_channel_weights
         assert info.cost in COSTS
-        assert info.needs_gradients == (info.guided or info.cost == "backward"), name
+        assert info.needs_gradients == (info.guided or info.cost in (
+            "backward", "hessian", "input gradient", "noisy backward")), name
         assert method_title(name) == info.title and info.title
     assert CHANNEL_WEIGHT_METHODS == ("cam", "gradcam", "gradcam++", "xgradcam", "ablationcam",
-                                      "scorecam")
+                                      "scorecam", "shapleycam", "finercam", "fem", "randomcam",
+                                      "sscam", "iscam", "smoothgradcam++")
     assert [METHODS[name].cost for name in ("ablationcam", "scorecam", "eigencam")] == [
         "ablation", "masking", "forward"]
 
 
 def test_the_readers_of_the_registry_list_what_it_lists() -> None:
-    """evaluate and the app offer every CAM and variant; the method table of docs/methods.md has a
-    row per CAM method, plus guided backprop and the guided forms, and no other."""
-    assert EVALUATED_METHODS == APP_METHODS[:-1] == (*CAM_METHODS, *VARIANT_NAMES)
-    assert APP_METHODS[-1] == "occlusion"
+    """evaluate and the app offer every CAM and variant (the app also occlusion and
+    FullGrad); the method table of docs/methods.md has a row per CAM method, plus guided backprop
+    and the guided forms, and no other."""
+    assert EVALUATED_METHODS == APP_METHODS[:-2] == (*CAM_METHODS, *VARIANT_NAMES)
+    assert APP_METHODS[-2:] == ("occlusion", "fullgrad")
     assert axiomcam.METHOD_NAMES == METHOD_NAMES
     rows = re.findall(r"^\| `([a-z_+<>]+)` \|", METHODS_PAGE.read_text(), flags=re.MULTILINE)
     table = rows[:rows.index("guided_<cam>") + 1]

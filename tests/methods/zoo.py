@@ -438,6 +438,9 @@ def channel_weights(method: str, A: torch.Tensor, G: torch.Tensor, c: int,
     if method == "xgradcam":
         totals = a.sum(1)
         return torch.where(totals != 0, (a * g).sum(1) / totals.where(totals != 0, 1), 0)
+    if method == "fem":  # the share of each channel above mean + 2 (population) std
+        threshold = a.mean(1) + 2 * a.std(1, correction=0)
+        return (a > threshold[:, None]).to(a.dtype).mean(1)
     return None
 
 
@@ -454,12 +457,17 @@ def score_cam_mask(channel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 def raw_map(method: str, A: torch.Tensor, G: torch.Tensor,
             weights: torch.Tensor | None) -> torch.Tensor:
     """``(h, w)``: ``sum_k w_k A^k``, or the element-wise methods' sums, or Eigen-CAM's
-    first principal component (``reference.eigencam_raw``, numpy's SVD)."""
+    (Eigen-Grad-CAM's: of ``G * A``) first principal component (``reference.eigencam_raw``,
+    numpy's SVD)."""
     if weights is not None:
         return torch.einsum("k,khw->hw", weights, A)
     if method == "hirescam":
         return (G * A).sum(0)
     if method == "layercam":
         return (G.clamp(min=0) * A).sum(0)
+    if method == "gradcamelementwise":
+        return (G * A).clamp(min=0).sum(0)
+    if method == "eigengradcam":  # Eigen-CAM's projection of G * A, signed by its mean
+        return ref.eigencam_raw(G * A)
     assert method == "eigencam", method
     return ref.eigencam_raw(A)

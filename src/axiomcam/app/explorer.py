@@ -70,10 +70,11 @@ __all__ = [
 ]
 
 #: the methods the app offers: every CAM and every variant (Ablation-CAM's
-#: sensitivity-exact form), as the method registry lists them, and occlusion (the
-#: reference the CAMs are compared with: no layer, 1 + P passes of the whole network)
+#: sensitivity-exact form), as the method registry lists them, occlusion (the
+#: reference the CAMs are compared with: no layer, 1 + P passes of the whole network) and
+#: FullGrad (no layer: the input- and bias-gradients of the whole network)
 METHODS: tuple[str, ...] = (*method_registry.CAM_METHODS, *method_registry.VARIANT_NAMES,
-                            method_registry.Occlusion.name)
+                            method_registry.Occlusion.name, method_registry.FullGrad.name)
 #: ticked when the page opens: the two the axioms tell apart
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam")
 #: an image larger than this on its longer side is downscaled to it (the network sees a few

@@ -13,7 +13,11 @@
   into SQLite, summaries, plots and ``report.html``;
 - ``axiomcam diagnose``: every misclassified image of a labelled data set explained for
   both classes, grouped by confusion pair, its evidence located
-  (:func:`axiomcam.workflows.diagnose`).
+  (:func:`axiomcam.workflows.diagnose`);
+- ``axiomcam audit``: the data-set bias audit, per class the share of its evidence on the
+  background, flagged where it dominates (:func:`axiomcam.workflows.audit`).
+- ``axiomcam robustness``: the original class's maps on adversarially attacked images vs
+  the clean ones (:func:`axiomcam.workflows.robustness.robustness`).
 
 ``--model`` takes a built-in pretrained name, a torchvision or timm architecture with
 ``--weights FILE``, a model file saved whole with ``torch.save`` (TorchScript files are
@@ -41,7 +45,7 @@ Examples:
 from __future__ import annotations
 
 # each module adds its subcommands to the group
-from . import demo, diagnose, evaluate, explain, model  # noqa: F401
+from . import audit, demo, diagnose, evaluate, explain, model, robustness  # noqa: F401
 from .group import main
 
 __all__ = ["main"]

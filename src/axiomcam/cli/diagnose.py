@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..workflows import DiagnoseRun
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "open_labelled_data"]
 
 #: confusion pairs printed (diagnose.json and report.html have them all)
 PRINTED_PAIRS = 10
@@ -71,7 +71,7 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     pretrained = model.load(debug)
     if layer is not None:
         layer = check_layer(pretrained, layer, model, debug)
-    dataset = _open_data(data_spec, pretrained.class_names, seed, boxes, debug)
+    dataset = open_labelled_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_diagnosis(pretrained, dataset, out_dir, method=method, layer=layer,
                             batch_size=batch_size, tolerance=tolerance, seed=seed,
@@ -82,8 +82,8 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     _report(run)
 
 
-def _open_data(spec: str, class_names: list[str], seed: int, boxes: tuple[str, str] | None,
-               debug: bool) -> Dataset:
+def open_labelled_data(spec: str, class_names: list[str], seed: int,
+                       boxes: tuple[str, str] | None, debug: bool) -> Dataset:
     """``--data`` (and ``--boxes``) opened: exit 2 for a spec that names nothing, exit 1 for
     a missing path or an unreadable file."""
     from ..data import open_dataset

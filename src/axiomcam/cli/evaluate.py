@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..evaluation.groups import METRIC_GROUPS
 from .group import main
 from .messages import BadUsage, fail
 from .options import ModelOptions, check_layer, model_options
@@ -43,11 +44,10 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
               help="Ground-truth object masks for --data (the mask_iou group): a COCO JSON "
                    "with segmentations, or a folder of PNG masks named after the images.")
 @click.option("--metrics", "--groups", "metric_list", default=None, metavar="LIST",
-              help="Comma-separated metric groups: axioms, faithfulness, deletion, road, "
-                   "localization, discrimination, mask_iou, sanity, occlusion_correlation "
+              help=f"Comma-separated metric groups: {', '.join(METRIC_GROUPS)} "
                    "(default: the cheap ones, at most 4 passes of the network per image and "
-                   "method, that the data allows; deletion, road, sanity and "
-                   "occlusion_correlation only with --all or by name).")
+                   "method, that the data allows; the expensive ones, which the estimate "
+                   "printed before the run names, only with --all or by name).")
 @click.option("--all", "include_expensive", is_flag=True,
               help="Also the expensive metric groups and methods the defaults leave out "
                    "(the estimate printed before the run names them).")

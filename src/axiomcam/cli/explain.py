@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..methods import CAM_METHODS, COUNTERFACTUAL_METHODS, method_info
+from ..methods import CAM_METHODS, COUNTERFACTUAL_METHODS, BaseCAM, method_info
 from ..support import warn
 from .group import main
 from .messages import BadUsage, fail, finish, plural
@@ -28,7 +28,8 @@ from .options import (
 if TYPE_CHECKING:
     from ..models import PretrainedModel
 
-__all__ = ["COMPARE_METHODS", "compare", "counterfactual_option", "explain", "image_options"]
+__all__ = ["COMPARE_METHODS", "aug_smooth_option", "compare", "counterfactual_option",
+           "eigen_smooth_option", "explain", "image_options"]
 
 #: the columns of ``axiomcam compare`` unless ``--methods`` says otherwise
 COMPARE_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam"
@@ -53,6 +54,36 @@ def counterfactual_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Show the evidence against the class: the regions whose removal would raise "
              "its score (the method's formula of the negated gradient; gradient methods "
              "only).")(command)
+
+
+def eigen_smooth_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--eigen-smooth``: each map the first principal component of its channel terms."""
+    return click.option(
+        "--eigen-smooth", is_flag=True,
+        help="Replace each map by the first principal component of the method's channel "
+             "terms (w_k A^k, ...) over the positions, instead of their sum (pytorch-grad-"
+             "cam's eigen_smooth; CAMs with channel terms).")(command)
+
+
+def _check_eigen_smooth(methods: list[str]) -> None:
+    """A usage error naming the methods ``--eigen-smooth`` does not apply to."""
+    lacking = [method for method in methods
+               if not (method_info(method).takes_layer
+                       and issubclass(method_info(method).explainer, BaseCAM)
+                       and method_info(method).explainer.has_channel_terms)]
+    if lacking:
+        raise BadUsage(f"--eigen-smooth: {', '.join(lacking)} "
+                       f"{'has' if len(lacking) == 1 else 'have'} no channel terms to "
+                       "decompose (it applies to CAMs whose map is a sum over channels)")
+
+
+def aug_smooth_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--aug-smooth``: test-time augmentation of every map (explain and compare)."""
+    return click.option(
+        "--aug-smooth", is_flag=True,
+        help="Average each map over test-time augmentations: the image flipped or not, "
+             "its values times 0.9, 1 or 1.1 (six copies in one batch), each map brought "
+             "back (pytorch-grad-cam's aug_smooth).")(command)
 
 
 def _check_counterfactual(methods: list[str], default_methods: bool) -> list[str]:
@@ -85,7 +116,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
               help=f"The method: {', '.join(CAM_METHODS)}, ablationcam:activation, "
                    "occlusion (windows of 1/7 of the input's side, stride half of it, "
                    "zeros: 1 + 169 passes at 224 px), "
-                   "guided_backprop, or guided_<method> (e.g. guided_gradcam).")
+                   "guided_backprop, fullgrad, or guided_<method> (e.g. guided_gradcam).")
 @click.option("--target", "target_spec", default="top1", show_default=True,
               metavar="top1|top3|aboveT|INDEX|NAME",
               help="What to explain: each image's top N classes; each image's labels whose "
@@ -94,6 +125,8 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
                    "negative for a model with one output).")
 @head_option
 @counterfactual_option
+@eigen_smooth_option
+@aug_smooth_option
 @click.option("--score", type=click.Choice(["logit", "probability", "softmax", "sigmoid"]),
               default="logit", show_default=True,
               help="The score each map explains: the class's logit, or the head's "
@@ -110,8 +143,8 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @picture_options
 def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
             layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
-            counterfactual: bool, score: str, out_dir: str, save_masks: bool,
-            mask_threshold: str,
+            counterfactual: bool, eigen_smooth: bool, score: str, out_dir: str,
+            save_masks: bool, mask_threshold: str, aug_smooth: bool,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
@@ -134,7 +167,9 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
       axiomcam explain x.png --model labels.pt --target above0.5 --score sigmoid
       axiomcam explain x.png --model binary.pt --target positive,negative
       axiomcam explain two-objects.png --method gradcam --target tabby --counterfactual
+      axiomcam explain cat.jpg --method xgradcam --eigen-smooth
       axiomcam explain photos/ --save-masks --mask-threshold otsu --out seeds
+      axiomcam explain cat.jpg --method fullgrad --aug-smooth
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
@@ -147,6 +182,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
     method = check_method(method)
     if counterfactual:
         _check_counterfactual([method], default_methods=False)
+    if eigen_smooth:
+        _check_eigen_smooth([method])
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
@@ -160,7 +197,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         run = explain_files(pretrained, paths, method, out_dir, layer=layer_name,
                             targets=targets, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures, model_spec=model.spec,
-                            counterfactual=counterfactual, masks=masks)
+                            counterfactual=counterfactual, masks=masks,
+                            eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
@@ -169,7 +207,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         f" of the {pretrained.score}"
     head_note = "" if targets.head != "sigmoid" else \
         f", sigmoid head: {targets.explained} explained"
-    kind = " (counterfactual)" if counterfactual else ""
+    kind = (" (counterfactual)" if counterfactual else "") + \
+        (" (eigen-smoothed)" if eigen_smooth else "")
     click.echo(f"explained {plural(run.explained, 'image')} ({plural(maps, 'map')}{output_note}, "
                f"{method}{kind} at {layer_label(layer_name or 'the input')}{head_note}) in "
                f"{run.seconds:.1f} s -> {run.out_dir}; details in {run.results_file}")
@@ -187,12 +226,14 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
               help="Print the conservation (CE) and sensitivity (SE) errors of XGrad-CAM's "
                    "axioms under each map (methods with channel weights).")
 @counterfactual_option
+@eigen_smooth_option
+@aug_smooth_option
 @click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
             layers: tuple[str, ...], target_spec: str, head: str | None, axioms: bool,
-            counterfactual: bool, figure: str,
+            counterfactual: bool, eigen_smooth: bool, figure: str, aug_smooth: bool,
             batch_size: int, alpha: float, colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
@@ -201,6 +242,8 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
       axiomcam compare cat.jpg dog.jpg --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam
       axiomcam compare photos/ --methods gradcam,xgradcam --layer features.17.conv.1 --axioms
       axiomcam compare two-objects.png --target tabby --counterfactual
+      axiomcam compare cat.jpg --methods gradcam,xgradcam,eigengradcam,kpcacam,fem --eigen-smooth
+      axiomcam compare cat.jpg --methods gradcam,fullgrad --aug-smooth
     """
     from ..workflows import collect_images, compare_files
 
@@ -209,6 +252,8 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
         source = click.get_current_context().get_parameter_source("method_list")
         methods = _check_counterfactual(
             methods, default_methods=source is click.core.ParameterSource.DEFAULT)
+    if eigen_smooth:
+        _check_eigen_smooth(methods)
     check_colormap(colormap)
     pretrained = model.load(debug)
     target = check_targets(target_spec, pretrained, debug, head=head)
@@ -224,10 +269,12 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
         run = compare_files(pretrained, paths, methods, figure, layer=layer_name,
                             target=target, axioms=axioms, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures,
-                            counterfactual=counterfactual)
+                            counterfactual=counterfactual, eigen_smooth=eigen_smooth,
+                            aug_smooth=aug_smooth)
     except Exception as error:
         fail(error, debug)
-    kind = " (counterfactual maps)" if counterfactual else ""
+    kind = (" (counterfactual maps)" if counterfactual else "") + \
+        (" (eigen-smoothed)" if eigen_smooth else "")
     click.echo(f"compared {plural(len(methods), 'method')}{kind} on {plural(run.images, 'image')} "
                f"at {layer_name} in {run.seconds:.1f} s -> {run.figure}")
     finish(run.failures)

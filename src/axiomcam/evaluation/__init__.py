@@ -22,7 +22,8 @@ Examples:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity', 'occlusion_correlation')
+'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
+'random_logit', 'mask_localization', 'faithfulness_correlation', 'robustness')
 """
 
 from __future__ import annotations

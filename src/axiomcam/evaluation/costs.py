@@ -104,8 +104,13 @@ METHOD_PASSES: dict[str, Passes] = {
     "forward": Passes(whole=1),
     "backward": Passes(whole=2),
     "input gradient": Passes(whole=2),
+    # a Hessian-vector product differentiates the backward pass: about two passes more
+    "hessian": Passes(whole=4),
     "ablation": Passes(whole=1, after_layer_per_channel=1),
     "masking": Passes(whole=1, whole_per_channel=1),
+    "noisy masking": Passes(whole=2, whole_per_channel=35),  # SS-CAM, num_samples=35
+    "integrated masking": Passes(whole=2, whole_per_channel=10),  # IS-CAM, num_samples=10
+    "noisy backward": Passes(whole=9),  # Smooth Grad-CAM++: 1 + 4 forward, 4 backward
 }
 
 

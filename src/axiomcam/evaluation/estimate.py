@@ -214,7 +214,7 @@ def _method_seconds(timing: PassTiming, method: str, groups: Sequence[MetricGrou
     # the sanity check's explanations of a randomised model share no ablations
     explanation = _explanation_seconds(timing, method, ablations_shared=False)
     for group in groups:
-        if group.needs.channel_weights and not info.has_channel_weights:
+        if not group.needs.measures(info):
             continue
         passes = group.passes_at(parameters)
         if passes is None:

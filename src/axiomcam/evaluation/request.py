@@ -25,6 +25,7 @@ from ..data import Dataset, open_dataset
 from ..methods import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
+    COUNTERFACTUAL_METHODS,
     VARIANT_NAMES,
     Explainer,
     method_info,
@@ -73,12 +74,11 @@ def check_methods(names: str | Iterable[str]) -> list[str]:
     Examples:
         >>> check_methods(["GradCAM++", " xgradcam"])
         ['gradcam++', 'xgradcam']
-        >>> check_methods("guided_gradcam")
+        >>> check_methods("guided_gradcam")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: guided_gradcam is not evaluated (guided methods give pixel-level \
-gradient maps, not class activation maps); evaluable methods: cam, gradcam, gradcam++, \
-xgradcam, hirescam, layercam, ablationcam, scorecam, eigencam, ablationcam:activation
+gradient maps, not class activation maps); evaluable methods: cam, gradcam, gradcam++, ...
     """
     if isinstance(names, str):
         names = names.split(",")
@@ -160,7 +160,8 @@ def default_selection(methods: str | Sequence[str] | None,
         >>> methods, groups = default_selection(None, None, check_parameters({}),
         ...                                     include_expensive=False)
         >>> methods.left_out, groups.left_out
-        (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation'])
+        (['scorecam'], ['deletion', 'road', 'sanity', 'occlusion_correlation', \
+'faithfulness_correlation', 'robustness'])
         >>> default_selection("scorecam", "road", check_parameters({}),
         ...                   include_expensive=False)[1]
         Selection(chosen=['road'], left_out=[])
@@ -240,9 +241,14 @@ def check_dataset(dataset: Dataset | str, pretrained: PretrainedModel, seed: int
     return dataset
 
 
-def _no_channel_weights_reason(group: MetricGroup, methods: Sequence[str]) -> str:
-    return (f"{group.unavailable} ({', '.join(CHANNEL_WEIGHT_METHODS)}), and "
-            f"{', '.join(methods)} {'has' if len(methods) == 1 else 'have'} none")
+def _no_rows_reason(group: MetricGroup, methods: Sequence[str]) -> str:
+    """Why ``methods`` get none of ``group``'s rows: they lack what it needs."""
+    if group.needs.counterfactual:
+        need = f"{group.title} need a method with a counterfactual form " \
+               f"({', '.join(name for name in COUNTERFACTUAL_METHODS if '_' not in name)})"
+    else:
+        need = f"{group.unavailable} ({', '.join(CHANNEL_WEIGHT_METHODS)})"
+    return f"{need}, and {', '.join(methods)} {'has' if len(methods) == 1 else 'have'} none"
 
 
 def refuse_unavailable_groups(request: Request, explainers: Mapping[str, Explainer]
@@ -263,17 +269,13 @@ def refuse_unavailable_groups(request: Request, explainers: Mapping[str, Explain
         if group.name not in request.named:
             continue
         needs = group.needs
-        if needs.channel_weights:
-            names = [name for name, explainer in explainers.items()
-                     if not explainer.has_channel_weights]
-            if names and len(names) == len(explainers):
-                raise ValueError(f"{_no_channel_weights_reason(group, names)}: add a method "
-                                 f"with channel weights, or drop {group.name!r} from the "
-                                 "metrics")
-            if names:
-                warnings.append(f"{_no_channel_weights_reason(group, names)}: no "
-                                f"{group.rows_called} rows for "
-                                f"{'it' if len(names) == 1 else 'them'}")
+        names = [name for name in explainers if not needs.measures(method_info(name))]
+        if names and len(names) == len(explainers):
+            raise ValueError(f"{_no_rows_reason(group, names)}: add a method with "
+                             f"{needs.method_kind}, or drop {group.name!r} from the metrics")
+        if names:
+            warnings.append(f"{_no_rows_reason(group, names)}: no {group.rows_called} rows "
+                            f"for {'it' if len(names) == 1 else 'them'}")
         if needs.first_images is not None and request.parameters[needs.first_images] == 0:
             option = needs.first_images.replace("_", "-")
             raise ValueError(f"{group.title} was asked for with {needs.first_images}=0: give "

@@ -72,7 +72,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import Dataset, Problem, Sample
-from ..methods import DEFAULT_BATCH_SIZE, AblationCache, Explainer, create
+from ..methods import DEFAULT_BATCH_SIZE, AblationCache, Explainer, create, method_info
 from ..metrics import AxiomProbe
 from ..models import PretrainedModel
 from ..support import eval_mode, warn, warning_context
@@ -501,8 +501,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
             explanation = explainer(batch.inputs, batch.targets)
         for group in request.groups:
             selection = selections[group.name]
-            if selection is None or (group.needs.channel_weights
-                                     and explanation.channel_weights is None):
+            if selection is None or not group.needs.measures(method_info(method)):
                 continue
             with run.timer(group.name, method), warning_context(
                     f"{method} at {request.layer} ({group.name})",

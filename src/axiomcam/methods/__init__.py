@@ -13,10 +13,11 @@ Examples:
 from __future__ import annotations
 
 from ..support import AxiomCamWarning
-from .activation import CAM, EigenCAM
+from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer, GradientCAM, PartialResult
 from .capture import LayerCapture, TargetLayer, capturing
 from .context import LayerContext, capture_layer
+from .decomposition import KERNELS, KPCACAM, EigenGradCAM
 from .engine import (
     ABLATION_COPY_BYTES,
     DEFAULT_BATCH_SIZE,
@@ -25,10 +26,21 @@ from .engine import (
     check_batch_size,
     model_output,
 )
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .fullgrad import FullGrad
+from .gradient import (
+    FinerCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    SmoothGradCAMPlusPlus,
+    XGradCAM,
+)
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion, occlusion_positions
-from .perturbation import AblationCAM, ScoreCAM, masked_input_probabilities
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM, masked_input_probabilities
 from .registry import (
     CAM_METHODS,
     CHANNEL_WEIGHT_METHODS,
@@ -45,12 +57,13 @@ from .registry import (
 
 __all__ = [
     "ABLATION_COPY_BYTES", "CAM", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS",
-    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "METHODS", "METHOD_NAMES", "VARIANT_NAMES",
-    "AblationCAM", "AblationCache",
-    "AxiomCamWarning", "BaseCAM", "EigenCAM", "Explainer", "GradCAM", "GradCAMPlusPlus",
-    "GradientCAM", "Guided", "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture",
-    "LayerContext", "MethodInfo", "Occlusion", "PartialResult", "PerturbationEngine", "ScoreCAM",
-    "TargetLayer", "XGradCAM", "capture_layer", "capturing", "check_batch_size", "create",
-    "has_channel_weights", "masked_input_probabilities", "method_info", "model_output",
-    "normalise_method_name", "occlusion_positions",
+    "COUNTERFACTUAL_METHODS", "DEFAULT_BATCH_SIZE", "FEM", "ISCAM", "KERNELS", "KPCACAM",
+    "METHODS", "METHOD_NAMES", "SSCAM", "VARIANT_NAMES", "AblationCAM", "AblationCache",
+    "AxiomCamWarning", "BaseCAM", "EigenCAM", "EigenGradCAM", "Explainer", "FinerCAM",
+    "FullGrad", "GradCAM", "GradCAMElementWise", "GradCAMPlusPlus", "GradientCAM", "Guided",
+    "GuidedBackprop", "HiResCAM", "LayerCAM", "LayerCapture", "LayerContext", "MethodInfo",
+    "Occlusion", "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",
+    "SmoothGradCAMPlusPlus", "TargetLayer", "XGradCAM", "capture_layer", "capturing",
+    "check_batch_size", "create", "has_channel_weights", "masked_input_probabilities",
+    "method_info", "model_output", "normalise_method_name", "occlusion_positions",
 ]

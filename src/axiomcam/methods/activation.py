@@ -1,4 +1,5 @@
-"""Methods that need no gradient: CAM (from the classifier's weights) and Eigen-CAM."""
+"""Methods that need no gradient: CAM (from the classifier's weights), Eigen-CAM, FEM and
+the random-map baseline."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from torch import nn
 
 from ..outputs import select_output
 from .base import BaseCAM
+from .capture import LayerSpec
 from .context import LayerContext
-from .maps import weighted_sum
+from .maps import principal_projection, weighted_sum
 
 
 class CAM(BaseCAM):
@@ -83,7 +85,8 @@ class EigenCAM(BaseCAM):
 
     ``X`` = ``A`` as an ``(h w) x K`` matrix, centred per channel; ``v`` its first right
     singular vector; ``L = ReLU(X v)``, the sign of ``v`` chosen so that the map
-    correlates positively with the channel-mean activation.  Class-agnostic: every target
+    correlates positively with the channel-mean activation
+    (:func:`~axiomcam.methods.maps.principal_projection`).  Class-agnostic: every target
     gets the same map.  No channel weights (the centring adds a constant).
 
     Examples:
@@ -101,15 +104,82 @@ class EigenCAM(BaseCAM):
     name = "eigencam"
     title = "Eigen-CAM"
     has_channel_weights = False
+    has_channel_terms = False
 
     def compute(self, context: LayerContext) -> tuple[torch.Tensor, None]:
-        positions = context.activations.transpose(1, 2)  # (B, S, K)
-        centred = positions - positions.mean(1, keepdim=True)
-        _, _, right_vectors = torch.linalg.svd(centred, full_matrices=False)
-        projection = (centred @ right_vectors[:, 0, :, None]).squeeze(-1)  # (B, S)
-        mean_activation = context.activations.mean(1)
-        agreement = ((projection - projection.mean(-1, keepdim=True))
-                     * (mean_activation - mean_activation.mean(-1, keepdim=True))).sum(-1)
-        projection = torch.where(agreement[:, None] < 0, -projection, projection)
-        count = context.scores.shape[1]
-        return projection[:, None].expand(-1, count, -1), None
+        projection = principal_projection(context.activations.transpose(1, 2))  # (B, S)
+        return projection[:, None].expand(-1, context.scores.shape[1], -1), None
+
+
+class FEM(BaseCAM):
+    """FEM, the Feature Explanation Method (Fuad et al., IPTA 2020; Bourqui et al.): the
+    channels weighted by how much of each is unusually strong (the k-sigma rule).
+
+    ``mu_k``, ``sigma_k`` the mean and (population) standard deviation of ``A^k`` over the
+    positions; ``w_k = mean_ij [A^k_ij > mu_k + t sigma_k]`` (the fraction of positions
+    above the threshold, ``t = threshold_sigmas``); ``L = ReLU(sum_k w_k A^k)``.
+    Class-agnostic: every target gets the same map. Over ``S`` positions no value lies
+    more than ``sqrt(S - 1)`` standard deviations above the mean, so with ``t = 2`` a
+    layer of fewer than 6 positions gets all-zero weights (and a zero map).
+
+    Examples:
+        >>> import torch, torchvision
+        >>> from axiomcam.methods import FEM
+        >>> model = torchvision.models.resnet18(num_classes=10)
+        >>> FEM(model, "layer3")(torch.rand(1, 3, 64, 64)).channel_weights.shape
+        torch.Size([1, 256])
+    """
+
+    name = "fem"
+    title = "FEM"
+
+    def __init__(self, model: nn.Module, target_layer: LayerSpec = None, *,
+                 threshold_sigmas: float = 2.0, **options: object) -> None:
+        if isinstance(threshold_sigmas, bool) or not isinstance(threshold_sigmas, int | float):
+            raise TypeError(f"threshold_sigmas must be a number, not {threshold_sigmas!r}")
+        super().__init__(model, target_layer, **options)
+        #: ``t`` of the threshold ``mu_k + t sigma_k``
+        self.threshold_sigmas = float(threshold_sigmas)
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
+        activations = context.activations
+        threshold = (activations.mean(-1, keepdim=True)
+                     + self.threshold_sigmas * activations.std(-1, correction=0, keepdim=True))
+        weights = (activations > threshold).to(activations.dtype).mean(-1)  # (B, K)
+        channel_weights = weights[:, None].expand(-1, context.scores.shape[1], -1)
+        return weighted_sum(channel_weights, activations), channel_weights
+
+
+class RandomCAM(BaseCAM):
+    """A random-map baseline (pytorch-grad-cam's RandomCAM): ``w_k ~ U(-1, 1)``, drawn
+    independently per image, target and channel; ``L = ReLU(sum_k w_k A^k)``. It says
+    nothing about the model: a metric that cannot tell a method from it measures nothing.
+
+    ``seed`` makes it reproducible (the same seed and batch shape, the same weights on
+    every call; the draws are per batch, so an image alone gets other weights than in a
+    batch); ``None`` draws fresh weights each call.
+
+    Examples:
+        >>> import torch, torchvision
+        >>> from axiomcam.methods import RandomCAM
+        >>> model, x = torchvision.models.resnet18(num_classes=10), torch.rand(1, 3, 64, 64)
+        >>> torch.equal(RandomCAM(model, "layer4", seed=0)(x).channel_weights,
+        ...             RandomCAM(model, "layer4", seed=0)(x).channel_weights)
+        True
+    """
+
+    name = "randomcam"
+    title = "Random-CAM"
+
+    def compute(self, context: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
+        activations = context.activations
+        generator = torch.Generator(device=activations.device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        shape = (activations.shape[0], context.scores.shape[1], activations.shape[1])
+        uniform = torch.rand(shape, generator=generator, device=activations.device,
+                             dtype=activations.dtype)
+        channel_weights = 2 * uniform - 1
+        return weighted_sum(channel_weights, activations), channel_weights

@@ -18,10 +18,11 @@ from ..explanation import Explanation
 from ..outputs import OutputSelector
 from ..support import Progress, check_inputs, check_model, eval_mode
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
+from .augment import augment_batch, average_augmented, tile_extra_inputs, tile_targets
 from .capture import LayerSpec, target_layers
 from .context import LayerContext, share_gradients
 from .engine import AblationCache, PerturbationEngine, check_batch_size, model_output
-from .maps import fuse_maps, minmax_scale, upsample, weighted_sum
+from .maps import fuse_maps, minmax_scale, principal_projection, upsample, weighted_sum
 
 __all__ = ["BaseCAM", "Explainer", "GradientCAM", "PartialResult", "check_counterfactual",
            "counterfactual_methods"]
@@ -49,7 +50,8 @@ class Explainer:
         model: any ``torch.nn.Module`` (put in eval mode during each call, restored after).
         smooth: number of noisy copies to average (SmoothGrad-style); 0 = no smoothing.
         smooth_sigma: noise standard deviation as a fraction of each image's value range.
-        seed: seed for the smoothing noise (``None``: a fresh random seed per call).
+        seed: seed for the smoothing noise and a random method's draws (``None``: a fresh
+            random seed per call).
         batch_size: how many perturbed copies one forward pass may hold (``None``:
             Score-CAM :data:`~axiomcam.methods.engine.DEFAULT_BATCH_SIZE` images;
             Ablation-CAM as many ablated copies of the layer's output as fit in
@@ -88,8 +90,13 @@ class Explainer:
     def __init__(self, model: nn.Module, *, smooth: int = 0, smooth_sigma: float = 0.15,
                  seed: int | None = None, batch_size: int | None = None,
                  progress: Progress = None, output: OutputSelector = None,
-                 extra_inputs: Sequence[object] = (), counterfactual: bool = False) -> None:
+                 extra_inputs: Sequence[object] = (), counterfactual: bool = False,
+                 aug_smooth: bool = False) -> None:
         self.model = check_model(model)
+        if not isinstance(aug_smooth, bool):
+            raise TypeError(f"aug_smooth must be True or False, not {aug_smooth!r}")
+        #: whether each batch is explained under test-time augmentation and averaged
+        self.aug_smooth = aug_smooth
         check_counterfactual(type(self), counterfactual)
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
             raise ValueError(f"smooth must be a non-negative int (noisy copies), got {smooth!r}")
@@ -136,13 +143,31 @@ class Explainer:
         """Explain ``inputs`` ``(B, C, H, W)`` for ``targets`` (see :func:`axiomcam.explain`)."""
         inputs = check_inputs(self.model, inputs)
         with eval_mode(self.model):
-            if self.smooth:
-                partial = self._explain_smoothed(inputs, targets)
+            if self.aug_smooth:
+                explanation, several = self._explain_augmented(inputs, targets)
             else:
-                partial = self.explain_batch(inputs, targets)
-            explanation = self._explanation(partial, inputs)
+                partial = self._explain_noisy(inputs, targets)
+                explanation, several = self._explanation(partial, inputs), partial.targets.several
         # one target per image: drop the target axis the way Explanation.target does
-        return explanation if partial.targets.several else explanation.target(0)
+        return explanation if several else explanation.target(0)
+
+    def _explain_noisy(self, inputs: torch.Tensor,
+                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
+        if self.smooth:
+            return self._explain_smoothed(inputs, targets)
+        return self.explain_batch(inputs, targets)
+
+    def _explain_augmented(self, inputs: torch.Tensor,
+                           targets: TargetSpec) -> tuple[Explanation, bool]:
+        # every augmented copy explains the targets chosen on the image itself
+        resolved = self._resolve_on_clean(inputs, targets)
+        copies, extra_inputs = augment_batch(inputs), self.extra_inputs
+        self.extra_inputs = tile_extra_inputs(extra_inputs, inputs.shape[0])
+        try:
+            partial = self._explain_noisy(copies, tile_targets(resolved, inputs.shape[0]))
+        finally:
+            self.extra_inputs = extra_inputs
+        return average_augmented(self._explanation(partial, copies), resolved), resolved.several
 
     def explain_batch(self, inputs: torch.Tensor,
                       targets: TargetSpec | ResolvedTargets) -> PartialResult:
@@ -168,9 +193,11 @@ class Explainer:
             output = self.forward(inputs)
         return resolve_targets(targets, output, inputs.shape[0], select=self.output)
 
-    def _explain_smoothed(self, inputs: torch.Tensor, targets: TargetSpec) -> PartialResult:
+    def _explain_smoothed(self, inputs: torch.Tensor,
+                          targets: TargetSpec | ResolvedTargets) -> PartialResult:
         # every noisy copy explains the class chosen on the clean image
-        resolved = self._resolve_on_clean(inputs, targets)
+        resolved = targets if isinstance(targets, ResolvedTargets) else \
+            self._resolve_on_clean(inputs, targets)
         generator = torch.Generator(device=inputs.device)
         if self.seed is None:
             generator.seed()
@@ -202,7 +229,7 @@ class Explainer:
         return Explanation(
             maps=detached(maps), raw=detached(partial.raw),
             channel_weights=detached(partial.channel_weights),
-            scores=detached(partial.scores), targets=detached(partial.targets.classes),
+            scores=detached(partial.scores), targets=detached(partial.targets.explained),
             target_layer=partial.target_layer, method=self.name, guided=detached(guided),
             logits=partial.targets.logits, layers=layers, selected=partial.targets.selected,
             counterfactual=self.counterfactual,
@@ -238,8 +265,9 @@ def counterfactual_methods() -> list[str]:
 
     Examples:
         >>> import axiomcam
-        >>> counterfactual_methods()
-        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam']
+        >>> counterfactual_methods()  # doctest: +NORMALIZE_WHITESPACE
+        ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise',
+         'shapleycam', 'finercam']
     """
     names: list[str] = []
     pending = [Explainer]
@@ -307,6 +335,11 @@ class BaseCAM(Explainer):
             ``"tokens"``, ``"channels_last"`` or ``"channels_first"`` force one.
         grid: ``(h, w)`` of a token layer (``None``: inferred from the token count and the
             input's aspect ratio).
+        eigen_smooth: replace ``raw`` by the first principal component of the method's
+            per-channel terms (:meth:`channel_terms`, ``w_k A^k`` for a channel-weight
+            method) over the positions, instead of their sum (pytorch-grad-cam's
+            ``eigen_smooth``; :func:`~axiomcam.methods.maps.principal_projection`, signed
+            to correlate with the plain ``raw``). ``channel_weights`` stay the method's.
         **options: see :class:`Explainer` (``smooth``, ``smooth_sigma``, ``seed``,
             ``batch_size``, ``progress``, ``output``, ``extra_inputs``).
     """
@@ -314,6 +347,9 @@ class BaseCAM(Explainer):
     #: whether :meth:`compute` calls ``context.gradients()`` (the forward pass then records
     #: autograd after the target layer)
     needs_gradients: ClassVar[bool] = False
+    #: whether :meth:`compute` also calls ``context.hessian_vector_products()`` (the
+    #: backward pass then keeps its graph for a second one)
+    needs_hessian: ClassVar[bool] = False
     #: whether the map is ``sum_k w_k A^k`` with channel weights (``Explanation.channel_weights``
     #: is set); XGrad-CAM's axioms are defined for these methods only
     has_channel_weights: ClassVar[bool] = True
@@ -321,11 +357,22 @@ class BaseCAM(Explainer):
     #: to the variant (``"ablationcam:activation"`` is ``weights="activation"``)
     variant_option: ClassVar[str | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
+    #: whether the map is a sum over channels of terms (:meth:`channel_terms`), which
+    #: ``eigen_smooth`` decomposes; ``False`` for the methods that are a decomposition
+    has_channel_terms: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec = None, *,
                  reshape: str | None = None, grid: tuple[int, int] | None = None,
-                 **options: object) -> None:
+                 eigen_smooth: bool = False, **options: object) -> None:
         super().__init__(model, **options)
+        if not isinstance(eigen_smooth, bool):
+            raise TypeError(f"eigen_smooth must be True or False, not {eigen_smooth!r}")
+        if eigen_smooth and not self.has_channel_terms:
+            raise ValueError(f"{self.title} ({self.name}) is already a decomposition of the "
+                             "activations, not a sum of channel terms: eigen_smooth does not "
+                             "apply to it")
+        #: whether ``raw`` is the first principal component of the channel terms
+        self.eigen_smooth = eigen_smooth
         #: the target layers (one unless ``target_layer`` lists several), with what the
         #: forward passes taught about each
         self.layers = target_layers(self.model, target_layer, reshape=reshape, grid=grid)
@@ -364,7 +411,8 @@ class BaseCAM(Explainer):
         contexts = LayerContext.capture_layers(engines, inputs, targets,
                                                gradients=self.needs_gradients,
                                                select=self.output,
-                                               counterfactual=self.counterfactual)
+                                               counterfactual=self.counterfactual,
+                                               second_order=self.needs_hessian)
         if self.needs_gradients and len(contexts) > 1:
             share_gradients(contexts)
         return contexts
@@ -385,8 +433,21 @@ class BaseCAM(Explainer):
                              targets=parts[0].targets, target_layer=self.target_layer,
                              layers={part.target_layer: part for part in parts})
 
+    def channel_terms(self, context: LayerContext,
+                      channel_weights: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, K, S)``: the terms whose sum over channels is ``raw``, ``w_k A^k`` by
+        default (methods without channel weights override it)."""
+        if channel_weights is None:
+            raise ValueError(f"{self.title} ({self.name}) has no channel weights and does not "
+                             "say its channel terms (channel_terms): eigen_smooth cannot "
+                             "decompose its map")
+        return channel_weights[..., None] * context.activations[:, None]
+
     def _layer_result(self, context: LayerContext) -> PartialResult:
         raw, channel_weights = self.compute(context)
+        if self.eigen_smooth:
+            terms = self.channel_terms(context, channel_weights)
+            raw = principal_projection(terms.transpose(-1, -2))
         return PartialResult(
             raw=raw.detach().view(*raw.shape[:2], *context.spatial_shape),
             channel_weights=None if channel_weights is None else channel_weights.detach(),

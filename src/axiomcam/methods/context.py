@@ -22,12 +22,19 @@ import torch
 from torch import nn
 
 from ..outputs import OutputSelector
-from ..support import Progress, check_inputs, check_model, check_scores, eval_mode
+from ..support import Progress, check_inputs, check_model, check_scores, eval_mode, progress_bar
 from ..targets import ResolvedTargets, TargetSpec, resolve_targets
 from .capture import TargetLayer, record_layers
 from .engine import AblationCache, PerturbationEngine, check_batch_size
 
-__all__ = ["LayerContext", "capture_layer", "score_gradients", "share_gradients"]
+__all__ = [
+    "LayerContext", "capture_layer", "noisy_gradient_moments", "score_curvatures",
+    "score_gradients", "share_gradients",
+]
+
+
+#: one derivative per leaf (``None``: the score does not depend on that leaf)
+Derivatives = tuple[torch.Tensor | None, ...]
 
 
 def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
@@ -56,6 +63,54 @@ def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
             for column in range(count)]
 
 
+def score_curvatures(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
+                     counterfactual: bool = False) -> list[tuple[Derivatives, Derivatives]]:
+    """The gradient ``g = dy^c/dA`` and the Hessian-vector product ``H A`` (``H =
+    d^2 y^c / dA^2``, the vector the leaf's own value) of each target's score with respect to
+    each leaf, one pair per target (column of ``scores`` ``(B, n)``), detached: what
+    Shapley-CAM's second-order Taylor expansion needs.
+
+    The backward pass keeps its graph (``create_graph``) so that ``g`` can be differentiated
+    once more; ``H A`` is then ``d <g, stop(A)> / dA``, one more backward pass through the
+    network after the leaf (Pearlmutter's trick: ``H`` is never formed). Each leaf gets its
+    own product (no cross terms between layers). A gradient that does not depend on the
+    leaf (a linear head) gives ``H A = 0``; ``None`` where the score does not depend on the
+    leaf at all. With ``counterfactual`` both are of ``-y^c`` (``-g`` and ``-H A``). No
+    parameter's ``.grad`` is touched.
+
+    Examples:
+        >>> import torch
+        >>> leaf = torch.tensor([[2.0, 3.0]], requires_grad=True)
+        >>> scores = (leaf[:, :1] ** 2 * leaf[:, 1:])  # y = a^2 b: g = (2ab, a^2)
+        >>> (gradient,), (product,) = score_curvatures(scores, [leaf])[0]
+        >>> gradient.tolist(), product.tolist()  # H = [[2b, 2a], [2a, 0]], H (a, b)
+        ([[12.0, 4.0]], [[24.0, 8.0]])
+    """
+    sign = -1.0 if counterfactual else 1.0
+    results = []
+    with torch.enable_grad():
+        for column in range(scores.shape[1]):
+            gradients = torch.autograd.grad(sign * scores[:, column].sum(), leaves,
+                                            create_graph=True, allow_unused=True)
+            products = tuple(_hessian_product(gradient, leaf)
+                             for gradient, leaf in zip(gradients, leaves, strict=True))
+            results.append((tuple(None if gradient is None else gradient.detach()
+                                  for gradient in gradients), products))
+    return results
+
+
+def _hessian_product(gradient: torch.Tensor | None, leaf: torch.Tensor) -> torch.Tensor | None:
+    """``H A``: the derivative of ``<gradient, A>`` (``A`` held constant) with respect to
+    the leaf ``A``; zero when the gradient does not depend on it."""
+    if gradient is None:
+        return None
+    if not gradient.requires_grad:
+        return torch.zeros_like(leaf)
+    product, = torch.autograd.grad(gradient, leaf, grad_outputs=leaf.detach(),
+                                   retain_graph=True, allow_unused=True)
+    return torch.zeros_like(leaf) if product is None else product.detach()
+
+
 class LayerContext:
     """What a CAM method may use to compute its map for one batch.
 
@@ -68,15 +123,20 @@ class LayerContext:
         targets: the resolved targets (``targets.classes`` is ``(B, n)`` or ``None``).
         output: the model's output for the batch, detached.
         counterfactual: :meth:`gradients` is ``-dy^c/dA`` (see :func:`score_gradients`).
+        second_order: :meth:`hessian_vector_products` is available (the backward pass
+            keeps its graph for a second one, :func:`score_curvatures`).
         engine: the :class:`~axiomcam.methods.engine.PerturbationEngine` that runs the
             batch's perturbed copies (its ``layer`` is the target layer).
     """
 
     def __init__(self, engine: PerturbationEngine, inputs: torch.Tensor,
                  activation: torch.Tensor, scores: torch.Tensor, targets: ResolvedTargets,
-                 output: object, *, counterfactual: bool = False) -> None:
+                 output: object, *, counterfactual: bool = False,
+                 second_order: bool = False) -> None:
         self.engine = engine
         self.counterfactual = counterfactual
+        self.second_order = second_order
+        self._hessian_products: torch.Tensor | None = None
         self._activation_leaf = activation
         self._scores_with_graph = scores
         self._gradients: torch.Tensor | None = None
@@ -107,13 +167,13 @@ class LayerContext:
     @classmethod
     def capture_layers(cls, engines: Sequence[PerturbationEngine], inputs: torch.Tensor,
                        targets: TargetSpec | ResolvedTargets, *, gradients: bool,
-                       select: OutputSelector = None, counterfactual: bool = False
-                       ) -> list[LayerContext]:
+                       select: OutputSelector = None, counterfactual: bool = False,
+                       second_order: bool = False) -> list[LayerContext]:
         """One forward pass with every engine's layer captured: the context of each layer,
         sharing the model's output, the targets and the scores (arguments as for
         :meth:`capture`; the engines share the model and its ``forward``). With
         ``gradients``, :func:`share_gradients` takes every layer's gradient in one
-        backward pass per target."""
+        backward pass per target (with ``second_order`` also every layer's ``H A``)."""
         layers = [engine.layer for engine in engines]
         activations, output = record_layers(layers, engines[0].forward, inputs,
                                             gradients=gradients)
@@ -123,7 +183,7 @@ class LayerContext:
         with torch.enable_grad() if gradients else nullcontext():
             scores = check_scores(targets.scores(output, rows))
         return [cls(engine, inputs, activation, scores, targets, output,
-                    counterfactual=counterfactual)
+                    counterfactual=counterfactual, second_order=second_order)
                 for engine, activation in zip(engines, activations, strict=True)]
 
     @property
@@ -148,6 +208,24 @@ class LayerContext:
         if self._gradients is None:
             share_gradients([self])
         return self._gradients
+
+    def hessian_vector_products(self) -> torch.Tensor:
+        """``(B, n, K, S)``: ``H A`` for each target, ``H = d^2 y^c / dA^2`` the Hessian of
+        the score with respect to the layer's output and ``A`` that output (``-H A`` in a
+        counterfactual context), from :func:`score_curvatures` (taken together with
+        :meth:`gradients`, in the pass that computes them).
+
+        Raises:
+            ValueError: the context was captured without ``second_order``, or its
+                gradients were already taken (the graph is gone).
+        """
+        if self._hessian_products is None:
+            if not self.second_order or self._gradients is not None:
+                raise ValueError(
+                    "Hessian-vector products need a context captured with second_order=True "
+                    "before its gradients are taken (the backward pass must keep its graph)")
+            share_gradients([self])
+        return self._hessian_products
 
     def channel_ablation_scores(self) -> torch.Tensor:
         """``(B, n, K)``: ``y^c(A without channel k)`` for every image, target and channel
@@ -190,6 +268,8 @@ def share_gradients(contexts: Sequence[LayerContext]) -> None:
     contexts of one forward pass (:meth:`LayerContext.capture_layers`): afterwards each
     context's :meth:`~LayerContext.gradients` returns its own, and the graph is freed.
     Counterfactual contexts get ``-dy^c/dA`` (all of them, or none, are counterfactual).
+    When every context is ``second_order``, each also gets its ``H A``
+    (:meth:`~LayerContext.hessian_vector_products`, :func:`score_curvatures`).
 
     Raises:
         ValueError: the scores do not depend differentiably on the layers, or not on one of
@@ -208,26 +288,74 @@ def share_gradients(contexts: Sequence[LayerContext]) -> None:
             "output (the model or the target detaches it?)"
         )
     leaves = [context._activation_leaf for context in contexts]
+    counterfactual = contexts[0].counterfactual
+    if all(context.second_order for context in contexts):
+        derivatives = score_curvatures(scores, leaves, counterfactual=counterfactual)
+    else:
+        derivatives = [(gradients, (None,) * len(leaves)) for gradients in score_gradients(
+            scores, leaves, allow_unused=True, counterfactual=counterfactual)]
     columns: list[list[torch.Tensor]] = [[] for _ in contexts]
-    for gradients in score_gradients(scores, leaves, allow_unused=True,
-                                     counterfactual=contexts[0].counterfactual):
-        for context, gradient, kept in zip(contexts, gradients, columns, strict=True):
+    products: list[list[torch.Tensor | None]] = [[] for _ in contexts]
+    for gradients, hessian_products in derivatives:
+        for index, (context, gradient) in enumerate(zip(contexts, gradients, strict=True)):
             if gradient is None:
                 raise ValueError(
                     f"the target score does not depend on the target layer's output "
                     f"({context.target_layer!r}): is the layer on the path from the input "
                     "to the output?"
                 )
-            kept.append(gradient.flatten(2))
-    for context, kept in zip(contexts, columns, strict=True):
+            columns[index].append(gradient.flatten(2))
+            product = hessian_products[index]
+            products[index].append(None if product is None else product.flatten(2))
+    for context, kept, hessian in zip(contexts, columns, products, strict=True):
         context._gradients = torch.stack(kept, dim=1)
+        if hessian[0] is not None:
+            context._hessian_products = torch.stack(hessian, dim=1)
         context._scores_with_graph = scores.detach()  # frees the graph
+
+
+def noisy_gradient_moments(context: LayerContext, samples: int, std: float,
+                           generator: torch.Generator, *, powers: Sequence[int] = (1, 2, 3),
+                           description: str = "Noisy gradients") -> list[torch.Tensor]:
+    """``[(1/N) sum_i G_i^p for p in powers]``, each ``(B, n, K, S)``: the moments of the
+    gradient ``G_i = dy^c/dA`` at the context's layer over ``N = samples`` noisy copies
+    of the batch, ``x + delta_i`` with ``delta_i ~ N(0, std^2)`` drawn from ``generator``
+    for every input element (SmoothGrad's noise, Smilkov et al. 2017).  The targets are
+    the context's, resolved on the clean images.  Per sample: one forward pass of the
+    whole batch and one backward pass per target that stops at the layer (a
+    counterfactual context gives moments of ``-G``); a progress bar counts the samples.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                       nn.Flatten(), nn.Linear(4, 2))
+        >>> context = capture_layer(model, torch.rand(1, 3, 8, 8), targets=1, target_layer="1")
+        >>> first, = noisy_gradient_moments(context, 3, 0.1, torch.Generator(), powers=(1,))
+        >>> torch.allclose(first, context.gradients())  # linear after the layer: G constant
+        True
+    """
+    totals: list[torch.Tensor] = []
+    inputs = context.inputs
+    with progress_bar(context.engine.progress, samples, description) as bar:
+        for _ in range(samples):
+            noise = torch.randn(inputs.shape, generator=generator, device=inputs.device,
+                                dtype=inputs.dtype)
+            noisy = LayerContext.capture(context.engine, inputs + std * noise, context.targets,
+                                         gradients=True, counterfactual=context.counterfactual)
+            gradients = noisy.gradients()
+            moments = [gradients.pow(power) for power in powers]
+            totals = moments if not totals else [
+                total + moment for total, moment in zip(totals, moments, strict=True)]
+            bar.update(1)
+    return [total / samples for total in totals]
 
 
 def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = None,
                   target_layer: str | nn.Module | None = None, *, gradients: bool = True,
                   batch_size: int | None = None, progress: Progress = None,
-                  ablation_cache: AblationCache | None = None) -> LayerContext:
+                  ablation_cache: AblationCache | None = None,
+                  second_order: bool = False) -> LayerContext:
     """The :class:`LayerContext` of a batch at a layer, without a method: what the
     explainers compute their maps from, for measures that need ``A``, ``G`` or the
     channel-ablated scores themselves (:func:`axiomcam.metrics.axioms.probe_layer`).
@@ -248,6 +376,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
         progress: a progress bar over the ablation passes.
         ablation_cache: shares the channel-ablated scores with Ablation-CAM explainers of
             the same batch.
+        second_order: make :meth:`LayerContext.hessian_vector_products` available too.
 
     Raises:
         TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
@@ -273,4 +402,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
     engine = PerturbationEngine(layer, batch_size=batch_size, progress=progress,
                                 ablation_cache=ablation_cache)
     with eval_mode(model):
-        return LayerContext.capture(engine, inputs, targets, gradients=gradients)
+        contexts = LayerContext.capture_layers([engine], inputs, targets,
+                                               gradients=gradients or second_order,
+                                               second_order=second_order)
+        return contexts[0]

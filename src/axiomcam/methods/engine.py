@@ -38,7 +38,8 @@ from .capture import TargetLayer, capturing
 
 __all__ = [
     "ABLATION_COPY_BYTES", "DEFAULT_BATCH_SIZE", "AblationCache", "PerturbationEngine",
-    "check_batch_size", "model_output",
+    "check_batch_size", "check_noise_std", "check_samples", "model_output",
+    "noise_generator",
 ]
 
 logger = logging.getLogger("axiomcam")
@@ -76,6 +77,40 @@ class AblationCache(dict):
         >>> len(cache)  # one sweep for both
         1
     """
+
+
+def noise_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (``None``: a fresh random seed), for
+    the noise of the sampled methods (smoothing, SS-CAM, Smooth Grad-CAM++).
+
+    Examples:
+        >>> draw = lambda: torch.randn(2, generator=noise_generator(7, "cpu"))
+        >>> bool((draw() == draw()).all())
+        True
+    """
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def check_samples(num_samples: object) -> int:
+    """``num_samples`` (noisy copies, path steps) if it is a positive int, else a
+    ValueError naming it."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    return num_samples
+
+
+def check_noise_std(std: object) -> float:
+    """``std`` (a noise's standard deviation) as a float if it is a number >= 0, else a
+    ValueError naming it."""
+    if isinstance(std, bool) or not isinstance(std, int | float) or not std >= 0:
+        raise ValueError(f"std must be a number >= 0 (the noise's standard deviation), "
+                         f"got {std!r}")
+    return float(std)
 
 
 def check_batch_size(batch_size: object) -> int | None:

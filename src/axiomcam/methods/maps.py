@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..support import AxiomCamWarning, image_name, warn
 
 __all__ = ["INTERPOLATION_MODES", "fuse_maps", "minmax_scale", "minmax_scale_quiet",
-           "safe_divide", "upsample", "weighted_sum"]
+           "orient", "principal_projection", "safe_divide", "upsample", "weighted_sum"]
 
 
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -89,3 +89,37 @@ def minmax_scale_quiet(maps: torch.Tensor) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AxiomCamWarning)
         return minmax_scale(maps)
+
+
+def orient(projection: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``projection`` ``(..., S)`` with its sign flipped where it correlates negatively with
+    ``reference`` ``(..., S)``: the sign convention of every principal-component map
+    (a component's sign is arbitrary; the map is made to agree with the channel mean of
+    the matrix it decomposes).
+
+    Examples:
+        >>> orient(torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 5.0]]))
+        tensor([[-1.,  1.]])
+    """
+    agreement = ((projection - projection.mean(-1, keepdim=True))
+                 * (reference - reference.mean(-1, keepdim=True))).sum(-1, keepdim=True)
+    return torch.where(agreement < 0, -projection, projection)
+
+
+def principal_projection(matrix: torch.Tensor) -> torch.Tensor:
+    """The first principal component scores of ``matrix`` ``(..., S, K)`` (``S`` positions,
+    ``K`` channels): ``X = matrix - mean_S``, ``v`` the first right singular vector of
+    ``X``, ``X v`` oriented (:func:`orient`) to correlate positively with the channel
+    mean of ``matrix``. NaNs count as 0. The core of Eigen-CAM, Eigen-Grad-CAM and
+    ``eigen_smooth``.
+
+    Examples:
+        >>> matrix = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [2.0, 4.0]]])  # rank 1
+        >>> principal_projection(matrix)
+        tensor([[-2.2361,  2.2361,  0.0000]])
+    """
+    matrix = torch.nan_to_num(matrix, nan=0.0)
+    centred = matrix - matrix.mean(-2, keepdim=True)
+    _, _, right_vectors = torch.linalg.svd(centred, full_matrices=False)
+    projection = (centred @ right_vectors[..., 0, :, None]).squeeze(-1)
+    return orient(projection, matrix.mean(-1))

@@ -22,13 +22,25 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .activation import CAM, EigenCAM
+from .activation import CAM, FEM, EigenCAM, RandomCAM
 from .base import BaseCAM, Explainer
 from .capture import LayerSpec
-from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from .decomposition import KPCACAM, EigenGradCAM
+from .fullgrad import FullGrad
+from .gradient import (
+    FinerCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    SmoothGradCAMPlusPlus,
+    XGradCAM,
+)
 from .guided import Guided, GuidedBackprop
 from .occlusion import Occlusion
-from .perturbation import AblationCAM, ScoreCAM
+from .perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 
 __all__ = [
     "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
@@ -41,6 +53,9 @@ __all__ = [
 CAM_CLASSES: tuple[type[BaseCAM], ...] = (
     CAM, GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, AblationCAM, ScoreCAM,
     EigenCAM,
+    GradCAMElementWise, ShapleyCAM, FinerCAM,
+    EigenGradCAM, KPCACAM, FEM, RandomCAM,
+    SSCAM, ISCAM, SmoothGradCAMPlusPlus,
 )
 
 #: what one explanation of a batch costs, by cost class
@@ -52,8 +67,16 @@ COSTS: dict[str, str] = {
     "masking": "one forward pass, then K passes of the whole network on masked images "
                "(K channels per image, batched)",
     "input gradient": "one forward and one backward pass through the whole network",
+    "hessian": "one forward pass, one backward pass that stops at the target layer and keeps "
+               "its graph, and a Hessian-vector product (a backward pass through that one)",
     "occlusion": "one forward pass, then P passes of the whole network on occluded copies "
                  "(P window positions per image, batched: occlusion_positions)",
+    "noisy masking": "two forward passes, then N x K passes of the whole network on noisily "
+                     "masked images (N = num_samples, 35 by default; batched)",
+    "integrated masking": "two forward passes, then N x K passes of the whole network on "
+                          "scaled masked images (N = num_samples, 10 by default; batched)",
+    "noisy backward": "one forward pass, then N forward and N backward passes on noisy "
+                      "copies (N = num_samples, 4 by default)",
 }
 
 
@@ -125,7 +148,9 @@ def _all_methods() -> dict[str, MethodInfo]:
     occlusion = MethodInfo(Occlusion.name, Occlusion.title, Occlusion,
                            has_channel_weights=False, needs_gradients=False,
                            cost=Occlusion.cost, cam=False, takes_layer=False)
-    everything = [*cams, occlusion, backprop,
+    fullgrad = MethodInfo(FullGrad.name, FullGrad.title, FullGrad, has_channel_weights=False,
+                          needs_gradients=True, cost=FullGrad.cost, cam=False, takes_layer=False)
+    everything = [*cams, occlusion, backprop, fullgrad,
                   *(_guided(info) for info in cams if not info.options)]
     return {info.name: info for info in everything}
 
@@ -140,7 +165,7 @@ VARIANT_NAMES: tuple[str, ...] = tuple(
     name for name, info in METHODS.items() if info.cam and info.options)
 #: every name accepted by :func:`create` and :func:`axiomcam.explain`
 METHOD_NAMES: tuple[str, ...] = (
-    *CAM_METHODS, *VARIANT_NAMES, Occlusion.name, GuidedBackprop.name,
+    *CAM_METHODS, *VARIANT_NAMES, Occlusion.name, GuidedBackprop.name, FullGrad.name,
     *(name for name, info in METHODS.items() if info.guided and info.takes_layer),
 )
 #: the CAM methods whose maps are ``sum_k w_k A^k`` with channel weights (the ones

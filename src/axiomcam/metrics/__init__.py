@@ -5,6 +5,8 @@
 - :mod:`~axiomcam.metrics.faithfulness`: Average Drop / Increase in Confidence
   (Chattopadhay et al., WACV 2018), deletion / insertion (Petsiuk et al., BMVC 2018),
   top-p% removal drop;
+- :mod:`~axiomcam.metrics.correlation`: faithfulness correlation (Bhatt et al., IJCAI
+  2020), monotonicity correlation (Nguyen & Martinez, 2020), IROF (Rieger & Hansen, 2020);
 - :mod:`~axiomcam.metrics.removal`: ROAD, removal by noisy linear imputation (Rong et al.,
   ICML 2022);
 - :mod:`~axiomcam.metrics.localization`: the ILSVRC box protocol, the pointing game and
@@ -13,6 +15,10 @@
 - :mod:`~axiomcam.metrics.regions`: maps cut into masks (a fraction of the maximum, a
   percentile, Otsu), masks into boxes, mask IoU (weakly supervised segmentation seeds);
 - :mod:`~axiomcam.metrics.sanity`: cascading randomisation (Adebayo et al., NeurIPS 2018);
+- :mod:`~axiomcam.metrics.complexity`: sparseness (Gini), complexity (entropy), effective
+  complexity; :mod:`~axiomcam.metrics.random_logit`: the random-logit test (SSIM);
+  :mod:`~axiomcam.metrics.mask_scores`: relevance mass / rank accuracy, top-k intersection,
+  attribution localisation, ROC AUC against a true mask (Quantus 0.6's definitions);
 - :mod:`~axiomcam.metrics.common`: the checks and batched forward passes they share.
 
 Every function takes a batch and returns per-image values (``(B,)`` tensors or ``(B, S)``
@@ -43,6 +49,15 @@ from .axioms import (
     sensitivity_correlation,
     sensitivity_error,
 )
+from .complexity import complexity, effective_complexity, sparseness
+from .correlation import (
+    IrofResult,
+    faithfulness_correlation,
+    irof,
+    monotonicity_correlation,
+    pearson_correlation,
+    superpixels,
+)
 from .faithfulness import (
     ConfidenceChange,
     DeletionInsertion,
@@ -56,12 +71,21 @@ from .localization import (
     ClassDiscrimination,
     EvidenceLocation,
     box_localization,
+    boxes_to_masks,
     class_discrimination,
     energy_pointing_game,
     evidence_location,
     map_to_box,
     pointing_game,
 )
+from .mask_scores import (
+    attribution_localisation,
+    mask_auc,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+    top_k_intersection,
+)
+from .random_logit import RandomLogit, random_logit, random_other_classes, structural_similarity
 from .regions import (
     THRESHOLD_METHODS,
     check_threshold,
@@ -84,33 +108,52 @@ __all__ = [
     "ConfidenceChange",
     "DeletionInsertion",
     "EvidenceLocation",
+    "IrofResult",
     "LayerProbe",
+    "RandomLogit",
     "RoadResult",
     "SanityCheck",
+    "attribution_localisation",
     "axiom_errors",
     "box_localization",
+    "boxes_to_masks",
     "cascading_randomization",
     "check_percentages",
     "check_threshold",
     "class_discrimination",
+    "complexity",
     "confidence_change",
     "conservation_error",
     "deletion_insertion",
+    "effective_complexity",
     "energy_pointing_game",
     "evidence_location",
+    "faithfulness_correlation",
+    "irof",
     "map_to_box",
     "map_to_mask",
+    "mask_auc",
     "mask_iou",
     "mask_thresholds",
     "mask_to_boxes",
     "measure_axioms",
+    "monotonicity_correlation",
     "noisy_linear_imputation",
     "otsu_thresholds",
+    "pearson_correlation",
     "pointing_game",
     "probe_layer",
+    "random_logit",
+    "random_other_classes",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
     "road",
     "sensitivity_correlation",
     "sensitivity_error",
+    "sparseness",
     "spearman_correlation",
+    "structural_similarity",
+    "superpixels",
+    "top_k_intersection",
     "top_removal_drop",
 ]

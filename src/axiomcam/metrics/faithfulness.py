@@ -55,6 +55,7 @@ from .common import (
 __all__ = [
     "ConfidenceChange",
     "DeletionInsertion",
+    "baseline_images",
     "blurred",
     "confidence_change",
     "deletion_insertion",
@@ -97,6 +98,12 @@ class ConfidenceChange:
     masked: torch.Tensor
     drop: torch.Tensor
     increase: torch.Tensor
+
+    @property
+    def change(self) -> torch.Tensor:
+        """``(B,)`` ``O - Y = p_c(x * M) - p_c(x)``: pytorch-grad-cam's
+        ``CamMultImageConfidenceChange`` with a softmax target (higher is better)."""
+        return self.masked - self.original
 
 
 def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
@@ -175,7 +182,7 @@ class DeletionInsertion:
     insertion_auc: torch.Tensor | None
 
 
-def _baseline_images(baseline: float | torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+def baseline_images(baseline: float | torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """The baseline as a (broadcast, not copied) ``(B, C, H, W)`` tensor."""
     if torch.is_tensor(baseline):
         value = baseline.detach().to(device=inputs.device, dtype=inputs.dtype)
@@ -281,7 +288,7 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
-    base = _baseline_images(baseline, inputs)
+    base = baseline_images(baseline, inputs)
     # the insertion's starting point (checks the blur parameters even when not inserting)
     start = blurred(inputs, blur_sigma, blur_kernel_size)
     batch, _, height, width = inputs.shape

@@ -18,6 +18,7 @@ discrimination.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,32 @@ def _mass_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """``(B,)`` share of each map's total mass inside its mask, 0 for an all-zero map."""
     # maps are non-negative: a zero total is an all-zero map, whose share is 0
     return safe_divide((maps * masks).sum(dim=(1, 2)), maps.sum(dim=(1, 2))).clamp(0, 1)
+
+
+def boxes_to_masks(boxes: object, height: int, width: int,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """The pixels inside the boxes of each image, as masks (a pixel is inside when its
+    centre is, as for :func:`energy_pointing_game`): the box form of the ground truth that
+    the mask metrics (:mod:`axiomcam.metrics.mask_scores`) take.
+
+    Args:
+        boxes: ``B`` float tensors ``(n_i, 4)`` (or one ``(B, 4)`` tensor) of ``x0, y0,
+            x1, y1`` in pixels, each image at least one box.
+        height: the masks' height (the maps').
+        width: the masks' width.
+        device: where the masks go.
+
+    Returns:
+        ``(B, height, width)`` bool, the union of each image's boxes.
+
+    Examples:
+        >>> boxes_to_masks([torch.tensor([[1.0, 0.0, 3.0, 1.0]])], 2, 4).int()
+        tensor([[[0, 1, 1, 0],
+                 [0, 0, 0, 0]]], dtype=torch.int32)
+    """
+    count = len(boxes) if isinstance(boxes, Sequence | torch.Tensor) else 0
+    checked = check_boxes(boxes, count, height, width)
+    return _union_masks(checked, height, width, torch.device(device))
 
 
 def map_to_box(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
@@ -437,6 +464,6 @@ def evidence_location(maps: torch.Tensor, object_boxes: object, other_boxes: obj
 
 __all__ = [
     "EVIDENCE_REGIONS", "BoxLocalization", "ClassDiscrimination", "EvidenceLocation",
-    "box_localization", "class_discrimination", "energy_pointing_game", "evidence_location",
-    "map_to_box", "pointing_game",
+    "box_localization", "boxes_to_masks", "class_discrimination", "energy_pointing_game",
+    "evidence_location", "map_to_box", "pointing_game",
 ]

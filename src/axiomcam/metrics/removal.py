@@ -222,6 +222,13 @@ class RoadResult:
     morf: torch.Tensor
     lerf: torch.Tensor
 
+    @property
+    def combined(self) -> torch.Tensor:
+        """``(B,)`` ``(mean_p LeRF_p - mean_p MoRF_p) / 2``: pytorch-grad-cam's
+        ``ROADCombined`` (the mean of LeRF's and minus MoRF's confidence change, in which
+        ``p_c(x)`` cancels); higher is better."""
+        return (self.lerf.mean(dim=1) - self.morf.mean(dim=1)) / 2
+
 
 def check_percentages(percentages: object, name: str = "percentages") -> tuple[float, ...]:
     """ROAD's percentages checked: a non-empty sequence of finite numbers in ``(0, 100)``

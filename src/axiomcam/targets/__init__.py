@@ -18,6 +18,8 @@ class, mask, box, reference embedding or token sequence per image) picks that da
 - :class:`ClassScore` (:mod:`.classes`): the logit ``z_c``, the softmax probability
   ``p_c`` or the sigmoid probability ``sigmoid(z_c)`` of class ``c_i`` (or of ``k`` classes
   per image), for ``(N, C)`` outputs and single-logit ``(N,)`` / ``(N, 1)`` ones;
+- :class:`ClassContrast` (:mod:`.contrast`): ``z_c - alpha sum_d w_d z_d``, a class against
+  its most similar classes (Finer-CAM's target, for any method);
 - :class:`SegmentationRegion` (:mod:`.segmentation`): ``sum_{(u,v) in M_i} S[c, u, v]``, a
   class's scores summed over a region, for ``(N, C, H, W)`` segmentation outputs;
 - :class:`DetectionBox` (:mod:`.detection`): ``s_d + IoU(b_d, b_i)``, the score of the
@@ -48,6 +50,7 @@ Examples:
 
 from .classes import ClassScore
 from .common import NEGATIVE, POSITIVE
+from .contrast import ClassContrast, ContrastScore
 from .detection import DetectionBox, box_iou
 from .embeddings import EmbeddingSimilarity, TextSimilarity, encode_texts
 from .resolution import ResolvedTargets, TargetSpec, resolve_targets
@@ -60,7 +63,9 @@ __all__ = [
     "IGNORE_TOKEN",
     "NEGATIVE",
     "POSITIVE",
+    "ClassContrast",
     "ClassScore",
+    "ContrastScore",
     "DetectionBox",
     "EmbeddingSimilarity",
     "LabelsAbove",

@@ -20,6 +20,7 @@ import torch
 from ..outputs import OutputSelector, describe_output, select_output
 from .classes import ClassScore
 from .common import binary_scores, class_scores, index_rows, is_single_logit
+from .contrast import ClassContrast
 from .selection import LabelsAbove, TopClasses, labels_above
 
 __all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
@@ -29,7 +30,7 @@ __all__ = ["ResolvedTargets", "TargetSpec", "TopClasses", "resolve_targets"]
 #: equal-length rows) of classes, :class:`TopClasses`, :class:`LabelsAbove`,
 #: :class:`ClassScore`, or a callable ``output -> (B,)`` scores.
 TargetSpec = (int | Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | TopClasses
-              | LabelsAbove | ClassScore | Callable[..., torch.Tensor] | None)
+              | LabelsAbove | ClassScore | ClassContrast | Callable[..., torch.Tensor] | None)
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,22 @@ class ResolvedTargets:
     probability: str = "softmax"
     #: ``(B, k)`` bool for :class:`LabelsAbove`: which classes pass the threshold
     selected: torch.Tensor | None = None
+    #: ``k`` scores per image a callable gives (``(N, k)``; 1: ``(N,)``), as
+    #: :class:`ClassContrast`'s for ``k`` classes
+    columns: int = 1
+    #: ``(B, k)`` the classes a callable compares (:class:`ClassContrast`'s), which the
+    #: explanation reports as its targets; ``classes`` stays ``None``, as for any callable
+    compared: torch.Tensor | None = None
+
+    @property
+    def explained(self) -> torch.Tensor | None:
+        """The classes an explanation reports: :attr:`classes`, or :attr:`compared`."""
+        return self.classes if self.classes is not None else self.compared
 
     @property
     def count(self) -> int:
-        """``k``, the number of targets per image (1 for a callable)."""
-        return 1 if self.classes is None else self.classes.shape[1]
+        """``k``, the number of targets per image (a callable's :attr:`columns`)."""
+        return self.columns if self.classes is None else self.classes.shape[1]
 
     def scores(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
         """``(N, k)`` target scores (``k = 1`` for a callable) for output rows that belong
@@ -80,7 +92,9 @@ class ResolvedTargets:
             values = self.function(output, image_indices)
         else:
             values = self.function(output)
-        return _check_function_scores(values, image_indices.shape[0])
+        if self.columns > 1:
+            return _check_function_scores(values, image_indices.shape[0], self.columns)
+        return _check_function_scores(values, image_indices.shape[0])[:, None]
 
     def probabilities(self, output: object, image_indices: torch.Tensor) -> torch.Tensor:
         """Probability of each target class, ``(N, k)``, as :attr:`probability` says (the
@@ -118,18 +132,20 @@ def _check_logits(output: object, select: OutputSelector = None) -> torch.Tensor
     return binary_scores(logits) if is_single_logit(logits) else logits
 
 
-def _check_function_scores(values: object, rows: int) -> torch.Tensor:
+def _check_function_scores(values: object, rows: int, *columns: int) -> torch.Tensor:
+    """A callable's scores, checked to be ``(rows, *columns)``."""
+    shape = (rows, *columns)
     if not torch.is_tensor(values):
         raise TypeError(
-            f"a target callable must return a tensor of shape ({rows},), got "
+            f"a target callable must return a tensor of shape {shape}, got "
             f"{type(values).__name__}"
         )
-    if values.shape != (rows,):
+    if values.shape != shape:
         raise ValueError(
-            f"a target callable must return one score per image, shape ({rows},); it "
-            f"returned {tuple(values.shape)}"
+            f"a target callable must return one score per image, shape "
+            f"{shape}; it returned {tuple(values.shape)}"
         )
-    return values[:, None]
+    return values
 
 
 def _accepts_two_arguments(function: Callable[..., object]) -> bool:
@@ -200,7 +216,8 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
             ``[[1, 4], [2, 3]]``) for ``k`` classes per image; :class:`TopClasses` for each
             image's ``k`` highest-scoring classes; :class:`LabelsAbove` for each image's
             labels above a sigmoid threshold; :class:`ClassScore` for any of the class
-            forms with the softmax or sigmoid probability explained; or a callable
+            forms with the softmax or sigmoid probability explained; :class:`ClassContrast`
+            for a class against its most similar classes (Finer-CAM); or a callable
             ``output -> (B,)`` (or ``(output, image_indices) -> (B,)``, for callables that
             need to know which image each output row belongs to).
         output: the model's output for the batch.
@@ -214,6 +231,12 @@ def resolve_targets(targets: TargetSpec, output: object, batch_size: int, *,
             a softmax probability asked of a single-logit model.
         TypeError: floats, booleans or other types that are not class indices.
     """
+    if isinstance(targets, ClassContrast):
+        classes = resolve_targets(targets.classes, output, batch_size, select=select)
+        score = targets.bind(classes.classes, classes.logits)
+        return ResolvedTargets(None, score, several=classes.several, passes_image_indices=True,
+                               select=select, logits=classes.logits, columns=score.columns,
+                               compared=classes.classes)
     if callable(targets) and not torch.is_tensor(targets) \
             and not isinstance(targets, ClassScore):
         return ResolvedTargets(None, targets, several=False,

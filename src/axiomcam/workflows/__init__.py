@@ -14,7 +14,10 @@
   and its counterfactual figure (:func:`run_counterfactual`);
 - :mod:`~axiomcam.workflows.diagnosing`: every misclassified image of a labelled data set
   explained, grouped by confusion pair, its evidence located (:func:`diagnose`, with
-  :mod:`~axiomcam.workflows.diagnosis` and :mod:`~axiomcam.workflows.diagnosis_page`).
+  :mod:`~axiomcam.workflows.diagnosis` and :mod:`~axiomcam.workflows.diagnosis_page`);
+- :mod:`~axiomcam.workflows.auditing`: the data-set bias audit, per class the share of its
+  evidence on the background, flagged where it dominates (:func:`audit`, with
+  :mod:`~axiomcam.workflows.audit_results` and :mod:`~axiomcam.workflows.audit_page`).
 
 Examples:
     >>> from axiomcam.workflows import parse_targets
@@ -24,6 +27,8 @@ Examples:
 
 from __future__ import annotations
 
+from .audit_results import AuditRun, ClassAudit
+from .auditing import audit
 from .classify import (
     HEADS,
     SCORES,
@@ -56,6 +61,8 @@ from .image_files import Failure, collect_images, load_images, print_failures
 __all__ = [
     "HEADS",
     "SCORES",
+    "AuditRun",
+    "ClassAudit",
     "ClassProbability",
     "CompareRun",
     "ConfusionPair",
@@ -65,6 +72,7 @@ __all__ = [
     "Failure",
     "Misclassification",
     "TargetChoice",
+    "audit",
     "blank_input",
     "check_layer",
     "choose_head",

@@ -62,7 +62,8 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
                   target: TargetChoice | None = None, axioms: bool = False,
                   batch_size: int = 8, alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
-                  counterfactual: bool = False) -> CompareRun:
+                  counterfactual: bool = False, eigen_smooth: bool = False,
+                  aug_smooth: bool = False) -> CompareRun:
     """One figure: a row per image (the image, titled with the class explained, its
     probability and logit; then each method's map over it), and, with ``axioms=True``, the
     conservation error (CE) and sensitivity error (SE) of XGrad-CAM's axioms under each
@@ -79,12 +80,17 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
             refused: a row shows one class).
         axioms: print CE / SE under the maps.
         batch_size: images per forward/backward pass.
-        alpha, colormap: how the overlays are drawn.
+        alpha: the overlays' opacity.
+        colormap: the overlays' colour map.
         failures: failures met before, reported with the run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
         counterfactual: every column shows its method's counterfactual map (the evidence
             against the class; titled "(counterfactual)"; the axioms then measure it
             against ``-y^c``).
+        eigen_smooth: every map is the first principal component of its method's channel
+            terms (:class:`~axiomcam.methods.BaseCAM`).
+        aug_smooth: every map averaged over test-time augmentations (see
+            :class:`~axiomcam.methods.Explainer`).
 
     Raises:
         ValueError: no methods, an unknown method or layer, ``topN`` with ``N > 1``, no
@@ -104,7 +110,9 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
     rows: list[Row] = []
     with ExitStack() as stack:  # the explainers' hooks are removed whatever happens
         explainers = {method: stack.enter_context(
-            create_explainer(pretrained, method, layer, counterfactual=counterfactual))
+            create_explainer(pretrained, method, layer, counterfactual=counterfactual,
+                             aug_smooth=aug_smooth,
+                             **({"eigen_smooth": True} if eigen_smooth else {})))
             for method in methods}
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,
                                     description="compare", channels=pretrained.channels):

@@ -127,7 +127,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                   alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
                   model_spec: str | None = None, counterfactual: bool = False,
-                  masks: tuple[str, float | None] | None = None) -> ExplainRun:
+                  masks: tuple[str, float | None] | None = None,
+                  eigen_smooth: bool = False, aug_smooth: bool = False) -> ExplainRun:
     """Explain image files and write the pictures, raw maps and ``results.json``.
 
     Per image ``NAME`` and target class ``c`` (probability ``p``), into ``out_dir``:
@@ -167,7 +168,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
             ``guided_backprop`` and ``occlusion``, which explain the input.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
-        alpha, colormap: how the overlay is drawn (:func:`axiomcam.images.overlay`).
+        alpha: the overlay's opacity (:func:`axiomcam.images.overlay`).
+        colormap: the overlay's colour map.
         failures: failures met before (e.g. by ``collect_images``), reported with the
             run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
@@ -179,6 +181,11 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
             at the image's size (255 on the mask), its regions' boxes in ``results.json``,
             and ``masks.json``, a COCO file of every mask (RLE) and box
             (:class:`~axiomcam.workflows.masks.MaskWriter`).
+        eigen_smooth: each raw map is the first principal component of the method's
+            channel terms (:class:`~axiomcam.methods.BaseCAM`; ``"eigen_smooth"`` in
+            ``results.json``).
+        aug_smooth: test-time augmentation, flips and intensity factors averaged (see
+            :class:`~axiomcam.methods.Explainer`); ``"aug_smooth"`` in ``results.json``.
 
     Raises:
         ValueError: an unknown method or layer, or ``counterfactual`` for a method without
@@ -187,8 +194,9 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     started = time.perf_counter()
     targets = targets or TargetChoice(top=1)
     layer_name = _checked_layers(pretrained, layer) if method_info(method).takes_layer else None
-    explainer = create_explainer(pretrained, method, layer_name,
-                                 counterfactual=counterfactual)
+    explainer = create_explainer(pretrained, method, layer_name, counterfactual=counterfactual,
+                                 aug_smooth=aug_smooth,
+                                 **({"eigen_smooth": True} if eigen_smooth else {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = ExplainRun(out_dir=out, results_file=out / "results.json",
@@ -209,7 +217,9 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     run.seconds = time.perf_counter() - started
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
-        "counterfactual": counterfactual, "layer": layer_name, "score": pretrained.score,
+        "counterfactual": counterfactual, "eigen_smooth": eigen_smooth,
+        "aug_smooth": aug_smooth, "layer": layer_name,
+        "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
         "head": targets.head or pretrained.probability, "explained": targets.explained,
         "preprocessing": {"resize": [pretrained.input_size, pretrained.input_size],

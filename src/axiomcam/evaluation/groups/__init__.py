@@ -24,7 +24,8 @@ must not repeat another group's, which the registry checks when it is imported.
 Examples:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
-'mask_iou', 'sanity', 'occlusion_correlation')
+'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
+'random_logit', 'mask_localization', 'faithfulness_correlation', 'robustness')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -38,13 +39,19 @@ from typing import Any
 
 from . import (
     axioms,
+    complexity,
+    counterfactual,
     deletion,
     discrimination,
     faithfulness,
+    faithfulness_correlation,
     localization,
     mask_iou,
+    mask_localization,
     occlusion_correlation,
+    random_logit,
     road,
+    robustness,
     sanity,
 )
 from .base import Measurement, Metric, MetricGroup, MetricInfo, Needs, Parameter
@@ -77,6 +84,10 @@ GROUPS: tuple[MetricGroup, ...] = (
     mask_iou.GROUP,
     sanity.GROUP,
     occlusion_correlation.GROUP,
+    counterfactual.GROUP,
+    complexity.GROUP, random_logit.GROUP, mask_localization.GROUP,
+    faithfulness_correlation.GROUP,
+    robustness.GROUP,
 )
 
 #: the names of the metric groups, in the order they are computed
@@ -194,7 +205,8 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         Traceback (most recent call last):
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
-road, localization, discrimination, mask_iou, sanity, occlusion_correlation
+road, localization, discrimination, mask_iou, sanity, occlusion_correlation, counterfactual, \
+complexity, random_logit, mask_localization, faithfulness_correlation, robustness
     """
     if groups is None:
         return list(METRIC_GROUPS)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ...explanation import Explanation
+    from ...methods import MethodInfo
     from ...metrics import AxiomProbe
 
 __all__ = [
@@ -144,6 +145,7 @@ class Needs:
             of this name.
         label_masks: a known label and a true mask of that class (``masks``: the union
             of the label's masks).
+        counterfactual: a method with a counterfactual form (``counterfactual=True``).
     """
 
     label_boxes: bool = False
@@ -151,6 +153,17 @@ class Needs:
     channel_weights: bool = False
     first_images: str | None = None
     label_masks: bool = False
+    counterfactual: bool = False
+
+    def measures(self, method: MethodInfo) -> bool:
+        """Whether the group has rows for ``method`` (its registry entry)."""
+        return ((method.has_channel_weights or not self.channel_weights)
+                and (method.counterfactual or not self.counterfactual))
+
+    @property
+    def method_kind(self) -> str:
+        """What the methods the group measures have, as messages say it."""
+        return "a counterfactual form" if self.counterfactual else "channel weights"
 
     @property
     def boxes(self) -> bool:

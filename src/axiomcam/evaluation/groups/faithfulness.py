@@ -1,5 +1,6 @@
 """The ``faithfulness`` group: Average Drop and Increase in Confidence (Chattopadhay et
-al., WACV 2018) and the drop after removing the most salient pixels.
+al., WACV 2018), the confidence change of the map-multiplied image (pytorch-grad-cam) and
+the drop after removing the most salient pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def compute(measurement: Measurement) -> None:
     change = confidence_change(model, inputs, maps, targets, **options)
     measurement.add("average_drop", change.drop)  # already in %
     measurement.add("increase_in_confidence", percent(change.increase))
+    measurement.add("confidence_change", change.change)
     drop = top_removal_drop(model, inputs, maps, targets,
                             percent=measurement.parameters[TOP_REMOVAL.name], **options)
     measurement.add("top_removal_drop", drop)
@@ -36,6 +38,9 @@ GROUP = MetricGroup(
                "Drop %, per image)", "lower"),
         Metric("increase_in_confidence",
                "100 if O > Y else 0 (mean: Grad-CAM++'s Increase in Confidence %)", "higher"),
+        Metric("confidence_change",
+               "O - Y = p_c(x * map) - p_c(x) (pytorch-grad-cam's "
+               "CamMultImageConfidenceChange with a softmax target)", "higher"),
         Metric("top_removal_drop",
                f"(P - P') / P after replacing the {TOP_REMOVAL.default:g}% most salient "
                "pixels by the image mean", "higher", listed_after="insertion_auc"),

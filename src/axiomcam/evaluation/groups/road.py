@@ -1,5 +1,6 @@
 """The ``road`` group: the probability after removing the most (MoRF) or least (LeRF)
-relevant pixels with noisy linear imputation (ROAD, Rong et al., ICML 2022).
+relevant pixels with noisy linear imputation (ROAD, Rong et al., ICML 2022), and their
+combination (pytorch-grad-cam's ROADCombined).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def compute(measurement: Measurement) -> None:
     for name, probabilities in (("road_morf", result.morf), ("road_lerf", result.lerf)):
         measurement.add(name, probabilities.mean(dim=1))
         measurement.add_curve(name, xs, probabilities)
+    measurement.add("road_combined", result.combined)
 
 
 GROUP = MetricGroup(
@@ -44,6 +46,8 @@ GROUP = MetricGroup(
                "the percentages (ROAD MoRF)", "lower"),
         Metric("road_lerf", "p_c after removing the least relevant p%, mean over the "
                "percentages (ROAD LeRF)", "higher"),
+        Metric("road_combined", "(road_lerf - road_morf) / 2 (pytorch-grad-cam's "
+               "ROADCombined, with softmax scores)", "higher"),
     ),
     compute=compute,
     cost="two forward passes (MoRF and LeRF) per percentage of road_percentages, per "
