@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 import torchvision
+from few_samples import few_samples
 from torch import nn
 
 import axiomcam
@@ -16,7 +17,6 @@ from axiomcam.methods import METHOD_NAMES, AxiomCamWarning, XGradCAM, method_inf
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
 #: the sampled methods with few samples (N x 512 masked passes at layer4 otherwise)
-FEW_SAMPLES = {"sscam": 1, "iscam": 1, "smoothgradcam++": 2}
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +67,8 @@ def test_every_method_leaves_no_hook_no_grad_and_restores_modes(method, resnet, 
         layer = None if not method_info(method).takes_layer else "layer4"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AxiomCamWarning)
-            samples = FEW_SAMPLES.get(method.removeprefix("guided_"))
-            options = {} if samples is None else {"num_samples": samples}
             exp = axiomcam.explain(model, images, method=method, target_layer=layer,
-                                   batch_size=256, **options)
+                                   batch_size=256, **few_samples(method))
         assert exp.method == method
         assert exp.maps.shape == (2, 64, 64)
         assert torch.isfinite(exp.maps).all()

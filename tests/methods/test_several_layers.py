@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 import torchvision
+from few_samples import few_samples
 from torch import nn
 
 import axiomcam
@@ -80,6 +81,7 @@ def test_each_layer_equals_its_single_layer_explanation_and_the_fused_map_their_
     model, x = small_cnn(), images()
     classes = torch.tensor([1, 3])
     seeded = {"seed": 0} if "randomcam" in method else {}  # the same draws in both runs
+    seeded.update(few_samples(method))
     # SS-CAM's default noise (std 2 on [0, 1] masks) leaves this small random network no
     # positive weight at one layer (a constant map, which would test nothing): less noise
     if method.removeprefix("guided_") == "sscam":

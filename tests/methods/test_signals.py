@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+from few_samples import few_samples
 from PIL import Image
 from torch import nn
 
@@ -143,10 +144,11 @@ def test_every_method_name_gives_b_by_l_maps_and_k_targets_add_an_axis():
         warnings.simplefilter("ignore", AxiomCamWarning)
         for method in METHOD_NAMES:
             layer = None if not method_info(method).takes_layer else "features.5"
-            exp = axiomcam.explain(model, x, method, layer)
+            exp = axiomcam.explain(model, x, method, layer, **few_samples(method))
             assert exp.maps.shape == (2, LENGTH), method
             several = axiomcam.explain(model, x, method, layer,
-                                       targets=torch.tensor([[0, 1, 2], [3, 4, 0]]))
+                                       targets=torch.tensor([[0, 1, 2], [3, 4, 0]]),
+                                       **few_samples(method))
             assert several.maps.shape == (2, 3, LENGTH), method
             if several.raw is not None:  # occlusion's raw map is at the input
                 grid = 13 if layer is not None else LENGTH

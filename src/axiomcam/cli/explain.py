@@ -13,6 +13,7 @@ from ..methods import CAM_METHODS, COUNTERFACTUAL_METHODS, BaseCAM, method_info
 from ..support import warn
 from .group import main
 from .messages import BadUsage, fail, finish, plural
+from .method_options import check_method_options, method_option
 from .options import (
     ModelOptions,
     check_colormap,
@@ -127,6 +128,7 @@ def _check_layers(pretrained: PretrainedModel, layers: tuple[str, ...], model: M
 @counterfactual_option
 @eigen_smooth_option
 @aug_smooth_option
+@method_option
 @click.option("--score", type=click.Choice(["logit", "probability", "softmax", "sigmoid"]),
               default="logit", show_default=True,
               help="The score each map explains: the class's logit, or the head's "
@@ -145,7 +147,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
             layers: tuple[str, ...], method: str, target_spec: str, head: str | None,
             counterfactual: bool, eigen_smooth: bool, score: str, out_dir: str,
             save_masks: bool, mask_threshold: str, aug_smooth: bool,
-            batch_size: int, alpha: float, colormap: str) -> None:
+            method_option_pairs: tuple[str, ...], batch_size: int, alpha: float,
+            colormap: str) -> None:
     """Explain why the model gave its classes to each IMAGE (files, directories, globs).
 
     Writes, per image and target class, into DIR: the map over the image at its original
@@ -170,6 +173,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
       axiomcam explain cat.jpg --method xgradcam --eigen-smooth
       axiomcam explain photos/ --save-masks --mask-threshold otsu --out seeds
       axiomcam explain cat.jpg --method fullgrad --aug-smooth
+      axiomcam explain cat.jpg --method occlusion --method-option window=48
     """
     from ..models import PretrainedModel
     from ..workflows import collect_images, explain_files, layer_label
@@ -184,6 +188,7 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
         _check_counterfactual([method], default_methods=False)
     if eigen_smooth:
         _check_eigen_smooth([method])
+    options = check_method_options(method_option_pairs, [method])[method]
     check_colormap(colormap)
     pretrained = model.load(debug)
     targets = check_targets(target_spec, pretrained, debug, head=head, score=score)
@@ -198,7 +203,8 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
                             targets=targets, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures, model_spec=model.spec,
                             counterfactual=counterfactual, masks=masks,
-                            eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
+                            eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                            method_options=options)
     except Exception as error:
         fail(error, debug)
     maps = sum(1 for path in run.written if path.suffix in (".npy", ".npz"))
@@ -228,13 +234,15 @@ def explain(images: tuple[str, ...], model: ModelOptions, debug: bool,
 @counterfactual_option
 @eigen_smooth_option
 @aug_smooth_option
+@method_option
 @click.option("--out", "figure", default="comparison.png", show_default=True, metavar="FILE",
               type=click.Path(dir_okay=False), help="The figure (.png, .pdf, .svg, .jpg).")
 @picture_options
 def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_list: str,
             layers: tuple[str, ...], target_spec: str, head: str | None, axioms: bool,
             counterfactual: bool, eigen_smooth: bool, figure: str, aug_smooth: bool,
-            batch_size: int, alpha: float, colormap: str) -> None:
+            method_option_pairs: tuple[str, ...], batch_size: int, alpha: float,
+            colormap: str) -> None:
     """Draw several methods side by side: a row per IMAGE, a column per method.
 
     \b
@@ -244,6 +252,7 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
       axiomcam compare two-objects.png --target tabby --counterfactual
       axiomcam compare cat.jpg --methods gradcam,xgradcam,eigengradcam,kpcacam,fem --eigen-smooth
       axiomcam compare cat.jpg --methods gradcam,fullgrad --aug-smooth
+      axiomcam compare cat.jpg --methods occlusion,gradcam --method-option window=16
     """
     from ..workflows import collect_images, compare_files
 
@@ -254,6 +263,7 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
             methods, default_methods=source is click.core.ParameterSource.DEFAULT)
     if eigen_smooth:
         _check_eigen_smooth(methods)
+    options = check_method_options(method_option_pairs, methods)
     check_colormap(colormap)
     pretrained = model.load(debug)
     target = check_targets(target_spec, pretrained, debug, head=head)
@@ -270,7 +280,7 @@ def compare(images: tuple[str, ...], model: ModelOptions, debug: bool, method_li
                             target=target, axioms=axioms, batch_size=batch_size, alpha=alpha,
                             colormap=colormap, failures=failures,
                             counterfactual=counterfactual, eigen_smooth=eigen_smooth,
-                            aug_smooth=aug_smooth)
+                            aug_smooth=aug_smooth, method_options=options)
     except Exception as error:
         fail(error, debug)
     kind = (" (counterfactual maps)" if counterfactual else "") + \

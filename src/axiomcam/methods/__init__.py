@@ -52,6 +52,7 @@ from .registry import (
     create,
     has_channel_weights,
     method_info,
+    method_options,
     normalise_method_name,
 )
 
@@ -65,5 +66,6 @@ __all__ = [
     "Occlusion", "PartialResult", "PerturbationEngine", "RandomCAM", "ScoreCAM", "ShapleyCAM",
     "SmoothGradCAMPlusPlus", "TargetLayer", "XGradCAM", "capture_layer", "capturing",
     "check_batch_size", "create", "has_channel_weights", "masked_input_probabilities",
-    "method_info", "model_output", "normalise_method_name", "occlusion_positions",
+    "method_info", "method_options", "model_output", "normalise_method_name",
+    "occlusion_positions",
 ]

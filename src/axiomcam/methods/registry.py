@@ -46,6 +46,7 @@ __all__ = [
     "CAM_CLASSES", "CAM_METHODS", "CHANNEL_WEIGHT_METHODS", "COSTS", "COUNTERFACTUAL_METHODS",
     "METHODS", "METHOD_NAMES",
     "VARIANT_NAMES", "MethodInfo", "create", "has_channel_weights", "method_info",
+    "method_options",
     "normalise_method_name",
 ]
 
@@ -225,6 +226,36 @@ def has_channel_weights(name: str) -> bool:
         (False, False)
     """
     return method_info(name).has_channel_weights
+
+
+#: constructor arguments that are not options a caller sets by name (the model, the layer,
+#: what the core passes on: ``**options``)
+_NOT_OPTIONS = {"self", "model", "target_layer", "options", "cam"}
+
+
+def method_options(name: str) -> dict[str, object]:
+    """The keyword options the method called ``name`` takes, with their defaults: its own
+    (``window`` for occlusion, ``num_samples`` for SS-CAM, ``kernel`` for KPCA-CAM, ...)
+    and those every method takes (``smooth``, ``seed``, ``batch_size``, ...). A variant's
+    fixed option and a guided form's CAM's options are included.
+
+    Examples:
+        >>> options = method_options("occlusion")
+        >>> options["window"], options["stride"], options["baseline"]
+        (32, None, 'zeros')
+        >>> "comparisons" in method_options("finercam"), "window" in method_options("gradcam")
+        (True, False)
+    """
+    info = method_info(name)
+    found: dict[str, object] = {}
+    for cls in info.explainer.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.name not in _NOT_OPTIONS and parameter.kind in (
+                    parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                found.setdefault(parameter.name, parameter.default)
+    return {**found, **info.options}
 
 
 # options every explainer takes; anything else is specific to one method

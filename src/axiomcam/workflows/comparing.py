@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +63,9 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
                   batch_size: int = 8, alpha: float = 0.5, colormap: str = "jet",
                   failures: Sequence[Failure] = (), progress: bool | None = None,
                   counterfactual: bool = False, eigen_smooth: bool = False,
-                  aug_smooth: bool = False) -> CompareRun:
+                  aug_smooth: bool = False,
+                  method_options: Mapping[str, Mapping[str, object]] | None = None
+                  ) -> CompareRun:
     """One figure: a row per image (the image, titled with the class explained, its
     probability and logit; then each method's map over it), and, with ``axioms=True``, the
     conservation error (CE) and sensitivity error (SE) of XGrad-CAM's axioms under each
@@ -91,6 +93,8 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
             terms (:class:`~axiomcam.methods.BaseCAM`).
         aug_smooth: every map averaged over test-time augmentations (see
             :class:`~axiomcam.methods.Explainer`).
+        method_options: per method, its keyword options (``window`` for occlusion, ...:
+            :func:`axiomcam.methods.method_options`).
 
     Raises:
         ValueError: no methods, an unknown method or layer, ``topN`` with ``N > 1``, no
@@ -111,7 +115,7 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
     with ExitStack() as stack:  # the explainers' hooks are removed whatever happens
         explainers = {method: stack.enter_context(
             create_explainer(pretrained, method, layer, counterfactual=counterfactual,
-                             aug_smooth=aug_smooth,
+                             aug_smooth=aug_smooth, **dict((method_options or {}).get(method, {})),
                              **({"eigen_smooth": True} if eigen_smooth else {})))
             for method in methods}
         for loaded in image_batches(paths, batch_size, run.failures, progress=progress,

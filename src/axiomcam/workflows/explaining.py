@@ -28,7 +28,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -128,7 +128,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
                   failures: Sequence[Failure] = (), progress: bool | None = None,
                   model_spec: str | None = None, counterfactual: bool = False,
                   masks: tuple[str, float | None] | None = None,
-                  eigen_smooth: bool = False, aug_smooth: bool = False) -> ExplainRun:
+                  eigen_smooth: bool = False, aug_smooth: bool = False,
+                  method_options: Mapping[str, object] | None = None) -> ExplainRun:
     """Explain image files and write the pictures, raw maps and ``results.json``.
 
     Per image ``NAME`` and target class ``c`` (probability ``p``), into ``out_dir``:
@@ -186,6 +187,9 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
             ``results.json``).
         aug_smooth: test-time augmentation, flips and intensity factors averaged (see
             :class:`~axiomcam.methods.Explainer`); ``"aug_smooth"`` in ``results.json``.
+        method_options: keyword options of the method (``window`` for occlusion, ...:
+            :func:`axiomcam.methods.method_options`); ``"method_options"`` in
+            ``results.json``.
 
     Raises:
         ValueError: an unknown method or layer, or ``counterfactual`` for a method without
@@ -195,7 +199,7 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     targets = targets or TargetChoice(top=1)
     layer_name = _checked_layers(pretrained, layer) if method_info(method).takes_layer else None
     explainer = create_explainer(pretrained, method, layer_name, counterfactual=counterfactual,
-                                 aug_smooth=aug_smooth,
+                                 aug_smooth=aug_smooth, **dict(method_options or {}),
                                  **({"eigen_smooth": True} if eigen_smooth else {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +222,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
     report = {
         "axiomcam_version": __version__, "model": model_name, "method": method,
         "counterfactual": counterfactual, "eigen_smooth": eigen_smooth,
-        "aug_smooth": aug_smooth, "layer": layer_name,
+        "aug_smooth": aug_smooth, "method_options": dict(method_options or {}),
+        "layer": layer_name,
         "score": pretrained.score,
         "targets": targets.describe() or list(targets.classes),
         "head": targets.head or pretrained.probability, "explained": targets.explained,
