@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 RUFF := $(VENV)/bin/ruff
 
-.PHONY: setup browser quickstart test lint bench
+.PHONY: setup browser quickstart test lint docs bench
 
 setup:
 	bash scripts/setup.sh
@@ -24,9 +24,14 @@ lint: setup
 	$(RUFF) check src tests examples benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 
+# the documentation site (mkdocs.yml) -> site/; --strict: a broken link, a missing page or a
+# docstring mkdocstrings cannot read is an error (offline, about 10 s)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 # both cores: two pytest-xdist workers of one torch thread each (4 min 14 s on 2 cores;
 # 6 min 33 s in one process, 7 min 55 s with two workers of two threads each)
-test: lint browser
+test: lint docs browser
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2
 
 # axiomcam vs pytorch-grad-cam and torchcam (issue 5): installs the peers (the `bench` extra)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Make the pictures of the README's "Command line" section with the commands it shows
+# Make the pictures of docs/cli.md (the guide's "Command line" page) with the commands it shows
 # (run from the repository after `make setup`):
 #
 #   bash scripts/cli_pictures.sh        # writes docs/cli/*; a few minutes on 2 cores
 #
 # The photographs come from `axiomcam samples` (scikit-image's, read from disk). The
-# commands run in a scratch folder so that results.json holds the README's relative paths.
+# commands run in a scratch folder so that results.json holds the page's relative paths.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 AXIOMCAM="$REPO/.venv/bin/axiomcam"

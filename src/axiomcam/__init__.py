@@ -1,6 +1,6 @@
 """axiomcam: class activation maps for any PyTorch CNN, and measures of how good they are.
 
-Example:
+Examples:
     >>> import torch, torchvision, axiomcam
     >>> model = torchvision.models.resnet18(num_classes=10)
     >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="xgradcam")

@@ -10,7 +10,7 @@ by 255; the model's mean and std are applied to them afterwards, as to any image
 is a grey picture to draw maps on (the channels' mean, stretched to 0..255), carrying the
 values for the network (:func:`array_values`).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from axiomcam.arrays import array_image, array_values
     >>> picture = array_image(np.zeros((2, 3, 5), dtype=np.uint8), 5)
@@ -47,7 +47,7 @@ def load_array(path: str | os.PathLike[str], channels: int) -> Image.Image:
         ValueError: not a NumPy ``.npy`` file (or one holding Python objects), or an array
             :func:`array_image` refuses; the message names the path.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> path = os.path.join(tempfile.mkdtemp(), "bands.npy")
@@ -65,7 +65,7 @@ def load_array(path: str | os.PathLike[str], channels: int) -> Image.Image:
 def array_from_bytes(data: bytes, channels: int, name: str = "the upload") -> Image.Image:
     """:func:`load_array` for a ``.npy`` file's bytes (an upload); errors name ``name``.
 
-    Example:
+    Examples:
         >>> import io
         >>> import numpy as np
         >>> buffer = io.BytesIO()
@@ -102,7 +102,7 @@ def array_image(array: np.ndarray, channels: int) -> Image.Image:
             ``uint8`` or float, NaN or infinite values; the message names the shape and the
             model's channel count.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> picture = array_image(np.ones((4, 3, 5), dtype=np.float32), 5)
         >>> picture.mode, picture.size, tuple(array_values(picture).shape)

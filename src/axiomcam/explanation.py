@@ -61,7 +61,7 @@ class Explanation:
             formula of the negated gradient ``-dy^c/dA`` (``raw`` then explains
             ``-y^c``; ``scores`` stay ``y^c``). Figures title such maps "counterfactual".
 
-    Example:
+    Examples:
         >>> import torch, torchvision, axiomcam
         >>> model = torchvision.models.resnet18(num_classes=10)
         >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam")
@@ -98,7 +98,7 @@ class Explanation:
             ValueError: the explanation has one target per image already.
             IndexError: ``index`` is not in ``[-k, k)``.
 
-        Example:
+        Examples:
             >>> import torch, torchvision, axiomcam
             >>> model = torchvision.models.resnet18(num_classes=10)
             >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), method="gradcam",

@@ -1,7 +1,7 @@
 """Figures made of pictures: a grid with a title over each picture and an optional caption
 under it (the quick start's grid, ``axiomcam compare``).
 
-Example:
+Examples:
     >>> import tempfile, os
     >>> from PIL import Image
     >>> from axiomcam.figures import save_grid
@@ -31,7 +31,7 @@ def method_title(method: str, *, counterfactual: bool = False) -> str:
     ``"guided_gradcam"`` -> ``"Guided Grad-CAM"``; a counterfactual map (the evidence
     against the class) says so.
 
-    Example:
+    Examples:
         >>> method_title("guided_gradcam++"), method_title("something")
         ('Guided Grad-CAM++', 'something')
         >>> method_title("gradcam", counterfactual=True)
@@ -45,7 +45,7 @@ def axiom_caption(conservation_error: float, sensitivity_error: float) -> str:
     """The caption under a map with channel weights: its conservation error (CE) and
     sensitivity error (SE) of XGrad-CAM's axioms.
 
-    Example:
+    Examples:
         >>> axiom_caption(0.0123, 0.5)
         'CE 0.012   SE 0.500'
     """

@@ -5,7 +5,7 @@ network), NumPy arrays for networks of other channel counts, sample images, map 
 **Arrays** for networks of other channel counts are read by :mod:`axiomcam.arrays`; its
 names are re-exported here.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from axiomcam.images import overlay, sample_image
     >>> image = sample_image("chelsea")
@@ -63,7 +63,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         ValueError: a mode with no defined conversion (the mode is named), or a float
             image with NaN or infinite values.
 
-    Example:
+    Examples:
         >>> from PIL import Image
         >>> to_rgb(Image.new("LA", (2, 1), (7, 0))).getpixel((0, 0))
         (7, 7, 7)
@@ -97,7 +97,7 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
         ValueError: any other channel count: an image file has no such channels (give a
             ``.npy`` array, :func:`load_array`).
 
-    Example:
+    Examples:
         >>> from PIL import Image
         >>> to_channels(Image.new("RGB", (2, 2), (255, 0, 0)), 1).getpixel((0, 0))
         76
@@ -137,7 +137,7 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         ValueError: the file is not an image PIL can read, or is corrupt or truncated (the
             message names the path and PIL's reason).
 
-    Example:
+    Examples:
         >>> import tempfile, os
         >>> from PIL import Image
         >>> from axiomcam.images import load_image
@@ -162,7 +162,7 @@ def image_from_bytes(data: bytes, name: str = "the upload") -> Image.Image:
         ValueError: empty bytes, not an image PIL can read, corrupt or truncated; the
             message names ``name``.
 
-    Example:
+    Examples:
         >>> import io
         >>> from PIL import Image
         >>> from axiomcam.images import image_from_bytes
@@ -241,7 +241,7 @@ def sample_image(name: str) -> Image.Image:
     Raises:
         ValueError: an unknown name (the known ones are listed).
 
-    Example:
+    Examples:
         >>> from axiomcam.images import sample_image
         >>> image = sample_image("coffee")
         >>> image.mode, image.size
@@ -326,7 +326,7 @@ def overlay(
         ValueError: ``cam_map`` is not 2-D, is empty, has NaN/infinite values or values
             outside ``[0, 1]``; ``alpha`` is outside ``[0, 1]``; unknown ``colormap``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> from axiomcam.images import overlay
@@ -361,7 +361,7 @@ def draw_boxes(picture: Image.Image, boxes: torch.Tensor, colour: str,
     in place, each coordinate multiplied by ``scale`` ``(x, y)`` (the boxes' pixels to the
     picture's); returns ``picture``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> picture = draw_boxes(Image.new("RGB", (8, 8)), torch.tensor([[2, 2, 6, 6]]),
@@ -416,7 +416,7 @@ def signal_overlay(
             not ``L`` increasing values, ``alpha`` outside ``[0, 1]``, an unknown
             ``colormap``, a ``size`` that is not two positive ints.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.images import signal_overlay
         >>> picture = signal_overlay(torch.randn(2, 100), torch.linspace(0, 1, 25))
@@ -505,7 +505,7 @@ def guided_to_image(gradient: torch.Tensor | np.ndarray) -> Image.Image:
         TypeError: ``gradient`` is not a tensor/array.
         ValueError: the shape is not ``(C, H, W)`` or there are NaN/infinite values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.images import guided_to_image
         >>> picture = guided_to_image(torch.randn(3, 32, 48))

@@ -31,7 +31,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
             module is not part of ``model``.
         TypeError: ``layer`` is neither a string nor a module.
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> from axiomcam.layers import resolve_layer
         >>> resolve_layer(torchvision.models.resnet18(), "layer4")[0]
@@ -175,7 +175,7 @@ def grid_dims(input_dims: int) -> tuple[int, ...]:
     dimensions: ``(B, C, l)`` for 1D signals, ``(B, C, h, w)`` and ``(B, C, t, h, w)``
     otherwise.
 
-    Example:
+    Examples:
         >>> grid_dims(3), grid_dims(4)
         ((3,), (4, 5))
     """
@@ -201,7 +201,7 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
     Runs one forward pass on ``inputs`` (without autograd) and returns ``(name, shape)``
     for every such module; a module called several times appears at its last call.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.layers import candidate_layers
         >>> layers = candidate_layers(torchvision.models.resnet18(), torch.rand(1, 3, 64, 64))
@@ -344,7 +344,7 @@ class LayerLayout:
       token, distillation token, registers) are set aside, the others laid on the
       ``(h, w)`` grid row by row; going back puts the set-aside tokens in front again.
 
-    Example:
+    Examples:
         >>> import torch
         >>> layout = LayerLayout("tokens", grid=(2, 3), extra_tokens=1)
         >>> tokens = torch.arange(7.0).view(1, 7, 1)  # class token 0, then patches 1..6
@@ -404,7 +404,7 @@ def infer_token_grid(tokens: int, input_size: tuple[int, ...]) -> tuple[tuple[in
     Raises:
         ValueError: no grid fits (the message gives the token count: pass ``grid=``).
 
-    Example:
+    Examples:
         >>> infer_token_grid(197, (224, 224))  # ViT-B/16: a class token and 14 x 14 patches
         ((14, 14), 1)
         >>> infer_token_grid(33, (64, 128))     # a class token and 4 x 8 patches
@@ -452,7 +452,7 @@ def _image_layout(module: nn.Module, output: torch.Tensor,
     ``(B, h, w, C)`` with no LayerNorm to tell.  Otherwise a ``LayerNorm``'s output is
     channels-last and any other layer's channels-first.
 
-    Example:
+    Examples:
         >>> _image_layout(nn.GELU(), torch.zeros(1, 8, 12, 768), (64, 96))  # Swin, ConvNeXt
         'channels_last'
         >>> _image_layout(nn.Conv2d(3, 768, 8, 8), torch.zeros(1, 768, 8, 12), (64, 96))

@@ -4,7 +4,7 @@ Class targets need the ``(B, num_classes)`` scores; :func:`select_output` finds 
 whatever the model returns, or takes the part the user names (``output=`` of every
 explainer).
 
-Example:
+Examples:
     >>> import torch
     >>> logits = torch.zeros(2, 5)
     >>> select_output({"logits": logits, "hidden": torch.ones(2, 7)}) is logits
@@ -34,7 +34,7 @@ AUTOMATIC_KEYS = ("logits", "out")
 def describe_output(output: object) -> str:
     """A short description of a model output for error messages.
 
-    Example:
+    Examples:
         >>> describe_output({"out": torch.zeros(1, 3, 4, 4), "aux": None})
         "dict with keys ['out', 'aux'] (out: tensor (1, 3, 4, 4))"
     """
@@ -99,7 +99,7 @@ def select_output(output: object, selector: OutputSelector = None) -> object:
             describes the output).
         TypeError: a selector of another type.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from collections import namedtuple
         >>> Out = namedtuple("Out", "logits aux")

@@ -1,7 +1,7 @@
 """What every part of axiomcam shares: its warning, progress reporting, eval mode and the
 checks of a model, an input batch and the target scores.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.support import check_inputs, eval_mode
@@ -53,7 +53,7 @@ def warning_context(about: str, image_ids: Sequence[str] = ()) -> Iterator[None]
     features.18"``), and :func:`image_name` names batch image ``i`` by ``image_ids[i]``:
     an evaluation's warnings then say which method, layer and image they are about.
 
-    Example:
+    Examples:
         >>> import warnings
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always")
@@ -229,7 +229,7 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     """``value`` if it is an int (not a bool) of at least ``minimum``, else a ValueError
     naming ``name`` and the value.
 
-    Example:
+    Examples:
         >>> check_positive_int(3, "batch_size")
         3
         >>> check_positive_int(0, "batch_size")

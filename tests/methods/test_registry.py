@@ -1,5 +1,5 @@
 """The method registry: one source of truth for names, spellings, channel weights, cost
-and titles, which the README's method table, the CLI, evaluate and the app follow."""
+and titles, which the method table of docs/methods.md, the CLI, evaluate and the app follow."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from axiomcam.methods import (
 )
 from axiomcam.methods.registry import COSTS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+METHODS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "methods.md"
 
 
 def _tiny() -> nn.Module:
@@ -83,11 +83,11 @@ def test_what_the_registry_says_matches_what_the_methods_do() -> None:
 
 def test_the_readers_of_the_registry_list_what_it_lists() -> None:
     """evaluate and the app offer every CAM and variant (the app also occlusion and
-    FullGrad); the README's method table has a row per CAM method, plus guided backprop
+    FullGrad); the method table of docs/methods.md has a row per CAM method, plus guided backprop
     and the guided forms, and no other."""
     assert EVALUATED_METHODS == APP_METHODS[:-2] == (*CAM_METHODS, *VARIANT_NAMES)
     assert APP_METHODS[-2:] == ("occlusion", "fullgrad")
     assert axiomcam.METHOD_NAMES == METHOD_NAMES
-    rows = re.findall(r"^\| `([a-z_+<>]+)` \|", README.read_text(), flags=re.MULTILINE)
+    rows = re.findall(r"^\| `([a-z_+<>]+)` \|", METHODS_PAGE.read_text(), flags=re.MULTILINE)
     table = rows[:rows.index("guided_<cam>") + 1]
     assert table == [*CAM_METHODS, "occlusion", "guided_backprop", "guided_<cam>"]

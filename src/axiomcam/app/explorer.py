@@ -5,7 +5,7 @@ sensitivity errors, the area under the deletion curve).
 The server (:mod:`axiomcam.app.server`) only moves these results to and from the page, so
 everything here is tested directly.
 
-Example:
+Examples:
     >>> import torch, torchvision
     >>> from axiomcam.app.explorer import Explorer
     >>> from axiomcam.models import PretrainedModel

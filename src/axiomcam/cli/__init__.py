@@ -34,7 +34,7 @@ The package: :mod:`~axiomcam.cli.group` (the command group, one-line usage error
 :mod:`~axiomcam.cli.messages` (errors, warnings, exit codes), :mod:`~axiomcam.cli.options`
 (the shared options and their checks), then one module per family of subcommands.
 
-Example:
+Examples:
     >>> from click.testing import CliRunner
     >>> result = CliRunner().invoke(main, ["evaluate", "--methods", "nocam", "--data", "x",
     ...                                    "--out", "never-written"])

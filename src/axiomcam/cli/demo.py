@@ -92,7 +92,7 @@ def run_as_script(argv: Sequence[str] | None = None) -> int:
     runs it: the exit code, 0 when done and 1 on a failure; bad usage exits (``SystemExit``
     with 2), as a command line does.
 
-    Example:
+    Examples:
         >>> run_as_script(["--out", "results"])  # doctest: +SKIP
         0
     """
@@ -115,7 +115,7 @@ def samples(folder: str, debug: bool) -> None:
     astronaut, camera, motorcycle) into FOLDER as PNG files, to try the other commands on.
 
     \b
-    Example:
+    Examples:
       axiomcam samples photos && axiomcam explain photos/chelsea.png --out maps
     """
     from ..images import SAMPLE_IMAGES, sample_image

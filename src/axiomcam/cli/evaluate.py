@@ -84,7 +84,7 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
     tables, the plots and the best and worst images of each method).
 
     \b
-    Example:
+    Examples:
       axiomcam evaluate --model mobilenet_v2 --data composite:200 \\
           --methods gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam \\
           --layer features.17.conv.1 --out results/mobilenet_v2

@@ -5,7 +5,7 @@ an unknown subcommand) in several lines of its own format; here they become
 :class:`~axiomcam.cli.messages.BadUsage` like axiomcam's own (``axiomcam: error: ...``,
 exit 2).
 
-Example:
+Examples:
     >>> from click.testing import CliRunner
     >>> result = CliRunner().invoke(main, ["nosuch"])
     >>> result.exit_code, result.output.strip()

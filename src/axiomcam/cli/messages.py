@@ -5,7 +5,7 @@ Exit codes: 0 success, 2 bad usage (:class:`BadUsage`), 1 any other failure
 (:class:`CommandFailure`), including any image that could not be explained
 (:func:`finish`).
 
-Example:
+Examples:
     >>> one_line("first\\n  second\\n")
     'first; second'
     >>> plural(1, "image"), plural(3, "map")

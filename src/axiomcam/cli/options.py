@@ -1,7 +1,7 @@
 """The options the subcommands share, and their checks: each bad value is a one-line usage
 error (exit 2) that says what would be accepted.
 
-Example:
+Examples:
     >>> ModelOptions("resnet18", weights="r18.pth").layers_command()
     'axiomcam layers --model resnet18 --weights r18.pth'
     >>> check_method("Grad-CAM++")
@@ -242,7 +242,7 @@ def layer_error_message(message: str, model: ModelOptions, *, always: bool = Tru
     model's usable layers in place of the library's pointer to Python; where the message
     has no such pointer, the command is added at its end when ``always``.
 
-    Example:
+    Examples:
         >>> layer_error_message("layer 'x' does not exist. `axiomcam.layers.candidate_"
         ...                     "layers(model, inputs)` lists the usable layers.",
         ...                     ModelOptions("resnet18"))

@@ -13,7 +13,7 @@ label, its boxes); bad files are reported in ``dataset.problems`` and skipped.
 - :mod:`.composite`: :class:`CompositeBenchmark`, the built-in benchmark;
 - :mod:`.specs`: :func:`open_dataset`, a data set named by a short text.
 
-Example:
+Examples:
     >>> from torchvision.models import MobileNet_V2_Weights
     >>> from axiomcam.data import open_dataset
     >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]

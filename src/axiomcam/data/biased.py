@@ -18,7 +18,7 @@ Image ``i`` is class ``i mod 5`` (balanced classes) and is drawn from
 of it) resized to the image, flipped or rotated, brightness times 0.85..1.15; the object's
 longer side a ``scale`` fraction of the image, pasted fully inside at a random position.
 
-Example:
+Examples:
     >>> from torchvision.models import MobileNet_V2_Weights
     >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
     >>> biased = BackgroundBiasSet(10, names, pairing="biased", size=64)
@@ -53,7 +53,7 @@ class Background:
     """A coloured texture: a grey scikit-image photograph whose black becomes ``dark`` and
     white ``light`` (linearly between).
 
-    Example:
+    Examples:
         >>> BACKGROUNDS[0].texture, BACKGROUNDS[0].picture().size
         ('grass', (512, 512))
     """

@@ -80,7 +80,7 @@ def read_voc_boxes(path: str | os.PathLike[str], class_names: Sequence[str]) -> 
             ``<filename>``/``<name>``/a coordinate (the file is named); an object name that
             is not a class; two files for the same image.
 
-    Example:
+    Examples:
         >>> import tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "a.xml")
         >>> with open(path, "w") as file:
@@ -208,7 +208,7 @@ def read_coco_boxes(json_path: str | os.PathLike[str], class_names: Sequence[str
             a ``bbox`` that is not four numbers; an annotation of an unknown image or
             category; a category name that is not a class; two images with one file name.
 
-    Example:
+    Examples:
         >>> import json, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "boxes.json")
         >>> with open(path, "w") as file:

@@ -13,7 +13,7 @@ resized to 224 x 224, no crop): single-object composites of it are classified as
 (or a sibling class listed in :attr:`CompositeObject.related`) in most cases; the measured
 accuracies are in the comments of :data:`OBJECTS`.
 
-Example:
+Examples:
     >>> from torchvision.models import MobileNet_V2_Weights
     >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
     >>> benchmark = CompositeBenchmark(10, names, seed=0)
@@ -57,7 +57,7 @@ class CompositeObject:
         related: sibling classes a classifier may fairly answer instead (the five domestic
             cats, moped and motor scooter), for accuracy checks.
 
-    Example:
+    Examples:
         >>> cat = OBJECTS[0]
         >>> cat.key, cat.source, cat.class_name
         ('cat', 'chelsea', 'Egyptian cat')
@@ -72,7 +72,7 @@ class CompositeObject:
     def image(self) -> Image.Image:
         """The object's pixels at their original resolution (RGB).
 
-        Example:
+        Examples:
             >>> OBJECTS[0].image().size
             (370, 300)
         """
@@ -156,7 +156,7 @@ class CompositeLayout:
         objects: the objects pasted, in order (the first is the image's label).
         boxes: one ``(x0, y0, x1, y1)`` per object, integers, ``x1``/``y1`` exclusive.
 
-    Example:
+    Examples:
         >>> from torchvision.models import MobileNet_V2_Weights
         >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         >>> layout = CompositeBenchmark(3, names, two_object_fraction=1.0).layout(2)
@@ -230,7 +230,7 @@ class CompositeBenchmark(Dataset):
             outside ``[0, 1]``, or a class name missing from ``class_names``.
         TypeError: a non-integer ``count``, ``seed`` or ``size``.
 
-    Example:
+    Examples:
         >>> from torchvision.models import MobileNet_V2_Weights
         >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         >>> benchmark = CompositeBenchmark(4, names, seed=2, size=64)
@@ -286,7 +286,7 @@ class CompositeBenchmark(Dataset):
         """``N`` if ``description`` is this benchmark's with ``N <= count`` images (the same
         seed, size and two-object fraction), whose images are then this one's first ``N``.
 
-        Example:
+        Examples:
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
             >>> benchmark = CompositeBenchmark(200, names, seed=1)
@@ -308,7 +308,7 @@ class CompositeBenchmark(Dataset):
         Raises:
             IndexError: ``index`` outside ``-count .. count - 1``.
 
-        Example:
+        Examples:
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
             >>> layout = CompositeBenchmark(5, names).layout(0)
@@ -405,7 +405,7 @@ class CompositeBenchmark(Dataset):
     def background(self, index: int) -> Image.Image:
         """Image ``index`` without its objects: the pixels outside its boxes.
 
-        Example:
+        Examples:
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
             >>> CompositeBenchmark(5, names, size=32).background(1).size
@@ -416,7 +416,7 @@ class CompositeBenchmark(Dataset):
     def render(self, layout: CompositeLayout) -> Image.Image:
         """The RGB image of a layout: the background with each object pasted in its box.
 
-        Example:
+        Examples:
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
             >>> benchmark = CompositeBenchmark(5, names, size=48)
@@ -459,7 +459,7 @@ class CompositeBenchmark(Dataset):
     def image_id(index: int) -> str:
         """The id of image ``index`` (``"composite-00017"``); its file name adds ``.png``.
 
-        Example:
+        Examples:
             >>> CompositeBenchmark.image_id(17)
             'composite-00017'
         """
@@ -477,7 +477,7 @@ class CompositeBenchmark(Dataset):
         ``w * h`` (the whole pasted rectangle), ``iscrowd`` 0. ``categories``: every
         object class, ``id`` = class index, ``name`` = class name. No pixels are rendered.
 
-        Example:
+        Examples:
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
             >>> coco = CompositeBenchmark(3, names).to_coco()
@@ -530,7 +530,7 @@ class CompositeBenchmark(Dataset):
         Returns:
             the path written.
 
-        Example:
+        Examples:
             >>> import tempfile, os
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
@@ -548,7 +548,7 @@ class CompositeBenchmark(Dataset):
 
         The index itself when the name is not a safe folder name or names several classes.
 
-        Example:
+        Examples:
             >>> CompositeBenchmark(1, ["tabby", "Egyptian cat", "espresso", "moped",
             ...                        "tripod", "space shuttle"]).class_folder(1)
             'Egyptian_cat'
@@ -576,7 +576,7 @@ class CompositeBenchmark(Dataset):
         Returns:
             the paths written, in index order.
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> from torchvision.models import MobileNet_V2_Weights
             >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]

@@ -51,7 +51,7 @@ class Sample:
         masks: ``(n, H, W)`` bool, the object's pixels of each box (its silhouette: the
             composite benchmark's, or read from a mask file), or ``None`` if unknown.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> sample = Sample("a.png", Image.new("RGB", (4, 4)), 3, torch.zeros(0, 4),
@@ -73,7 +73,7 @@ class Sample:
 class Problem:
     """A file a data set skipped, and why.
 
-    Example:
+    Examples:
         >>> Problem("cats/broken.jpg", "corrupt or truncated").reason
         'corrupt or truncated'
     """
@@ -95,7 +95,7 @@ class Dataset(abc.ABC):
 
     ``len(dataset)`` counts the entries, bad ones included; iteration skips the bad ones.
 
-    Example:
+    Examples:
         >>> class Empty(Dataset):
         ...     def __len__(self):
         ...         return 0
@@ -125,7 +125,7 @@ class Dataset(abc.ABC):
         cannot tell). The evaluation runner then extends a run of that data set instead of
         refusing it; this base class knows no such relation.
 
-        Example:
+        Examples:
             >>> Empty = type("Empty", (Dataset,), {"__len__": lambda self: 0,
             ...                                    "__iter__": lambda self: iter(())})
             >>> print(Empty(["cat"], "nothing").first_images_of("nothing"))
@@ -150,7 +150,7 @@ def checked_class_names(class_names: Sequence[str]) -> list[str]:
         TypeError: not a sequence (or a single string), or an element that is not a str.
         ValueError: an empty sequence.
 
-    Example:
+    Examples:
         >>> checked_class_names(("tabby", "espresso"))
         ['tabby', 'espresso']
     """
@@ -176,7 +176,7 @@ def normalise_name(name: str) -> str:
     """A class name as :func:`class_index` compares it: case-folded, underscores read as
     spaces, runs of white space as one space.
 
-    Example:
+    Examples:
         >>> normalise_name("  Egyptian_cat "), normalise_name("EGYPTIAN   cat")
         ('egyptian cat', 'egyptian cat')
     """
@@ -207,7 +207,7 @@ def class_index(label: str | int, class_names: Sequence[str], source: str | None
             index out of range.
         TypeError: the label is neither a str nor an int.
 
-    Example:
+    Examples:
         >>> names = ["tabby", "Egyptian cat", "espresso"]
         >>> class_index("egyptian_cat", names), class_index("2", names), class_index(0, names)
         (1, 2, 0)

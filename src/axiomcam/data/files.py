@@ -2,7 +2,7 @@
 images listed in a CSV file (:class:`CsvImages`), with ground-truth boxes attached by file
 name.
 
-Example:
+Examples:
     >>> import tempfile
     >>> from pathlib import Path
     >>> from PIL import Image
@@ -216,7 +216,7 @@ class ImageFolder(_FileDataset):
         ValueError: no image under ``root``; a class folder whose name is not a class (with
             near matches); ambiguous base-name box keys.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from PIL import Image
@@ -273,7 +273,7 @@ class CsvImages(_FileDataset):
             path, an unknown label, or a path listed twice (the line number is named); no
             rows.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from PIL import Image

@@ -11,7 +11,7 @@ and 1 starting with 0; ``counts`` is either that list of run lengths ("uncompres
 compressed string of pycocotools (each run, from the third on, as the difference to the
 run two before, in 5-bit groups offset by 48).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> mask = np.array([[0, 1, 1], [0, 1, 0]], dtype=bool)    # by columns: 0 0 | 1 1 | 1 0
     >>> rle = encode_rle(mask)
@@ -232,7 +232,7 @@ class MaskedDataset(Dataset):
     then gets none). A mask of another size than its image is a problem: the image is
     reported and skipped.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> class One(Dataset):

@@ -7,7 +7,7 @@ made once by ``scripts/make_silhouettes.py`` (hand outlines refined by scikit-im
 walker, then checked by eye over the photograph). :func:`pasted_masks` lays the silhouettes
 of an image's objects at their boxes, resized as the objects are.
 
-Example:
+Examples:
     >>> silhouette("cat").shape, silhouette("cat").dtype
     ((300, 370), dtype('bool'))
     >>> masks = pasted_masks(["cat"], [(2, 3, 12, 11)], 16)

@@ -80,7 +80,7 @@ def open_dataset(
             format; plus whatever the chosen reader raises.
         FileNotFoundError: a folder or CSV path that does not exist.
 
-    Example:
+    Examples:
         >>> from torchvision.models import MobileNet_V2_Weights
         >>> names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         >>> dataset = open_dataset("composite:3", names, seed=1)

@@ -18,7 +18,7 @@ The runner, the gallery and the preprocessing (:func:`evaluation_inputs`, :mod:`
 and with them the metrics, are imported on first use, so that reading a run's database
 or summarising it stays light.
 
-Example:
+Examples:
     >>> from axiomcam import evaluation
     >>> evaluation.METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \

@@ -3,7 +3,7 @@ images (:class:`Batch`), the images of it a metric group measures (:func:`select
 the measurement a group's ``compute`` gets (:func:`measurement`) and the clock per stage
 (:class:`Timer`).
 
-Example:
+Examples:
     >>> [len(batch) for batch in batches(iter(range(5)), 2)]
     [2, 2, 1]
 """
@@ -42,7 +42,7 @@ class Timer:
     ``on_stage`` is told each stage as it starts (the progress bar shows it: a batch of
     Score-CAM takes minutes between two ticks of the bar).
 
-    Example:
+    Examples:
         >>> timer = Timer()
         >>> with timer("explain", "gradcam"):
         ...     pass

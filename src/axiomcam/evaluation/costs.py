@@ -21,7 +21,7 @@ given. A group or a cost class that declares no passes counts as expensive. A gr
 method named in ``metrics=`` / ``methods=`` (``--metrics`` / ``--methods``) always runs,
 and ``include_expensive=True`` (``--all``) takes the expensive ones too.
 
-Example:
+Examples:
     >>> Passes(whole=2).cheap, Passes(whole=102).cheap, Passes(whole=1, whole_per_channel=1).cheap
     (True, False, False)
     >>> Passes(whole=1, after_layer_per_channel=1).describe()
@@ -133,7 +133,7 @@ def select_cheap(candidates: Sequence[str], passes: Sequence[Passes | None], *,
     """The ``candidates`` whose ``passes`` are cheap (all of them with
     ``include_expensive``), and the others.
 
-    Example:
+    Examples:
         >>> select_cheap(["gradcam", "scorecam"], [Passes(whole=2), None],
         ...              include_expensive=False)
         Selection(chosen=['gradcam'], left_out=['scorecam'])

@@ -6,7 +6,7 @@ The tables are described in :mod:`axiomcam.evaluation.store`; this module writes
 a database for its one writer (:class:`WriterLock`) and compares configurations as they
 read back from JSON (:func:`canonical_config`, :func:`differences`).
 
-Example:
+Examples:
     >>> differences({"seed": 0, "methods": ("gradcam",)}, {"seed": 1, "methods": ["gradcam"]})
     {'seed': (0, 1)}
 """
@@ -108,7 +108,7 @@ class RunInProgressError(RuntimeError):
     """Another process is writing the same database (a second ``evaluate`` of the same run
     started while the first still runs).
 
-    Example:
+    Examples:
         >>> issubclass(RunInProgressError, RuntimeError)
         True
     """
@@ -118,7 +118,7 @@ class ConfigurationMismatchError(ValueError):
     """The output directory already holds a run (of another configuration, or an unfinished
     or finished run of this one) and overwriting was not asked for.
 
-    Example:
+    Examples:
         >>> issubclass(ConfigurationMismatchError, ValueError)
         True
     """
@@ -193,7 +193,7 @@ def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         TypeError: ``config`` is not JSON data (or holds NaN or infinity).
 
-    Example:
+    Examples:
         >>> canonical_config({"p": (1, 2), "q": {"r": None}})
         {'p': [1, 2], 'q': {'r': None}}
     """
@@ -208,7 +208,7 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tup
     as they read back from JSON (a tuple equals a list), nested keys spelled
     ``parameters.seed``.
 
-    Example:
+    Examples:
         >>> differences({"seed": 0, "parameters": {"steps": 5, "p": (1, 2)}},
         ...             {"seed": 0, "parameters": {"steps": 6, "p": [1, 2]}})
         {'parameters.steps': (5, 6)}

@@ -11,7 +11,7 @@ one-process run makes, so each image is computed with the same neighbours, the s
 and the same code path, and the merged results are those of the one-process run, row for
 row (see :func:`axiomcam.evaluation.merging.merge_runs`).
 
-Example:
+Examples:
     >>> group = join(torch.device("cpu"))  # not under torchrun: one process
     >>> (group.rank, group.world_size, group.owns(7))
     (0, 1, True)
@@ -124,7 +124,7 @@ def rank_device(device: str) -> str:
     """The device for this process: ``"cuda"`` becomes ``"cuda:LOCAL_RANK"`` under torchrun
     (one GPU per process); anything else is kept.
 
-    Example:
+    Examples:
         >>> import os
         >>> os.environ["LOCAL_RANK"] = "3"
         >>> rank_device("cuda"), rank_device("cuda:0"), rank_device("cpu")

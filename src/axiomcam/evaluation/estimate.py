@@ -14,7 +14,7 @@ of a group for a method is then, per image it measures,
 + imputations * t_imputation + explanations * t_explain(method)``, ``K`` the layer's
 channels. Not estimated: the gallery, summaries and report at the end (seconds).
 
-Example:
+Examples:
     >>> format_seconds(0.25), format_seconds(75), format_seconds(5400)
     ('0.25 s', '1.2 min', '1.5 h')
 """

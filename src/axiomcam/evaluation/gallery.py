@@ -68,7 +68,7 @@ def build_gallery(pretrained: PretrainedModel, dataset: Dataset | str,
         FileNotFoundError: no database in ``out_dir``.
         ValueError: ``k`` or ``batch_size`` out of range.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from PIL import Image
         >>> from axiomcam.data import Dataset, Sample

@@ -48,7 +48,7 @@ def evaluation_inputs(pretrained: PretrainedModel, images: Sequence[Image.Image]
         ValueError: an image that cannot give the model's channels (an RGB file for a
             5-channel model, an array of other channels).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> from axiomcam.models import PretrainedModel
@@ -89,7 +89,7 @@ def evaluation_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
     """True masks ``(n, H, W)`` resized with their image to ``size`` squared: bilinear
     (antialiased) on 0/1 values, a pixel in where the result is at least 0.5.
 
-    Example:
+    Examples:
         >>> import torch
         >>> masks = torch.zeros(1, 4, 8, dtype=torch.bool)
         >>> masks[0, :, :4] = True                       # the left half

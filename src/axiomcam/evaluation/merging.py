@@ -6,7 +6,7 @@ Both work on whole batches, in one transaction or by writing a new file and movi
 place, so that a crash leaves every database as it was. The tables are described in
 :mod:`axiomcam.evaluation.store`.
 
-Example:
+Examples:
     >>> merge_details([{"images": 2, "seconds": {"road": 1.0}}, {"images": 3}])
     {'images': 5, 'seconds': {'road': 1.0}}
 """
@@ -52,7 +52,7 @@ def extend_run(path: str | os.PathLike[str], config: Mapping[str, Any], *,
         ConfigurationMismatchError: ``path`` is not a readable axiomcam database, or one
             of another schema version.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from axiomcam.evaluation.store import ProblemRow, ResultRow
         >>> with tempfile.TemporaryDirectory() as directory:
@@ -104,7 +104,7 @@ def merge_details(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     counts), mappings merged key by key the same way, anything else taken from the first
     part that has it.
 
-    Example:
+    Examples:
         >>> merge_details([{"seconds": {"explain": 1.5}, "layers": {"a": ["x"]}},
         ...                {"seconds": {"explain": 2.0, "road": 1.0}, "layers": {"b": ["y"]}}])
         {'seconds': {'explain': 3.5, 'road': 1.0}, 'layers': {'a': ['x'], 'b': ['y']}}

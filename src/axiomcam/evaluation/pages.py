@@ -6,7 +6,7 @@ Self-contained means readable offline in any browser: every picture is an inline
 Text from data is escaped with :func:`html_text`, which also spells ``://`` as
 ``:&#47;&#47;`` so that no URL scheme appears in a page (a browser shows it unchanged).
 
-Example:
+Examples:
     >>> page = html_page("a <run>", "<p>hello</p>", version="1.0")
     >>> "<h1>a &lt;run&gt;</h1>" in page, "http" in page, page.rstrip().endswith("</html>")
     (True, False, True)
@@ -54,7 +54,7 @@ def html_text(value: object) -> str:
     """``str(value)`` escaped for HTML text and attribute values, with ``://`` spelled so
     that no URL scheme appears in the page (a browser shows the same characters).
 
-    Example:
+    Examples:
         >>> html_text('<b class="x"> http://host')
         '&lt;b class=&quot;x&quot;&gt; http:&#47;&#47;host'
     """
@@ -64,7 +64,7 @@ def html_text(value: object) -> str:
 def data_uri(data: bytes, mime: str) -> str:
     """``data`` as an inline ``data:MIME;base64,...`` URI.
 
-    Example:
+    Examples:
         >>> data_uri(b"hi", "text/plain")
         'data:text/plain;base64,aGk='
     """
@@ -75,7 +75,7 @@ def inline_jpeg(picture: Image.Image, size: int = THUMBNAIL_SIZE) -> str:
     """A picture as an inline JPEG URI (:data:`JPEG_QUALITY`), shrunk to ``size`` pixels
     on its longest side if larger.
 
-    Example:
+    Examples:
         >>> inline_jpeg(Image.new("RGB", (300, 30))).startswith("data:image/jpeg;base64,")
         True
     """
@@ -93,7 +93,7 @@ def html_page(title: str, body: str, *, version: object = None, style: str = "")
     ``body`` (HTML, used as it is), then a footer naming axiomcam's ``version``; the style
     sheet is :data:`PAGE_STYLE` followed by ``style``.
 
-    Example:
+    Examples:
         >>> page = html_page("x", "<p>y</p>", style="p { color: red; }")
         >>> "<p>y</p>" in page, "p { color: red; }" in page, "written by axiomcam" in page
         (True, True, True)

@@ -21,7 +21,7 @@ Every string that comes from data (image ids, class names, paths, the configurat
 HTML-escaped, and ``://`` is written ``:&#47;&#47;`` so that no ``http://`` appears in the
 file even when a path or id holds one (a browser shows it unchanged).
 
-Example:
+Examples:
     >>> import tempfile
     >>> from axiomcam.evaluation.store import ResultRow, ResultStore
     >>> with tempfile.TemporaryDirectory() as directory:
@@ -94,7 +94,7 @@ def metric_info(metric: str) -> MetricInfo | None:
     :data:`~axiomcam.evaluation.groups.DERIVED_METRICS`), ``None`` for a metric neither
     knows.
 
-    Example:
+    Examples:
         >>> metric_info("average_drop").better, metric_info("insertion_minus_deletion").better
         ('lower', 'higher')
         >>> metric_info("speed") is None
@@ -167,7 +167,7 @@ def per_image_values(store: ResultStore, method: str, metric: str) -> dict[str, 
     ``"insertion_minus_deletion"`` is ``insertion_auc - deletion_auc`` for the images that
     have both.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore
         >>> with tempfile.TemporaryDirectory() as directory:
@@ -213,7 +213,7 @@ def select_gallery(run: ResultStore | str | os.PathLike[str], k: int = GALLERY_S
         ValueError: ``k`` is not an int ``>= 0``.
         FileNotFoundError: a directory without ``results.sqlite``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore
         >>> with tempfile.TemporaryDirectory() as directory:
@@ -479,7 +479,7 @@ def write_report(out_dir: str | os.PathLike[str],
     Raises:
         FileNotFoundError: no database in ``out_dir``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from PIL import Image
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore

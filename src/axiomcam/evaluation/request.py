@@ -4,7 +4,7 @@ parameters (:func:`check_request`), groups asked for by name that the run cannot
 (:func:`refuse_unavailable_groups`), and the configuration stored in the run's database
 (:func:`configuration`).
 
-Example:
+Examples:
     >>> check_metric_groups(["axioms", "road"])
     ['axioms', 'road']
     >>> check_methods("gradcam,xgradcam")
@@ -71,7 +71,7 @@ def check_methods(names: str | Iterable[str]) -> list[str]:
         ValueError: no method, an unknown name (the evaluable ones are listed), a guided
             method (not evaluated), or a name given twice.
 
-    Example:
+    Examples:
         >>> check_methods(["GradCAM++", " xgradcam"])
         ['gradcam++', 'xgradcam']
         >>> check_methods("guided_gradcam")  # doctest: +ELLIPSIS
@@ -156,7 +156,7 @@ def default_selection(methods: str | Sequence[str] | None,
     ones of :data:`DEFAULT_METHODS` and of every group at ``parameters`` (the rule of
     :mod:`axiomcam.evaluation.costs`), with the expensive ones left out.
 
-    Example:
+    Examples:
         >>> methods, groups = default_selection(None, None, check_parameters({}),
         ...                                     include_expensive=False)
         >>> methods.left_out, groups.left_out

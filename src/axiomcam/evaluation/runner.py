@@ -271,7 +271,7 @@ def evaluate(
             naming the image, method and metric: a bug upstream).
         PermissionError: ``out_dir`` cannot be created or written to.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from torch import nn
         >>> from axiomcam.data import Dataset, Sample

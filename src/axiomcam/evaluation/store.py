@@ -32,7 +32,7 @@ The SQL schema, the writer's lock and the comparison of configurations are in
 :mod:`axiomcam.evaluation.database`; extending a run to more images and merging the parts
 of a distributed run in :mod:`axiomcam.evaluation.merging`.
 
-Example:
+Examples:
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as directory:
     ...     with ResultStore.create(directory, {"methods": ["gradcam"]}) as store:
@@ -137,7 +137,7 @@ class ProblemRow(NamedTuple):
 class NonFiniteValueError(ValueError):
     """A metric produced NaN or infinity: a bug upstream, never stored.
 
-    Example:
+    Examples:
         >>> issubclass(NonFiniteValueError, ValueError)
         True
     """
@@ -205,7 +205,7 @@ def check_resumable(path: str | os.PathLike[str], config: Mapping[str, Any]) -> 
             version (written by another axiomcam version), or of another configuration
             (the message lists the differences: model, methods, versions, ...).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> with tempfile.TemporaryDirectory() as directory:
@@ -280,7 +280,7 @@ class ResultStore:
                 anything is written).
             RunInProgressError: another process has this database open for writing.
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> with tempfile.TemporaryDirectory() as directory:
             ...     ResultStore.create(directory, {"seed": 0}).close()
@@ -332,7 +332,7 @@ class ResultStore:
             FileNotFoundError: ``out_dir`` holds no ``results.sqlite`` (or ``name``).
             ValueError: the file is not an axiomcam results database.
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> with tempfile.TemporaryDirectory() as directory:
             ...     ResultStore.create(directory, {"seed": 3}).close()
@@ -380,7 +380,10 @@ class ResultStore:
         """Store one batch's rows in one transaction (all or nothing).
 
         Args:
-            images, results, curves, problems: the batch's rows.
+            images: the batch's image rows.
+            results: its result rows.
+            curves: its curve rows.
+            problems: its problem rows.
             batch: the batch's index in the run: the image and problem rows are stored
                 with it and the batch is recorded as done (:meth:`done_batches`) in the
                 same transaction. ``None``: rows as given, no batch recorded.
@@ -394,7 +397,7 @@ class ResultStore:
             sqlite3.IntegrityError: a row repeats an ``(image_id, method, metric)`` already
                 stored, or the batch is already recorded (a bug in the caller).
 
-        Example:
+        Examples:
             >>> import math, tempfile
             >>> with tempfile.TemporaryDirectory() as directory:
             ...     with ResultStore.create(directory, {}) as store:
@@ -550,7 +553,7 @@ metric 'x' is nan: a non-finite result is a bug upstream and is not stored
 def rows_by(rows: Sequence[ResultRow], *keys: str) -> dict[tuple, list[float]]:
     """Group result values by the named fields (``"method"``, ``"metric"``, ...).
 
-    Example:
+    Examples:
         >>> rows = [ResultRow("a", "m", "x", 1.0), ResultRow("b", "m", "x", 3.0)]
         >>> rows_by(rows, "method", "metric")
         {('m', 'x'): [1.0, 3.0]}

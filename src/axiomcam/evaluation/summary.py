@@ -16,7 +16,7 @@ resample's mean; the interval is the 2.5th and 97.5th percentiles of those means
 draws come from ``numpy.random.default_rng(seed)`` with the run's seed, so a summary is
 reproducible.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> values = np.array([1.0, 2.0, 3.0, 4.0])
     >>> low, high = bootstrap_interval(values, seed=0)
@@ -99,7 +99,7 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, *, seed: int,
         ValueError: no values, a non-finite value, or ``confidence`` / ``resamples`` out
             of range.
 
-    Example:
+    Examples:
         >>> bootstrap_interval([2.0, 2.0, 2.0], seed=0)
         (2.0, 2.0)
         >>> bootstrap_interval([0.0, 10.0], seed=1) == bootstrap_interval([0.0, 10.0], seed=1)
@@ -157,7 +157,7 @@ def summarize(out_dir: str | os.PathLike[str], *, seed: int | None = None,
     Raises:
         FileNotFoundError: no database in ``out_dir``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from axiomcam.evaluation.store import ResultRow, ResultStore
         >>> with tempfile.TemporaryDirectory() as directory:
@@ -192,7 +192,7 @@ def format_number(value: float) -> str:
     trailing zeros between 0.001 and 100000 (integers without a point), else three
     significant decimals in scientific notation.
 
-    Example:
+    Examples:
         >>> format_number(20.0), format_number(0.123456), format_number(1e-05)
         ('20', '0.1235', '1.000e-05')
     """
@@ -205,7 +205,7 @@ def format_number(value: float) -> str:
 def format_table(summaries: Sequence[MetricSummary]) -> str:
     """A compact text table of the means: one line per metric, one column per method.
 
-    Example:
+    Examples:
         >>> print(format_table([MetricSummary("gradcam", "average_drop", 2, 20.0, 20.0,
         ...                                   10.0, 30.0)]))
         metric        gradcam

@@ -1,6 +1,6 @@
 """Every explanation method, as reusable objects, and the registry of their names.
 
-Example:
+Examples:
     >>> import torch, torchvision
     >>> from axiomcam.methods import XGradCAM
     >>> model = torchvision.models.resnet18(num_classes=10)

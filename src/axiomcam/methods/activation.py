@@ -25,7 +25,7 @@ class CAM(BaseCAM):
     The head is checked numerically: the model's output must equal
     ``linear(mean_ij(A))``.  Any other layer raises a ``ValueError``.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import CAM, GradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -89,7 +89,7 @@ class EigenCAM(BaseCAM):
     (:func:`~axiomcam.methods.maps.principal_projection`).  Class-agnostic: every target
     gets the same map.  No channel weights (the centring adds a constant).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import EigenCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -122,7 +122,7 @@ class FEM(BaseCAM):
     more than ``sqrt(S - 1)`` standard deviations above the mean, so with ``t = 2`` a
     layer of fewer than 6 positions gets all-zero weights (and a zero map).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import FEM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -159,7 +159,7 @@ class RandomCAM(BaseCAM):
     every call; the draws are per batch, so an image alone gets other weights than in a
     batch); ``None`` draws fresh weights each call.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import RandomCAM
         >>> model, x = torchvision.models.resnet18(num_classes=10), torch.rand(1, 3, 64, 64)

@@ -2,7 +2,7 @@
 pytorch-grad-cam's augmentations in one batch of copies, each copy's maps brought back by
 the inverse transform, and averaged.
 
-Example:
+Examples:
     >>> import torch
     >>> from axiomcam.methods.augment import AUGMENTATIONS, augment_batch, deaugment
     >>> x = torch.arange(4.0).view(1, 1, 1, 4)

@@ -240,7 +240,7 @@ def check_counterfactual(explainer: type[Explainer], counterfactual: object) -> 
     """Refuse ``counterfactual`` unless it is a bool, and ``True`` for a method without a
     counterfactual form (the error names the methods that have one).
 
-    Example:
+    Examples:
         >>> from axiomcam.methods import GradCAM, ScoreCAM
         >>> check_counterfactual(GradCAM, True)  # defined: nothing raised
         >>> check_counterfactual(ScoreCAM, True)  # doctest: +ELLIPSIS
@@ -263,7 +263,7 @@ def counterfactual_methods() -> list[str]:
     """The names of the methods with a counterfactual form (:attr:`Explainer.has_counterfactual`),
     found among the subclasses of :class:`Explainer`.
 
-    Example:
+    Examples:
         >>> import axiomcam
         >>> counterfactual_methods()  # doctest: +NORMALIZE_WHITESPACE
         ['gradcam', 'xgradcam', 'gradcam++', 'hirescam', 'layercam', 'gradcamelementwise',
@@ -488,6 +488,9 @@ class GradientCAM(BaseCAM):
 
     def raw_from(self, activations: torch.Tensor,
                  gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 1, K, S)`` activations and ``(B, n, K, S)`` gradients -> the raw map
+        ``(B, n, S)`` and the channel weights ``(B, n, K)`` (``None`` for element-wise
+        methods): ``sum_k w_k A^k`` with :meth:`channel_weights_from`'s weights."""
         weights = self.channel_weights_from(activations, gradients)
         return weighted_sum(weights, activations[:, 0]), weights
 

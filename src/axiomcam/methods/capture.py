@@ -2,7 +2,7 @@
 as a ``(B, C, *spatial)`` grid, the context manager that always removes it, and
 :class:`TargetLayer`, what the methods know about the layer of one model across calls.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.methods.capture import LayerCapture, capturing
@@ -138,7 +138,7 @@ class TargetLayer:
             image's output (``None``: not known yet; found out by
             :class:`~axiomcam.methods.engine.PerturbationEngine` on its first ablation).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> layer = TargetLayer(torchvision.models.resnet18(num_classes=4).eval(), "layer3")
         >>> activation, output = layer.record(layer.model, torch.rand(1, 3, 64, 64),
@@ -226,7 +226,7 @@ def target_layers(model: nn.Module, layer: LayerSpec, *, reshape: str | None = N
             the same module), an unknown name (:func:`~axiomcam.layers.resolve_layer`).
         TypeError: an item that is neither a name nor a module.
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> model = torchvision.models.resnet18()
         >>> [layer.name for layer in target_layers(model, ["layer3", model.layer4])]
@@ -267,7 +267,7 @@ def record_layers(layers: Sequence[TargetLayer], forward: Callable[[torch.Tensor
     Raises:
         ValueError: a layer did not run, or its output is no ``(B, C, ...)`` grid.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU(),

@@ -2,7 +2,7 @@
 target layer's activations ``A``, the gradients ``G = dy^c/dA``, the target scores ``y^c``,
 the channel-ablated scores), and :func:`capture_layer`, which gives it for any model.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.methods import capture_layer
@@ -49,7 +49,7 @@ def score_gradients(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
     ``G`` from here, so a counterfactual map is the method's own formula applied to
     ``-G``, the evidence *against* the class.
 
-    Example:
+    Examples:
         >>> import torch
         >>> leaf = torch.tensor([2.0, 3.0], requires_grad=True)
         >>> scores = (leaf[0] * leaf[1]).reshape(1, 1)
@@ -78,7 +78,7 @@ def score_curvatures(scores: torch.Tensor, leaves: Sequence[torch.Tensor], *,
     leaf at all. With ``counterfactual`` both are of ``-y^c`` (``-g`` and ``-H A``). No
     parameter's ``.grad`` is touched.
 
-    Example:
+    Examples:
         >>> import torch
         >>> leaf = torch.tensor([[2.0, 3.0]], requires_grad=True)
         >>> scores = (leaf[:, :1] ** 2 * leaf[:, 1:])  # y = a^2 b: g = (2ab, a^2)
@@ -325,7 +325,7 @@ def noisy_gradient_moments(context: LayerContext, samples: int, std: float,
     whole batch and one backward pass per target that stops at the layer (a
     counterfactual context gives moments of ``-G``); a progress bar counts the samples.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -382,7 +382,7 @@ def capture_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = 
         TypeError, ValueError: what :func:`axiomcam.explain` rejects (a bad model, input,
             layer, target or ``batch_size``), and a list of layers (one layer at a time).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

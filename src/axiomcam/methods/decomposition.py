@@ -36,7 +36,7 @@ class EigenGradCAM(GradientCAM):
     positively with ``sum_k G^k * A^k`` (HiResCAM's raw map). Class-specific (``G`` is the
     target's), no channel weights. No counterfactual form here: it would be ``-raw``.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import EigenGradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -63,7 +63,7 @@ def kernel_matrix(points: torch.Tensor, kernel: Kernel = "sigmoid", gamma: float
     ``sigmoid`` ``tanh(gamma <x, y> + coef0)``; ``rbf`` ``exp(-gamma |x - y|^2)``;
     ``cosine`` ``<x, y> / (|x| |y|)``.
 
-    Example:
+    Examples:
         >>> kernel_matrix(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), "rbf", gamma=1.0)
         tensor([[1.0000, 0.1353],
                 [0.1353, 1.0000]])
@@ -93,7 +93,7 @@ def kernel_principal_projection(points: torch.Tensor, kernel: Kernel = "sigmoid"
     ``(lambda, alpha)`` its largest eigenpair, scores ``alpha sqrt(max(lambda, 0))``
     (scikit-learn's ``KernelPCA.fit_transform``), up to sign.
 
-    Example:
+    Examples:
         >>> points = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
         >>> kernel_principal_projection(points, "linear").abs()  # PCA: the linear kernel
         tensor([1.4142, 0.0000, 1.4142])
@@ -119,7 +119,7 @@ class KPCACAM(BaseCAM):
         gamma: the kernel's scale (``None``: ``1 / K``); ``degree=3`` and ``coef0=1`` are
             scikit-learn's defaults, which pytorch-grad-cam keeps.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import KPCACAM
         >>> model = torchvision.models.resnet18(num_classes=10)

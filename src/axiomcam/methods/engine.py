@@ -14,7 +14,7 @@ Two kinds of copies:
 The model is always called through :func:`model_output`, which pairs the model's extra
 inputs with the images each copy comes from.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -65,7 +65,7 @@ class AblationCache(dict):
     three. Entries are keyed by the layer, the inputs tensor (identity and version) and
     the target classes; use a new cache per batch, since a freed tensor's id is reused.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import AblationCAM
         >>> model = torchvision.models.resnet18(num_classes=4).eval()
@@ -83,7 +83,7 @@ def noise_generator(seed: int | None, device: torch.device | str) -> torch.Gener
     """A generator on ``device`` seeded with ``seed`` (``None``: a fresh random seed), for
     the noise of the sampled methods (smoothing, SS-CAM, Smooth Grad-CAM++).
 
-    Example:
+    Examples:
         >>> draw = lambda: torch.randn(2, generator=noise_generator(7, "cpu"))
         >>> bool((draw() == draw()).all())
         True
@@ -134,7 +134,7 @@ def model_output(model: torch.nn.Module, inputs: torch.Tensor,
     Raises:
         ValueError: without ``rows``, a tensor with neither 1 nor ``len(inputs)`` rows.
 
-    Example:
+    Examples:
         >>> import torch
         >>> def model(images, offsets):
         ...     return images.flatten(1).sum(1) + offsets

@@ -1,7 +1,7 @@
 """FullGrad (Srinivas & Fleuret, NeurIPS 2019): the input-gradient plus the bias-gradient
 of every layer with a bias, each post-processed and summed.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.methods.fullgrad import bias_layers
@@ -40,7 +40,7 @@ def layer_bias(module: nn.Module) -> torch.Tensor | None:
     (``y = gamma (x - mu) / sqrt(var + eps) + beta``): ``b = beta - gamma mu / sqrt(var +
     eps)`` (``gamma = 1``, ``beta = 0`` without affine parameters).
 
-    Example:
+    Examples:
         >>> norm = nn.BatchNorm1d(1).eval()
         >>> _ = norm.running_mean.fill_(2.0), norm.running_var.fill_(4.0 - norm.eps)
         >>> layer_bias(norm).tolist()
@@ -117,7 +117,7 @@ class FullGrad(Explainer):
     target layer and no channel weights. Cost: one forward and one backward pass through
     the whole network per target.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import FullGrad
         >>> model = torchvision.models.resnet18(num_classes=10)

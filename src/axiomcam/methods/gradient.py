@@ -35,7 +35,7 @@ class GradCAM(GradientCAM):
     ``w_k = mean_ij G^k_ij``;  ``L = ReLU(sum_k w_k A^k)``.  Counterfactual (the paper's
     own form): ``w_k = mean_ij (-G^k_ij)``, the regions whose removal would raise ``y^c``.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -63,7 +63,7 @@ class XGradCAM(GradientCAM):
     Counterfactual: ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) (-G^k_ij)``, i.e. the weights
     and raw map negated (it then conserves ``-y^c``).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import XGradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -96,7 +96,7 @@ class GradCAMPlusPlus(GradientCAM):
     ``2 G^2 + (sum A) |G|^3 > 0``; elsewhere ``ReLU(-G) = 0`` (a zero denominator gives
     ``alpha = 0``, as in the plain form).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAMPlusPlus
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -120,7 +120,7 @@ def plus_plus_weights(activations: torch.Tensor, first: torch.Tensor, second: to
     and ``(B, n, K, S)`` derivatives -> ``(B, n, K)``:
     ``w_k = sum_ij ReLU(D1) D2 / (2 D2 + (sum_ab A^k_ab) D3)`` (0 where the denominator is 0).
 
-    Example:
+    Examples:
         >>> import torch
         >>> g, a = torch.tensor([[[[1.0, -1.0]]]]), torch.tensor([[[[1.0, 1.0]]]])
         >>> plus_plus_weights(a, g, g.pow(2), g.pow(3))  # 1 / (2 + 2 * 1)
@@ -149,7 +149,7 @@ class SmoothGradCAMPlusPlus(GradientCAM):
         seed: seeds the noise (0 by default: the same map every call; ``None``: fresh).
         **options: see :class:`BaseCAM`. No counterfactual form.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import SmoothGradCAMPlusPlus
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -186,7 +186,7 @@ class HiResCAM(GradientCAM):
     score exactly on bias-free ReLU heads.  Counterfactual: ``L = ReLU(sum_k -G^k * A^k)``
     (``raw`` negated).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import HiResCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -215,7 +215,7 @@ class LayerCAM(GradientCAM):
     Counterfactual: ``L = ReLU(sum_k ReLU(-G^k) * A^k)``: the positions where the gradient
     is negative, which the plain form leaves out (not ``ReLU(-raw)``).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import LayerCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -245,7 +245,7 @@ class GradCAMElementWise(GradientCAM):
     No channel weights. Counterfactual: ``L = sum_k ReLU(-G^k * A^k)``, the terms that
     speak against the class (not ``ReLU(-raw)``).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GradCAMElementWise
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -280,7 +280,7 @@ class ShapleyCAM(GradientCAM):
     in; pass it as a callable target). Counterfactual: ``G`` and ``H A`` of ``-y^c``, the
     weights and ``raw`` negated.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from axiomcam.methods import ShapleyCAM
@@ -317,7 +317,7 @@ class FinerCAM(GradCAM):
         alpha: the comparison strength (0: plain Grad-CAM; 1, the default, the full
             difference).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import FinerCAM
         >>> model = torchvision.models.resnet18(num_classes=10)

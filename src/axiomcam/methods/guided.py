@@ -42,7 +42,7 @@ class GuidedBackprop(Explainer):
     min-max scaled; there is no layer, ``raw`` or channel weights.  The whole batch takes one
     forward and one backward pass per target.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import GuidedBackprop
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -105,7 +105,7 @@ class Guided(GuidedBackprop):
     which keep its positive part: the pixels whose increase would lower the score) times
     the counterfactual map.  Guided Backpropagation alone has no counterfactual form.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import Guided, XGradCAM
         >>> model = torchvision.models.resnet18(num_classes=10)

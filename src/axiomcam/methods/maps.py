@@ -1,7 +1,7 @@
 """Map arithmetic shared by the methods and the metrics: weighted channel sums, division
 without NaN, min-max scaling and upsampling.
 
-Example:
+Examples:
     >>> import torch
     >>> from axiomcam.methods.maps import minmax_scale, weighted_sum
     >>> weights, activations = torch.tensor([[[1.0, -1.0]]]), torch.tensor([[[2.0, 0.0],
@@ -63,7 +63,7 @@ def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Linear (1D signals), bilinear (images) or trilinear (3D) upsampling of
     ``(B, n, *spatial)`` maps to ``size``, ``align_corners=False``.
 
-    Example:
+    Examples:
         >>> upsample(torch.tensor([[[0.0, 1.0]]]), (4,))
         tensor([[[0.0000, 0.2500, 0.7500, 1.0000]]])
     """
@@ -77,7 +77,7 @@ def fuse_maps(maps: list[torch.Tensor]) -> torch.Tensor:
     """The fused map of several layers: ``minmax(mean_l M_l)`` of their final maps ``M_l``
     (each ``(B, n, *input_spatial)``, already in ``[0, 1]``).
 
-    Example:
+    Examples:
         >>> fuse_maps([torch.tensor([[[0.0, 1.0, 1.0]]]), torch.tensor([[[0.0, 0.0, 1.0]]])])
         tensor([[[0.0000, 0.5000, 1.0000]]])
     """
@@ -97,7 +97,7 @@ def orient(projection: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     (a component's sign is arbitrary; the map is made to agree with the channel mean of
     the matrix it decomposes).
 
-    Example:
+    Examples:
         >>> orient(torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 5.0]]))
         tensor([[-1.,  1.]])
     """
@@ -113,7 +113,7 @@ def principal_projection(matrix: torch.Tensor) -> torch.Tensor:
     mean of ``matrix``. NaNs count as 0. The core of Eigen-CAM, Eigen-Grad-CAM and
     ``eigen_smooth``.
 
-    Example:
+    Examples:
         >>> matrix = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [2.0, 4.0]]])  # rank 1
         >>> principal_projection(matrix)
         tensor([[-2.2361,  2.2361,  0.0000]])

@@ -39,7 +39,7 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     ``length - window`` when the stride does not land there, so every position is covered
     (a window longer than the axis is the whole axis).
 
-    Example:
+    Examples:
         >>> window_starts(10, 4, 3), window_starts(10, 4, 2), window_starts(3, 8, 1)
         ([0, 3, 6], [0, 2, 4, 6], [0])
     """
@@ -76,7 +76,7 @@ def scaled_window(spatial: Sequence[int], windows: int = WINDOWS_PER_SIDE
     """A window and a stride that fit the input: per spatial axis, ``ceil(side / windows)``
     and half of it (at least 1).
 
-    Example:
+    Examples:
         >>> scaled_window((224, 224)), scaled_window((100,), 5)
         (((32, 32), (16, 16)), ((20,), (10,)))
     """
@@ -90,7 +90,7 @@ def occlusion_positions(spatial: Sequence[int], window: Size = 32,
     for a signal) has: the forward passes of the whole network on occluded copies that
     one image costs (the explanation adds one pass for the clean batch).
 
-    Example:
+    Examples:
         >>> occlusion_positions((224, 224)), occlusion_positions((224, 224), 56, 56)
         (169, 16)
     """
@@ -140,7 +140,7 @@ def occlusion_baseline(inputs: torch.Tensor, baseline: object,
         ValueError: an unknown name, a tensor of another shape, or a non-finite value.
         TypeError: anything else.
 
-    Example:
+    Examples:
         >>> x = torch.arange(4.0).view(1, 1, 2, 2)
         >>> occlusion_baseline(x, "mean", (2, 2)).flatten().tolist()
         [1.5, 1.5, 1.5, 1.5]
@@ -198,7 +198,7 @@ class Occlusion(Explainer):
         **options: see :class:`~axiomcam.methods.Explainer` (``batch_size``,
             ``progress``, ``smooth``, ``output``, ``extra_inputs``, ...).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import Occlusion
         >>> model = torchvision.models.resnet18(num_classes=10)

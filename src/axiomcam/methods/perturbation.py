@@ -45,7 +45,7 @@ class AblationCAM(BaseCAM):
     whose later layers reshape with the input's batch size fall back to re-running the
     whole network on copies of the image (a warning says so).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import AblationCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -88,7 +88,7 @@ class ScoreCAM(BaseCAM):
     baseline image; ``L = ReLU(sum_k s_k A^k)``.  Unlike some libraries, the ``s_k`` are
     *not* softmax-normalised over channels: they are the raw increases in confidence.
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> from axiomcam.methods import ScoreCAM
         >>> model = torchvision.models.resnet18(num_classes=10)
@@ -129,7 +129,7 @@ class SSCAM(BaseCAM):
             in blocks of 16).
         **options: see :class:`BaseCAM`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from axiomcam.methods import SSCAM
@@ -180,7 +180,7 @@ class ISCAM(BaseCAM):
     Args:
         num_samples: ``N``, steps along the path (10, torchcam's default).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from axiomcam.methods import ISCAM, ScoreCAM

@@ -5,7 +5,7 @@ cost, the title figures use).
 The CLI, ``evaluate``, the app, the figures and the docs' tables read :data:`METHODS`; a new
 method is a class in its family's module plus one line in :data:`CAM_CLASSES`.
 
-Example:
+Examples:
     >>> from axiomcam.methods.registry import method_info
     >>> info = method_info("Grad-CAM++")
     >>> info.name, info.title, info.has_channel_weights, info.cost
@@ -190,7 +190,7 @@ def normalise_method_name(name: str) -> str:
         TypeError: ``name`` is not a string.
         ValueError: an unknown name (near matches and the known names are listed).
 
-    Example:
+    Examples:
         >>> normalise_method_name(" Grad-CAM++"), normalise_method_name("GradCAMPlusPlus")
         ('gradcam++', 'gradcam++')
     """
@@ -219,7 +219,7 @@ def has_channel_weights(name: str) -> bool:
     """Whether the method's maps are ``sum_k w_k A^k`` with channel weights (the axioms
     apply); guided forms answer for their CAM.
 
-    Example:
+    Examples:
         >>> has_channel_weights("xgradcam"), has_channel_weights("guided_gradcam")
         (True, True)
         >>> has_channel_weights("layercam"), has_channel_weights("guided_backprop")
@@ -272,7 +272,7 @@ def create(name: str, model: nn.Module, target_layer: LayerSpec = None,
     Raises:
         ValueError: an unknown name or variant (the known ones are listed).
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> from axiomcam.methods import create
         >>> create("guided_gradcam", torchvision.models.resnet18(), "layer4").name

@@ -27,7 +27,7 @@ curves); data-set means, medians and bootstrap intervals are taken over those va
 figure can always be traced to its images.  The formulas, sources and the definitions of
 degenerate cases are in each function's docstring and in ``docs/evaluation.md``.
 
-Example:
+Examples:
     >>> import torch
     >>> from axiomcam.metrics import energy_pointing_game
     >>> maps = torch.zeros(1, 4, 4)

@@ -30,7 +30,7 @@ The axioms are meaningful at layers with non-negative activations (after a ReLU)
 skip connection bypasses, so that the score is a function of ``A`` alone; see
 ``docs/evaluation.md``.
 
-Example:
+Examples:
     >>> import torch
     >>> from axiomcam.metrics.axioms import measure_axioms
     >>> from torch import nn
@@ -163,7 +163,7 @@ def probe_layer(model: nn.Module, inputs: torch.Tensor, targets: TargetSpec = No
         ValueError: ``(B, k)`` targets (one target per image is measured at a time), and
             everything :func:`axiomcam.explain` rejects.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.axioms import probe_layer
         >>> from torch import nn
@@ -207,7 +207,7 @@ def conservation_error(scores: torch.Tensor, map_sums: torch.Tensor) -> torch.Te
         scores: ``(B,)`` the target scores ``y^c``.
         map_sums: ``(B,)`` the sums of the maps before their ReLU (``raw.sum((1, 2))``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.axioms import conservation_error
         >>> conservation_error(torch.tensor([4.0, 0.0]), torch.tensor([3.0, 0.5]))
@@ -225,7 +225,7 @@ def sensitivity_error(score_drops: torch.Tensor, contributions: torch.Tensor) ->
         score_drops: ``(B, K)`` ``dS_k = y^c(A) - y^c(A without channel k)``.
         contributions: ``(B, K)`` each channel's share of the map, ``w_k sum_ij A^k_ij``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.axioms import sensitivity_error
         >>> sensitivity_error(torch.tensor([[2.0, -1.0, 1.0]]), torch.tensor([[1.0, -1.0, 1.0]]))
@@ -239,7 +239,7 @@ def sensitivity_correlation(score_drops: torch.Tensor,
     """Pearson correlation over channels of ``dS_k`` and ``c_k``, per image (0 where either
     is constant).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.axioms import sensitivity_correlation
         >>> drops, contributions = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[2.0, 4.0, 6.0]])
@@ -278,7 +278,7 @@ def axiom_errors(probe: LayerProbe, explanation: Explanation) -> AxiomErrors:
             several layers (measure ``explanation.layers[name]`` instead), other targets,
             or shapes that do not match the probe.
 
-    Example:
+    Examples:
         >>> import torch, axiomcam
         >>> from axiomcam.metrics.axioms import axiom_errors, probe_layer
         >>> from torch import nn
@@ -353,7 +353,7 @@ class AxiomProbe:
         progress: progress over the probe's ablation passes.
         ablation_cache: the cache to share (``None``: a new one for this batch).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from axiomcam.methods import create
@@ -442,7 +442,7 @@ def measure_axioms(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str
         ValueError: a method without channel weights or an unknown method (before any
             computation).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.axioms import measure_axioms
         >>> from torch import nn

@@ -46,7 +46,7 @@ def check_number(value: object, name: str) -> float:
     Raises:
         ValueError: naming ``name`` and the value.
 
-    Example:
+    Examples:
         >>> check_number(3, "steps"), check_number(0.5, "noise_std")
         (3.0, 0.5)
     """
@@ -131,7 +131,7 @@ def check_class_targets(targets: object, batch_size: int,
         TypeError: a bool, floats, or a value that is not an int, sequence or tensor.
         ValueError: a length other than ``batch_size``, a class out of range.
 
-    Example:
+    Examples:
         >>> check_class_targets(1, 3), check_class_targets([0, 2], 2, num_classes=3)
         (tensor([1, 1, 1]), tensor([0, 2]))
     """
@@ -208,7 +208,7 @@ def check_boxes(boxes: object, batch_size: int, height: int, width: int,
 def chunks(total: int, size: int) -> Iterator[slice]:
     """Slices of at most ``size`` over ``range(total)``.
 
-    Example:
+    Examples:
         >>> list(chunks(5, 2))
         [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
     """
@@ -275,7 +275,7 @@ def check_faithfulness_inputs(model: nn.Module, inputs: torch.Tensor, maps: torc
 def pixel_count(percent: float, pixels: int) -> int:
     """How many of ``pixels`` make ``percent`` %: ``round(percent / 100 * pixels)``, halves up.
 
-    Example:
+    Examples:
         >>> pixel_count(50, 5), pixel_count(10, 64)
         (3, 6)
     """
@@ -286,7 +286,7 @@ def saliency_rank(maps: torch.Tensor) -> torch.Tensor:
     """``(B, H*W)`` rank of every pixel in decreasing saliency (0 = most salient); equal
     values keep their row-major order.
 
-    Example:
+    Examples:
         >>> saliency_rank(torch.tensor([[[0.2, 0.9], [0.2, 0.5]]]))
         tensor([[2, 0, 3, 1]])
     """

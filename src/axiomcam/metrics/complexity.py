@@ -15,7 +15,7 @@ maps normalised by their maximum (which ours are):
 An all-zero map is treated as a uniform one (no pixel stands out): sparseness 0,
 complexity ``log n``, effective complexity 0.
 
-Example:
+Examples:
     >>> import torch
     >>> maps = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])
     >>> sparseness(maps), complexity(maps), effective_complexity(maps)
@@ -59,7 +59,7 @@ def sparseness(maps: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError, ValueError: bad maps (see :func:`axiomcam.metrics.common.check_maps`).
 
-    Example:
+    Examples:
         >>> import torch
         >>> sparseness(torch.tensor([[[0.0, 1.0, 0.0, 1.0]]]))   # (-1*0 -1*0 +1*1 +3*1) / (4*2)
         tensor([0.5000])
@@ -90,7 +90,7 @@ def complexity(maps: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError, ValueError: bad maps.
 
-    Example:
+    Examples:
         >>> import torch
         >>> complexity(torch.tensor([[[0.0, 1.0, 0.0, 1.0]]]))   # two halves: log 2
         tensor([0.6931])
@@ -118,7 +118,7 @@ def effective_complexity(maps: torch.Tensor, *, threshold: float = 1e-5) -> torc
     Raises:
         TypeError, ValueError: bad maps; a threshold outside ``[0, 1)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> effective_complexity(torch.tensor([[[0.0, 0.5, 1e-6, 1.0]]]))
         tensor([2])

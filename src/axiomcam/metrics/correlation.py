@@ -17,7 +17,7 @@ channels at once. The random draws come from a CPU :class:`torch.Generator` seed
 ``seed``, or are given (``subsets=``, ``fill_values=``, ``segments=``) to replay another
 library's draws. Each function returns per-image values.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.metrics import faithfulness_correlation, irof, monotonicity_correlation
@@ -75,7 +75,7 @@ def pearson_correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Tens
     ``second``: ``sum (a - mean a)(b - mean b) / sqrt(sum (a - mean a)^2 sum (b - mean b)^2)``;
     a row whose values are all equal (in either tensor) has no correlation, defined as 0.
 
-    Example:
+    Examples:
         >>> pearson_correlation(torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]),
         ...                     torch.tensor([[2.0, 4.0, 7.0], [1.0, 2.0, 3.0]]))
         tensor([0.9934, 0.0000])
@@ -208,14 +208,18 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
     are.
 
     Args:
-        model, inputs, maps, targets: as in :func:`faithfulness_correlation`.
+        model: as in :func:`faithfulness_correlation`.
+        inputs: as in :func:`faithfulness_correlation`.
+        maps: as in :func:`faithfulness_correlation`.
+        targets: as in :func:`faithfulness_correlation`.
         steps: groups of pixels (``2 .. H*W``).
         samples: perturbations per group (``>= 1``).
         uniform_range: ``(low, high)`` of the fill values, in the model's input space
             (Quantus' default ``(0, 1)``).
         seed: seeds the fill values' generator.
         fill_values: ``(B, steps, samples)`` fill values to use instead of drawing them.
-        batch_size, progress: as in :func:`faithfulness_correlation`.
+        batch_size: as in :func:`faithfulness_correlation`.
+        progress: as in :func:`faithfulness_correlation`.
 
     Returns:
         ``(B,)`` correlations in ``[-1, 1]``.
@@ -287,7 +291,7 @@ def superpixels(inputs: torch.Tensor, n_segments: int = 100) -> torch.Tensor:
     float64 images as given, channels last (what Quantus' IROF does), relabelled so that
     the labels present are consecutive.
 
-    Example:
+    Examples:
         >>> labels = superpixels(torch.rand(1, 3, 16, 16), n_segments=4)
         >>> labels.shape, int(labels.min())
         (torch.Size([1, 16, 16]), 0)
@@ -335,13 +339,17 @@ def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
     an unnormalised area whose scale grows with ``n_b``; ``docs/peers.md``.)
 
     Args:
-        model, inputs, maps, targets: as in :func:`faithfulness_correlation`.
+        model: as in :func:`faithfulness_correlation`.
+        inputs: as in :func:`faithfulness_correlation`.
+        maps: as in :func:`faithfulness_correlation`.
+        targets: as in :func:`faithfulness_correlation`.
         n_segments: SLIC's target number of superpixels.
         segments: ``(B, H, W)`` integer labels ``0 .. n_b - 1`` to use instead of SLIC.
         baseline: ``"mean"``: each channel's mean over the image (Quantus: the mean over
             all channels together, the same for one channel); or a number / tensor as in
             :func:`faithfulness_correlation`.
-        batch_size, progress: as in :func:`faithfulness_correlation`.
+        batch_size: as in :func:`faithfulness_correlation`.
+        progress: as in :func:`faithfulness_correlation`.
 
     Returns:
         An :class:`IrofResult`.

@@ -13,7 +13,7 @@ return per-image values; the data-set averages are left to the caller. ROAD, whi
 removes pixels by imputation, is in :mod:`axiomcam.metrics.removal` (named after what ROAD
 does, so that the function ``axiomcam.metrics.road`` does not hide the module).
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from axiomcam.metrics import confidence_change, deletion_insertion, top_removal_drop
@@ -216,7 +216,7 @@ def blurred(inputs: torch.Tensor, sigma: float = 5.0, kernel_size: int = 11) -> 
     Raises:
         ValueError: ``sigma`` not a positive number or ``kernel_size`` not a positive odd int.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics.faithfulness import blurred
         >>> image = torch.zeros(1, 1, 5, 5); image[0, 0, 2, 2] = 1
@@ -268,7 +268,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
             ``0``, which for normalised inputs is the data set's mean colour), a ``(C,)``
             colour (e.g. ``-mean / std`` for black), or a tensor broadcastable to the
             inputs.
-        blur_sigma, blur_kernel_size: the insertion blur (RISE: sigma 5, kernel 11).
+        blur_sigma: the insertion blur's standard deviation (RISE: 5).
+        blur_kernel_size: the insertion blur's kernel size (RISE: 11).
         batch_size: images per forward pass.
         progress: show a progress bar (``None``: only for many batches), or a callable
             ``(done, total, description)`` told after every batch.

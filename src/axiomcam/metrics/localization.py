@@ -74,13 +74,14 @@ def boxes_to_masks(boxes: object, height: int, width: int,
     Args:
         boxes: ``B`` float tensors ``(n_i, 4)`` (or one ``(B, 4)`` tensor) of ``x0, y0,
             x1, y1`` in pixels, each image at least one box.
-        height, width: the masks' size (the maps').
+        height: the masks' height (the maps').
+        width: the masks' width.
         device: where the masks go.
 
     Returns:
         ``(B, height, width)`` bool, the union of each image's boxes.
 
-    Example:
+    Examples:
         >>> boxes_to_masks([torch.tensor([[1.0, 0.0, 3.0, 1.0]])], 2, 4).int()
         tensor([[[0, 1, 1, 0],
                  [0, 0, 0, 0]]], dtype=torch.int32)
@@ -116,7 +117,7 @@ def map_to_box(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
         ValueError: ``maps`` is not ``(B, H, W)``, has NaN/inf or values outside ``[0, 1]``;
             ``threshold`` is not in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.zeros(1, 4, 6)
         >>> maps[0, 1:3, 2:5] = 1.0          # rows 1..2, columns 2..4
@@ -194,7 +195,7 @@ def box_localization(maps: torch.Tensor, boxes: object, *, threshold: float = 0.
             NaN, or ``x1 <= x0``; a number of box entries other than ``B``; a threshold
             outside ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.zeros(1, 4, 4)
         >>> maps[0, :2, :2] = 1.0                      # predicted box (0, 0, 2, 2), area 4
@@ -260,7 +261,7 @@ def pointing_game(maps: torch.Tensor, boxes: object, *, tolerance: float = 15.0)
         ValueError: bad maps or boxes (see :func:`box_localization`); a negative or
             non-finite ``tolerance``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.zeros(2, 8, 8)
         >>> maps[0, 1, 1] = 1.0        # inside the box
@@ -299,7 +300,7 @@ def energy_pointing_game(maps: torch.Tensor, boxes: object) -> torch.Tensor:
         TypeError: ``maps`` or ``boxes`` of the wrong type.
         ValueError: bad maps or boxes (see :func:`box_localization`).
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[1.0, 0.5], [0.5, 0.0]]])
         >>> energy_pointing_game(maps, [torch.tensor([[0.0, 0.0, 1.0, 1.0]])])  # 1 / 2
@@ -351,7 +352,7 @@ def class_discrimination(maps: torch.Tensor, right_boxes: object,
         TypeError: ``maps`` or boxes of the wrong type.
         ValueError: bad maps or boxes (see :func:`box_localization`).
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[1.0, 0.0, 0.5, 0.0]]])         # a 1 x 4 map, mass 1.5
         >>> result = class_discrimination(maps, torch.tensor([[0.0, 0.0, 2.0, 1.0]]),
@@ -429,7 +430,7 @@ def evidence_location(maps: torch.Tensor, object_boxes: object, other_boxes: obj
         ValueError: bad maps or boxes (see :func:`box_localization`; an image may have no
             box here); a negative or non-finite ``tolerance``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.5, 0.0, 1.0, 0.5]]])         # a 1 x 4 map, mass 2
         >>> where = evidence_location(maps, [torch.tensor([[0.0, 0.0, 1.0, 1.0]])],

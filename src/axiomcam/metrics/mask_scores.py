@@ -22,7 +22,7 @@ tied pixel by its chance of being ranked in (the mean over random orders of the 
 and the AUC counts a tie as half a win, so a constant map scores the mask's share of the
 image, or 0.5 for the AUC, whatever the order of the pixels.
 
-Example:
+Examples:
     >>> import torch
     >>> maps = torch.tensor([[[1.0, 0.5], [0.5, 0.0]]])
     >>> masks = torch.tensor([[[True, True], [False, False]]])
@@ -82,7 +82,7 @@ def relevance_mass_accuracy(maps: torch.Tensor, masks: torch.Tensor) -> torch.Te
         TypeError: maps or masks of the wrong type.
         ValueError: bad maps, masks of another shape, an empty mask.
 
-    Example:
+    Examples:
         >>> import torch
         >>> relevance_mass_accuracy(torch.tensor([[[0.2, 0.6]]]), torch.tensor([[[False, True]]]))
         tensor([0.7500])
@@ -122,7 +122,7 @@ def relevance_rank_accuracy(maps: torch.Tensor, masks: torch.Tensor) -> torch.Te
     Raises:
         TypeError, ValueError: as :func:`relevance_mass_accuracy`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.9, 0.1, 0.8, 0.2]]])     # the top 2: pixels 0 and 2
         >>> relevance_rank_accuracy(maps, torch.tensor([[[True, True, False, False]]]))
@@ -152,7 +152,7 @@ def top_k_intersection(maps: torch.Tensor, masks: torch.Tensor, *, k: int = 1000
         TypeError, ValueError: as :func:`relevance_mass_accuracy`; ``k`` not an int in
             ``[1, H W]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.9, 0.1, 0.8, 0.2]]])
         >>> top_k_intersection(maps, torch.tensor([[[True, False, False, False]]]), k=2)
@@ -188,7 +188,7 @@ def attribution_localisation(maps: torch.Tensor, masks: torch.Tensor, *,
     Raises:
         TypeError, ValueError: as :func:`relevance_mass_accuracy`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]])
         >>> attribution_localisation(maps, torch.tensor([[[True, False, False, False]]]))
@@ -222,7 +222,7 @@ def mask_auc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError, ValueError: as :func:`relevance_mass_accuracy`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.9, 0.1, 0.5, 0.5]]])   # in: 0.9, 0.5; out: 0.1, 0.5
         >>> mask_auc(maps, torch.tensor([[[True, False, True, False]]]))   # (1 + 1 + 1 + .5) / 4

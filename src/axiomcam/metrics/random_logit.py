@@ -10,7 +10,7 @@ Quantus 0.6 (``quantus.RandomLogit``) takes the same SSIM, but of the two maps f
 into vectors (a 7-pixel window along the rows joined end to end); here the maps stay
 images, with the paper's 7 x 7 window (``docs/peers.md``).
 
-Example:
+Examples:
     >>> import torch
     >>> maps = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(0))
     >>> structural_similarity(maps, maps)
@@ -63,7 +63,8 @@ def structural_similarity(first: torch.Tensor, second: torch.Tensor, *,
     mean over the patches. In ``[-1, 1]``, 1 for equal maps (two equal constant maps too).
 
     Args:
-        first, second: ``(B, H, W)`` maps in ``[0, 1]``.
+        first: ``(B, H, W)`` maps in ``[0, 1]``.
+        second: ``(B, H, W)`` maps in ``[0, 1]``, compared with ``first``.
         window: the patch's side in pixels, odd (7 in the paper and skimage), or
             ``(height, width)``; at most the maps' size.
 
@@ -74,7 +75,7 @@ def structural_similarity(first: torch.Tensor, second: torch.Tensor, *,
         TypeError, ValueError: bad maps, maps of different shapes, a bad or too large
             window.
 
-    Example:
+    Examples:
         >>> import torch
         >>> a = torch.tensor([[[0.0, 1.0, 0.0]]])
         >>> # one patch: (4/9 + C1)(-2/3 + C2) / ((5/9 + C1)(2/3 + C2))
@@ -121,7 +122,7 @@ def random_other_classes(targets: torch.Tensor, num_classes: int, *,
         ValueError: fewer than 2 classes, targets not ``(B,)`` integers in
             ``[0, num_classes)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> others = random_other_classes(torch.tensor([0, 1, 2]), 3, seed=0)
         >>> bool((others != torch.tensor([0, 1, 2])).all()), int(others.max()) < 3
@@ -195,7 +196,7 @@ def random_logit(model: nn.Module, inputs: torch.Tensor, method: str = "xgradcam
             ``maps`` given without one class per image in ``targets``, fewer than 2
             classes.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> _ = torch.manual_seed(0)

@@ -11,7 +11,7 @@ in pixels with ``x1``/``y1`` exclusive, as in :mod:`axiomcam.metrics.localizatio
 
 An all-zero map has no region: its mask is empty whatever the threshold.
 
-Example:
+Examples:
     >>> import torch
     >>> maps = torch.tensor([[[0.0, 0.2, 0.9, 1.0],
     ...                       [0.0, 0.1, 0.8, 0.0]]])
@@ -90,7 +90,7 @@ def otsu_thresholds(maps: torch.Tensor, bins: int = 256) -> torch.Tensor:
         ``(B,)`` float64 thresholds on the maps' device; :func:`map_to_mask` keeps
         ``map > threshold``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.0, 0.1, 0.9, 1.0]]])
         >>> otsu_thresholds(maps, bins=4)          # bin centres 0.125 .. 0.875
@@ -145,7 +145,7 @@ def check_threshold(method: object, value: object = None) -> tuple[str, float | 
             method's range (``fraction`` in ``[0, 1]``, ``percentile`` in ``[0, 100]``), or
             a value for ``otsu``.
 
-    Example:
+    Examples:
         >>> check_threshold("percentile")
         ('percentile', 80.0)
     """
@@ -168,7 +168,7 @@ def mask_thresholds(maps: torch.Tensor, method: str = "fraction",
     Returns:
         ``(B,)`` float64 thresholds on the maps' device.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.0, 0.25, 0.5, 1.0]]])
         >>> mask_thresholds(maps, "percentile", 50)     # between 0.25 and 0.5
@@ -207,7 +207,7 @@ def map_to_mask(maps: torch.Tensor, method: str = "fraction",
         ValueError: bad maps (not ``(B, H, W)``, NaN, outside ``[0, 1]``), an unknown
             method, or a value outside its range.
 
-    Example:
+    Examples:
         >>> import torch
         >>> maps = torch.tensor([[[0.1, 0.2, 0.8, 1.0]]])
         >>> map_to_mask(maps, "otsu").tolist()
@@ -230,7 +230,7 @@ def component_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         component ``k`` (numbered in scan order of their first pixel, from 1), and
         ``sizes`` ``(count,)`` pixels per component (``sizes[k - 1]`` for label ``k``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> labels, sizes = component_labels(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0],
         ...                                            [1, 1, 0]], dtype=bool))
@@ -273,7 +273,7 @@ def mask_to_boxes(masks: torch.Tensor, *, largest: bool = False,
         TypeError: float masks (cut maps first with :func:`map_to_mask`).
         ValueError: not ``(B, H, W)``, integers other than 0/1, a bad ``min_pixels``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> masks = torch.zeros(1, 5, 6, dtype=torch.bool)
         >>> masks[0, 0, 0] = True                    # one pixel
@@ -315,7 +315,7 @@ def mask_iou(masks: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
         TypeError: float masks.
         ValueError: shapes that differ, or not ``(B, H, W)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> masks = torch.tensor([[[1, 1, 0, 0]]], dtype=torch.bool)
         >>> truth = torch.tensor([[[0, 1, 1, 0]]], dtype=torch.bool)

@@ -121,7 +121,7 @@ def noisy_linear_imputation(image: torch.Tensor, removed: torch.Tensor, *,
         TypeError / ValueError: on a non-float or non-finite image, a mask of another size
             or dtype, every pixel removed, or a negative / non-finite ``noise_std``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.metrics import noisy_linear_imputation
         >>> ramp = torch.arange(5.0).repeat(1, 5, 1)  # each row 0 1 2 3 4
@@ -234,7 +234,7 @@ def check_percentages(percentages: object, name: str = "percentages") -> tuple[f
     """ROAD's percentages checked: a non-empty sequence of finite numbers in ``(0, 100)``
     (``name`` is what the error calls them: ``"--road-percentages"`` on the command line).
 
-    Example:
+    Examples:
         >>> check_percentages([10, 50.5])
         (10.0, 50.5)
         >>> check_percentages([100])
@@ -289,7 +289,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         TypeError / ValueError: on bad model, inputs, maps, targets, percentages,
             noise_std, seed or batch_size.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from axiomcam.metrics import road

@@ -23,7 +23,7 @@ Batch-first: the ``N`` noisy copies of a batch are explained ``copies`` at a tim
 batch of ``copies * B`` inputs. ``noise`` may be given (``(N, B, ...)``) to reproduce a
 draw; otherwise ``generator`` (a seeded :class:`torch.Generator`) draws it.
 
-Example:
+Examples:
     >>> import torch
     >>> explain = lambda inputs, targets: inputs[:, 0] ** 2   # a map of the first channel
     >>> inputs = torch.ones(1, 2, 3, 3)
@@ -53,7 +53,7 @@ def uniform_noise(inputs: torch.Tensor, samples: int, radius: float,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """``(samples, *inputs.shape)`` noise uniform in ``[-radius, radius]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> noise = uniform_noise(torch.zeros(2, 3), 4, 0.5, torch.Generator().manual_seed(0))
         >>> tuple(noise.shape), bool(noise.abs().max() <= 0.5)
@@ -68,7 +68,7 @@ def gaussian_noise(inputs: torch.Tensor, samples: int, std: float,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``(samples, *inputs.shape)`` Gaussian noise, mean 0, standard deviation ``std``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> tuple(gaussian_noise(torch.zeros(2, 3), 4, 0.1).shape)
         (4, 2, 3)
@@ -102,7 +102,7 @@ def robustness_ratios(explain: Explain, inputs: torch.Tensor, targets: torch.Ten
         noise: ``(N, B, ...)`` the perturbations.
         copies: noisy copies explained per call (``copies * B`` inputs per batch).
 
-    Example:
+    Examples:
         >>> import torch
         >>> explain = lambda inputs, targets: 2 * inputs
         >>> noise = torch.full((2, 1, 4), 0.5)
@@ -158,7 +158,7 @@ def avg_sensitivity(explain: Explain, inputs: torch.Tensor, targets: torch.Tenso
     """``(B,)`` average sensitivity: the mean over ``s`` of the ratio of
     :func:`max_sensitivity`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> explain = lambda inputs, targets: inputs
         >>> noise = torch.tensor([[[0.1, 0.0]], [[0.3, 0.0]]])   # ratios 0.1, 0.3
@@ -178,7 +178,7 @@ def local_lipschitz_estimate(explain: Explain, inputs: torch.Tensor, targets: to
     """``(B,)`` local Lipschitz estimate: ``max_s ||a(x + n_s) - a(x)|| / (||n_s|| + 1e-10)``,
     ``n_s`` Gaussian with standard deviation ``std`` (Quantus's ``perturb_std``, 0.1).
 
-    Example:
+    Examples:
         >>> import torch
         >>> explain = lambda inputs, targets: 3 * inputs
         >>> round(float(local_lipschitz_estimate(explain, torch.zeros(1, 5), torch.tensor([0]),

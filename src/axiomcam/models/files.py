@@ -102,7 +102,7 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: Pa
             lists the first 5 missing keys (in the model, not in the file), unexpected keys
             (in the file only) and keys whose shapes differ, with their counts.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = torch.nn.Linear(2, 1)
         >>> fit_state_dict(model, {"weight": torch.ones(1, 2), "bias": torch.zeros(1)},
@@ -169,7 +169,7 @@ def read_model_file(path: Path) -> nn.Module:
             (then the architecture and ``--weights`` are asked for) or something else than
             a model; the path is named.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from pathlib import Path
         >>> with tempfile.TemporaryDirectory() as folder:
@@ -247,7 +247,7 @@ def cwd_importable() -> Iterator[None]:
     """The current directory on ``sys.path`` (first, as ``python -m`` has it) while inside,
     so that a user's own module (a factory, a pickled model's class) imports.
 
-    Example:
+    Examples:
         >>> import os, sys
         >>> with cwd_importable():
         ...     os.getcwd() in sys.path or "" in sys.path
@@ -282,7 +282,7 @@ def read_class_names(path: str | os.PathLike[str]) -> list[str]:
         ValueError: not UTF-8, invalid JSON, a name that is not a string, JSON keys that
             are not ``0..N-1``, or no names at all; the path is named.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from axiomcam.models import read_class_names

@@ -169,7 +169,7 @@ def from_onnx(
             ``device``.  Every message names the path.
         TypeError: ``class_names`` is not a sequence of strings.
 
-    Example:
+    Examples:
         >>> import tempfile, warnings, torch
         >>> from pathlib import Path
         >>> from torch import nn

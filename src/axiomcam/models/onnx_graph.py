@@ -4,7 +4,7 @@ image input's layout (``N,C,H,W`` or TensorFlow's ``N,H,W,C``) and channels
 :func:`strip_final_activation`), and a first node that rescales 0..255 pixels
 (:func:`input_rescaling`). Everything here reads the graph only; :mod:`.onnx` acts on it.
 
-Example:
+Examples:
     >>> from onnx import TensorProto, helper
     >>> graph = helper.make_graph(
     ...     [helper.make_node("Transpose", ["x"], ["t"], name="to_nchw", perm=[0, 3, 1, 2]),

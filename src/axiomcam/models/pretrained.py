@@ -71,7 +71,7 @@ class PretrainedModel:
         notes: what the loader decided that a user should know (an input layout, a
             Softmax left out, a preprocessing chosen), one sentence each.
 
-    Example:
+    Examples:
         >>> from axiomcam import models
         >>> from axiomcam.images import sample_image
         >>> pretrained = models.load("mobilenet_v2")
@@ -106,7 +106,7 @@ class PretrainedModel:
         ``input_size``, normalised with ``mean`` and ``std`` (see
         :func:`imagenet_transforms`); the other fields as the class says.
 
-        Example:
+        Examples:
             >>> from torch import nn
             >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
             >>> tiny = PretrainedModel.with_imagenet_crop(
@@ -137,7 +137,7 @@ class PretrainedModel:
             TypeError: an item is not a PIL image.
             ValueError: the sequence is empty.
 
-        Example:
+        Examples:
             >>> from axiomcam import models
             >>> from axiomcam.images import sample_image
             >>> models.load("mobilenet_v2").prepare(sample_image("coffee")).shape
@@ -161,7 +161,7 @@ class PretrainedModel:
         :attr:`probability` names: ``softmax(z)`` over the classes, ``sigmoid(z)`` per
         class, or the output itself (already probabilities), as float32.
 
-        Example:
+        Examples:
             >>> import dataclasses, torch
             >>> from torch import nn
             >>> net = PretrainedModel("net", nn.Identity(), None, None, ["a", "b"], "", 8)
@@ -193,7 +193,7 @@ class PretrainedModel:
             TypeError: ``logits`` is not a tensor or ``k`` not an int.
             ValueError: ``logits`` has the wrong shape or ``k`` is out of range.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from axiomcam import models
             >>> pretrained = models.load("mobilenet_v2")
@@ -233,7 +233,7 @@ class PretrainedModel:
 def resize_for(size: int) -> int:
     """The shorter side before the centre crop: ImageNet's 256 for 224, in proportion.
 
-    Example:
+    Examples:
         >>> resize_for(224), resize_for(64)
         (256, 73)
     """
@@ -257,7 +257,7 @@ def imagenet_transforms(
     picture made from an array (:func:`axiomcam.images.array_image`), ``preprocess`` crops
     its values and ``display`` its picture.
 
-    Example:
+    Examples:
         >>> from PIL import Image
         >>> display, preprocess = imagenet_transforms(IMAGENET_MEAN, IMAGENET_STD)
         >>> image = Image.new("RGB", (640, 480))
@@ -299,7 +299,7 @@ def default_class_names(num_outputs: int) -> list[str]:
     names for 1000 outputs (torchvision keeps them in its code: no download), else
     ``"class 0"``, ``"class 1"``, ...
 
-    Example:
+    Examples:
         >>> default_class_names(2), default_class_names(1000)[967]
         (['class 0', 'class 1'], 'espresso')
     """
@@ -314,7 +314,7 @@ def preset_mean_std(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     Raises:
         ModelSpecError: an unknown name (the presets are listed).
 
-    Example:
+    Examples:
         >>> preset_mean_std("tf")
         ((0.5,), (0.5,))
     """
@@ -339,7 +339,7 @@ def chosen_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
             values that do not fit the channels (:func:`~axiomcam.models.checks.fit_channels`
             names the model ``subject``, its channels and both counts).
 
-    Example:
+    Examples:
         >>> chosen_normalisation(None, [0.25], None, 1, "tf", "net")
         ((0.5,), (0.25,))
     """
@@ -358,7 +358,7 @@ def channel_note(channels: int) -> str | None:
     """What a user should know about a model of ``channels`` input channels (nothing for
     RGB): how image files are fed to it.
 
-    Example:
+    Examples:
         >>> channel_note(3) is None, channel_note(1)[:26]
         (True, 'it takes 1-channel inputs:')
     """

@@ -33,7 +33,7 @@ module are never called, since its compiled graph runs instead of the Python mod
 :func:`load` tries both on the model and, when they fail, says so and asks for the
 eager model (pickled, or a state dict with its architecture).
 
-Example:
+Examples:
     >>> import tempfile, torch
     >>> from pathlib import Path
     >>> from torch import nn
@@ -208,7 +208,7 @@ def load(
         axiomcam.models.MissingWeightsError: a built-in model's package is not installed,
             or a ``timm:`` name is given without timm installed.
 
-    Example:
+    Examples:
         >>> from axiomcam import models
         >>> pretrained = models.load("mobilenet_v2")
         >>> pretrained.default_layer, pretrained.input_size, len(pretrained.class_names)

@@ -39,7 +39,7 @@ Face's ``.logits``).  Bad input is a ``ValueError`` / ``TypeError`` naming the v
 output of the wrong shape for the target (with the shape it has and the one it needs), a
 class, token or box index out of range, a mask or reference that does not fit the output.
 
-Example:
+Examples:
     >>> import torch
     >>> logits = torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 5.0]])
     >>> ClassScore([1, 2])(logits)

@@ -37,7 +37,7 @@ def class_score_matrix(output: object, owner: str, kind: str = "logit") -> torch
         ValueError: an output that is not ``(N,)`` or ``(N, C)``; ``kind="softmax"`` on a
             single-logit output (the softmax of one logit is always 1).
 
-    Example:
+    Examples:
         >>> class_score_matrix(torch.tensor([0.5, -1.0]), "T")
         tensor([[-0.5000,  0.5000],
                 [ 1.0000, -1.0000]])
@@ -105,7 +105,7 @@ class ClassScore(TensorTarget):
             ``(N,)``, an image without a class, classes still to be chosen (``TopClasses``,
             ``LabelsAbove``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> logits = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
         >>> ClassScore(1, softmax=True)(logits)

@@ -51,7 +51,7 @@ SCORE_KINDS = ("logit", "softmax", "sigmoid")
 def describe_tensor(value: torch.Tensor) -> str:
     """A tensor for a ``repr``: its values when it has at most 8, else its shape.
 
-    Example:
+    Examples:
         >>> describe_tensor(torch.tensor([1, 2])), describe_tensor(torch.zeros(3, 4))
         ('[1, 2]', '(3, 4) tensor')
     """
@@ -72,7 +72,7 @@ def row_images(image_indices: object, rows: int, per_image: int | None,
         ValueError: indices that are not ``(rows,)`` integers, an image the target has no
             data for, or (without indices) a number of rows other than ``per_image``.
 
-    Example:
+    Examples:
         >>> row_images(None, 3, None, "T"), row_images([1, 1], 2, 2, "T")
         (tensor([0, 1, 2]), tensor([1, 1]))
     """
@@ -112,7 +112,7 @@ def class_indices(classes: object, what: str, *, several: bool = False) -> torch
         ValueError: an empty value, a 2-D one (without ``several``), rows of different
             lengths, a negative index.
 
-    Example:
+    Examples:
         >>> class_indices(3, "classes"), class_indices([1, 2], "classes")
         (tensor(3), tensor([1, 2]))
         >>> class_indices([[1, 4], [2, 3]], "classes", several=True).shape
@@ -154,7 +154,7 @@ def index_rows(value: object, what: str) -> torch.Tensor | None:
         ValueError: rows of different lengths (the number of labels per image must be the
             same; :class:`~axiomcam.targets.LabelsAbove` takes a threshold instead).
 
-    Example:
+    Examples:
         >>> index_rows([[1, 4], [2, 3]], "targets")
         tensor([[1, 4],
                 [2, 3]])
@@ -185,7 +185,7 @@ def score_kind(softmax: bool, sigmoid: bool, owner: str) -> str:
     Raises:
         ValueError: both flags (a class's score is one or the other probability).
 
-    Example:
+    Examples:
         >>> score_kind(False, True, "ClassScore")
         'sigmoid'
     """
@@ -207,7 +207,7 @@ def binary_scores(scores: torch.Tensor) -> torch.Tensor:
     classes, ``(N, 2)``: ``[-z, z]`` (:data:`NEGATIVE`, :data:`POSITIVE`).  Their sigmoids
     are the two probabilities, ``1 - sigmoid(z)`` and ``sigmoid(z)``.
 
-    Example:
+    Examples:
         >>> binary_scores(torch.tensor([[2.0], [-1.0]]))
         tensor([[-2.,  2.],
                 [ 1., -1.]])
@@ -221,7 +221,7 @@ def class_scores(logits: torch.Tensor, classes: torch.Tensor, kind: str) -> torc
     themselves, their softmax probabilities (over all ``C`` classes) or their sigmoid
     probabilities, as ``kind`` says (:data:`SCORE_KINDS`).
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[0.0, 2.0, 1.0]])
         >>> [round(class_scores(logits, torch.tensor([[1]]), kind).item(), 4)
         ...  for kind in SCORE_KINDS]
@@ -246,7 +246,7 @@ def check_class_range(classes: torch.Tensor, num_classes: int, owner: str) -> No
 def pick(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Per-row values: a 0-D (one-for-all) tensor is expanded, a per-image one indexed.
 
-    Example:
+    Examples:
         >>> pick(torch.tensor(7), torch.tensor([0, 1])), pick(torch.tensor([4, 5]),
         ...                                                   torch.tensor([1, 1]))
         (tensor([7, 7]), tensor([5, 5]))

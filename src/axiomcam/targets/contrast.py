@@ -44,7 +44,7 @@ class ClassContrast:
             when resolved, a model with one class.
         TypeError: ``classes`` a callable, a ``ClassScore`` or ``LabelsAbove``.
 
-    Example:
+    Examples:
         >>> import torch, axiomcam
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -100,7 +100,7 @@ class ContrastScore:
     :meth:`ClassContrast.bind` chooses); called as ``score(output, image_indices=None)``,
     it gives ``(N,)`` scores for one class per image, ``(N, k)`` for ``k``.
 
-    Example:
+    Examples:
         >>> score = ContrastScore(torch.tensor([[0]]), torch.tensor([[[1, 2]]]),
         ...                       torch.tensor([[[0.75, 0.25]]]), alpha=1.0)
         >>> score(torch.tensor([[4.0, 2.0, 0.0]]))  # 4 - (0.75 * 2 + 0.25 * 0)

@@ -21,7 +21,7 @@ def box_iou(boxes: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
     ``|A ∩ B| / |A ∪ B|``, 0 where the union is empty.  Differentiable in both (the
     detection targets' box-regression agreement).
 
-    Example:
+    Examples:
         >>> import torch
         >>> box_iou(torch.tensor([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]]),
         ...         torch.tensor([1.0, 0.0, 3.0, 2.0]))
@@ -43,7 +43,7 @@ def checked_boxes(box: object) -> torch.Tensor:
     Raises:
         ValueError: another shape, a box that is not ``x0 <= x1, y0 <= y1`` or not finite.
 
-    Example:
+    Examples:
         >>> checked_boxes([0, 0, 2, 1])
         tensor([0., 0., 2., 1.])
     """
@@ -70,7 +70,7 @@ def detection_positions(detections: Sequence[Mapping[str, torch.Tensor]],
         ValueError: an index an image does not have (the message says how many it has),
             indices for another number of images.
 
-    Example:
+    Examples:
         >>> import torch
         >>> found = [{"scores": torch.tensor([0.9, 0.5])}, {"scores": torch.tensor([0.7])}]
         >>> detection_positions(found, [1, 0])
@@ -165,7 +165,7 @@ class DetectionBox:
         ValueError: a box that is not ``x0 <= x1, y0 <= y1`` or not finite, a threshold
             outside ``(0, 1]``, boxes and labels for different numbers of images.
 
-    Example:
+    Examples:
         >>> import torch
         >>> detections = [{"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 4.0, 2.0]]),
         ...                "labels": torch.tensor([1, 2]), "scores": torch.tensor([0.9, 0.6])}]
@@ -206,7 +206,7 @@ class DetectionBox:
                 how many it has), indices for another number of images.
             TypeError: detections that are not a list of dicts.
 
-        Example:
+        Examples:
             >>> import torch
             >>> out = [{"boxes": torch.tensor([[1.0, 2.0, 5.0, 6.0]]),
             ...         "labels": torch.tensor([3]), "scores": torch.tensor([0.8])}]

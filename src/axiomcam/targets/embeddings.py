@@ -41,7 +41,7 @@ class EmbeddingSimilarity(TensorTarget):
         ValueError: a reference of another rank, an all-zero or non-finite reference; when
             called, an output that is not ``(N, D)`` with the reference's ``D``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> target = EmbeddingSimilarity(torch.tensor([1.0, 0.0]))
         >>> target(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
@@ -178,8 +178,8 @@ class TextSimilarity(EmbeddingSimilarity):
     the whole model is explained).
 
     Args:
-        text_embeddings: ``(D,)`` for every image or ``(B, D)``, text ``i`` for image
-            ``i``; :meth:`from_texts` computes them.
+        reference: the text embeddings, ``(D,)`` for every image or ``(B, D)``, text
+            ``i`` for image ``i``; :meth:`from_texts` computes them.
 
     Call: ``target(output, image_indices=None) -> (N,)``, as :class:`EmbeddingSimilarity`.
 
@@ -187,7 +187,7 @@ class TextSimilarity(EmbeddingSimilarity):
         ValueError: as :class:`EmbeddingSimilarity` (an embedding dimension that is not the
             image's, texts for another number of images than the batch's).
 
-    Example:
+    Examples:
         >>> import torch
         >>> target = TextSimilarity(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # two texts
         >>> target(torch.tensor([[3.0, 4.0], [3.0, 4.0]]))  # image i against text i

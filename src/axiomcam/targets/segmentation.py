@@ -40,7 +40,7 @@ def predicted_mask(output: object, class_index: int | Sequence[int] | torch.Tens
     Raises:
         ValueError: an output that is not ``(B, C, H, W)``, a class out of range.
 
-    Example:
+    Examples:
         >>> import torch
         >>> scores = torch.zeros(1, 3, 2, 2)
         >>> scores[0, 2, 0, 1] = 1.0
@@ -91,7 +91,7 @@ class SegmentationRegion(TensorTarget):
             called, an output that is not ``(N, C, H, W)``, a mask whose ``(H, W)`` differs
             from the output's, a class out of range.
 
-    Example:
+    Examples:
         >>> import torch
         >>> scores = torch.arange(8.0).reshape(1, 2, 2, 2)  # class 1: [[4, 5], [6, 7]]
         >>> SegmentationRegion(1, mask=torch.tensor([[True, False], [False, True]]))(scores)

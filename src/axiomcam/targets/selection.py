@@ -34,7 +34,7 @@ class TopClasses:
     holds the scores they were ranked by.  ``ClassScore(TopClasses(k), sigmoid=True)`` (or
     ``softmax=True``) explains the same classes' probabilities.
 
-    Example:
+    Examples:
         >>> import torch, torchvision, axiomcam
         >>> model = torchvision.models.resnet18(num_classes=10)
         >>> exp = axiomcam.explain(model, torch.rand(2, 3, 64, 64), targets=TopClasses(3))
@@ -79,7 +79,7 @@ class LabelsAbove:
         ValueError: a threshold outside ``(0, 1)`` or not a number, ``max_labels`` not a
             positive int.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> import axiomcam
@@ -116,7 +116,7 @@ def labels_above(logits: torch.Tensor, spec: LabelsAbove
     :class:`LabelsAbove` for ``n``).  The selected places come first in every row: the
     sigmoid never decreases as the logit grows.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, -2.0, -1.0]])
         >>> classes, selected = labels_above(logits, LabelsAbove(0.5))
         >>> classes.tolist(), selected.tolist()

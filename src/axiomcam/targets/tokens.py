@@ -42,7 +42,7 @@ class TokenLogProbability(TensorTarget):
             called, an output that is not ``(N, T, V)``, a length ``T`` other than the
             output's, an id ``>= V``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> logits = torch.zeros(1, 3, 4)  # uniform: each token has log-probability log(1/4)
         >>> TokenLogProbability(torch.tensor([2, 0, -100]))(logits)  # 2 log(1/4)

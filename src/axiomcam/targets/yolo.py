@@ -9,7 +9,7 @@ anchor (a cell of one of the head's feature maps, strides 8, 16 and 32, always i
 order), rows 0-3 the box as centre x, centre y, width and height in input pixels, rows
 ``4 .. 4 + nc`` the class probabilities (sigmoids).  Nothing here imports ultralytics.
 
-Example:
+Examples:
     >>> import torch
     >>> predictions = torch.zeros(1, 4 + 2, 3)  # one image, 2 classes, 3 anchors
     >>> predictions[0, :4, 1] = torch.tensor([5.0, 5.0, 4.0, 4.0])  # box (3, 3)-(7, 7)
@@ -43,7 +43,7 @@ YOLO_OUTPUT = ("the raw output of an Ultralytics YOLO detection model in eval mo
 def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
     """Boxes ``(..., 4)`` as centre x, centre y, width, height -> ``x0, y0, x1, y1``.
 
-    Example:
+    Examples:
         >>> xywh_to_xyxy(torch.tensor([5.0, 5.0, 4.0, 2.0]))
         tensor([3., 4., 7., 6.])
     """
@@ -71,7 +71,7 @@ def yolo_predictions(output: object, owner: str = "YoloBox") -> tuple[torch.Tens
         ValueError: an end-to-end head's top-k rows, an oriented-box (OBB) head, fewer than
             5 rows; the messages say what to do.
 
-    Example:
+    Examples:
         >>> prediction, classes = yolo_predictions((torch.zeros(2, 7, 21), {}))
         >>> tuple(prediction.shape), classes
         ((2, 7, 21), 3)
@@ -191,7 +191,7 @@ class YoloBox:
             output (the message says how to switch it off).
         TypeError: an output that is not a YOLO output.
 
-    Example:
+    Examples:
         >>> import torch
         >>> predictions = torch.zeros(1, 6, 3)
         >>> predictions[0, :, 2] = torch.tensor([5.0, 5.0, 4.0, 4.0, 0.2, 0.7])

@@ -19,7 +19,7 @@
   evidence on the background, flagged where it dominates (:func:`audit`, with
   :mod:`~axiomcam.workflows.audit_results` and :mod:`~axiomcam.workflows.audit_page`).
 
-Example:
+Examples:
     >>> from axiomcam.workflows import parse_targets
     >>> parse_targets("tabby,3", ["cat", "dog", "tabby", "car"]).classes
     (2, 3)

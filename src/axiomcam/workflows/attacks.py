@@ -21,7 +21,7 @@ captum (``pip install 'axiomcam[attacks]'``) was chosen over torchattacks becaus
 torchattacks pins ``requests~=2.25.1``, which downgrades requests and idna and holds back
 mkdocs-material.
 
-Example:
+Examples:
     >>> import torch
     >>> _ = torch.manual_seed(0)
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
@@ -64,7 +64,7 @@ def parse_epsilon(text: str | float) -> float:
     Raises:
         ValueError: not a number or a fraction, or not in ``(0, 1]``.
 
-    Example:
+    Examples:
         >>> round(parse_epsilon("2/255"), 6), parse_epsilon(0.5)
         (0.007843, 0.5)
     """
@@ -98,7 +98,7 @@ def pixels_of(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float])
         ValueError: pixels more than :data:`PIXEL_TOLERANCE` outside ``[0, 1]`` (the inputs
             are not images normalised with this mean and std).
 
-    Example:
+    Examples:
         >>> import torch
         >>> pixels_of(torch.tensor([[[[-2.0, 2.0]]]]), [0.5], [0.25]).tolist()
         [[[[0.0, 1.0]]]]
@@ -154,7 +154,8 @@ def attack(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, *, eps
         inputs: ``(B, C, ...)`` images normalised with ``mean`` and ``std``.
         classes: ``(B,)`` per image the class to leave (untargeted) or to reach (targeted).
         epsilon: the budget, in pixel units (pixels in ``[0, 1]``; ``2 / 255``).
-        mean, std: the normalisation (``PretrainedModel.mean``, ``.std``), one per channel.
+        mean: the normalisation's mean (``PretrainedModel.mean``), one per channel.
+        std: its standard deviation (``PretrainedModel.std``), one per channel.
         kind: ``"fgsm"`` or ``"pgd"``.
         targeted: reach ``classes`` rather than leave them.
         steps: PGD's steps; step_size: PGD's step (pixel units; default

@@ -124,7 +124,7 @@ def _worst_html(run: AuditRun, classes: list[ClassAudit]) -> str:
 def write_page(run: AuditRun) -> Path:
     """Write ``report.html`` in the audit folder (the figures inlined); returns its path.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from axiomcam.workflows.audit_results import AuditImage
         >>> run = AuditRun(Path(tempfile.mkdtemp()), "toy", "1", "gradcam", "<toys>", 0,

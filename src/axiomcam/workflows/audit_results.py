@@ -132,7 +132,7 @@ class AuditRun:
 def check_threshold(threshold: object) -> float | str:
     """``"uniform"`` or a number in ``[0, 1]`` (a string such as ``"0.5"`` is read).
 
-    Example:
+    Examples:
         >>> check_threshold("0.5"), check_threshold("uniform")
         (0.5, 'uniform')
     """
@@ -154,7 +154,7 @@ def check_threshold(threshold: object) -> float | str:
 def flag_rule(threshold: float | str) -> str:
     """The flag's rule in words (results.json, the report, the command's output).
 
-    Example:
+    Examples:
         >>> flag_rule(0.5)
         'mean background share > 0.5'
     """
@@ -167,7 +167,7 @@ def flag_rule(threshold: float | str) -> str:
 def class_audits(run: AuditRun) -> list[ClassAudit]:
     """Each class with labelled images, in class order: counts, shares, flag, worst images.
 
-    Example:
+    Examples:
         >>> run = AuditRun(Path("out"), "toy", "1", "gradcam", "toys", 0, UNIFORM, 2, ["a"])
         >>> run.records = [AuditImage("x", 0, True, 0.9, 0.8, 0.6),
         ...                AuditImage("y", 0, False, 0.2, 0.7, 0.6)]
@@ -207,7 +207,7 @@ def _class_json(item: ClassAudit) -> dict[str, Any]:
 def audit_json(run: AuditRun) -> dict[str, Any]:
     """The contents of ``results.json``: the run, the rule, every class and every image.
 
-    Example:
+    Examples:
         >>> run = AuditRun(Path("out"), "toy", "1", "gradcam", "toys", 0, 0.5, 2, ["a"])
         >>> run.records = [AuditImage("x", 0, True, 0.9, 0.25, 0.5)]
         >>> text = audit_json(run)

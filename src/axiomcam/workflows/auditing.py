@@ -119,7 +119,7 @@ def audit(pretrained: PretrainedModel, dataset: Dataset | str, out_dir: str | Pa
         ValueError: a method that is not a CAM, an unknown layer, a bad ``threshold``,
             ``worst`` or ``batch_size``, no labelled image, a label outside the classes.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from PIL import Image
         >>> from axiomcam.data import Dataset, Sample
@@ -239,7 +239,7 @@ class LogitAboveMean:
     linear head ``y = W a + b`` on pooled features, Grad-CAM's weights become
     ``W_c - mean_j W_j``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> LogitAboveMean(torch.tensor([1]))(torch.tensor([[1.0, 4.0, 1.0]]))
         tensor([2.])
@@ -264,7 +264,7 @@ def evidence_maps(explanation: Explanation, size: tuple[int, int]) -> torch.Tens
     positive part of the class score's sum over those cells, so a share of it is the share
     of the score's positive evidence that the region's cells contribute.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from axiomcam.explanation import Explanation
         >>> raw = torch.tensor([[[2.0, 1.0], [1.0, -1.0]]])

@@ -11,7 +11,7 @@ Heads: a softmax head's probabilities are ``softmax(z)`` over its classes; a sig
 (:func:`choose_head`).  A single-logit model's two classes are ``negative`` (``-z``) and
 ``positive`` (``z``) (:func:`target_class_names`).
 
-Example:
+Examples:
     >>> from axiomcam.workflows.classify import parse_targets
     >>> parse_targets("top3", ["cat", "dog", "car", "bus"])
     TargetChoice(top=3, classes=(), threshold=None, head=None, score='logit')
@@ -112,7 +112,7 @@ def target_class_names(class_names: Sequence[str]) -> list[str]:
     (binary) model its two classes, ``negative`` (``-z``, class 0) and ``positive`` (``z``,
     class 1), with the name given to its one output (``not cat``, ``cat``).
 
-    Example:
+    Examples:
         >>> target_class_names(["class 0"]), target_class_names(["cat"])
         (['negative', 'positive'], ['not cat', 'cat'])
     """
@@ -143,7 +143,7 @@ def choose_head(choice: TargetChoice, head: str | None, score: str, single_logit
         ValueError: an unknown head or score, a head that contradicts the score, the
             threshold or the model (softmax on a single logit: always 1).
 
-    Example:
+    Examples:
         >>> choose_head(TargetChoice(top=1), None, "sigmoid", False).head
         'sigmoid'
         >>> choose_head(TargetChoice(top=1), "softmax", "sigmoid", False)  # doctest: +ELLIPSIS
@@ -214,7 +214,7 @@ def parse_targets(text: str, class_names: Sequence[str], *,
             listed), a name shared by several classes (ImageNet has two ``crane`` classes:
             their indices are listed), or ``topN`` / ``aboveT`` mixed with classes.
 
-    Example:
+    Examples:
         >>> parse_targets("Top2", ["a", "b", "c"]).top
         2
         >>> parse_targets("crane", ["crane", "bird", "crane"])
@@ -373,7 +373,7 @@ def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None
         ValueError: the model returned something else than a 2-D tensor, or NaN / inf; an
             unknown head.
 
-    Example:
+    Examples:
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]])).tolist()
         [[0.5, 0.5]]
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]]), head="sigmoid").tolist()

@@ -4,7 +4,7 @@
 optionally XGrad-CAM's axiom errors under each map, measured by one
 :class:`~axiomcam.metrics.AxiomProbe` per batch (the layer probed once, for every method).
 
-Example:
+Examples:
     >>> from PIL import Image
     >>> thumbnail(Image.new("RGB", (1000, 500))).size
     (448, 224)
@@ -82,7 +82,8 @@ def compare_files(pretrained: PretrainedModel, paths: Sequence[Path], methods: S
             refused: a row shows one class).
         axioms: print CE / SE under the maps.
         batch_size: images per forward/backward pass.
-        alpha, colormap: how the overlays are drawn.
+        alpha: the overlays' opacity.
+        colormap: the overlays' colour map.
         failures: failures met before, reported with the run's own.
         progress: a progress bar (``None``: when there are more than 4 images).
         counterfactual: every column shows its method's counterfactual map (the evidence

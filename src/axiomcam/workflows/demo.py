@@ -22,7 +22,7 @@ demo says so (``--layer features.18``); at ``features.17.conv.1`` two 1x1 convol
 with BatchNorm and a ReLU6 come before the pooling, and the maps and their errors differ
 (on these photographs XGrad-CAM's sensitivity error is the smaller one).
 
-Example:
+Examples:
     >>> parse_methods("gradcam, Grad-CAM++")
     ['gradcam', 'gradcam++']
     >>> [column.method for column in figure_columns(["gradcam", "xgradcam"])]
@@ -122,7 +122,7 @@ def run_demo(pretrained: PretrainedModel, out: Path, methods: Sequence[str],
         ValueError: an unknown layer (near matches listed).
         OSError: ``out`` cannot be created or written.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from axiomcam.models import load

@@ -108,7 +108,7 @@ def diagnose(pretrained: PretrainedModel, dataset: Dataset | str,
             a data set where no image has a label (nothing to diagnose), a label outside
             the model's classes.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from PIL import Image
         >>> from axiomcam.data import Dataset, Sample

@@ -18,7 +18,7 @@ composite benchmark), so a blurry map puts most of its mass there wherever it pe
 shares are reported beside the verdict, with each region's share of the area (what a
 uniform map would give).
 
-Example:
+Examples:
     >>> first = Misclassification("a.png", None, ClassProbability(0, "cat", 0.2),
     ...                           ClassProbability(1, "dog", 0.7), None, None, None, False, "")
     >>> second = Misclassification("b.png", None, ClassProbability(0, "cat", 0.1),
@@ -90,7 +90,7 @@ class Evidence:
     def shares(self) -> dict[str, float]:
         """``{"object": ..., "other object": ..., "background": ...}``.
 
-        Example:
+        Examples:
             >>> Evidence(0.5, 0.25, 0.25, "object").shares()["other object"]
             0.25
         """
@@ -188,7 +188,7 @@ def confusion_pairs(failures: Sequence[Misclassification]) -> list[ConfusionPair
 
     Each pair's probabilities are the means over its failures.
 
-    Example:
+    Examples:
         >>> cat, dog, fox = (ClassProbability(i, n, 0.5) for i, n in enumerate("cdf"))
         >>> failures = [Misclassification(str(i), None, t, p, None, None, None, False, "")
         ...             for i, (t, p) in enumerate([(cat, fox), (cat, dog), (cat, dog)])]
@@ -221,7 +221,7 @@ def summarize_evidence(evidence: Sequence[Evidence | None], seed: int = 0) -> di
         ``{"images": n, "verdicts": {region: count, "none": count}, "shares": {region:
         {"mean", "low", "high"}}}``; ``shares`` is empty when no image has boxes.
 
-    Example:
+    Examples:
         >>> summary = summarize_evidence([Evidence(0.2, 0.0, 0.8, "background"),
         ...                               Evidence(0.6, 0.0, 0.4, "object"), None])
         >>> summary["images"], summary["verdicts"], summary["shares"]["object"]["mean"]
@@ -251,7 +251,7 @@ def diagnosis_json(run: DiagnoseRun) -> dict[str, Any]:
     """The contents of ``diagnose.json``: the run, the summary, the confusion pairs and
     every failure (JSON types only).
 
-    Example:
+    Examples:
         >>> run = DiagnoseRun(Path("out"), "toy", "1", "xgradcam", "two toys", 0,
         ...                   images=2, labelled=2, correct=2)
         >>> text = diagnosis_json(run)

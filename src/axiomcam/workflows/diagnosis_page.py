@@ -83,7 +83,7 @@ class FailureFigure:
 def evidence_caption(evidence: Evidence | None) -> str:
     """A map's shares in a few words, for a figure's caption.
 
-    Example:
+    Examples:
         >>> evidence_caption(Evidence(0.125, 0.0, 0.875, "background"))
         'object 0.12, other 0.00, background 0.88; peak on background'
         >>> evidence_caption(None)
@@ -107,7 +107,7 @@ def save_failure_figure(path: str | Path, figure: FailureFigure) -> None:
     ``path`` (PNG), each picture the whole image scaled to :data:`THUMBNAIL_SIZE` on its
     longest side, as the gallery of ``report.html`` draws them.
 
-    Example:
+    Examples:
         >>> import tempfile, os, torch
         >>> from PIL import Image
         >>> path = os.path.join(tempfile.mkdtemp(), "failure.png")
@@ -242,7 +242,7 @@ def write_page(run: DiagnoseRun) -> Path:
     Returns:
         its path.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> run = DiagnoseRun(Path(tempfile.mkdtemp()), "toy", "1", "xgradcam", "<toys>", 0,
         ...                   images=2, labelled=2, correct=2)

@@ -14,7 +14,7 @@ layer, say) is replaced with an :class:`~axiomcam.AxiomCamWarning` naming it: wh
 was written for is read from its PNG text chunks, from the PNG written with a ``.npy``,
 and from the head of ``results.json``.
 
-Example:
+Examples:
     >>> method_slug("gradcam++"), method_slug("ablationcam:activation")
     ('gradcampp', 'ablationcam-activation')
     >>> name_slug("tiger cat")
@@ -79,7 +79,7 @@ def method_slug(method: str) -> str:
 def layer_label(layer: str | Sequence[str] | None) -> str:
     """How files and messages name the layer: several layers joined by ``+``.
 
-    Example:
+    Examples:
         >>> layer_label("features.18"), layer_label(("features.17", "features.18"))
         ('features.18', 'features.17+features.18')
     """
@@ -169,7 +169,8 @@ def explain_files(pretrained: PretrainedModel, paths: Sequence[Path], method: st
             ``guided_backprop`` and ``occlusion``, which explain the input.
         targets: ``None`` means ``top1``.
         batch_size: images per forward/backward pass.
-        alpha, colormap: how the overlay is drawn (:func:`axiomcam.images.overlay`).
+        alpha: the overlay's opacity (:func:`axiomcam.images.overlay`).
+        colormap: the overlay's colour map.
         failures: failures met before (e.g. by ``collect_images``), reported with the
             run's own.
         progress: a progress bar (``None``: when there are more than 4 images).

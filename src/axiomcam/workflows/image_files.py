@@ -9,7 +9,7 @@ explaining.
   (:func:`failing_alone`).
 - :func:`print_failures` lists the failures at the end of a run.
 
-Example:
+Examples:
     >>> [list(batch) for batch in in_batches([1, 2, 3, 4, 5], 2)]
     [[1, 2], [3, 4], [5]]
 """
@@ -60,7 +60,7 @@ def collect_images(arguments: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
     A missing file, a directory without image files and a pattern that matches nothing
     are returned as failures, so that the other inputs are still processed.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> folder = Path(tempfile.mkdtemp())

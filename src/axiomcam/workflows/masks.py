@@ -10,7 +10,7 @@ one annotation per map: ``segmentation`` (COCO's compressed RLE,
 whole mask, ``score`` (the class's probability) and ``component_boxes`` (each
 8-connected region's ``[x, y, w, h]``, largest first; ignored by tools that do not know it).
 
-Example:
+Examples:
     >>> parse_mask_threshold("percentile:90"), parse_mask_threshold("otsu")
     (('percentile', 90.0), ('otsu', None))
 """

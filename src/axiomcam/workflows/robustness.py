@@ -75,7 +75,7 @@ class AttackSettings:
     def describe(self) -> str:
         """In words, e.g. ``'untargeted PGD, epsilon 0.00784 (2/255), 10 steps'``.
 
-        Example:
+        Examples:
             >>> AttackSettings("fgsm", 1 / 255, True).describe()
             'targeted FGSM, epsilon 0.00392 (1/255)'
         """
@@ -223,7 +223,7 @@ def robustness(pretrained: PretrainedModel, dataset: Dataset | str,
         ImportError: captum is missing (``pip install 'axiomcam[attacks]'``).
         ValueError: a method that is not a CAM, an unknown attack or layer, a bad budget.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from PIL import Image
         >>> from axiomcam.data import Dataset, Sample
@@ -389,7 +389,7 @@ def picture_of(pixels: torch.Tensor) -> Image.Image:
     """A ``(C, H, W)`` tensor of pixels in ``[0, 1]`` as an 8-bit RGB picture (one channel:
     grey).
 
-    Example:
+    Examples:
         >>> import torch
         >>> picture_of(torch.ones(3, 2, 4)).size
         (4, 2)

@@ -51,7 +51,7 @@ def mean_interval(values: Sequence[float], seed: int) -> dict[str, Any] | None:
     """``{"n", "mean", "low", "high"}``: the mean with its 95% bootstrap interval, ``None``
     for no values.
 
-    Example:
+    Examples:
         >>> mean_interval([1.0, 1.0], seed=0)
         {'n': 2, 'mean': 1.0, 'low': 1.0, 'high': 1.0}
         >>> mean_interval([], seed=0) is None
@@ -81,7 +81,7 @@ def robustness_json(run: RobustnessRun) -> dict[str, Any]:
     """The run as JSON-ready data: settings, counts, rates and per-method summaries with
     intervals, and every attacked image.
 
-    Example:
+    Examples:
         >>> from axiomcam.workflows.robustness import AttackSettings
         >>> run = RobustnessRun(None, "toy", "1", ("gradcam",), "toys", AttackSettings(), 0)
         >>> robustness_json(run)["flip_rate"] is None

@@ -21,7 +21,7 @@ timings, summaries). A parameter with ``option=True`` must also become a keyword
 keyword); a fixed one (``option=False``) is only stored. Metric, curve and parameter names
 must not repeat another group's, which the registry checks when it is imported.
 
-Example:
+Examples:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
 'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
@@ -176,7 +176,7 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: a value its check refuses, or a name that is no settable parameter.
 
-    Example:
+    Examples:
         >>> checked = check_parameters({"road_percentages": (25, 75)})
         >>> checked["road_percentages"], checked["deletion_steps"], checked["iou_threshold"]
         ([25.0, 75.0], 50, 0.5)
@@ -198,7 +198,7 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
     Raises:
         ValueError: an unknown group (the known ones are listed) or an empty selection.
 
-    Example:
+    Examples:
         >>> check_metric_groups("road, axioms")
         ['axioms', 'road']
         >>> check_metric_groups("speed")

@@ -5,7 +5,7 @@ Nothing here imports torch or the metrics: the summary and the report read the
 declarations, and stay light to import. The group modules import the metric functions
 inside ``compute``, which only runs in :func:`axiomcam.evaluation.evaluate`.
 
-Example:
+Examples:
     >>> metric = Metric("average_drop", "100 max(0, Y - O) / Y", "lower")
     >>> metric.info("faithfulness")
     MetricInfo(group='faithfulness', description='100 max(0, Y - O) / Y', better='lower')
@@ -113,7 +113,7 @@ class Parameter:
         option: ``evaluate`` takes it as a keyword; ``False``: a fixed value of the
             protocol, stored so that a run says how it was measured.
 
-    Example:
+    Examples:
         >>> Parameter("deletion_steps", 50, check_positive_int).checked(0)
         Traceback (most recent call last):
         ...
@@ -344,7 +344,7 @@ def percent(flags: torch.Tensor) -> torch.Tensor:
 def check_count(value: object, name: str) -> int:
     """An int ``>= 0`` (how many images), else a ValueError naming ``name``.
 
-    Example:
+    Examples:
         >>> check_count(0, "sanity_images")
         0
     """
@@ -354,7 +354,7 @@ def check_count(value: object, name: str) -> int:
 def check_optional_count(value: object, name: str) -> int | None:
     """``None`` or an int ``>= 1``, else a ValueError naming ``name``.
 
-    Example:
+    Examples:
         >>> check_optional_count(None, "sanity_steps") is None
         True
     """
@@ -364,7 +364,7 @@ def check_optional_count(value: object, name: str) -> int | None:
 def check_number_in(low: float, high: float) -> Callable[[object, str], float]:
     """A check of a number in ``[low, high]`` (for the protocols' fixed thresholds).
 
-    Example:
+    Examples:
         >>> check_number_in(0, 1)(1.5, "iou_threshold")
         Traceback (most recent call last):
         ...
