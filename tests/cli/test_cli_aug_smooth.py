@@ -9,29 +9,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 from cli_helpers import invoke
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    from torchvision.models import MobileNet_V2_Weights
-
-    from axiomcam.data import CompositeBenchmark
-
-    names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
-    sample = CompositeBenchmark(1, names, seed=3)[0]
-    path = tmp_path_factory.mktemp("images") / "one.png"
-    sample.image.save(path)
-    return path, sample.image
-
-
-def test_explain_fullgrad_with_aug_smooth_writes_the_library_map(image, tmp_path):
+def test_explain_fullgrad_with_aug_smooth_writes_the_library_map(composite_image,
+                                                                 tmp_path):
     import axiomcam
     from axiomcam.workflows import network_inputs
 
-    path, picture = image
+    path, picture = composite_image
     out = tmp_path / "maps"
     result = invoke("explain", str(path), "--method", "fullgrad", "--aug-smooth",
                     "--target", "3", "--out", str(out))
@@ -50,7 +37,7 @@ def test_explain_fullgrad_with_aug_smooth_writes_the_library_map(image, tmp_path
     assert not torch.allclose(written, plain, rtol=1e-2, atol=1e-2)
 
 
-def test_compare_draws_aug_smoothed_maps(image, tmp_path, monkeypatch):
+def test_compare_draws_aug_smoothed_maps(composite_image, tmp_path, monkeypatch):
     from axiomcam.workflows import comparing
 
     made = []
@@ -62,7 +49,7 @@ def test_compare_draws_aug_smoothed_maps(image, tmp_path, monkeypatch):
         return explainer
 
     monkeypatch.setattr(comparing, "create_explainer", recording_create)
-    path, _ = image
+    path, _ = composite_image
     figure = tmp_path / "figure.png"
     result = invoke("compare", str(path), "--methods", "gradcam,fullgrad", "--aug-smooth",
                     "--out", str(figure))

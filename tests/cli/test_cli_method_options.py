@@ -15,25 +15,12 @@ from cli_helpers import invoke, one_line_error
 from axiomcam.cli.method_options import check_method_options, parse_value
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    from torchvision.models import MobileNet_V2_Weights
-
-    from axiomcam.data import CompositeBenchmark
-
-    names = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
-    sample = CompositeBenchmark(1, names, seed=3)[0]
-    path = tmp_path_factory.mktemp("images") / "one.png"
-    sample.image.save(path)
-    return path, sample.image
-
-
-def test_explain_passes_the_window_and_stride_to_occlusion(image, tmp_path):
+def test_explain_passes_the_window_and_stride_to_occlusion(composite_image, tmp_path):
     import axiomcam
     from axiomcam.methods import Occlusion
     from axiomcam.workflows import network_inputs
 
-    path, picture = image
+    path, picture = composite_image
     out = tmp_path / "maps"
     result = invoke("explain", str(path), "--method", "occlusion", "--target", "3",
                     "--method-option", "window=112", "--method-option", "stride=112",
@@ -55,7 +42,8 @@ def test_explain_passes_the_window_and_stride_to_occlusion(image, tmp_path):
     assert len({round(float(quarter[0, 0]), 6) for quarter in quarters}) > 1
 
 
-def test_compare_gives_each_method_the_options_it_takes(image, tmp_path, monkeypatch):
+def test_compare_gives_each_method_the_options_it_takes(composite_image, tmp_path,
+                                                        monkeypatch):
     from axiomcam.workflows import comparing
 
     made = []
@@ -66,7 +54,7 @@ def test_compare_gives_each_method_the_options_it_takes(image, tmp_path, monkeyp
         return real_create(pretrained, method, layer, **options)
 
     monkeypatch.setattr(comparing, "create_explainer", recording_create)
-    path, _ = image
+    path, _ = composite_image
     result = invoke("compare", str(path), "--methods", "gradcam,occlusion",
                     "--method-option", "window=112", "--method-option", "stride=112",
                     "--out", str(tmp_path / "figure.png"))
@@ -81,8 +69,8 @@ def test_compare_gives_each_method_the_options_it_takes(image, tmp_path, monkeyp
                           "(--aug-smooth) where it has one"),
     (["windw=8"], "--method-option windw: occlusion takes no option 'windw'; known: "),
 ])
-def test_bad_method_options_are_one_line_usage_errors(image, pairs, message):
-    path, _ = image
+def test_bad_method_options_are_one_line_usage_errors(composite_image, pairs, message):
+    path, _ = composite_image
     arguments = [item for pair in pairs for item in ("--method-option", pair)]
     result = invoke("explain", str(path), "--method", "occlusion", *arguments,
                     "--out", "never-written")

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..methods import CAM_METHODS, method_info
-from .diagnose import open_labelled_data
+from ..methods import CAM_METHODS
+from .diagnose import check_cam_method, open_labelled_run
 from .group import main
-from .messages import BadUsage, fail, plural
-from .options import ModelOptions, check_layer, check_method, model_options
+from .messages import fail, plural
+from .options import ModelOptions, check_method, model_options
 
 if TYPE_CHECKING:
     from ..workflows import AuditRun
@@ -72,17 +72,10 @@ def audit(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str, st
       axiomcam audit --data photos/ --boxes voc photos/annotations --threshold 0.5
     """
     method = check_method(method)
-    if not method_info(method).cam:
-        raise BadUsage(f"--method {method!r} is not a class activation map: audit draws "
-                       f"CAMs ({', '.join(CAM_METHODS)})")
-    if boxes is not None and boxes[0].lower() not in ("voc", "coco"):
-        raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got {boxes[0]!r}")
+    check_cam_method(method, f"audit draws CAMs ({', '.join(CAM_METHODS)})")
+    pretrained, layer, dataset = open_labelled_run(model, layer, data_spec, seed, boxes, debug)
     from ..workflows import audit as run_audit
 
-    pretrained = model.load(debug)
-    if layer is not None:
-        layer = check_layer(pretrained, layer, model, debug)
-    dataset = open_labelled_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_audit(pretrained, dataset, out_dir, method=method, layer=layer,
                         threshold=threshold, score=score, worst=worst,

@@ -15,9 +15,10 @@ from .options import ModelOptions, check_layer, check_method, model_options
 
 if TYPE_CHECKING:
     from ..data import Dataset
+    from ..models import PretrainedModel
     from ..workflows import DiagnoseRun
 
-__all__ = ["diagnose", "open_labelled_data"]
+__all__ = ["check_cam_method", "diagnose", "open_labelled_data", "open_labelled_run"]
 
 #: confusion pairs printed (diagnose.json and report.html have them all)
 PRINTED_PAIRS = 10
@@ -61,17 +62,10 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
       axiomcam diagnose --data photos/ --boxes voc photos/annotations --method gradcam
     """
     method = check_method(method)
-    if not method_info(method).cam:
-        raise BadUsage(f"--method {method!r} is not a class activation map: diagnose draws "
-                       f"CAMs ({', '.join(CAM_METHODS)})")
-    if boxes is not None and boxes[0].lower() not in ("voc", "coco"):
-        raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got {boxes[0]!r}")
+    check_cam_method(method, f"diagnose draws CAMs ({', '.join(CAM_METHODS)})")
+    pretrained, layer, dataset = open_labelled_run(model, layer, data_spec, seed, boxes, debug)
     from ..workflows import diagnose as run_diagnosis
 
-    pretrained = model.load(debug)
-    if layer is not None:
-        layer = check_layer(pretrained, layer, model, debug)
-    dataset = open_labelled_data(data_spec, pretrained.class_names, seed, boxes, debug)
     try:
         run = run_diagnosis(pretrained, dataset, out_dir, method=method, layer=layer,
                             batch_size=batch_size, tolerance=tolerance, seed=seed,
@@ -80,6 +74,28 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     except Exception as error:
         fail(error, debug)
     _report(run)
+
+
+def check_cam_method(method: str, refusal: str) -> None:
+    """A usage error unless ``method`` draws class activation maps; ``refusal`` ends its
+    message (what the command draws)."""
+    if not method_info(method).cam:
+        raise BadUsage(f"--method {method!r} is not a class activation map: {refusal}")
+
+
+def open_labelled_run(model: ModelOptions, layer: str | None, spec: str, seed: int,
+                      boxes: tuple[str, str] | None, debug: bool
+                      ) -> tuple[PretrainedModel, str | None, Dataset]:
+    """What ``diagnose``, ``audit`` and ``robustness`` start from: ``--boxes``' format
+    checked, the model loaded, ``--layer`` checked (``None`` stays ``None``: the workflow's
+    default) and ``--data`` opened (:func:`open_labelled_data`)."""
+    if boxes is not None and boxes[0].lower() not in ("voc", "coco"):
+        raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got {boxes[0]!r}")
+    pretrained = model.load(debug)
+    if layer is not None:
+        layer = check_layer(pretrained, layer, model, debug)
+    return pretrained, layer, open_labelled_data(spec, pretrained.class_names, seed, boxes,
+                                                 debug)
 
 
 def open_labelled_data(spec: str, class_names: list[str], seed: int,

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .diagnose import open_labelled_data
+from .diagnose import check_cam_method, open_labelled_run
 from .group import main
 from .messages import BadUsage, fail, plural
-from .options import ModelOptions, check_layer, check_method_list, model_options
+from .options import ModelOptions, check_method_list, model_options
 
 if TYPE_CHECKING:
     from ..workflows.robustness import RobustnessRun
@@ -78,18 +78,9 @@ def robustness(model: ModelOptions, debug: bool, data_spec: str,
     except ValueError as error:
         raise BadUsage(f"--epsilon: {error}") from None
     names = check_method_list(methods)
-    from ..methods import method_info
-
     for name in names:
-        if not method_info(name).cam:
-            raise BadUsage(f"--method {name!r} is not a class activation map: robustness "
-                           "compares CAMs (gradcam, xgradcam, ...)")
-    if boxes is not None and boxes[0].lower() not in ("voc", "coco"):
-        raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got {boxes[0]!r}")
-    pretrained = model.load(debug)
-    if layer is not None:
-        layer = check_layer(pretrained, layer, model, debug)
-    dataset = open_labelled_data(data_spec, pretrained.class_names, seed, boxes, debug)
+        check_cam_method(name, "robustness compares CAMs (gradcam, xgradcam, ...)")
+    pretrained, layer, dataset = open_labelled_run(model, layer, data_spec, seed, boxes, debug)
     try:
         run = run_robustness(pretrained, dataset, AttackSettings(kind, budget, targeted, steps),
                              methods=names, layer=layer, batch_size=batch_size,
