@@ -52,8 +52,9 @@ def test_parameters_are_checked_by_their_group():
         check_parameters({"deletion_steps": 0})
     with pytest.raises(ValueError, match="road_percentages must be numbers in"):
         check_parameters({"road_percentages": [100]})
-    with pytest.raises(ValueError, match="unknown metric parameter 'iou_threshold'"):
-        check_parameters({"iou_threshold": 0.3})  # fixed: not a setting
+    with pytest.raises(ValueError, match="unknown metric parameter 'iou_treshold'"):
+        check_parameters({"iou_treshold": 0.3})
+    assert check_parameters({"iou_threshold": 0.3})["iou_threshold"] == 0.3
     assert check_parameters({"sanity_steps": 2})["sanity_steps"] == 2
     with pytest.raises(ValueError, match="unknown metric group 'speed'"):
         metric_group("speed")

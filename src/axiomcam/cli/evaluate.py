@@ -64,6 +64,11 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
               help="Images (the first ones) that get the cascading-randomisation check.")
 @click.option("--sanity-steps", type=click.IntRange(min=1), default=None,
               help="Randomise only this many blocks from the top (default: all).")
+@click.option("--metric-option", "metric_option_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A protocol parameter of a metric group, repeatable: e.g. "
+                   "correlation_runs=20, robustness_samples=50, pointing_tolerance=30, "
+                   "top_k_pixels=500 (every one, with its default: docs/measuring.md). "
+                   "Stored with the run; the summary lists those changed.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the benchmark, ROAD noise, randomisation and bootstrap.")
 @click.option("--gallery-images", type=click.IntRange(min=0), default=3, show_default=True,
@@ -76,8 +81,8 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
              layer: str | None, out_dir: str, boxes: tuple[str, str] | None, masks: str | None,
              metric_list: str | None, batch_size: int, perturbation_batch_size: int | None,
              deletion_steps: int, road_percentages: str, sanity_images: int,
-             sanity_steps: int | None, seed: int, gallery_images: int, overwrite: bool,
-             include_expensive: bool) -> None:
+             sanity_steps: int | None, metric_option_pairs: tuple[str, ...], seed: int,
+             gallery_images: int, overwrite: bool, include_expensive: bool) -> None:
     """Measure CAM methods on a data set: XGrad-CAM's axioms, faithfulness, ROAD,
     localization, class discrimination and sanity, per image, into DIR/results.sqlite,
     with summary.csv, summary.md, plots and report.html (one self-contained file: the
@@ -103,6 +108,7 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
     # checks that need nothing loaded come first, so that a typo fails at once
     method_names, groups, percentages = _check_choices(method_list, metric_list,
                                                        road_percentages)
+    metric_options = _check_metric_options(metric_option_pairs)
     boxes_format, boxes_file = (None, None) if boxes is None else boxes
     if boxes_format is not None and boxes_format.lower() not in ("voc", "coco"):
         raise BadUsage(f"--boxes takes a format (voc or coco) and a file, got "
@@ -123,7 +129,8 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
             perturbation_batch_size=perturbation_batch_size, deletion_steps=deletion_steps,
             road_percentages=percentages, sanity_images=sanity_images,
             sanity_steps=sanity_steps, seed=seed, overwrite=overwrite, progress=None,
-            gallery_images=gallery_images, include_expensive=include_expensive)
+            gallery_images=gallery_images, include_expensive=include_expensive,
+            metric_options=metric_options)
     except KeyboardInterrupt:
         click.echo(f"\naxiomcam: interrupted; the finished batches are kept in {out_dir}: "
                    "run the same command again to continue", err=True)
@@ -132,6 +139,19 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
         fail(error, debug)
     if int(os.environ.get("RANK", "0")) == 0:  # rank 0 of a distributed run reports for all
         _report(run)
+
+
+def _check_metric_options(pairs: tuple[str, ...]) -> dict[str, object]:
+    """``--metric-option NAME=VALUE`` pairs, checked against the groups' parameters, or a
+    usage error."""
+    from ..evaluation.groups import check_metric_options
+    from .method_options import parse_pairs
+
+    options = parse_pairs(pairs, "--metric-option")
+    try:
+        return check_metric_options(options)
+    except ValueError as error:
+        raise BadUsage(f"--metric-option: {error}") from error
 
 
 def _check_choices(method_list: str | None, metric_list: str | None, road_percentages: str

@@ -19,7 +19,7 @@ import click
 
 from .messages import BadUsage
 
-__all__ = ["check_method_options", "method_option", "parse_value"]
+__all__ = ["check_method_options", "method_option", "parse_pairs", "parse_value"]
 
 #: options the commands set from their own flags (or that make no sense on files)
 RESERVED = {"counterfactual", "eigen_smooth", "aug_smooth", "progress", "output",
@@ -52,6 +52,29 @@ def parse_value(text: str) -> object:
     return text.strip()
 
 
+def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, object]:
+    """``NAME=VALUE`` pairs of a repeatable ``flag`` by name, values read by
+    :func:`parse_value`.
+
+    Raises:
+        BadUsage: a pair without ``=`` or a name, or a name given twice.
+
+    Examples:
+        >>> parse_pairs(["runs=20", "baseline=mean"], "--metric-option")
+        {'runs': 20, 'baseline': 'mean'}
+    """
+    parsed: dict[str, object] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        name = name.strip()
+        if not separator or not name:
+            raise BadUsage(f"{flag} must be NAME=VALUE, got {pair!r}")
+        if name in parsed:
+            raise BadUsage(f"{flag} {name} is given twice")
+        parsed[name] = parse_value(value)
+    return parsed
+
+
 def check_method_options(pairs: Sequence[str], methods: Sequence[str]
                          ) -> dict[str, dict[str, object]]:
     """Per method, the options of ``pairs`` (``"NAME=VALUE"``) it takes.
@@ -63,19 +86,12 @@ def check_method_options(pairs: Sequence[str], methods: Sequence[str]
     """
     from ..methods import method_options
 
-    parsed: dict[str, object] = {}
-    for pair in pairs:
-        name, separator, value = pair.partition("=")
-        name = name.strip()
-        if not separator or not name:
-            raise BadUsage(f"--method-option must be NAME=VALUE, got {pair!r}")
-        if name in parsed:
-            raise BadUsage(f"--method-option {name} is given twice")
+    parsed = parse_pairs(pairs, "--method-option")
+    for name in parsed:
         if name in RESERVED:
             flag = "--" + name.replace("_", "-")
             raise BadUsage(f"--method-option {name}: use the command's own option "
                            f"({flag}) where it has one")
-        parsed[name] = parse_value(value)
     accepted = {method: set(method_options(method)) - RESERVED for method in methods}
     for name in parsed:
         if not any(name in names for names in accepted.values()):

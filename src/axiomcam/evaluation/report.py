@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from .groups import DERIVED_METRICS, METRICS, MetricInfo
+from .groups import DERIVED_METRICS, METRICS, MetricInfo, changed_parameters
 from .pages import THUMBNAIL_SIZE, html_page
 from .pages import data_uri as _data_uri
 from .pages import html_text as _text
@@ -320,7 +320,8 @@ def _best_methods(rows: Sequence[MetricSummary]) -> set[str]:
             if math.isclose(row.mean, target, rel_tol=BEST_RELATIVE_TOLERANCE, abs_tol=1e-12)}
 
 
-def _summary_html(summaries: Sequence[MetricSummary], seed: int | None) -> str:
+def _summary_html(summaries: Sequence[MetricSummary], seed: int | None,
+                  changed: Sequence[str] = ()) -> str:
     if not summaries:
         return '<h2 id="summary">Summary</h2>\n<p>No results are stored.</p>\n'
     methods = list(dict.fromkeys(s.method for s in summaries))
@@ -335,6 +336,8 @@ def _summary_html(summaries: Sequence[MetricSummary], seed: int | None) -> str:
         f'within {BEST_RELATIVE_TOLERANCE:.0e} of it, relatively: float rounding). The tables '
         f'below give the median and the {CONFIDENCE:.0%} percentile-bootstrap interval of '
         f'the mean ({BOOTSTRAP_RESAMPLES} resamples{seed_text}).</p>',
+        *([f'<p class="note">The metric descriptions quote the protocol\'s defaults; this '
+           f'run changed {_text(", ".join(changed))}.</p>'] if changed else []),
         "<table><tr><th>metric</th><th>direction</th>"
         + "".join(f"<th>{_text(method)}</th>" for method in methods) + "</tr>",
     ]
@@ -506,7 +509,7 @@ def write_report(out_dir: str | os.PathLike[str],
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         sections = [
             _configuration_html(store),
-            _summary_html(summaries, seed),
+            _summary_html(summaries, seed, changed_parameters(config.get("parameters", {}))),
             _plots_html(directory, files.plots),
             _gallery_html(gallery),
             _problems_html(store),

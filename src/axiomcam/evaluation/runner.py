@@ -62,7 +62,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -80,7 +80,7 @@ from . import distributed
 from .batches import Batch, Timer, batches, image_rows, measurement, select_images
 from .estimate import CostEstimate, estimate_cost, probe_timing
 from .gallery import build_gallery
-from .groups import GROUPS, metric_group
+from .groups import GROUPS, check_metric_options, metric_group
 from .inputs import evaluation_inputs, evaluation_masks
 from .merging import merge_details
 from .report import GALLERY_SIZE, write_report
@@ -205,6 +205,7 @@ def evaluate(
     gallery_images: int = GALLERY_SIZE,
     include_expensive: bool = False,
     on_estimate: Callable[[str], object] | None = None,
+    metric_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Evaluate CAM methods on a data set and write the database, summaries, plots and
     the HTML report.
@@ -254,6 +255,12 @@ def evaluate(
             and stage, from a probe on the first batch: :mod:`.estimate`), with the
             expensive groups and methods left out; ``None``: written to stderr unless
             ``progress`` is ``False`` (above the progress bar).
+        metric_options: the groups' protocol parameters by name, e.g.
+            ``{"correlation_runs": 20, "robustness_samples": 50, "pointing_tolerance":
+            30}`` (:data:`~axiomcam.evaluation.groups.PARAMETERS` with ``option=False``;
+            ``None``: the defaults the metric descriptions quote). They are stored in the
+            configuration, so a run with other values is another run; the summary and
+            the report list those changed.
 
     Returns:
         a :class:`RunResult`.
@@ -261,7 +268,7 @@ def evaluate(
     Raises:
         ValueError: an unknown method or metric group, the axioms asked for by name with
             no method that has channel weights, the sanity check asked for by name with
-            ``sanity_images=0``, a bad parameter, a label outside
+            ``sanity_images=0``, a bad parameter or metric option, a label outside
             the model's classes, a database of another run in ``out_dir``
             (:class:`~axiomcam.evaluation.store.ConfigurationMismatchError`: another
             configuration or schema version), a data set that changed since the run in
@@ -301,7 +308,8 @@ def evaluate(
         perturbation_batch_size=perturbation_batch_size, seed=seed,
         gallery_images=gallery_images, progress=progress, include_expensive=include_expensive,
         parameters={"deletion_steps": deletion_steps, "road_percentages": road_percentages,
-                    "sanity_images": sanity_images, "sanity_steps": sanity_steps})
+                    "sanity_images": sanity_images, "sanity_steps": sanity_steps,
+                    **check_metric_options(metric_options)})
     dataset = check_dataset(dataset, pretrained, seed)
     with contextlib.ExitStack() as stack:
         # explainers first: an unknown layer fails here, before anything is written

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .groups import CURVES, METRICS
+from .groups import CURVES, METRICS, changed_parameters
 from .store import CurveRow, ResultStore, rows_by
 
 __all__ = [
@@ -248,6 +248,10 @@ def _write_markdown(path: Path, summaries: Sequence[MetricSummary], config: dict
             value = config[key]
             value = ", ".join(map(str, value)) if isinstance(value, list) else value
             lines.append(f"- {label}: `{value}`")
+    changed = changed_parameters(config.get("parameters", {}))
+    if changed:  # the metric descriptions below quote the defaults
+        lines.append("- changed from the defaults the descriptions quote: "
+                     + ", ".join(f"`{change}`" for change in changed))
     lines.append(f"- images: {store.count('images')}, skipped files: {store.count('problems')}")
     lines.append(f"- started {store.started}, finished {store.finished or 'not finished'}")
     lines += ["", f"Mean, median and {CONFIDENCE:.0%} percentile-bootstrap interval of the mean "

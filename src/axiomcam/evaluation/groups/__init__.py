@@ -18,7 +18,8 @@ and ``GROUP = MetricGroup(name="NAME", ...)``, then register it: import the modu
 and add one line to :data:`GROUPS` (its place there is its place in every run: rows,
 timings, summaries). A parameter with ``option=True`` must also become a keyword of
 ``evaluate`` (and an option of the CLI; ``tests/evaluation/test_groups.py`` checks the
-keyword); a fixed one (``option=False``) is only stored. Metric, curve and parameter names
+keyword); a protocol parameter (``option=False``) is set by ``evaluate``'s
+``metric_options`` (``--metric-option NAME=VALUE``) and stored. Metric, curve and parameter names
 must not repeat another group's, which the registry checks when it is imported.
 
 Examples:
@@ -68,7 +69,9 @@ __all__ = [
     "MetricInfo",
     "Needs",
     "Parameter",
+    "changed_parameters",
     "check_metric_groups",
+    "check_metric_options",
     "check_parameters",
     "metric_group",
 ]
@@ -170,25 +173,72 @@ _check_registry()
 
 def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every group's parameters, checked, in the order of :data:`PARAMETERS`: the value
-    given in ``values`` (or the default) of each that ``evaluate`` takes, the default of
-    each fixed one.
+    given in ``values``, else the default.
 
     Raises:
-        ValueError: a value its check refuses, or a name that is no settable parameter.
+        ValueError: a value its check refuses, or a name that is no parameter (the known
+            ones are listed).
 
     Examples:
-        >>> checked = check_parameters({"road_percentages": (25, 75)})
+        >>> checked = check_parameters({"road_percentages": (25, 75), "iou_threshold": 0.3})
         >>> checked["road_percentages"], checked["deletion_steps"], checked["iou_threshold"]
-        ([25.0, 75.0], 50, 0.5)
+        ([25.0, 75.0], 50, 0.3)
     """
-    settable = [parameter.name for parameter in PARAMETERS if parameter.option]
-    unknown = [name for name in values if name not in settable]
+    known = [parameter.name for parameter in PARAMETERS]
+    unknown = [name for name in values if name not in known]
     if unknown:
-        raise ValueError(f"unknown metric parameter {unknown[0]!r}; known: "
-                         f"{', '.join(settable)}")
-    return {parameter.name: parameter.checked(values.get(parameter.name, parameter.default)
-                                              if parameter.option else parameter.default)
+        raise ValueError(f"unknown metric parameter {unknown[0]!r}; known: {', '.join(known)}")
+    return {parameter.name: parameter.checked(values.get(parameter.name, parameter.default))
             for parameter in PARAMETERS}
+
+
+def check_metric_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``evaluate``'s ``metric_options``: protocol parameters of the groups (those without
+    a keyword of their own, ``option=False``) by name, checked.
+
+    Raises:
+        TypeError: ``options`` is no mapping.
+        ValueError: an unknown name, a parameter that has its own keyword of ``evaluate``,
+            or a value its check refuses.
+
+    Examples:
+        >>> check_metric_options({"correlation_runs": 20})
+        {'correlation_runs': 20}
+        >>> check_metric_options({"deletion_steps": 10})
+        Traceback (most recent call last):
+        ...
+        ValueError: deletion_steps has its own keyword: evaluate(..., deletion_steps=...) \
+(--deletion-steps on the command line), not metric_options
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"metric_options must be a mapping of parameter names to values, "
+                        f"not {type(options).__name__}")
+    by_name = {parameter.name: parameter for parameter in PARAMETERS}
+    for name in options:
+        parameter = by_name.get(name)
+        if parameter is not None and parameter.option:
+            raise ValueError(f"{name} has its own keyword: evaluate(..., {name}=...) "
+                             f"(--{name.replace('_', '-')} on the command line), not "
+                             "metric_options")
+    checked = check_parameters(options)
+    return {name: checked[name] for name in options}
+
+
+def changed_parameters(parameters: Mapping[str, Any]) -> list[str]:
+    """``"name = value (default: d)"`` for each protocol parameter (``option=False``) of
+    ``parameters`` that differs from its default: the metric descriptions quote those
+    defaults, so a summary lists what a run changed.
+
+    Examples:
+        >>> changed_parameters(check_parameters({"correlation_runs": 20}))
+        ['correlation_runs = 20 (default: 100)']
+    """
+    return [f"{parameter.name} = {parameters[parameter.name]!r} (default: "
+            f"{parameter.default!r})" for parameter in PARAMETERS
+            if not parameter.option and parameter.name in parameters
+            and parameters[parameter.name] != parameter.checked(parameter.default)]
 
 
 def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:

@@ -110,8 +110,9 @@ class Parameter:
         default: its value when not given (the descriptions quote the fixed ones).
         check: ``check(value, name)`` returns the value checked (and normalised, e.g. a
             list), or raises a ValueError naming ``name`` and the value.
-        option: ``evaluate`` takes it as a keyword; ``False``: a fixed value of the
-            protocol, stored so that a run says how it was measured.
+        option: ``evaluate`` takes it as a keyword; ``False``: a value of the protocol
+            (the metric descriptions quote its default), set by ``evaluate``'s
+            ``metric_options`` and stored so that a run says how it was measured.
 
     Examples:
         >>> Parameter("deletion_steps", 50, check_positive_int).checked(0)
