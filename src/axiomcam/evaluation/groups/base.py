@@ -362,19 +362,29 @@ def check_optional_count(value: object, name: str) -> int | None:
     return None if value is None else check_positive_int(value, name)
 
 
-def check_number_in(low: float, high: float) -> Callable[[object, str], float]:
-    """A check of a number in ``[low, high]`` (for the protocols' fixed thresholds).
+def check_number_in(low: float, high: float, *,
+                    above_low: bool = False) -> Callable[[object, str], float]:
+    """A check of a number in ``[low, high]`` (``(low, high]`` with ``above_low``: a
+    noise scale of 0 would divide by zero) for the protocols' parameters.
 
     Examples:
         >>> check_number_in(0, 1)(1.5, "iou_threshold")
         Traceback (most recent call last):
         ...
         ValueError: iou_threshold must be a number in [0, 1], got 1.5
+        >>> check_number_in(0, math.inf, above_low=True)(0, "lipschitz_std")
+        Traceback (most recent call last):
+        ...
+        ValueError: lipschitz_std must be a number in (0, inf], got 0
     """
+    opening = "(" if above_low else "["
+
     def check(value: object, name: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+                or not math.isfinite(value) or not low <= value <= high \
+                or (above_low and value == low):
+            raise ValueError(f"{name} must be a number in {opening}{low:g}, {high:g}], "
+                             f"got {value!r}")
         return value
 
     return check

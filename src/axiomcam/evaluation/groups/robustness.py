@@ -22,9 +22,11 @@ from .base import Measurement, Metric, MetricGroup, Parameter, check_number_in
 #: noisy copies per image, for each kind of noise (Quantus: 200)
 SAMPLES = Parameter("robustness_samples", 10, check_positive_int, option=False)
 #: half-width of the uniform noise, in the inputs' normalised units (Quantus: 0.2)
-RADIUS = Parameter("robustness_radius", 0.2, check_number_in(0, math.inf), option=False)
+RADIUS = Parameter("robustness_radius", 0.2, check_number_in(0, math.inf, above_low=True),
+                   option=False)
 #: standard deviation of the Gaussian noise of the Lipschitz estimate (Quantus: 0.1)
-STD = Parameter("lipschitz_std", 0.1, check_number_in(0, math.inf), option=False)
+STD = Parameter("lipschitz_std", 0.1, check_number_in(0, math.inf, above_low=True),
+                option=False)
 
 
 def compute(measurement: Measurement) -> None:
