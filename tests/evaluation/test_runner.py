@@ -42,6 +42,8 @@ GROUP_METRICS = {
     "random_logit": ("random_logit_ssim",),
     "mask_localization": ("relevance_mass_accuracy", "relevance_rank_accuracy",
                           "top_k_intersection", "attribution_localisation", "mask_auc"),
+    "box_localization": ("box_relevance_rank_accuracy", "box_top_k_intersection",
+                         "box_attribution_localisation", "box_auc"),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -496,7 +498,7 @@ def expected_counts(mobilenet) -> tuple[int, int]:
         # every composite image has its objects' boxes and silhouettes
         per_method = sum(len(GROUP_METRICS[g]) for g in (
             "axioms", "faithfulness", "deletion", "road", "localization", "mask_iou",
-            "complexity", "random_logit", "mask_localization"))
+            "complexity", "random_logit", "mask_localization", "box_localization"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
         if len(set(sample.box_labels.tolist())) > 1:  # both methods have counterfactuals
             per_method += len(GROUP_METRICS["discrimination"]) + \
