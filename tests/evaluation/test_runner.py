@@ -551,6 +551,23 @@ def test_tiny_real_run_writes_every_row_summary_and_plot(tiny_runs, mobilenet):
     assert {"gallery", "summary", "report"} <= set(run.seconds)
 
 
+def test_tiny_run_scores_boxes_and_silhouettes_apart(tiny_runs):
+    """The composite images have boxes and silhouettes: both localisation groups give rows,
+    and they differ, the silhouettes being smaller than their boxes."""
+    with ResultStore.open(tiny_runs[0].out_dir) as store:
+        got = values(store)
+    pairs = {(image, method) for image, method, _ in got}
+    assert len(pairs) == 2 * len(TINY_METHODS)
+    for image, method in pairs:
+        row = {metric: got[(image, method, metric)] for metric in (
+            *GROUP_METRICS["box_localization"], *GROUP_METRICS["mask_localization"],
+            "energy_pointing_game")}
+        # the silhouettes lie within their boxes: at least as much mass inside the boxes
+        assert row["energy_pointing_game"] >= row["relevance_mass_accuracy"] - 1e-6
+        assert row["box_auc"] != row["mask_auc"]
+        assert row["box_attribution_localisation"] != row["attribution_localisation"]
+
+
 def test_a_second_identical_run_gives_identical_numbers(tiny_runs):
     first, second = (ResultStore.open(run.out_dir) for run in tiny_runs)
     try:
