@@ -23,7 +23,8 @@ from axiomcam.evaluation.store import ResultStore
 from axiomcam.models import PretrainedModel
 
 CHEAP_GROUPS = ["axioms", "faithfulness", "localization", "discrimination", "mask_iou",
-                "counterfactual", "complexity", "random_logit", "mask_localization"]
+                "counterfactual", "complexity", "random_logit", "mask_localization",
+                "box_localization"]
 EXPENSIVE_GROUPS = ["deletion", "road", "sanity", "occlusion_correlation",
                     "faithfulness_correlation", "robustness"]
 

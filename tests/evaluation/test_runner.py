@@ -42,6 +42,8 @@ GROUP_METRICS = {
     "random_logit": ("random_logit_ssim",),
     "mask_localization": ("relevance_mass_accuracy", "relevance_rank_accuracy",
                           "top_k_intersection", "attribution_localisation", "mask_auc"),
+    "box_localization": ("box_relevance_rank_accuracy", "box_top_k_intersection",
+                         "box_attribution_localisation", "box_auc"),
 }
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -496,7 +498,7 @@ def expected_counts(mobilenet) -> tuple[int, int]:
         # every composite image has its objects' boxes and silhouettes
         per_method = sum(len(GROUP_METRICS[g]) for g in (
             "axioms", "faithfulness", "deletion", "road", "localization", "mask_iou",
-            "complexity", "random_logit", "mask_localization"))
+            "complexity", "random_logit", "mask_localization", "box_localization"))
         per_method_curves = 2 * (TINY["deletion_steps"] + 1) + 2 * len(TINY["road_percentages"])
         if len(set(sample.box_labels.tolist())) > 1:  # both methods have counterfactuals
             per_method += len(GROUP_METRICS["discrimination"]) + \
@@ -523,6 +525,15 @@ def test_tiny_real_run_writes_every_row_summary_and_plot(tiny_runs, mobilenet):
                                      "axiomcam_version", "torch_version"}
         assert all(math.isfinite(row.value) for row in store.results())
         assert all(math.isfinite(row.value) for row in store.curves())
+        got = values(store)
+    # composite silhouettes lie within their boxes: box and mask localisation rows on every
+    # image, at least as much mass inside the boxes, other scores
+    for image, method in {(image, method) for image, method, _ in got}:
+        assert got[(image, method, "energy_pointing_game")] >= \
+            got[(image, method, "relevance_mass_accuracy")] - 1e-6
+        for box, mask in (("box_auc", "mask_auc"), ("box_relevance_rank_accuracy",
+                                                     "relevance_rank_accuracy")):
+            assert got[(image, method, box)] != got[(image, method, mask)]
     connection = sqlite3.connect(run.database)
     duplicates = connection.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY image_id, method, metric "

@@ -109,9 +109,25 @@ def test_the_box_mask_gives_the_energy_pointing_game():
                           energy_pointing_game(maps, boxes))
 
 
-def test_agreement_with_quantus_on_maps_without_ties():
+def maps_and_box_masks(seed: int, batch: int = 4, size: int = 10) -> tuple[torch.Tensor,
+                                                                             torch.Tensor]:
+    """The maps of :func:`maps_and_masks` and the masks of one or two random boxes per
+    image (the ``box_localization`` group's truth), fractional corners included."""
+    maps, _ = maps_and_masks(seed, batch, size)
+    boxes = []
+    for image in range(batch):
+        corners = torch.rand(1 + image % 2, 2, 2) * size   # (boxes, corner, x y)
+        low, high = corners.amin(dim=1), corners.amax(dim=1) + 1.5
+        boxes.append(torch.cat([low, high.clamp(max=size)], dim=1))
+    return maps, boxes_to_masks(boxes, size, size)
+
+
+@pytest.mark.parametrize("truth", [maps_and_masks, maps_and_box_masks],
+                         ids=["blob masks", "box masks"])
+def test_agreement_with_quantus_on_maps_without_ties(truth):
     quantus = pytest.importorskip("quantus")  # the quantus extra (in dev)
-    maps, masks = maps_and_masks(6)
+    maps, masks = truth(6)
+    assert masks.flatten(1).any(dim=1).all()  # every mask holds a pixel centre
     # float32 maps: Quantus sums them in float32, we in float32 on the same values
     tolerance = {"rtol": 1e-5, "atol": 1e-6}
     pairs = [

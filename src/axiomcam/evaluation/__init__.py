@@ -23,7 +23,8 @@ Examples:
     >>> evaluation.METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
 'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
-'random_logit', 'mask_localization', 'faithfulness_correlation', 'robustness')
+'random_logit', 'mask_localization', 'box_localization', 'faithfulness_correlation', \
+'robustness')
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ Examples:
     >>> METRIC_GROUPS
     ('axioms', 'faithfulness', 'deletion', 'road', 'localization', 'discrimination', \
 'mask_iou', 'sanity', 'occlusion_correlation', 'counterfactual', 'complexity', \
-'random_logit', 'mask_localization', 'faithfulness_correlation', 'robustness')
+'random_logit', 'mask_localization', 'box_localization', 'faithfulness_correlation', \
+'robustness')
     >>> METRICS["pointing_game"].description
     "100 if the map's maximum is within 15 px of a box of the class, else 0"
     >>> metric_group("deletion").cost
@@ -40,6 +41,7 @@ from typing import Any
 
 from . import (
     axioms,
+    box_localization,
     complexity,
     counterfactual,
     deletion,
@@ -89,6 +91,7 @@ GROUPS: tuple[MetricGroup, ...] = (
     occlusion_correlation.GROUP,
     counterfactual.GROUP,
     complexity.GROUP, random_logit.GROUP, mask_localization.GROUP,
+    box_localization.GROUP,
     faithfulness_correlation.GROUP,
     robustness.GROUP,
 )
@@ -256,7 +259,8 @@ def check_metric_groups(groups: str | Iterable[str] | None) -> list[str]:
         ...
         ValueError: unknown metric group 'speed'; known: axioms, faithfulness, deletion, \
 road, localization, discrimination, mask_iou, sanity, occlusion_correlation, counterfactual, \
-complexity, random_logit, mask_localization, faithfulness_correlation, robustness
+complexity, random_logit, mask_localization, box_localization, faithfulness_correlation, \
+robustness
     """
     if groups is None:
         return list(METRIC_GROUPS)

@@ -294,8 +294,9 @@ class Measurement:
     masks: list[torch.Tensor] = field(default_factory=list)
     shared: dict[Any, Any] = field(default_factory=dict)
 
-    def add(self, metric: str, values: torch.Tensor) -> None:
-        """Store one value of ``metric`` per image (``values``: ``(n,)``).
+    def add(self, metric: str, values: torch.Tensor, images: list[int] | None = None) -> None:
+        """Store one value of ``metric`` per image (``values``: ``(n,)``), or per image of
+        ``images`` (indices into :attr:`ids`: the others get no row of ``metric``).
 
         Raises:
             ValueError: a metric the group does not declare, or not one value per image.
@@ -303,12 +304,13 @@ class Measurement:
         if metric not in self.group.metric_names():
             raise ValueError(f"metric group {self.group.name!r} declares no metric "
                              f"{metric!r} (it declares {', '.join(self.group.metric_names())})")
+        ids = self.ids if images is None else [self.ids[index] for index in images]
         listed = values.detach().double().cpu().reshape(-1).tolist()
-        if len(listed) != len(self.ids):
+        if len(listed) != len(ids):
             raise ValueError(f"{metric} of {self.method}: {len(listed)} values for "
-                             f"{len(self.ids)} images")
+                             f"{len(ids)} images")
         self.results += [ResultRow(image_id, self.method, metric, value)
-                         for image_id, value in zip(self.ids, listed, strict=True)]
+                         for image_id, value in zip(ids, listed, strict=True)]
 
     def add_curve(self, curve: str, x: list[float], values: torch.Tensor) -> None:
         """Store one curve per image: ``values`` ``(n, len(x))`` at the abscissae ``x``.
