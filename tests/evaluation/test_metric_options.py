@@ -89,6 +89,7 @@ def test_the_declared_cost_follows_the_options():
      "unknown metric parameter 'correlation_runz'; known: deletion_steps"),
     ({"correlation_runs": 0}, ValueError, "correlation_runs must be an int >= 1, got 0"),
     ({"iou_threshold": 1.5}, ValueError, "iou_threshold"),
+    ({"top_k_pixels": 0}, ValueError, "top_k_pixels must be an int >= 1, got 0"),
     ({"lipschitz_std": 0}, ValueError, r"lipschitz_std must be a number in \(0, inf\], got 0"),
     ([("correlation_runs", 3)], TypeError, "metric_options must be a mapping"),
 ])

@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ...support import check_positive_int
 from ..costs import Passes
-from .base import Measurement, Metric, MetricGroup, Needs, Parameter, check_count
+from .base import Measurement, Metric, MetricGroup, Needs, Parameter
 
 if TYPE_CHECKING:
     import torch
 
 #: the ``k`` of the top-k intersection, in pixels (Quantus's default; at most the map's)
-TOP_K = Parameter("top_k_pixels", 1000, check_count, option=False)
+TOP_K = Parameter("top_k_pixels", 1000, check_positive_int, option=False)
 
 
 #: the mask group's metric of each score kind of :func:`add_localisation_scores`
