@@ -76,3 +76,27 @@ def test_the_group_is_left_out_by_default_and_declares_its_cost():
     assert not group.passes_at(check_parameters({})).cheap
     _, groups = default_selection(None, None, check_parameters({}), include_expensive=False)
     assert "robustness" in groups.left_out and "robustness" not in groups.chosen
+
+
+def test_an_all_zero_map_gets_a_lipschitz_row_and_no_sensitivity_row(tmp_path):
+    from test_runner import GREEN, RED, Listed, colour_classifier, painted
+
+    from axiomcam.data import Sample
+
+    torch.manual_seed(0)
+    no_box = torch.zeros(0, 4)
+    samples = [  # labelled green: the first has no green anywhere, so its map is all zero
+        Sample("all-red", painted(RED, []), 1, no_box, torch.zeros(0, dtype=torch.long)),
+        Sample("green-square", painted(RED, [(GREEN, 8, 8, 24, 24)]), 1, no_box,
+               torch.zeros(0, dtype=torch.long)),
+    ]
+    with pytest.warns(UserWarning, match="constant"):
+        evaluate(colour_classifier(), Listed(samples), "gradcam", out_dir=tmp_path,
+                 metrics="robustness", progress=False, gallery_images=0)
+    with ResultStore.open(tmp_path) as store:
+        metrics = {(row.image_id, row.metric): row.value for row in store.results()}
+    assert set(metrics) == {("all-red", "local_lipschitz"), ("green-square", "local_lipschitz"),
+                            ("green-square", "max_sensitivity"),
+                            ("green-square", "avg_sensitivity")}
+    # the noise gives the all-red image some green: its map moves, from zero
+    assert metrics[("all-red", "local_lipschitz")] > 0

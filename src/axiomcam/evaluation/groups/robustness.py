@@ -52,8 +52,12 @@ def compute(measurement: Measurement) -> None:
         gaussian = gaussian_noise(inputs, samples, parameters[STD.name], generator)
         lipschitz = robustness_ratios(explain, inputs, targets, gaussian, lipschitz=True,
                                       copies=copies)
-    measurement.add("max_sensitivity", sensitivity.amax(dim=0))
-    measurement.add("avg_sensitivity", sensitivity.mean(dim=0))
+    # the ratio to ||map|| is undefined for an all-zero map (the metric function then gives
+    # the absolute change, on another scale): such an image gets no sensitivity row
+    defined = measurement.maps.flatten(1).abs().amax(dim=1).cpu() > 0
+    images = [index for index, keep in enumerate(defined.tolist()) if keep]
+    measurement.add("max_sensitivity", sensitivity.amax(dim=0)[defined], images)
+    measurement.add("avg_sensitivity", sensitivity.mean(dim=0)[defined], images)
     measurement.add("local_lipschitz", lipschitz.amax(dim=0))
 
 
@@ -63,7 +67,8 @@ GROUP = MetricGroup(
     metrics=(
         Metric("max_sensitivity",
                "max over 10 noisy copies (each input value moved by U(-0.2, 0.2)) of "
-               "||map' - map|| / ||map|| (Yeh et al. 2019, as Quantus)", "lower"),
+               "||map' - map|| / ||map|| (Yeh et al. 2019, as Quantus; no row where the "
+               "map is all zero)", "lower"),
         Metric("avg_sensitivity",
                "mean over the same copies of ||map' - map|| / ||map|| (Yeh et al. 2019, "
                "as Quantus)", "lower"),
