@@ -261,4 +261,4 @@ def test_the_app_shows_a_sigmoid_heads_probabilities_and_refuses_a_binary_model(
     assert with_head(pretrained, None).probability == "softmax"
     refused = invoke("serve", "--model", files["binary"], "--size", str(SIZE), "--port", "0")
     assert refused.exit_code == 2
-    assert "the app does not explain models with one output" in one_line_error(refused)
+    assert "serve and evaluate do not take models with one output" in one_line_error(refused)
