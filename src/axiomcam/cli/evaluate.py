@@ -112,7 +112,6 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
 
     from ..evaluation import evaluate as run_evaluation
     from ..evaluation.distributed import rank_device
-
     from .model import with_head
 
     pretrained = with_head(model.load(debug, device=rank_device(model.device)), head)

@@ -78,8 +78,7 @@ from ..metrics import AxiomProbe
 from ..models import PretrainedModel
 from ..support import eval_mode, warn, warning_context
 from . import distributed
-from .batches import (Batch, Timer, batches, image_rows, measurement, predictions,
-                      select_images)
+from .batches import Batch, Timer, batches, image_rows, measurement, predictions, select_images
 from .estimate import CostEstimate, estimate_cost, probe_timing
 from .gallery import build_gallery
 from .groups import GROUPS, metric_group
