@@ -272,7 +272,8 @@ def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.T
             return ``(B, num_classes)`` logits, NaN / inf probabilities.
 
     Examples:
-        >>> model = nn.Flatten()  # its "logits" are the input's values
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2, bias=False))
+        >>> _ = nn.init.eye_(model[1].weight)  # its logits are the input's two values
         >>> inputs, classes = torch.tensor([[[[1.0, 2.0]]]]), torch.tensor([1])
         >>> [round(float(class_probabilities(model, inputs, classes, probability=rule)), 4)
         ...  for rule in ("softmax", "sigmoid")]

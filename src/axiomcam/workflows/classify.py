@@ -372,7 +372,7 @@ def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None
 
     Raises:
         ValueError: the model returned something else than a 2-D tensor, or NaN / inf; an
-            unknown head.
+            unknown head; ``"output"`` scores outside ``[0, 1]``.
 
     Examples:
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]])).tolist()
