@@ -300,3 +300,24 @@ def test_evaluate_head_reaches_the_run(files, tmp_path):
                      str(tmp_path / "binary"))
     assert refused.exit_code == 2
     assert "evaluate do not take models with one output" in one_line_error(refused)
+
+
+def test_the_apps_deletion_curves_read_the_sigmoid_head(files):
+    """``serve --head sigmoid``: the deletion-curve area the app shows is the one of
+    ``p_c = sigmoid(z_c)``, not of the softmax."""
+    from axiomcam.app.explorer import Explorer
+    from axiomcam.cli.model import with_head
+    from axiomcam.metrics import deletion_insertion
+
+    torch.manual_seed(0)
+    pretrained = with_head(axiomcam.models.load(files["labels"], size=SIZE), "sigmoid")
+    explorer = Explorer(pretrained)
+    opened = explorer.open_image(_open(files["photos"][0]))
+    [result] = explorer.explain(opened, 2, LAYER, ["gradcam"])
+    classes = torch.tensor([2])
+    maps = axiomcam.explain(pretrained.model, opened.inputs, "gradcam", LAYER, classes).maps
+    by_head = {rule: float(deletion_insertion(
+        pretrained.model, opened.inputs, maps, classes, steps=explorer.deletion_steps,
+        probability=rule).deletion_auc[0]) for rule in ("sigmoid", "softmax")}
+    assert result.deletion_auc == pytest.approx(by_head["sigmoid"], abs=1e-6)
+    assert abs(by_head["sigmoid"] - by_head["softmax"]) > 0.01
