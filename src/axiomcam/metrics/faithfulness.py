@@ -102,7 +102,8 @@ class ConfidenceChange:
     @property
     def change(self) -> torch.Tensor:
         """``(B,)`` ``O - Y = p_c(x * M) - p_c(x)``: pytorch-grad-cam's
-        ``CamMultImageConfidenceChange`` with a softmax target (higher is better)."""
+        ``CamMultImageConfidenceChange`` (with a softmax target for a softmax head; higher
+        is better)."""
         return self.masked - self.original
 
 
