@@ -51,6 +51,9 @@ def test_a_sigmoid_run_stores_the_sigmoid_numbers_and_its_head(tmp_path):
     run = evaluate(sigmoid_model, Listed(samples), "gradcam", out_dir=tmp_path / "sigmoid",
                    metrics="faithfulness,deletion", deletion_steps=STEPS, progress=False)
     assert run.config["probability"] == "sigmoid"
+    assert "- p_c read by: `sigmoid`" in (tmp_path / "sigmoid" / "summary.md").read_text()
+    assert "<th>p_c read by (the model's head)</th><td>sigmoid</td>" in \
+        run.report.read_text(encoding="utf-8")
     rows, images = stored_rows(tmp_path / "sigmoid")
     inputs, drop, auc = direct_values(sigmoid_model, samples, "sigmoid")
     _, soft_drop, soft_auc = direct_values(softmax_model, samples, "softmax")
