@@ -214,7 +214,9 @@ def evaluate(
 
     Args:
         pretrained: a :class:`axiomcam.models.PretrainedModel` (``model``, ``class_names``,
-            ``input_size``, ``mean``, ``std``, ``default_layer``, ``name``).
+            ``input_size``, ``mean``, ``std``, ``default_layer``, ``name``); its
+            ``probability`` (``"softmax"``, ``"sigmoid"``, ``"output"``) is how every metric
+            and the predictions read ``p_c``. A model with one output is refused.
         dataset: a :class:`axiomcam.data.Dataset`, or a spec for
             :func:`axiomcam.data.open_dataset` (``"composite:200"``, a folder, a CSV).
         methods: CAM method names (a sequence or a comma list); see
