@@ -277,7 +277,7 @@ def test_evaluate_head_reaches_the_run(files, tmp_path):
 
     listing = tmp_path / "list.csv"
     listing.write_text("path,label\n" + "".join(f"{path},class {label}\n" for path, label
-                                                 in zip(files["photos"], (1, 4))))
+                                                 in zip(files["photos"], (1, 4), strict=True)))
     common = ("--model", files["labels"], "--size", str(SIZE), "--layer", LAYER, "--data",
               str(listing), "--methods", "gradcam", "--metrics", "faithfulness",
               "--gallery-images", "0")

@@ -239,7 +239,7 @@ def test_class_probabilities_of_each_rule_and_of_a_single_logit():
     maps = torch.rand(2, SIDE, SIDE, dtype=torch.float64)
     drop = confidence_change(binary, inputs, maps, 1, probability="sigmoid")
     torch.testing.assert_close(drop.original, torch.sigmoid(z))
-    with pytest.raises(ValueError, match="one logit per image.*probability='sigmoid'"):
+    with pytest.raises(ValueError, match=r"one logit per image.*probability='sigmoid'"):
         confidence_change(binary, inputs, maps, 1)
     with pytest.raises(ValueError, match="out of range: the model has 2 classes"):
         confidence_change(binary, inputs, maps, 2, probability="sigmoid")
