@@ -236,6 +236,8 @@ def test_class_probabilities_of_each_rule_and_of_a_single_logit():
         chosen = torch.full((2,), target)
         torch.testing.assert_close(class_probabilities(binary, inputs, chosen,
                                                        probability="sigmoid"), expected)
+        torch.testing.assert_close(class_probabilities(  # its own Sigmoid: the same
+            nn.Sequential(binary, nn.Sigmoid()), inputs, chosen, probability="output"), expected)
     maps = torch.rand(2, SIDE, SIDE, dtype=torch.float64)
     drop = confidence_change(binary, inputs, maps, 1, probability="sigmoid")
     torch.testing.assert_close(drop.original, torch.sigmoid(z))
