@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["OutputSelector", "describe_output", "select_output"]
+__all__ = ["PROBABILITY_RULES", "OutputSelector", "check_probability_rule", "describe_output",
+           "output_probabilities", "select_output"]
 
 #: what to take from a model's output: ``None`` (found automatically), a key or attribute
 #: name, a position in a tuple/list, or a callable ``output -> tensor``
@@ -29,6 +30,12 @@ OutputSelector = str | int | Callable[[object], object] | None
 #: keys / attributes tried, in order, when no selector is given (``logits``: Hugging Face
 #: ``ModelOutput`` and most dict-returning classifiers; ``out``: torchvision segmentation)
 AUTOMATIC_KEYS = ("logits", "out")
+
+#: how a classifier's ``(B, num_classes)`` output becomes class probabilities: the
+#: ``softmax`` over the classes (one label per image), each class's own ``sigmoid``
+#: (multi-label or binary heads), or the ``output`` itself (a model ending in a Softmax or
+#: Sigmoid: its outputs already are probabilities)
+PROBABILITY_RULES = ("softmax", "sigmoid", "output")
 
 
 def describe_output(output: object) -> str:
@@ -129,3 +136,57 @@ def select_output(output: object, selector: OutputSelector = None) -> object:
         return output[selector]
     raise ValueError(f"the model's output has no position {selector}: it is a "
                      f"{describe_output(output)}")
+
+
+def check_probability_rule(rule: object) -> str:
+    """``rule``, checked to be one of :data:`PROBABILITY_RULES`.
+
+    Raises:
+        ValueError: naming the rule and the choices.
+
+    Examples:
+        >>> check_probability_rule("sigmoid")
+        'sigmoid'
+    """
+    if not isinstance(rule, str) or rule not in PROBABILITY_RULES:
+        raise ValueError(f"unknown probability rule {rule!r}: one of "
+                         f"{', '.join(map(repr, PROBABILITY_RULES))}")
+    return rule
+
+
+def output_probabilities(outputs: torch.Tensor, rule: str = "softmax") -> torch.Tensor:
+    """Class probabilities of a classifier's ``(B, num_classes)`` output, by ``rule``
+    (:data:`PROBABILITY_RULES`): ``p_c = exp(z_c) / sum_j exp(z_j)`` (``"softmax"``),
+    ``p_c = sigmoid(z_c) = 1 / (1 + exp(-z_c))`` (``"sigmoid"``, independent of the other
+    classes) or ``p_c = y_c`` (``"output"``: the outputs already are probabilities, checked
+    to lie in ``[0, 1]``).  The one place this rule is written: the models' readers, the
+    command line and every metric of :mod:`axiomcam.metrics` call it.  Same dtype and
+    device as ``outputs``; no gradient is cut.
+
+    Raises:
+        ValueError: an unknown rule (naming it and the choices); ``"output"`` values outside
+            ``[0, 1]`` (they are logits: use ``"softmax"`` or ``"sigmoid"``).
+
+    Examples:
+        >>> logits = torch.tensor([[0.0, 2.0]])
+        >>> [[round(p, 4) for p in output_probabilities(logits, rule)[0].tolist()]
+        ...  for rule in ("softmax", "sigmoid")]
+        [[0.1192, 0.8808], [0.5, 0.8808]]
+        >>> output_probabilities(logits, "output")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: probability rule 'output': the model's outputs are not probabilities: ...
+    """
+    check_probability_rule(rule)
+    if rule == "softmax":
+        return torch.softmax(outputs, dim=1)
+    if rule == "sigmoid":
+        return torch.sigmoid(outputs)
+    # a Softmax or Sigmoid computed in floating point stays within [0, 1] up to rounding
+    low, high = (float(outputs.min()), float(outputs.max())) if outputs.numel() else (0, 1)
+    if not (low >= -1e-6 and high <= 1 + 1e-6):
+        raise ValueError(
+            f"probability rule 'output': the model's outputs are not probabilities: they "
+            f"lie in [{low:.4g}, {high:.4g}], not [0, 1]; read them with 'softmax' or "
+            "'sigmoid'")
+    return outputs

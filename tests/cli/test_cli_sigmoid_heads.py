@@ -241,7 +241,11 @@ def test_probabilities_from_logits_by_head():
     torch.testing.assert_close(probabilities_from_logits(logits), torch.softmax(logits, 1))
     torch.testing.assert_close(probabilities_from_logits(logits, head="sigmoid"),
                                torch.sigmoid(logits))
-    torch.testing.assert_close(probabilities_from_logits(logits, head="output"), logits)
+    probabilities = torch.tensor([[0.2, 0.0, 1.0]])  # "output": taken as they are...
+    torch.testing.assert_close(probabilities_from_logits(probabilities, head="output"),
+                               probabilities)
+    with pytest.raises(ValueError, match=r"not probabilities: they lie in \[-1, 2\]"):
+        probabilities_from_logits(logits, head="output")  # ...when they are probabilities
     with pytest.raises(ValueError, match="unknown head 'tanh': one of softmax, sigmoid"):
         probabilities_from_logits(logits, head="tanh")
 
@@ -261,4 +265,59 @@ def test_the_app_shows_a_sigmoid_heads_probabilities_and_refuses_a_binary_model(
     assert with_head(pretrained, None).probability == "softmax"
     refused = invoke("serve", "--model", files["binary"], "--size", str(SIZE), "--port", "0")
     assert refused.exit_code == 2
-    assert "the app does not explain models with one output" in one_line_error(refused)
+    assert "serve and evaluate do not take models with one output" in one_line_error(refused)
+
+
+def test_evaluate_head_reaches_the_run(files, tmp_path):
+    """``evaluate --head sigmoid``: the stored configuration says so, and the predictions'
+    probabilities are the sigmoid of the largest logit; without it, the softmax; a binary
+    model is refused with the way out."""
+    from axiomcam.evaluation.inputs import evaluation_inputs
+    from axiomcam.evaluation.store import ResultStore
+
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,label\n" + "".join(f"{path},class {label}\n" for path, label
+                                                 in zip(files["photos"], (1, 4), strict=True)))
+    common = ("--model", files["labels"], "--size", str(SIZE), "--layer", LAYER, "--data",
+              str(listing), "--methods", "gradcam", "--metrics", "faithfulness",
+              "--gallery-images", "0")
+    pretrained = axiomcam.models.load(files["labels"], size=SIZE)
+    inputs, _ = evaluation_inputs(pretrained, [_open(path) for path in files["photos"]],
+                                  [torch.zeros(0, 4)] * 2)
+    with torch.no_grad():
+        logits = files["models"]["labels"](inputs).double()
+    for head, expected in (("sigmoid", torch.sigmoid(logits).amax(1)),
+                           (None, torch.softmax(logits, 1).amax(1))):
+        out = tmp_path / str(head)
+        result = invoke("evaluate", *common, "--out", str(out),
+                        *(["--head", head] if head else []))
+        assert result.exit_code == 0, result.output + result.stderr
+        with ResultStore.open(out) as store:
+            assert store.config["probability"] == (head or "softmax")
+            stored = [row.predicted_probability for row in store.images()]
+        np.testing.assert_allclose(sorted(stored), sorted(expected.tolist()), rtol=1e-6)
+    refused = invoke("evaluate", *common[:1], files["binary"], *common[2:], "--out",
+                     str(tmp_path / "binary"))
+    assert refused.exit_code == 2
+    assert "evaluate do not take models with one output" in one_line_error(refused)
+
+
+def test_the_apps_deletion_curves_read_the_sigmoid_head(files):
+    """``serve --head sigmoid``: the deletion-curve area the app shows is the one of
+    ``p_c = sigmoid(z_c)``, not of the softmax."""
+    from axiomcam.app.explorer import Explorer
+    from axiomcam.cli.model import with_head
+    from axiomcam.metrics import deletion_insertion
+
+    torch.manual_seed(0)
+    pretrained = with_head(axiomcam.models.load(files["labels"], size=SIZE), "sigmoid")
+    explorer = Explorer(pretrained)
+    opened = explorer.open_image(_open(files["photos"][0]))
+    [result] = explorer.explain(opened, 2, LAYER, ["gradcam"])
+    classes = torch.tensor([2])
+    maps = axiomcam.explain(pretrained.model, opened.inputs, "gradcam", LAYER, classes).maps
+    by_head = {rule: float(deletion_insertion(
+        pretrained.model, opened.inputs, maps, classes, steps=explorer.deletion_steps,
+        probability=rule).deletion_auc[0]) for rule in ("sigmoid", "softmax")}
+    assert result.deletion_auc == pytest.approx(by_head["sigmoid"], abs=1e-6)
+    assert abs(by_head["sigmoid"] - by_head["softmax"]) > 0.01

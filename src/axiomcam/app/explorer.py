@@ -441,6 +441,7 @@ class Explorer:
             curve = deletion_insertion(self.pretrained.model, opened.inputs, explanation.maps,
                                        batch.targets, steps=self.deletion_steps,
                                        batch_size=DELETION_BATCH_SIZE,
+                                       probability=self.pretrained.probability,
                                        progress=bar.stage(f"{title}: deletion curve", 1.0),
                                        insertion=False)
             result.deletion_auc = float(curve.deletion_auc[0])

@@ -11,7 +11,7 @@ import click
 from ..evaluation.groups import METRIC_GROUPS
 from .group import main
 from .messages import BadUsage, fail
-from .options import ModelOptions, check_layer, model_options
+from .options import ModelOptions, check_layer, head_option, model_options
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -26,6 +26,7 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
 
 @main.command()
 @model_options
+@head_option
 @click.option("--data", "data_spec", required=True, metavar="SPEC",
               help="composite:N (built-in benchmark), an image folder (one sub-folder per "
                    "class) or a CSV of path,label.")
@@ -78,6 +79,7 @@ DEFAULT_METHODS = "gradcam,gradcam++,xgradcam,ablationcam,scorecam,layercam"
                    "of the same configuration continues where it stopped, and a run of "
                    "another configuration is refused).")
 def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
+             head: str | None,
              layer: str | None, out_dir: str, boxes: tuple[str, str] | None, masks: str | None,
              metric_list: str | None, batch_size: int, perturbation_batch_size: int | None,
              deletion_steps: int, road_percentages: str, sanity_images: int,
@@ -116,8 +118,9 @@ def evaluate(model: ModelOptions, debug: bool, data_spec: str, method_list: str,
 
     from ..evaluation import evaluate as run_evaluation
     from ..evaluation.distributed import rank_device
+    from .model import with_head
 
-    pretrained = model.load(debug, device=rank_device(model.device))
+    pretrained = with_head(model.load(debug, device=rank_device(model.device)), head)
     if layer is not None:
         layer = check_layer(pretrained, layer, model, debug)
     dataset = _open_data(data_spec, pretrained.class_names, seed, boxes_format, boxes_file,

@@ -82,16 +82,18 @@ def serve(model: ModelOptions, debug: bool, host: str, port: int, head: str | No
 
 
 def with_head(pretrained: PretrainedModel, head: str | None) -> PretrainedModel:
-    """The model with its probabilities read by ``--head`` (``None``: as loaded), or a
-    usage error: a head the model contradicts (:func:`axiomcam.workflows.choose_head`), or
-    a single-logit model, which the app does not explain (its classes are ``-z`` and ``z``,
-    and its deletion curves read a softmax)."""
+    """The model with its probabilities read by ``--head`` (``None``: as loaded), for
+    ``serve`` and ``evaluate`` (their metrics and deletion curves read ``p_c`` by it), or
+    a usage error: a head the model contradicts (:func:`axiomcam.workflows.choose_head`),
+    or a single-logit model, which they do not take (its classes are ``-z`` and ``z``, not
+    the model's outputs)."""
     from ..workflows import TargetChoice, choose_head
 
     if len(pretrained.class_names) == 1:
-        raise BadUsage("the app does not explain models with one output (binary: classes "
-                       "negative -z and positive z) yet: use 'axiomcam explain IMAGE --model "
-                       "... --target positive,negative'")
+        raise BadUsage("serve and evaluate do not take models with one output (binary: "
+                       "classes negative -z and positive z) yet: use 'axiomcam explain IMAGE "
+                       "--model ... --target positive,negative', or wrap the model to return "
+                       "[-z, z] with two class names and use --head sigmoid")
     try:
         chosen = choose_head(TargetChoice(top=1), head, "logit", False, pretrained.probability)
     except ValueError as error:

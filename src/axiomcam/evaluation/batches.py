@@ -22,11 +22,13 @@ import torch
 from ..data import Sample
 from ..explanation import Explanation
 from ..metrics import AxiomProbe
+from ..metrics.common import check_class_logits
+from ..outputs import output_probabilities
 from .groups import Measurement, MetricGroup, Needs
 from .store import CurveRow, ImageRow, ResultRow
 
 __all__ = ["Batch", "Selection", "Timer", "batches", "image_rows", "measurement",
-           "select_images"]
+           "predictions", "select_images"]
 
 Item = TypeVar("Item")
 
@@ -35,6 +37,33 @@ def batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
     """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
     while batch := list(islice(items, size)):
         yield batch
+
+
+def predictions(logits: torch.Tensor, probability: str = "softmax"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probabilities, predicted)``: each image's top-1 class of the ``(B, num_classes)``
+    outputs ``logits`` and its probability by the model's head ``probability``
+    (:func:`axiomcam.outputs.output_probabilities`), in float64.  The softmax and the
+    sigmoid are increasing, so the top-1 class is the largest logit with either head (with
+    a multi-label sigmoid head: the most probable label).
+
+    Raises:
+        ValueError: a single-logit (binary) output: its two classes (``-z``, ``z``) are not
+            the model's outputs, so the message says how to give it two.
+
+    Examples:
+        >>> logits = torch.tensor([[0.0, 2.0, 1.0]])
+        >>> [[round(v, 4) for v in part.tolist()] for part in predictions(logits, "sigmoid")]
+        [[0.8808], [1]]
+    """
+    if logits.dim() == 1 or (logits.dim() == 2 and logits.shape[1] == 1):
+        raise ValueError(
+            "evaluate does not measure a model with one output (a binary sigmoid head): "
+            "wrap it to return its two classes' logits [-z, z] (torch.cat([-z, z], dim=1)), "
+            "with class names such as ['negative', 'positive'] and probability='sigmoid' "
+            "(--head sigmoid): their sigmoids are 1 - sigmoid(z) and sigmoid(z)")
+    probabilities = output_probabilities(check_class_logits(logits).double(), probability)
+    return probabilities.max(dim=1)
 
 
 class Timer:
@@ -82,7 +111,8 @@ class Batch:
         box_labels: per image, the class of each box.
         labels: per image, its label (``None``: unknown).
         predicted: the top-1 class per image (CPU).
-        probabilities: the top-1 softmax probability per image (CPU, float64).
+        probabilities: the top-1 class's probability per image, by the model's head
+            (:func:`predictions`; CPU, float64).
         targets: the class explained per image: the label if known, else the top-1 class.
         first_index: the position of the batch's first image in the run.
         masks: per image, its true masks ``(n, S, S)`` bool in input pixels, one per box

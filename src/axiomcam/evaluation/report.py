@@ -252,6 +252,7 @@ def select_gallery(run: ResultStore | str | os.PathLike[str], k: int = GALLERY_S
 # the configuration keys shown first, with their labels; the others follow as stored
 _CONFIG_LABELS = {
     "model": "model",
+    "probability": "p_c read by (the model's head)",
     "target_layer": "layer",
     "methods": "methods",
     "metric_groups": "metric groups",

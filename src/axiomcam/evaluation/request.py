@@ -286,10 +286,12 @@ def refuse_unavailable_groups(request: Request, explainers: Mapping[str, Explain
 def configuration(request: Request, pretrained: PretrainedModel,
                   dataset: Dataset) -> dict[str, Any]:
     """The run's configuration, as the database stores it (a run is resumed only with the
-    same one): model, data, methods, layer, metric groups, parameters (the batch sizes,
-    every group's parameters, the preprocessing), seed, device and versions."""
+    same one): model and its head (``probability``: how the metrics read ``p_c``), data,
+    methods, layer, metric groups, parameters (the batch sizes, every group's parameters,
+    the preprocessing), seed, device and versions."""
     return {
         "model": pretrained.name,
+        "probability": pretrained.probability,  # the head every metric reads p_c by
         "data": dataset.description,
         "methods": request.methods,
         "target_layer": request.layer,

@@ -10,7 +10,8 @@ opens the run's database, loops over the batches, then finishes the run. Per bat
    Grad-CAM: ILSVRC boxes) resize whole images because a centre crop cuts objects near the
    border, and a cut box no longer says where the object is. The aspect ratio changes; the
    network copes, and the boxes stay exact.
-2. **One forward pass** for the predictions (top-1 class and its softmax probability).
+2. **One forward pass** for the predictions (top-1 class and its probability by the
+   model's head, ``pretrained.probability``, which every metric reads too).
    Each image is explained for its **label** when the data set knows it (*GT-known* maps,
    as in the localization protocols), else for the predicted class.
 3. **The axioms probe** (:class:`axiomcam.metrics.AxiomProbe`: activations, gradients and
@@ -77,7 +78,7 @@ from ..metrics import AxiomProbe
 from ..models import PretrainedModel
 from ..support import eval_mode, warn, warning_context
 from . import distributed
-from .batches import Batch, Timer, batches, image_rows, measurement, select_images
+from .batches import Batch, Timer, batches, image_rows, measurement, predictions, select_images
 from .estimate import CostEstimate, estimate_cost, probe_timing
 from .gallery import build_gallery
 from .groups import GROUPS, check_metric_options, metric_group
@@ -214,7 +215,9 @@ def evaluate(
 
     Args:
         pretrained: a :class:`axiomcam.models.PretrainedModel` (``model``, ``class_names``,
-            ``input_size``, ``mean``, ``std``, ``default_layer``, ``name``).
+            ``input_size``, ``mean``, ``std``, ``default_layer``, ``name``); its
+            ``probability`` (``"softmax"``, ``"sigmoid"``, ``"output"``) is how every metric
+            and the predictions read ``p_c``. A model with one output is refused.
         dataset: a :class:`axiomcam.data.Dataset`, or a spec for
             :func:`axiomcam.data.open_dataset` (``"composite:200"``, a folder, a CSV).
         methods: CAM method names (a sequence or a comma list); see
@@ -475,7 +478,7 @@ def _prepare_batch(pretrained: PretrainedModel, samples: list[Sample], first_ind
                  for s in samples]
         with eval_mode(pretrained.model), torch.no_grad():
             logits = pretrained.model(inputs)
-        probabilities, predicted = torch.softmax(logits.double(), dim=1).max(dim=1)
+        probabilities, predicted = predictions(logits, pretrained.probability)
     targets = torch.tensor([predicted[i].item() if label is None else label
                             for i, label in enumerate(labels)], dtype=torch.long)
     return Batch(samples=samples, inputs=inputs, boxes=boxes,
@@ -501,7 +504,7 @@ def _evaluate_batch(run: _Run, batch: Batch, results: list[ResultRow],
     # the metrics' own forward passes (whole perturbed images) take a number; explainers
     # and the probe take None too (their defaults)
     forward_options = {"batch_size": request.perturbation_batch_size or DEFAULT_BATCH_SIZE,
-                       "progress": False}
+                       "progress": False, "probability": run.pretrained.probability}
     ids = batch.ids
     shared: dict[Any, Any] = {}  # what groups share across the batch's methods
     for method, explainer in run.explainers.items():

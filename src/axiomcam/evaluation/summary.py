@@ -241,7 +241,8 @@ def _write_csv(path: Path, summaries: Sequence[MetricSummary]) -> None:
 def _write_markdown(path: Path, summaries: Sequence[MetricSummary], config: dict[str, Any],
                     store: ResultStore, plots: Sequence[Path], seed: int) -> None:
     lines = ["# axiomcam evaluation", ""]
-    for key, label in (("model", "model"), ("data", "data"), ("target_layer", "layer"),
+    for key, label in (("model", "model"), ("probability", "p_c read by"), ("data", "data"),
+                       ("target_layer", "layer"),
                        ("methods", "methods"), ("metric_groups", "metric groups"),
                        ("seed", "seed")):
         if key in config:

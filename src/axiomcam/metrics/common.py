@@ -6,6 +6,12 @@ Conventions of :mod:`axiomcam.metrics`:
 - ``maps`` is ``(B, H, W)``, one map per image at the input's resolution with values in
   ``[0, 1]`` (:attr:`axiomcam.Explanation.maps`);
 - ``targets`` is ``(B,)`` class indices (the class each map explains);
+- the metrics that perturb images read the target's probability ``p_c`` by the model's
+  head, ``probability=`` (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"``
+  (default) over the classes, ``"sigmoid"`` of the class's own logit (multi-label heads;
+  a single-logit binary model's classes are ``0``: ``1 - sigmoid(z)`` and ``1``:
+  ``sigmoid(z)``), or ``"output"`` (the model already returns probabilities);
+  :func:`class_probabilities` is where they all read it;
 - ``boxes`` is a sequence of ``B`` float tensors ``(n_i, 4)``: ``x0, y0, x1, y1`` in input
   pixels, where pixel ``(row i, column j)`` covers ``[j, j + 1) x [i, i + 1)`` (a box over
   columns 10..19 has ``x0 = 10, x1 = 20``);
@@ -22,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..outputs import check_probability_rule, output_probabilities
 from ..support import Progress, check_inputs, check_model, eval_mode, progress_bar
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "chunked_probabilities",
     "chunks",
     "class_probabilities",
+    "head_probabilities",
     "pixel_count",
     "saliency_rank",
 ]
@@ -216,28 +224,72 @@ def chunks(total: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, total))
 
 
-def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor,
-                        batch_size: int = 64, progress: Progress = None,
-                        description: str = "forward") -> torch.Tensor:
-    """Softmax probability of ``classes[i]`` for ``inputs[i]``, ``(N,)``, in batches of
-    ``batch_size`` under ``torch.no_grad()`` with the model in eval mode (``progress``: a
-    progress bar or callback, see :func:`axiomcam.support.progress_bar`).
+def head_probabilities(outputs: object, probability: str = "softmax") -> torch.Tensor:
+    """``(B, num_classes)`` class probabilities of a classifier's output by the rule
+    ``probability`` (:func:`axiomcam.outputs.output_probabilities`): ``"softmax"``,
+    ``"sigmoid"`` or ``"output"``.  A single-logit (binary) output ``z``, ``(B,)`` or
+    ``(B, 1)``, has two classes, as when explaining it (:func:`axiomcam.targets.binary_scores`):
+    ``0`` with ``1 - p`` and ``1`` with ``p``, ``p = sigmoid(z)`` (or ``z`` itself with
+    ``"output"``).
 
     Raises:
-        ValueError: a bad ``batch_size``, a model that does not return ``(B, num_classes)``
-            logits, NaN / inf probabilities.
+        ValueError: an unknown rule; an output that is not ``(B, num_classes)`` logits;
+            ``"softmax"`` on a single logit (always 1: its head is a sigmoid); ``"output"``
+            values outside ``[0, 1]``.
+
+    Examples:
+        >>> head_probabilities(torch.tensor([[0.0, 2.0]]), "sigmoid").tolist()
+        [[0.5, 0.8807970285415649]]
+        >>> head_probabilities(torch.tensor([[0.0]]), "sigmoid").tolist()
+        [[0.5, 0.5]]
+    """
+    check_probability_rule(probability)
+    if torch.is_tensor(outputs) and (outputs.dim() == 1 or (
+            outputs.dim() == 2 and outputs.shape[1] == 1)):
+        if probability == "softmax":
+            raise ValueError(
+                "the model returns one logit per image (a binary sigmoid head): its softmax "
+                "is always 1; read it with probability='sigmoid' (classes 0: 1 - sigmoid(z), "
+                "1: sigmoid(z)), or 'output' if it already returns a probability")
+        positive = output_probabilities(outputs.reshape(-1, 1), probability)
+        return torch.cat([1 - positive, positive], dim=1)
+    return output_probabilities(check_class_logits(outputs), probability)
+
+
+def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor,
+                        batch_size: int = 64, progress: Progress = None,
+                        description: str = "forward", *,
+                        probability: str = "softmax") -> torch.Tensor:
+    """Probability ``p_c`` of ``classes[i]`` for ``inputs[i]``, ``(N,)``, read by the rule
+    ``probability`` (:func:`head_probabilities`: ``"softmax"`` over the classes,
+    ``"sigmoid"`` of the class's own logit, or ``"output"`` when the model returns
+    probabilities), in batches of ``batch_size`` under ``torch.no_grad()`` with the model in
+    eval mode (``progress``: a progress bar or callback, see
+    :func:`axiomcam.support.progress_bar`).
+
+    Raises:
+        ValueError: a bad ``batch_size`` or ``probability`` rule, a model that does not
+            return ``(B, num_classes)`` logits, NaN / inf probabilities.
+
+    Examples:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2, bias=False))
+        >>> _ = nn.init.eye_(model[1].weight)  # its logits are the input's two values
+        >>> inputs, classes = torch.tensor([[[[1.0, 2.0]]]]), torch.tensor([1])
+        >>> [round(float(class_probabilities(model, inputs, classes, probability=rule)), 4)
+        ...  for rule in ("softmax", "sigmoid")]
+        [0.7311, 0.8808]
     """
     check_model(model)
     check_inputs(model, inputs)
     check_batch_size(batch_size)
+    check_probability_rule(probability)
     classes = classes.to(inputs.device)
     result = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
     steps = list(chunks(inputs.shape[0], batch_size))
     with (eval_mode(model), torch.no_grad(),
           progress_bar(progress, len(steps), description) as bar):
         for part in steps:
-            logits = check_class_logits(model(inputs[part]))
-            probabilities = torch.softmax(logits, dim=1)
+            probabilities = head_probabilities(model(inputs[part]), probability)
             result[part] = probabilities.gather(1, classes[part, None]).squeeze(1)
             bar.update(1)
     if not torch.isfinite(result).all():
@@ -246,16 +298,18 @@ def class_probabilities(model: nn.Module, inputs: torch.Tensor, classes: torch.T
 
 
 def check_faithfulness_inputs(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
-                              targets: object, batch_size: object
+                              targets: object, batch_size: object, probability: str = "softmax"
                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validated ``(inputs, maps, targets)`` of a perturbation metric (faithfulness, ROAD):
     maps moved to the inputs' device and dtype, targets checked against the model's number
-    of classes (read from one forward pass of the first image).
+    of classes as the rule ``probability`` reads them (:func:`head_probabilities`, on one
+    forward pass of the first image: a single-logit model has two).
 
     Raises:
         TypeError / ValueError: a bad model, inputs that are not ``(B, C, H, W)``, bad maps
-            (:func:`check_maps`), targets (:func:`check_class_targets`) or batch size, a
-            model that does not return ``(B, num_classes)`` logits.
+            (:func:`check_maps`), targets (:func:`check_class_targets`), batch size or
+            probability rule, a model that does not return ``(B, num_classes)`` logits (or
+            one logit with ``probability="softmax"``).
     """
     check_model(model)
     check_inputs(model, inputs)
@@ -267,8 +321,8 @@ def check_faithfulness_inputs(model: nn.Module, inputs: torch.Tensor, maps: torc
     check_batch_size(batch_size)
     targets = check_class_targets(targets, inputs.shape[0])
     with eval_mode(model), torch.no_grad():
-        logits = check_class_logits(model(inputs[:1]))
-    targets = check_class_targets(targets, inputs.shape[0], logits.shape[1])
+        probabilities = head_probabilities(model(inputs[:1]), probability)
+    targets = check_class_targets(targets, inputs.shape[0], probabilities.shape[1])
     return inputs, maps, targets.to(inputs.device)
 
 
@@ -301,8 +355,9 @@ def saliency_rank(maps: torch.Tensor) -> torch.Tensor:
 def chunked_probabilities(model: nn.Module, total: int,
                           build: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                           batch_size: int, progress: Progress, description: str,
-                          device: torch.device) -> torch.Tensor:
-    """``(total,)`` class probabilities of perturbed images built ``batch_size`` at a time:
+                          device: torch.device, probability: str = "softmax") -> torch.Tensor:
+    """``(total,)`` class probabilities (read by the rule ``probability``, as in
+    :func:`class_probabilities`) of perturbed images built ``batch_size`` at a time:
     ``build(indices)`` returns the images and the classes of those flat item indices, so
     that no more than ``batch_size`` perturbed images exist at once."""
     parts = list(chunks(total, batch_size))
@@ -311,6 +366,6 @@ def chunked_probabilities(model: nn.Module, total: int,
         for part in parts:
             images, classes = build(torch.arange(part.start, part.stop, device=device))
             results.append(class_probabilities(model, images, classes, batch_size=batch_size,
-                                               progress=False))
+                                               progress=False, probability=probability))
             bar.update(1)
     return torch.cat(results)

@@ -10,12 +10,13 @@ Quantus): does the score drop where, and as much as, the map says?
 - :func:`irof`: iterative removal of superpixels in decreasing mean relevance, area over
   the normalised score curve (Rieger & Hansen, 2020).
 
-The score is the softmax probability ``p_c`` of the target class, as in every metric of
-:mod:`axiomcam.metrics`; perturbations happen in the model's input space (``0`` is the data
-set's mean colour for normalised inputs), and a pixel is always changed in all its
-channels at once. The random draws come from a CPU :class:`torch.Generator` seeded by
-``seed``, or are given (``subsets=``, ``fill_values=``, ``segments=``) to replay another
-library's draws. Each function returns per-image values.
+The score is the probability ``p_c`` of the target class by the model's head
+(``probability=``: ``"softmax"`` by default, ``"sigmoid"``, ``"output"``), as in every
+metric of :mod:`axiomcam.metrics`; perturbations happen in the model's input space
+(``0`` is the data set's mean colour for normalised inputs), and a pixel is always
+changed in all its channels at once. The random draws come from a CPU
+:class:`torch.Generator` seeded by ``seed``, or are given (``subsets=``, ``fill_values=``,
+``segments=``) to replay another library's draws. Each function returns per-image values.
 
 Examples:
     >>> import torch
@@ -112,7 +113,8 @@ def faithfulness_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
                              targets: object, *, subset_size: int = 224, runs: int = 100,
                              baseline: float | torch.Tensor = 0.0, seed: int = 0,
                              subsets: torch.Tensor | None = None, batch_size: int = 64,
-                             progress: Progress = None) -> torch.Tensor:
+                             progress: Progress = None, probability: str = "softmax"
+                             ) -> torch.Tensor:
     """Faithfulness correlation (Bhatt, Weller & Moura, "Evaluating and Aggregating
     Feature-based Model Explanations", IJCAI 2020).
 
@@ -137,6 +139,10 @@ def faithfulness_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
             drawing them.
         batch_size: images per forward pass.
         progress: a progress bar (``None``: only for many batches) or a callback.
+        probability: how ``p_c`` is read from the model's output
+            (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"`` over the classes
+            (default), ``"sigmoid"`` of the class's own logit (multi-label or binary
+            heads), or ``"output"`` (the model returns probabilities).
 
     Returns:
         ``(B,)`` correlations in ``[-1, 1]``.
@@ -147,7 +153,8 @@ def faithfulness_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
 
     Example: in the module docstring (:mod:`axiomcam.metrics.correlation`).
     """
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     batch, _, height, width = inputs.shape
     pixels = height * width
     if subsets is None:
@@ -168,9 +175,10 @@ def faithfulness_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
         mask = mask.view(-1, 1, height, width)
         return torch.where(mask, base[images], inputs[images]), targets[images]
 
-    original = class_probabilities(model, inputs, targets, batch_size, progress, "original")
+    original = class_probabilities(model, inputs, targets, batch_size, progress, "original",
+                                   probability=probability)
     perturbed = chunked_probabilities(model, batch * runs, replaced, batch_size, progress,
-                                      "faithfulness correlation", inputs.device)
+                                      "faithfulness correlation", inputs.device, probability)
     drops = original[:, None] - perturbed.view(batch, runs)
     sums = maps.flatten(1).gather(1, subsets.flatten(1)).view(batch, runs, -1).sum(-1)
     return pearson_correlation(sums, drops)
@@ -193,7 +201,8 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
                              targets: object, *, steps: int = 32, samples: int = 4,
                              uniform_range: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                              fill_values: torch.Tensor | None = None, batch_size: int = 64,
-                             progress: Progress = None) -> torch.Tensor:
+                             progress: Progress = None, probability: str = "softmax"
+                             ) -> torch.Tensor:
     """Monotonicity correlation (Nguyen & Martinez, "On quantitative aspects of model
     interpretability", 2020), on groups of pixels as Quantus' ``features_in_step``.
 
@@ -220,6 +229,7 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
         fill_values: ``(B, steps, samples)`` fill values to use instead of drawing them.
         batch_size: as in :func:`faithfulness_correlation`.
         progress: as in :func:`faithfulness_correlation`.
+        probability: as in :func:`faithfulness_correlation`.
 
     Returns:
         ``(B,)`` correlations in ``[-1, 1]``.
@@ -230,7 +240,8 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
 
     Example: in the module docstring (:mod:`axiomcam.metrics.correlation`).
     """
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     batch, _, height, width = inputs.shape
     steps = _check_count(steps, "steps", 2)
     if steps > height * width:
@@ -260,9 +271,10 @@ def monotonicity_correlation(model: nn.Module, inputs: torch.Tensor, maps: torch
         values = fill_values.view(batch, -1)[images, rest].view(-1, 1, 1, 1)
         return torch.where(mask, values, inputs[images]), targets[images]
 
-    original = class_probabilities(model, inputs, targets, batch_size, progress, "original")
+    original = class_probabilities(model, inputs, targets, batch_size, progress, "original",
+                                   probability=probability)
     scores = chunked_probabilities(model, batch * per_image, perturbed, batch_size, progress,
-                                   "monotonicity", inputs.device)
+                                   "monotonicity", inputs.device, probability)
     variances = ((scores.view(batch, steps, samples) - original[:, None, None]) ** 2).mean(2)
     relevance = torch.zeros(batch, steps, dtype=maps.dtype, device=maps.device)
     relevance.scatter_add_(1, step_of, maps.flatten(1))
@@ -326,7 +338,7 @@ def _segment_rank(maps: torch.Tensor, segments: torch.Tensor, counts: list[int]
 def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: object, *,
          n_segments: int = 100, segments: torch.Tensor | None = None,
          baseline: float | torch.Tensor | str = "mean", batch_size: int = 64,
-         progress: Progress = None) -> IrofResult:
+         progress: Progress = None, probability: str = "softmax") -> IrofResult:
     """IROF, Iterative Removal Of Features (Rieger & Hansen, "IROF: a low resource
     evaluation metric for explanation methods", ICLR workshop 2020).
 
@@ -350,6 +362,7 @@ def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
             :func:`faithfulness_correlation`.
         batch_size: as in :func:`faithfulness_correlation`.
         progress: as in :func:`faithfulness_correlation`.
+        probability: as in :func:`faithfulness_correlation`.
 
     Returns:
         An :class:`IrofResult`.
@@ -360,7 +373,8 @@ def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
 
     Example: in the module docstring (:mod:`axiomcam.metrics.correlation`).
     """
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     _, _, height, width = inputs.shape
     if segments is None:
         segments = superpixels(inputs, n_segments)
@@ -384,9 +398,10 @@ def irof(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         mask = (rank[images] < k[:, None]).view(-1, 1, height, width)
         return torch.where(mask, base[images], inputs[images]), targets[images]
 
-    original = class_probabilities(model, inputs, targets, batch_size, progress, "original")
+    original = class_probabilities(model, inputs, targets, batch_size, progress, "original",
+                                   probability=probability)
     scores = chunked_probabilities(model, len(pairs), removed, batch_size, progress, "irof",
-                                   inputs.device)
+                                   inputs.device, probability)
     ratios = safe_divide(scores, original[pairs[:, 0]])
     curves = [torch.cat([ratios.new_ones(1), part])
               for part in ratios.split(counts)]

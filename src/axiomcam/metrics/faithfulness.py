@@ -102,20 +102,23 @@ class ConfidenceChange:
     @property
     def change(self) -> torch.Tensor:
         """``(B,)`` ``O - Y = p_c(x * M) - p_c(x)``: pytorch-grad-cam's
-        ``CamMultImageConfidenceChange`` with a softmax target (higher is better)."""
+        ``CamMultImageConfidenceChange`` (with a softmax target for a softmax head; higher
+        is better)."""
         return self.masked - self.original
 
 
 def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
                       targets: object, *, batch_size: int = 64,
-                      progress: Progress = None) -> ConfidenceChange:
+                      progress: Progress = None, probability: str = "softmax"
+                      ) -> ConfidenceChange:
     """Average Drop and Increase in Confidence (Chattopadhyay et al., Grad-CAM++, WACV
     2018, section 5).
 
-    ``Y = p_c(x)`` and ``O = p_c(x * M)`` are softmax probabilities of the target class
-    ``c``, ``M`` the map (in ``[0, 1]``, at the input's resolution) broadcast over the
-    channels. Per image ``drop = 100 * max(0, Y - O) / Y`` (defined as 0 when ``Y == 0``)
-    and ``increase = [O > Y]``; over a data set, Average Drop % is ``mean(drop)`` (lower is
+    ``Y = p_c(x)`` and ``O = p_c(x * M)`` are the probabilities of the target class ``c``
+    (by the model's head, ``probability``: its softmax by default), ``M`` the map (in
+    ``[0, 1]``, at the input's resolution) broadcast over the channels. Per image
+    ``drop = 100 * max(0, Y - O) / Y`` (defined as 0 when ``Y == 0``) and
+    ``increase = [O > Y]``; over a data set, Average Drop % is ``mean(drop)`` (lower is
     better) and Increase in Confidence % is ``100 * mean(increase)`` (higher is better).
 
     ``x * M`` is taken in the model's input space: for normalised inputs, ``0`` is the
@@ -129,6 +132,10 @@ def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor
         batch_size: images per forward pass.
         progress: show a progress bar (``None``: only for many batches), or a callable
             ``(done, total, description)`` told after every batch.
+        probability: how ``p_c`` is read from the model's output
+            (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"`` over the classes
+            (default), ``"sigmoid"`` of the class's own logit (multi-label or binary
+            heads), or ``"output"`` (the model returns probabilities).
 
     Returns:
         A :class:`ConfidenceChange` of ``(B,)`` tensors.
@@ -139,15 +146,16 @@ def confidence_change(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor
 
     Example: in the module docstring (:mod:`axiomcam.metrics.faithfulness`).
     """
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     original = class_probabilities(model, inputs, targets, batch_size, progress,
-                                   description="original")
+                                   description="original", probability=probability)
 
     def masked_images(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return inputs[items] * maps[items, None], targets[items]
 
     masked = chunked_probabilities(model, inputs.shape[0], masked_images, batch_size,
-                                   progress, "masked", inputs.device)
+                                   progress, "masked", inputs.device, probability)
     drop = 100 * _relative_drop(original, masked).clamp(min=0)
     return ConfidenceChange(original=original, masked=masked, drop=drop,
                             increase=masked > original)
@@ -238,8 +246,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
                        targets: object, *, steps: int = 50,
                        baseline: float | torch.Tensor = 0.0, blur_sigma: float = 5.0,
                        blur_kernel_size: int = 11, batch_size: int = 64,
-                       progress: Progress = None, insertion: bool = True
-                       ) -> DeletionInsertion:
+                       progress: Progress = None, insertion: bool = True,
+                       probability: str = "softmax") -> DeletionInsertion:
     """Deletion and insertion curves and their areas (Petsiuk et al., RISE, BMVC 2018).
 
     Pixels are ordered by decreasing saliency (ties: row-major index first). At step
@@ -251,7 +259,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
     - *inserted*: copied from the image into a blurred copy of it (:func:`blurred`; step 0:
       the blurred image, last step: the image).
 
-    The curves are ``p_c`` (softmax probability of the target class) at every step, over
+    The curves are ``p_c`` (the target class's probability by the model's head,
+    ``probability``: its softmax by default) at every step, over
     ``fractions = n_s / (H * W)``; the AUCs are their trapezoid areas over ``[0, 1]``. A
     faithful map has a low deletion AUC and a high insertion AUC.
 
@@ -275,6 +284,10 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
             ``(done, total, description)`` told after every batch.
         insertion: also the insertion curve (``False``: deletion alone, half the passes;
             ``insertion`` and ``insertion_auc`` are then ``None``).
+        probability: how ``p_c`` is read from the model's output
+            (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"`` over the classes
+            (default), ``"sigmoid"`` of the class's own logit (multi-label or binary
+            heads), or ``"output"`` (the model returns probabilities).
 
     Returns:
         A :class:`DeletionInsertion`.
@@ -287,7 +300,8 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     base = baseline_images(baseline, inputs)
     # the insertion's starting point (checks the blur parameters even when not inserting)
     start = blurred(inputs, blur_sigma, blur_kernel_size)
@@ -313,9 +327,10 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
 
     total = batch * points
     deletion = chunked_probabilities(model, total, deleted, batch_size, progress,
-                                     "deletion", inputs.device).view(batch, points)
+                                     "deletion", inputs.device, probability).view(batch, points)
     revealed = (chunked_probabilities(model, total, inserted, batch_size, progress,
-                                      "insertion", inputs.device).view(batch, points)
+                                      "insertion", inputs.device, probability
+                                      ).view(batch, points)
                 if insertion else None)
     fractions = counts.to(inputs.dtype) / pixels
     return DeletionInsertion(
@@ -333,13 +348,14 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, maps: torch.Tenso
 
 def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
                      targets: object, *, percent: float = 20.0, batch_size: int = 64,
-                     progress: Progress = None) -> torch.Tensor:
+                     progress: Progress = None, probability: str = "softmax") -> torch.Tensor:
     """Relative confidence drop when the most salient ``percent`` % of the pixels are
     replaced by the image's mean colour.
 
     ``x'`` is ``x`` with its ``k = round(percent / 100 * H * W)`` most salient pixels
     (halves up; ties by row-major index) set, per channel, to the mean of that channel over
     the whole original image (in the model's input space); ``P = p_c(x)``, ``P' = p_c(x')``
+    (probabilities by the model's head, ``probability``)
     and the result is ``(P - P') / P`` (0 where ``P == 0``). A higher drop means a more
     faithful map; the drop is negative when removing the pixels raises the confidence.
 
@@ -352,6 +368,10 @@ def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
         batch_size: images per forward pass.
         progress: show a progress bar (``None``: only for many batches), or a callable
             ``(done, total, description)`` told after every batch.
+        probability: how ``p_c`` is read from the model's output
+            (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"`` over the classes
+            (default), ``"sigmoid"`` of the class's own logit (multi-label or binary
+            heads), or ``"output"`` (the model returns probabilities).
 
     Returns:
         ``(B,)`` relative drops.
@@ -364,7 +384,8 @@ def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
     percent = check_number(percent, "percent")
     if not 0 < percent <= 100:
         raise ValueError(f"percent must be in (0, 100], got {percent!r}")
-    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size)
+    inputs, maps, targets = check_faithfulness_inputs(model, inputs, maps, targets, batch_size,
+                                                      probability)
     batch, _, height, width = inputs.shape
     count = pixel_count(percent, height * width)
     rank = saliency_rank(maps)
@@ -376,7 +397,7 @@ def top_removal_drop(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor,
         return torch.where(mask, mean_colour, images), targets[items]
 
     original = class_probabilities(model, inputs, targets, batch_size, progress,
-                                   description="original")
+                                   description="original", probability=probability)
     perturbed = chunked_probabilities(model, batch, replaced, batch_size, progress,
-                                      "top removal", inputs.device)
+                                      "top removal", inputs.device, probability)
     return _relative_drop(original, perturbed)

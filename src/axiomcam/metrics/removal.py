@@ -255,13 +255,15 @@ def check_percentages(percentages: object, name: str = "percentages") -> tuple[f
 
 def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: object, *,
          percentages: Sequence[float] = (10, 30, 50, 70, 90), noise_std: float = 0.01,
-         seed: int = 0, batch_size: int = 64, progress: Progress = None) -> RoadResult:
+         seed: int = 0, batch_size: int = 64, progress: Progress = None,
+         probability: str = "softmax") -> RoadResult:
     """ROAD, RemOve And Debias (Rong et al., ICML 2022).
 
     For every percentage ``p``, the ``k = round(p / 100 * H * W)`` pixels (halves up, at
     most ``H * W - 1`` so that one pixel is kept) with the highest saliency (MoRF, most
     relevant first) or the lowest (LeRF, least relevant first) are removed and filled in by
-    :func:`noisy_linear_imputation`; the result is ``p_c`` of the imputed image. Ranking:
+    :func:`noisy_linear_imputation`; the result is ``p_c`` of the imputed image (the
+    class's probability by the model's head, ``probability``: its softmax by default). Ranking:
     decreasing saliency, ties by row-major index; LeRF removes the last ``k`` of the same
     ranking. A faithful map makes MoRF fall fast and LeRF stay high.
 
@@ -281,6 +283,10 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         batch_size: images per forward pass (also how many imputations are held at once).
         progress: show a progress bar (``None``: only for many batches), or a callable
             ``(done, total, description)`` told after every batch.
+        probability: how ``p_c`` is read from the model's output
+            (:data:`~axiomcam.outputs.PROBABILITY_RULES`): ``"softmax"`` over the classes
+            (default), ``"sigmoid"`` of the class's own logit (multi-label or binary
+            heads), or ``"output"`` (the model returns probabilities).
 
     Returns:
         A :class:`RoadResult`.
@@ -305,7 +311,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     inputs, maps, targets = common.check_faithfulness_inputs(model, inputs, maps, targets,
-                                                             batch_size)
+                                                             batch_size, probability)
     batch, channels, height, width = inputs.shape
     pixels = height * width
     counts = [min(common.pixel_count(p, pixels), pixels - 1) for p in percentages]
@@ -313,7 +319,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
     generator = torch.Generator().manual_seed(seed)
     per_image = 2 * len(percentages)  # item order: image, then MoRF / LeRF, then percentage
     original = common.class_probabilities(model, inputs, targets, batch_size, progress,
-                                          description="original")
+                                          description="original", probability=probability)
 
     rank_numpy = rank.cpu().numpy()
 
@@ -335,7 +341,7 @@ def road(model: nn.Module, inputs: torch.Tensor, maps: torch.Tensor, targets: ob
         return stacked.to(device=inputs.device, dtype=inputs.dtype), targets[items // per_image]
 
     scores = common.chunked_probabilities(model, batch * per_image, imputed, batch_size,
-                                          progress, "road", inputs.device)
+                                          progress, "road", inputs.device, probability)
     scores = scores.view(batch, 2, len(percentages))
     return RoadResult(percentages=percentages, original=original, morf=scores[:, 0],
                       lerf=scores[:, 1])

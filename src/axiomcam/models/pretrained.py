@@ -15,6 +15,7 @@ from torchvision import transforms
 from torchvision.models import MobileNet_V2_Weights
 
 from ..images import ARRAY_SUFFIX, array_values, to_channels
+from ..outputs import PROBABILITY_RULES, output_probabilities
 from .checks import ModelSpecError, fit_channels
 
 __all__ = [
@@ -39,10 +40,6 @@ PREPROCESS_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...], str]] 
     "raw255": ((0.0,), (1 / 255,), "pixels in [0, 255] (the graph normalises them itself)"),
     "tf": ((0.5,), (0.5,), "pixels in [-1, 1] (TensorFlow/Keras 'tf' mode: x / 127.5 - 1)"),
 }
-
-#: how :meth:`PretrainedModel.probabilities` reads the model's output
-PROBABILITY_RULES = ("softmax", "sigmoid", "output")
-
 
 @dataclass(frozen=True, eq=False)
 class PretrainedModel:
@@ -159,7 +156,8 @@ class PretrainedModel:
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Class probabilities from the model's ``(B, num_classes)`` output, by the rule
         :attr:`probability` names: ``softmax(z)`` over the classes, ``sigmoid(z)`` per
-        class, or the output itself (already probabilities), as float32.
+        class, or the output itself (already probabilities), as float32
+        (:func:`axiomcam.outputs.output_probabilities`, the rule every metric reads too).
 
         Examples:
             >>> import dataclasses, torch
@@ -171,12 +169,7 @@ class PretrainedModel:
             ...     torch.tensor([[0.0, 0.0]])).tolist()
             [[0.5, 0.5]]
         """
-        values = outputs.detach().float()
-        if self.probability == "sigmoid":
-            return values.sigmoid()
-        if self.probability == "output":
-            return values
-        return values.softmax(dim=1)
+        return output_probabilities(outputs.detach().float(), self.probability)
 
     def top_classes(self, logits: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """The ``k`` most probable classes of each image, most probable first.

@@ -38,6 +38,7 @@ from ..layers import candidate_layers, resolve_layer
 from ..methods import Explainer, Occlusion, create, method_info
 from ..methods.occlusion import scaled_window
 from ..models import PretrainedModel
+from ..outputs import output_probabilities
 from ..targets import ClassScore, LabelsAbove, TargetSpec, TopClasses
 
 __all__ = [
@@ -371,7 +372,7 @@ def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None
 
     Raises:
         ValueError: the model returned something else than a 2-D tensor, or NaN / inf; an
-            unknown head.
+            unknown head; ``"output"`` scores outside ``[0, 1]``.
 
     Examples:
         >>> probabilities_from_logits(torch.tensor([[0.0, 0.0]])).tolist()
@@ -389,10 +390,7 @@ def probabilities_from_logits(logits: object, pretrained: PretrainedModel | None
     if head is None:
         return logits.float().softmax(dim=1) if pretrained is None \
             else pretrained.probabilities(logits)
-    values = logits.detach().float()
-    if head == "output":
-        return values
-    return values.sigmoid() if head == "sigmoid" else values.softmax(dim=1)
+    return output_probabilities(logits.detach().float(), head)
 
 
 def top_classes(pretrained: PretrainedModel, probabilities: torch.Tensor, k: int = 5

@@ -263,7 +263,8 @@ class Measurement:
         batch_size: perturbed copies per forward pass as given (``None``: each method's
             default).
         forward_options: options of the metrics' own forward passes (``batch_size`` as a
-            number, no progress bar).
+            number, no progress bar, and ``probability``: the model's head, how every
+            metric reads ``p_c``); pass them on whole (``**forward_options``).
         results: the batch's result rows (:meth:`add` appends).
         curves: the batch's curve rows (:meth:`add_curve` appends).
         details: the run's details by key (:meth:`record` writes).

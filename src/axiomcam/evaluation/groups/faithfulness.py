@@ -40,7 +40,7 @@ GROUP = MetricGroup(
                "100 if O > Y else 0 (mean: Grad-CAM++'s Increase in Confidence %)", "higher"),
         Metric("confidence_change",
                "O - Y = p_c(x * map) - p_c(x) (pytorch-grad-cam's "
-               "CamMultImageConfidenceChange with a softmax target)", "higher"),
+               "CamMultImageConfidenceChange; p_c by the model's head)", "higher"),
         Metric("top_removal_drop",
                f"(P - P') / P after replacing the {TOP_REMOVAL.default:g}% most salient "
                "pixels by the image mean", "higher", listed_after="insertion_auc"),

@@ -47,7 +47,7 @@ GROUP = MetricGroup(
         Metric("road_lerf", "p_c after removing the least relevant p%, mean over the "
                "percentages (ROAD LeRF)", "higher"),
         Metric("road_combined", "(road_lerf - road_morf) / 2 (pytorch-grad-cam's "
-               "ROADCombined, with softmax scores)", "higher"),
+               "ROADCombined; p_c by the model's head)", "higher"),
     ),
     compute=compute,
     cost="two forward passes (MoRF and LeRF) per percentage of road_percentages, per "
