@@ -263,7 +263,7 @@ def faithfulness_rows(case: Case, quantus, full: bool) -> list[Row]:
     for size in (64, batch):  # axiomcam's default; Quantus' images per forward pass
         rows += [
             Row("faithfulness correlation", f"{runs} runs of 224 pixels, black baseline; "
-                f"batch {size}", lambda b=size: faithfulness_correlation(
+                f"batch_size={size}", lambda b=size: faithfulness_correlation(
                     model, inputs, maps, targets, subsets=subsets, baseline=black,
                     batch_size=b, progress=False),
                 seeded(1, lambda: run_quantus(quantus.FaithfulnessCorrelation(
@@ -272,7 +272,7 @@ def faithfulness_rows(case: Case, quantus, full: bool) -> list[Row]:
                     disable_warnings=True), model, inputs, targets, maps)),
                 max_difference, slow=True),
             Row("monotonicity correlation", f"{steps} steps of {pixels // steps} pixels, "
-                f"{samples} samples; batch {size}", lambda b=size: monotonicity_correlation(
+                f"{samples} samples; batch_size={size}", lambda b=size: monotonicity_correlation(
                     model, inputs, maps, targets, steps=steps, fill_values=fills,
                     batch_size=b, progress=False),
                 seeded(2, lambda: run_quantus(quantus.MonotonicityCorrelation(
@@ -280,7 +280,7 @@ def faithfulness_rows(case: Case, quantus, full: bool) -> list[Row]:
                     abs=False, return_aggregate=False, disable_warnings=True),
                     model, inputs, targets, maps)),
                 max_difference, "tied pixels grouped in another order", slow=True),
-            Row("IROF", f"SLIC, 100 segments, baseline 0; batch {size}", lambda b=size: irof(
+            Row("IROF", f"SLIC, 100 segments, baseline 0; batch_size={size}", lambda b=size: irof(
                     model, inputs, maps, targets, baseline=0.0, batch_size=b,
                     progress=False),
                 seeded(3, lambda: run_quantus(quantus.IROF(
@@ -312,7 +312,7 @@ def robustness_rows(case: Case, quantus, full: bool) -> list[Row]:
         rows.append(Row(
             name, f"{samples} copies, " + (f"Gaussian std {scale}" if gaussian
                                            else f"uniform +-{scale}")
-            + f"; {copies} copies per pass", lambda f=ours, n=noise, c=copies: f(
+            + f"; copies={copies}", lambda f=ours, n=noise, c=copies: f(
                 explain, case.inputs, case.classes, noise=n, copies=c),
             seeded(seed, lambda m=metric: run_quantus(
                 m, case.model, case.inputs, case.classes, case.maps,
@@ -454,7 +454,7 @@ def main() -> None:
         print(f"| {row.metric} | {row.settings} | {ours_time:.3g} | {their_time:.3g} | "
               f"{their_time / ours_time:.1f}x | {row.compare(ours, theirs)} | {row.note} |",
               flush=True)
-    cost = forward_cost(case.model, case.inputs, (len(case.inputs), 64), args.repeats)
+    cost = forward_cost(case.model, case.inputs, (len(case.inputs), 16, 64), args.repeats)
     print("MobileNetV2 no_grad forward, ms per image: " + ", ".join(
         f"batch {size}: {value:.1f}" for size, value in cost.items()))
     print(f"whole run {time.perf_counter() - started:.0f} s wall clock; load average at end "
