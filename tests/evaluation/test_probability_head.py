@@ -101,3 +101,24 @@ def test_a_single_logit_model_is_refused_with_the_way_out(tmp_path):
     with pytest.raises(ValueError, match=r"one output.*\[-z, z\].*probability='sigmoid'"):
         evaluate(binary, Listed(toy_samples()[:1]), "gradcam", out_dir=tmp_path,
                  metrics="faithfulness", progress=False)
+
+
+def test_a_run_stored_before_the_head_was_recorded_continues_as_softmax(tmp_path):
+    import json
+    import sqlite3
+
+    pretrained = colour_classifier()
+    data = Listed(toy_samples()[:1])
+    evaluate(pretrained, data, "gradcam", out_dir=tmp_path, metrics="faithfulness",
+             progress=False, gallery_images=0)
+    database = tmp_path / "results.sqlite"
+    with sqlite3.connect(database) as connection:  # as a database of an older axiomcam
+        config = json.loads(connection.execute("SELECT config FROM run").fetchone()[0])
+        del config["probability"]
+        connection.execute("UPDATE run SET config = ?", (json.dumps(config),))
+    run = evaluate(pretrained, data, "gradcam", out_dir=tmp_path, metrics="faithfulness",
+                   progress=False, gallery_images=0)
+    assert run.config["probability"] == "softmax"
+    with pytest.raises(ConfigurationMismatchError, match="probability: 'softmax' -> 'sigmoid'"):
+        evaluate(dataclasses.replace(pretrained, probability="sigmoid"), data, "gradcam",
+                 out_dir=tmp_path, metrics="faithfulness", progress=False, gallery_images=0)

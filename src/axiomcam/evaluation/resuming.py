@@ -22,7 +22,7 @@ from . import distributed
 from .database import DATABASE_NAME, differences, remove_database
 from .groups import GROUPS
 from .merging import extend_run, merge_runs
-from .store import ResultStore, check_resumable
+from .store import ResultStore, as_if_current, check_resumable
 
 __all__ = ["PARTS_FOLDER", "check_unchanged", "finish_run", "open_run", "part_paths"]
 
@@ -49,7 +49,7 @@ def _extended_data(old: Mapping[str, Any], config: Mapping[str, Any],
     (``sanity_images``) if the images already done keep their rows: the first
     ``min(count, old image count)`` get them either way.
     """
-    differing = differences(old, config)
+    differing = differences(as_if_current(old, config), config)
     if "data" not in differing or not set(differing) <= {"data", *FIRST_IMAGE_COUNTS}:
         return None
     old_data = old["data"]

@@ -75,6 +75,7 @@ from .database import (
 )
 
 __all__ = [
+    "ADDED_CONFIG_KEYS",
     "DATABASE_NAME",
     "SCHEMA_VERSION",
     "ConfigurationMismatchError",
@@ -85,6 +86,7 @@ __all__ = [
     "ResultRow",
     "ResultStore",
     "RunInProgressError",
+    "as_if_current",
     "check_resumable",
     "read_header",
     "rows_by",
@@ -178,6 +180,24 @@ def _run_directory(out_dir: str | os.PathLike[str], name: str) -> Path:
     return directory
 
 
+#: configuration keys newer than some databases, with the value the runs written before
+#: them had: every metric read the softmax before ``probability`` (the head's rule) was stored
+ADDED_CONFIG_KEYS: dict[str, Any] = {"probability": "softmax"}
+
+
+def as_if_current(old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored configuration ``old`` with each key of :data:`ADDED_CONFIG_KEYS` that
+    ``config`` has and ``old`` lacks set to the value older runs had, so that a run
+    written before the key existed can be continued.
+
+    Examples:
+        >>> as_if_current({"seed": 0}, {"seed": 0, "probability": "sigmoid"})
+        {'seed': 0, 'probability': 'softmax'}
+    """
+    return {**old, **{key: value for key, value in ADDED_CONFIG_KEYS.items()
+                      if key in config and key not in old}}
+
+
 def read_header(path: Path) -> tuple[int, dict[str, Any], bool]:
     """``(schema version, configuration, finished)`` of an existing database.
 
@@ -217,7 +237,7 @@ def check_resumable(path: str | os.PathLike[str], config: Mapping[str, Any]) -> 
     config = canonical_config(config)
     version, old, finished = read_header(path)
     check_schema_version(path, version, "continued")
-    differing = differences(old, config)
+    differing = differences(as_if_current(old, config), config)
     if differing:
         raise ConfigurationMismatchError(
             f"{str(path)!r} holds a run with a different configuration:\n"
