@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
+from test_occlusion_correlation import Pictures, small_classifier
 from torch import nn
 
 import axiomcam
-from axiomcam.data import Dataset, Sample
 from axiomcam.evaluation import evaluate
 from axiomcam.evaluation.groups import METRICS, check_parameters, metric_group
 from axiomcam.evaluation.inputs import evaluation_inputs
@@ -25,35 +24,9 @@ from axiomcam.metrics import (
     monotonicity_correlation,
     road,
 )
-from axiomcam.models import PretrainedModel
 
 SIDE = 16  # 256 pixels: more than the 224 of a faithfulness-correlation subset
 NEW_METRICS = ("faithfulness_pearson", "monotonicity_spearman", "irof_aoc")
-
-
-class Pictures(Dataset):
-    """Three random 20 x 20 pictures, no label (each explained for its top class)."""
-
-    def __init__(self, class_names: list[str]) -> None:
-        super().__init__(class_names, "random pictures")
-        generator = torch.Generator().manual_seed(3)
-        self.images = [Image.fromarray((torch.rand(20, 20, 3, generator=generator) * 255)
-                                       .byte().numpy()) for _ in range(3)]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __iter__(self):
-        for index, image in enumerate(self.images):
-            yield Sample(f"picture{index}", image, None, torch.zeros(0, 4),
-                         torch.zeros(0, dtype=torch.long))
-
-
-def small_classifier() -> PretrainedModel:
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 3),
-                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3))
-    return PretrainedModel("small", net.eval(), None, None, ["a", "b", "c"], "3",
-                           input_size=SIDE)
 
 
 def expected_values(model: nn.Module, inputs, maps, targets) -> dict[str, torch.Tensor]:
@@ -73,8 +46,8 @@ def expected_values(model: nn.Module, inputs, maps, targets) -> dict[str, torch.
 
 def test_each_stored_value_is_the_metric_of_the_same_maps(tmp_path):
     torch.manual_seed(0)
-    pretrained, methods = small_classifier(), ["gradcam", "layercam"]
-    data = Pictures(pretrained.class_names)
+    pretrained, methods = small_classifier(SIDE), ["gradcam", "layercam"]
+    data = Pictures(pretrained.class_names, seed=3)
     run = evaluate(pretrained, data, methods, out_dir=tmp_path,
                    metrics="faithfulness_correlation,faithfulness,road",
                    road_percentages=(30, 70), progress=False, gallery_images=0)

@@ -31,9 +31,9 @@ SIDE = 14  # the group's window: ceil(14 / 7) = 2 pixels, stride 1
 class Pictures(Dataset):
     """Three random 20 x 20 pictures, no label (each explained for its top class)."""
 
-    def __init__(self, class_names: list[str]) -> None:
+    def __init__(self, class_names: list[str], seed: int = 5) -> None:
         super().__init__(class_names, "random pictures")
-        generator = torch.Generator().manual_seed(5)
+        generator = torch.Generator().manual_seed(seed)
         self.images = [Image.fromarray((torch.rand(20, 20, 3, generator=generator) * 255)
                                        .byte().numpy()) for _ in range(3)]
 
@@ -46,11 +46,11 @@ class Pictures(Dataset):
                          torch.zeros(0, dtype=torch.long))
 
 
-def small_classifier() -> PretrainedModel:
+def small_classifier(side: int = SIDE) -> PretrainedModel:
     net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 3),
                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3))
     return PretrainedModel("small", net.eval(), None, None, ["a", "b", "c"], "3",
-                           input_size=SIDE)
+                           input_size=side)
 
 
 def occlusion_by_hand(model: nn.Module, image: torch.Tensor, target: int) -> torch.Tensor:

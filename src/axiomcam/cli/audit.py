@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..methods import CAM_METHODS
-from .diagnose import check_cam_method, open_labelled_run
+from .diagnose import boxed_data_options, check_cam_method, open_labelled_run
 from .group import main
 from .messages import fail, plural
 from .options import ModelOptions, check_method, model_options
@@ -31,11 +31,7 @@ def _threshold(context: click.Context, parameter: click.Parameter, value: str) -
 
 @main.command()
 @model_options
-@click.option("--data", "data_spec", required=True, metavar="SPEC",
-              help="Labelled images with boxes: composite:N (built-in benchmark), or an image "
-                   "folder / CSV with --boxes.")
-@click.option("--boxes", nargs=2, default=None, metavar="voc|coco FILE",
-              help="Ground-truth boxes for --data (a Pascal VOC folder/file or a COCO JSON).")
+@boxed_data_options
 @click.option("--method", default="gradcam", show_default=True,
               help="The CAM method that explains each image's labelled class.")
 @click.option("--layer", default=None, metavar="NAME",

@@ -4,7 +4,8 @@ class's evidence lies (:func:`axiomcam.workflows.diagnose`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from ..models import PretrainedModel
     from ..workflows import DiagnoseRun
 
-__all__ = ["check_cam_method", "diagnose", "open_labelled_data", "open_labelled_run"]
+__all__ = ["boxed_data_options", "check_cam_method", "diagnose", "open_labelled_data",
+           "open_labelled_run"]
 
 #: confusion pairs printed (diagnose.json and report.html have them all)
 PRINTED_PAIRS = 10
@@ -74,6 +76,19 @@ def diagnose(model: ModelOptions, debug: bool, data_spec: str, boxes: tuple[str,
     except Exception as error:
         fail(error, debug)
     _report(run)
+
+
+def boxed_data_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data SPEC`` and ``--boxes voc|coco FILE`` of the commands that need labelled
+    images with boxes (``audit``, ``robustness``; ``diagnose`` takes images without boxes
+    too, and says so in its own help)."""
+    command = click.option(
+        "--boxes", nargs=2, default=None, metavar="voc|coco FILE",
+        help="Ground-truth boxes for --data (a Pascal VOC folder/file or a COCO JSON).")(command)
+    return click.option(
+        "--data", "data_spec", required=True, metavar="SPEC",
+        help="Labelled images with boxes: composite:N (built-in benchmark), or an image "
+             "folder / CSV with --boxes.")(command)
 
 
 def check_cam_method(method: str, refusal: str) -> None:

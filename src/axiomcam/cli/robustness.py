@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .diagnose import check_cam_method, open_labelled_run
+from .diagnose import boxed_data_options, check_cam_method, open_labelled_run
 from .group import main
 from .messages import BadUsage, fail, plural
 from .options import ModelOptions, check_method_list, model_options
@@ -21,11 +21,7 @@ __all__ = ["robustness"]
 
 @main.command()
 @model_options
-@click.option("--data", "data_spec", required=True, metavar="SPEC",
-              help="Labelled images with boxes: composite:N (built-in benchmark), or an image "
-                   "folder / CSV with --boxes.")
-@click.option("--boxes", nargs=2, default=None, metavar="voc|coco FILE",
-              help="Ground-truth boxes for --data (a Pascal VOC folder/file or a COCO JSON).")
+@boxed_data_options
 @click.option("--attack", "kind", type=click.Choice(["pgd", "fgsm"]), default="pgd",
               show_default=True, help="The attack (captum.robust), L-inf in pixel space.")
 @click.option("--epsilon", default="2/255", show_default=True, metavar="NUMBER|FRACTION",
